@@ -1,0 +1,277 @@
+"""Cluster maps Φ: from a prompt embedding to a distribution over K clusters.
+
+:class:`KMeansClusterMap` is UniRoute's unsupervised map (K-means over training
+prompts). :class:`LearnedClusterMap` is the paper's supervised "LearnedMap":
+Φ_k(x) ∝ exp(θ_kᵀ x + b_k), fitted by log-loss on whether the *training* LLMs
+answered each training prompt correctly, so that clusters separate prompts on
+which models differ. Both follow scikit-learn's estimator contract; their
+``predict_proba`` is plain numpy because it runs on every request.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import log_softmax, softmax
+from sklearn.base import BaseEstimator
+from sklearn.cluster import KMeans, MiniBatchKMeans
+
+from ..exceptions import InputError, NotFittedError
+
+_MINIBATCH_ABOVE = 20_000
+
+
+def check_embeddings(X: Any, name: str = "X", dim: int | None = None) -> np.ndarray:
+    """Validate an ``(n, dim)`` matrix of finite floats; return it as float32."""
+    try:
+        X = np.asarray(X, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} must be a numeric matrix of embeddings: {exc}") from exc
+    if X.ndim != 2:
+        raise InputError(f"{name} must be 2-D (n_prompts, dim), got shape {X.shape}")
+    if dim is not None and X.shape[1] != dim:
+        raise InputError(
+            f"{name} has {X.shape[1]} columns but the cluster map was fitted on {dim}; "
+            "use the embedder the router was fitted with"
+        )
+    if not np.isfinite(X).all():
+        raise InputError(f"{name} contains NaN or infinite values")
+    return X
+
+
+class KMeansClusterMap(BaseEstimator):
+    """K-means clusters of prompt embeddings, with hard or soft assignment.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+        Number of clusters K.
+    assignment : {"hard", "soft"}, default="hard"
+        ``hard``: Φ(x) is one-hot on the nearest centre (UniRoute's K-means map).
+        ``soft``: Φ_k(x) ∝ exp(-‖x - c_k‖² / temperature).
+    temperature : float, default=0.05
+        Softness of the ``soft`` assignment (unit-length embeddings).
+    random_state : int, default=0
+        Seed of the K-means initialisation.
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray of shape (n_clusters, dim)
+    cluster_weights_ : ndarray of shape (n_clusters,)
+        Share of training prompts per cluster: Φ for a prompt with no text.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    >>> cmap = KMeansClusterMap(n_clusters=2).fit(X)
+    >>> cmap.predict_proba(X).sum(axis=1)
+    array([1., 1., 1., 1.], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        assignment: Literal["hard", "soft"] = "hard",
+        temperature: float = 0.05,
+        random_state: int = 0,
+    ):
+        self.n_clusters = n_clusters
+        self.assignment = assignment
+        self.temperature = temperature
+        self.random_state = random_state
+
+    def _validate_params(self) -> None:
+        if not isinstance(self.n_clusters, (int, np.integer)) or self.n_clusters < 1:
+            raise InputError(f"n_clusters must be a positive int, got {self.n_clusters!r}")
+        if self.assignment not in ("hard", "soft"):
+            raise InputError(f"assignment must be 'hard' or 'soft', got {self.assignment!r}")
+        if not self.temperature > 0:
+            raise InputError(f"temperature must be > 0, got {self.temperature!r}")
+
+    def fit(self, X: Any, y: Any = None) -> KMeansClusterMap:
+        """Fit K-means on training prompt embeddings ``X`` (``y`` is ignored)."""
+        self._validate_params()
+        X = check_embeddings(X)
+        if X.shape[0] < self.n_clusters:
+            raise InputError(
+                f"{X.shape[0]} prompts cannot make {self.n_clusters} clusters; "
+                "pass more prompts or a smaller n_clusters"
+            )
+        if X.shape[0] > _MINIBATCH_ABOVE:
+            km: KMeans | MiniBatchKMeans = MiniBatchKMeans(
+                self.n_clusters, random_state=self.random_state, n_init=3, batch_size=4096
+            )
+        else:
+            km = KMeans(self.n_clusters, random_state=self.random_state, n_init=4)
+        km.fit(X)
+        self.cluster_centers_ = km.cluster_centers_.astype(np.float32)
+        self._center_sq = np.einsum("kd,kd->k", self.cluster_centers_, self.cluster_centers_)
+        self.cluster_weights_ = self._proba(X).mean(axis=0)
+        return self
+
+    def _proba(self, X: np.ndarray) -> np.ndarray:
+        sq_dist = self._center_sq[None, :] - 2.0 * (X @ self.cluster_centers_.T)
+        if self.assignment == "hard":
+            out = np.zeros(sq_dist.shape, dtype=np.float32)
+            out[np.arange(len(X)), sq_dist.argmin(axis=1)] = 1.0
+            return out
+        return softmax(-sq_dist / self.temperature, axis=1).astype(np.float32)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Φ(x) for each row of ``X``: an ``(n, n_clusters)`` matrix whose rows sum to 1."""
+        if not hasattr(self, "cluster_centers_"):
+            raise NotFittedError("this KMeansClusterMap is not fitted yet; call fit(X) first")
+        return self._proba(check_embeddings(X, dim=self.cluster_centers_.shape[1]))
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"kind": "kmeans", "params": self.get_params()}, {
+            "cluster_centers": self.cluster_centers_,
+            "cluster_weights": self.cluster_weights_,
+        }
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> KMeansClusterMap:
+        cmap = cls(**params)
+        cmap.cluster_centers_ = arrays["cluster_centers"].astype(np.float32)
+        cmap._center_sq = np.einsum("kd,kd->k", cmap.cluster_centers_, cmap.cluster_centers_)
+        cmap.cluster_weights_ = arrays["cluster_weights"]
+        return cmap
+
+
+class LearnedClusterMap(BaseEstimator):
+    """UniRoute's LearnedMap: a softmax map fitted on training LLMs' correctness.
+
+    The model is P(LLM j answers x correctly) = Σ_k Φ_k(x)·a_kj with
+    Φ(x) = softmax(θ x + b) and per-cluster accuracies a_kj of the *training* LLMs.
+    θ starts from K-means centres (divided by ``init_temperature``) and θ, b, a are
+    fitted together by L-BFGS on the log-loss over the observed labels, plus
+    ``l2``·‖θ‖². Only Φ is kept: new models are profiled on it like any other.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+    l2 : float, default=1e-3
+        Ridge penalty on θ.
+    max_iter : int, default=200
+        L-BFGS iterations.
+    init_temperature : float, default=0.1
+    random_state : int, default=0
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_clusters, dim)
+        θ.
+    intercept_ : ndarray of shape (n_clusters,)
+        b.
+    cluster_weights_ : ndarray of shape (n_clusters,)
+        Mean Φ over the training prompts.
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        l2: float = 1e-3,
+        max_iter: int = 200,
+        init_temperature: float = 0.1,
+        random_state: int = 0,
+    ):
+        self.n_clusters = n_clusters
+        self.l2 = l2
+        self.max_iter = max_iter
+        self.init_temperature = init_temperature
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any) -> LearnedClusterMap:
+        """Fit Φ on embeddings ``X`` (n, dim) and correctness ``y`` (n, n_train_llms).
+
+        ``y`` holds scores in [0, 1]; NaN marks a missing result and is skipped.
+        """
+        X = check_embeddings(X)
+        if y is None:
+            raise InputError(
+                "LearnedClusterMap needs the training LLMs' scores: fit(X, y) with y of shape "
+                "(n_prompts, n_llms); use KMeansClusterMap to cluster prompts alone"
+            )
+        Y = np.asarray(y, dtype=np.float64)
+        if Y.ndim == 1:
+            Y = Y[:, None]
+        if Y.shape[0] != X.shape[0]:
+            raise InputError(f"y has {Y.shape[0]} rows but X has {X.shape[0]} prompts")
+        observed = ~np.isnan(Y)
+        if not observed.any():
+            raise InputError("y has no observed score (all NaN)")
+        if ((Y[observed] < 0) | (Y[observed] > 1)).any():
+            raise InputError("scores in y must lie in [0, 1]")
+        if not self.l2 >= 0 or not self.init_temperature > 0:
+            raise InputError("l2 must be >= 0 and init_temperature > 0")
+        init = KMeansClusterMap(self.n_clusters, random_state=self.random_state).fit(X)
+        K, d = self.n_clusters, X.shape[1]
+        Xb = np.hstack([X.astype(np.float64), np.ones((len(X), 1))])
+        theta0 = np.hstack([init.cluster_centers_, np.zeros((K, 1))]) / self.init_temperature
+        theta0[:, -1] = -0.5 * init._center_sq / self.init_temperature
+        phi0 = softmax(Xb @ theta0.T, axis=1)
+        Yz = np.where(observed, Y, 0.0)
+        acc0 = (phi0.T @ Yz + 1.0) / (phi0.T @ observed + 2.0)
+        params0 = np.concatenate([theta0.ravel(), np.log(acc0 / (1 - acc0)).ravel()])
+        n_obs = observed.sum()
+        n_llms = Y.shape[1]
+
+        def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+            theta = params[: K * (d + 1)].reshape(K, d + 1)
+            logits = params[K * (d + 1) :].reshape(K, n_llms)
+            z = Xb @ theta.T
+            phi = np.exp(log_softmax(z, axis=1))
+            acc = 1.0 / (1.0 + np.exp(-logits))
+            p = np.clip(phi @ acc, 1e-9, 1 - 1e-9)
+            nll = -(Yz * np.log(p) + (1 - Yz) * np.log(1 - p))[observed].sum() / n_obs
+            reg = self.l2 * np.sum(theta[:, :-1] ** 2)
+            g_p = np.where(observed, -(Yz / p - (1 - Yz) / (1 - p)), 0.0) / n_obs
+            g_logits = (phi.T @ g_p) * acc * (1 - acc)
+            g_phi = g_p @ acc.T
+            g_z = phi * (g_phi - (g_phi * phi).sum(axis=1, keepdims=True))
+            g_theta = g_z.T @ Xb
+            g_theta[:, :-1] += 2 * self.l2 * theta[:, :-1]
+            return nll + reg, np.concatenate([g_theta.ravel(), g_logits.ravel()])
+
+        result = minimize(
+            loss, params0, jac=True, method="L-BFGS-B", options={"maxiter": self.max_iter}
+        )
+        theta = result.x[: K * (d + 1)].reshape(K, d + 1)
+        self.coef_ = theta[:, :-1].astype(np.float32)
+        self.intercept_ = theta[:, -1].astype(np.float32)
+        self.n_iter_ = int(result.nit)
+        self.cluster_weights_ = self._proba(X).mean(axis=0)
+        return self
+
+    def _proba(self, X: np.ndarray) -> np.ndarray:
+        return softmax(X @ self.coef_.T + self.intercept_, axis=1).astype(np.float32)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Φ(x) for each row of ``X``: an ``(n, n_clusters)`` matrix whose rows sum to 1."""
+        if not hasattr(self, "coef_"):
+            raise NotFittedError("this LearnedClusterMap is not fitted yet; call fit(X, y) first")
+        return self._proba(check_embeddings(X, dim=self.coef_.shape[1]))
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"kind": "learned", "params": self.get_params()}, {
+            "coef": self.coef_,
+            "intercept": self.intercept_,
+            "cluster_weights": self.cluster_weights_,
+        }
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> LearnedClusterMap:
+        cmap = cls(**params)
+        cmap.coef_ = arrays["coef"].astype(np.float32)
+        cmap.intercept_ = arrays["intercept"].astype(np.float32)
+        cmap.cluster_weights_ = arrays["cluster_weights"]
+        return cmap
+
+
+CLUSTER_MAPS: dict[str, type[KMeansClusterMap] | type[LearnedClusterMap]] = {
+    "kmeans": KMeansClusterMap,
+    "learned": LearnedClusterMap,
+}

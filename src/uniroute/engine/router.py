@@ -1,0 +1,483 @@
+"""The UniRoute router: route x to argmin_h Φ(x)·Ψ(h) + λ·cost(h)."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..exceptions import InputError, NotFittedError, UnknownModelError
+from .cache import CachedEmbedder
+from .cluster_maps import KMeansClusterMap, LearnedClusterMap, check_embeddings
+from .decision import Decision
+from .embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
+from .profiles import DEFAULT_PRIOR_STRENGTH, ModelProfile, check_scores, profile_from_scores
+from .text import Prompt, routing_text
+
+ClusterMap = Union[KMeansClusterMap, LearnedClusterMap]
+NO_TEXT_NOTE = "no routing text in the request; routed on the cluster prior"
+_BATCH = 256
+
+
+class _Pool:
+    """An immutable snapshot of the profiles, swapped whole when models change."""
+
+    def __init__(self, profiles: dict[str, ModelProfile], n_clusters: int):
+        self.profiles = profiles
+        self.names = tuple(profiles)
+        self.index = {name: i for i, name in enumerate(self.names)}
+        self.psi = (
+            np.stack([p.errors for p in profiles.values()])
+            if profiles
+            else np.zeros((0, n_clusters))
+        )
+        self.costs = np.array([p.cost for p in profiles.values()], dtype=np.float64)
+        self._upper: dict[float, np.ndarray] = {}
+        self._subsets: dict[tuple[str, ...], tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]] = {}
+
+    def psi_for(self, conservative: float | None) -> np.ndarray:
+        if conservative is None:
+            return self.psi
+        if conservative not in self._upper:
+            self._upper[conservative] = (
+                np.stack([p.upper(conservative) for p in self.profiles.values()])
+                if self.profiles
+                else self.psi
+            )
+        return self._upper[conservative]
+
+    def subset(self, candidates: Sequence[str] | None) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
+        """Indices and names of the candidates that have profiles, and those skipped."""
+        key = self.names if candidates is None else tuple(candidates)
+        found = self._subsets.get(key)
+        if found is None:
+            known = [name for name in dict.fromkeys(key) if name in self.index]
+            skipped = tuple(name for name in dict.fromkeys(key) if name not in self.index)
+            found = (np.array([self.index[n] for n in known], dtype=np.intp), tuple(known), skipped)
+            if len(self._subsets) > 256:
+                self._subsets.clear()
+            self._subsets[key] = found
+        return found
+
+
+class Router:
+    """Routes each prompt to the model with the best expected quality for its price.
+
+    Φ(x) comes from ``cluster_map`` over the ``embedder``'s vectors; Ψ(h) from each
+    model's :class:`~uniroute.ModelProfile`. A model joins with :meth:`add_model`
+    (its results on a labelled validation set); nothing else is refitted.
+
+    Parameters
+    ----------
+    embedder : Embedder or str, default="static"
+        An embedder or a registry name (see :func:`~uniroute.get_embedder`).
+        Wrapped in a bounded in-memory cache.
+    cluster_map : KMeansClusterMap or LearnedClusterMap, optional
+        Fitted by :meth:`fit` if it is not fitted yet. Default: ``KMeansClusterMap()``.
+    unknown_models : {"skip", "error"}, default="skip"
+        What to do with a candidate that has no profile: leave it out with a
+        warning (and list it in ``Decision.skipped``), or raise.
+    prior_strength : float, default=4.0
+        Pseudo-results that pull a profile's sparse clusters toward its global error.
+
+    Examples
+    --------
+    >>> from uniroute import Router, PrecomputedEmbedder
+    >>> emb = PrecomputedEmbedder({"math": [1.0, 0.0], "poem": [0.0, 1.0]})
+    >>> router = Router(emb, KMeansClusterMap(n_clusters=2)).fit(["math", "poem"])
+    >>> _ = router.add_model("big", ["math", "poem"], [1.0, 1.0], cost=0.01)
+    >>> _ = router.add_model("small", ["math", "poem"], [0.0, 1.0], cost=0.001)
+    >>> router.route("poem", lam=10.0).model
+    'small'
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder | str = DEFAULT_EMBEDDER,
+        cluster_map: ClusterMap | None = None,
+        *,
+        unknown_models: Literal["skip", "error"] = "skip",
+        prior_strength: float = DEFAULT_PRIOR_STRENGTH,
+    ):
+        if unknown_models not in ("skip", "error"):
+            raise InputError(f"unknown_models must be 'skip' or 'error', got {unknown_models!r}")
+        self.embedder = embedder
+        self.cluster_map = cluster_map if cluster_map is not None else KMeansClusterMap()
+        self.unknown_models = unknown_models
+        self.prior_strength = prior_strength
+        self._encoder: CachedEmbedder | None = None
+        self._lock = threading.Lock()
+        self._warned: set[str] = set()
+        self._pool = _Pool({}, self._n_clusters_or_zero())
+
+    # ---- embedding and clusters -------------------------------------------------
+
+    def _n_clusters_or_zero(self) -> int:
+        weights = getattr(self.cluster_map, "cluster_weights_", None)
+        return 0 if weights is None else len(weights)
+
+    @property
+    def encoder(self) -> CachedEmbedder:
+        """The embedder in use, behind its in-memory cache (built on first use)."""
+        if self._encoder is None:
+            with self._lock:
+                if self._encoder is None:
+                    embedder = (
+                        get_embedder(self.embedder) if isinstance(self.embedder, str) else self.embedder
+                    )
+                    self.embedder = embedder
+                    self._encoder = CachedEmbedder(embedder)
+        return self._encoder
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self.cluster_map, "cluster_weights_")
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(
+                "the router's cluster map is not fitted; call router.fit(prompts) or load a saved state"
+            )
+
+    def embed(self, prompts: Iterable[Prompt], progress: bool | None = None) -> np.ndarray:
+        """Embed the routing text of each prompt (see :mod:`uniroute.engine.text`)."""
+        texts = [routing_text(p) for p in prompts]
+        encoder = self.encoder
+        if len(texts) <= _BATCH:
+            return encoder.encode(texts)
+        chunks = [texts[i : i + _BATCH] for i in range(0, len(texts), _BATCH)]
+        bar = tqdm(chunks, desc="embedding", unit="batch", disable=None if progress is None else not progress)
+        return np.concatenate([encoder.encode(chunk) for chunk in bar])
+
+    def cluster_probs(self, embeddings: Any) -> np.ndarray:
+        """Φ for each row of a matrix of embeddings."""
+        self._check_fitted()
+        return self.cluster_map.predict_proba(embeddings)
+
+    def fit(self, prompts: Sequence[Prompt], scores: Any = None, progress: bool | None = None) -> Router:
+        """Fit the cluster map on training prompts; returns ``self``.
+
+        ``scores`` (n_prompts, n_training_llms, NaN = missing) is needed by
+        :class:`LearnedClusterMap` and ignored by K-means.
+        """
+        if len(prompts) == 0:
+            raise InputError("fit needs at least one training prompt")
+        X = self.embed(prompts, progress=progress)
+        return self.fit_embeddings(X, scores)
+
+    def fit_embeddings(self, X: Any, scores: Any = None) -> Router:
+        """Like :meth:`fit`, on embeddings computed with this router's embedder."""
+        X = check_embeddings(X)
+        if isinstance(self.cluster_map, LearnedClusterMap):
+            self.cluster_map.fit(X, scores)
+        else:
+            self.cluster_map.fit(X)
+        with self._lock:
+            self._pool = _Pool({}, self._n_clusters_or_zero())
+        return self
+
+    # ---- the model pool ---------------------------------------------------------
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Names of the models that have a profile."""
+        return self._pool.names
+
+    @property
+    def profiles(self) -> dict[str, ModelProfile]:
+        return dict(self._pool.profiles)
+
+    def profile(self, name: str) -> ModelProfile:
+        try:
+            return self._pool.profiles[name]
+        except KeyError:
+            raise UnknownModelError(
+                f"no profile for model {name!r}; known models: {list(self.models)}"
+            ) from None
+
+    def add_profile(self, profile: ModelProfile, replace: bool = False) -> None:
+        """Add a ready profile (its cluster count must match the map)."""
+        self.add_profiles([profile], replace=replace)
+
+    def add_profiles(self, profiles: Iterable[ModelProfile], replace: bool = False) -> None:
+        self._check_fitted()
+        profiles = list(profiles)
+        n_clusters = self._n_clusters_or_zero()
+        with self._lock:
+            current = dict(self._pool.profiles)
+            for profile in profiles:
+                if len(profile.counts) != n_clusters:
+                    raise InputError(
+                        f"profile {profile.name!r} has {len(profile.counts)} clusters; "
+                        f"the router has {n_clusters}"
+                    )
+                if profile.name in current and not replace:
+                    raise InputError(
+                        f"model {profile.name!r} is already in the router; pass replace=True "
+                        "(CLI: --replace) to overwrite its profile"
+                    )
+                current[profile.name] = profile
+            self._pool = _Pool(current, n_clusters)
+
+    def remove_model(self, name: str) -> ModelProfile:
+        """Drop a model from the pool; returns its profile."""
+        with self._lock:
+            current = dict(self._pool.profiles)
+            if name not in current:
+                raise UnknownModelError(
+                    f"cannot remove {name!r}: not in the router; known models: {list(current)}"
+                )
+            removed = current.pop(name)
+            self._pool = _Pool(current, self._n_clusters_or_zero())
+        return removed
+
+    def add_models(
+        self,
+        prompts: Sequence[Prompt],
+        scores: Mapping[str, Any],
+        costs: Mapping[str, Any],
+        replace: bool = False,
+        embeddings: Any = None,
+        progress: bool | None = None,
+    ) -> list[ModelProfile]:
+        """Profile several models on one labelled validation set (embedded once).
+
+        Parameters
+        ----------
+        prompts : sequence of prompts
+        scores : mapping of model name to sequence of float
+            One score in [0, 1] per prompt (1 = correct); NaN = no result.
+        costs : mapping of model name to float or sequence of float
+            $ per request, or $ per prompt (averaged over observed prompts).
+        embeddings : array, optional
+            Precomputed embeddings of ``prompts`` (skips embedding).
+        """
+        self._check_fitted()
+        X = self.embed(prompts, progress=progress) if embeddings is None else check_embeddings(embeddings)
+        phi = self.cluster_map.predict_proba(X)
+        profiles = []
+        for name, model_scores in scores.items():
+            if name not in costs:
+                raise InputError(f"no cost given for model {name!r}; pass costs={{{name!r}: $}}")
+            s = check_scores(model_scores, len(X), name)
+            profiles.append(
+                profile_from_scores(name, phi, s, _mean_cost(name, costs[name], s), self.prior_strength)
+            )
+        self.add_profiles(profiles, replace=replace)
+        return profiles
+
+    def add_model(
+        self,
+        name: str,
+        prompts: Sequence[Prompt],
+        scores: Any,
+        cost: Any,
+        replace: bool = False,
+        embeddings: Any = None,
+    ) -> ModelProfile:
+        """Profile one model from its validation results; nothing else changes."""
+        return self.add_models(prompts, {name: scores}, {name: cost}, replace, embeddings)[0]
+
+    # ---- routing ----------------------------------------------------------------
+
+    def _candidates(self, pool: _Pool, candidates: Sequence[str] | None) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
+        if isinstance(candidates, str):
+            raise InputError("candidates must be a list of model names, not one string")
+        idx, names, skipped = pool.subset(candidates)
+        if skipped:
+            if self.unknown_models == "error":
+                raise UnknownModelError(
+                    f"no profile for candidate(s) {list(skipped)}; known models: {list(pool.names)}"
+                )
+            new = [s for s in skipped if s not in self._warned]
+            if new:
+                self._warned.update(new)
+                warnings.warn(
+                    f"uniroute: skipping candidate(s) with no profile: {new}", stacklevel=3
+                )
+        if not names:
+            raise UnknownModelError(
+                "no candidate has a profile; add models with Router.add_model (CLI: uniroute add-model)"
+                + (f"; skipped {list(skipped)}" if skipped else "")
+            )
+        return idx, names, skipped
+
+    def _decide(
+        self,
+        phi: np.ndarray,
+        lam: float,
+        candidates: Sequence[str] | None,
+        conservative: float | None,
+        notes: Sequence[str | None],
+    ) -> list[Decision]:
+        if not lam >= 0 or not np.isfinite(lam):
+            raise InputError(f"lam must be a finite number >= 0, got {lam!r}")
+        pool = self._pool
+        idx, names, skipped = self._candidates(pool, candidates)
+        psi = pool.psi_for(conservative)[idx]
+        costs = pool.costs[idx]
+        errors = phi @ psi.T
+        return [
+            Decision(names, errors[i], costs, float(lam), phi[i], skipped, notes[i])
+            for i in range(len(phi))
+        ]
+
+    def _phi_of(self, prompts: Sequence[Prompt]) -> tuple[np.ndarray, list[str | None]]:
+        self._check_fitted()
+        texts = [routing_text(p) for p in prompts]
+        has_text = [bool(t) for t in texts]
+        weights = self.cluster_map.cluster_weights_
+        phi = np.tile(np.asarray(weights, dtype=np.float32), (len(texts), 1))
+        with_text = [t for t in texts if t]
+        if with_text:
+            phi[np.array(has_text)] = self.cluster_map.predict_proba(self.encoder.encode(with_text))
+        return phi, [None if ok else NO_TEXT_NOTE for ok in has_text]
+
+    def route(
+        self,
+        prompt: Prompt,
+        lam: float = 0.0,
+        candidates: Sequence[str] | None = None,
+        conservative: float | None = None,
+    ) -> Decision:
+        """Pick the model for one prompt.
+
+        Parameters
+        ----------
+        prompt : str, bytes or list of chat messages
+            A request with no text (empty, image-only, tool-call-only) is routed on
+            the cluster prior: the model best on average; ``Decision.note`` says so.
+        lam : float, default=0.0
+            λ, error points traded per $ of cost per request; 0 = best quality.
+        candidates : list of str, optional
+            Restrict the choice to these models (default: all profiled models).
+        conservative : float, optional
+            Route on the q-quantile of each model's error posterior instead of its mean.
+        """
+        phi, notes = self._phi_of([prompt])
+        return self._decide(phi, lam, candidates, conservative, notes)[0]
+
+    def route_batch(
+        self,
+        prompts: Sequence[Prompt],
+        lam: float = 0.0,
+        candidates: Sequence[str] | None = None,
+        conservative: float | None = None,
+    ) -> list[Decision]:
+        """Route many prompts at once (one embedding call, one matrix product)."""
+        phi, notes = self._phi_of(list(prompts))
+        return self._decide(phi, lam, candidates, conservative, notes)
+
+    def route_embeddings(
+        self,
+        embeddings: Any,
+        lam: float = 0.0,
+        candidates: Sequence[str] | None = None,
+        conservative: float | None = None,
+    ) -> list[Decision]:
+        """Route prompts given as embeddings from this router's embedder."""
+        phi = self.cluster_probs(embeddings)
+        return self._decide(phi, lam, candidates, conservative, [None] * len(phi))
+
+    def expected_errors(self, embeddings: Any, candidates: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+        """Φ(x)·Ψ(h) for every prompt and candidate: ``(errors (n, m), costs (m,), names)``.
+
+        The building block for sweeping λ over a whole test set at once.
+        """
+        phi = self.cluster_probs(embeddings)
+        pool = self._pool
+        idx, names, _ = self._candidates(pool, candidates)
+        return phi @ pool.psi[idx].T, pool.costs[idx], names
+
+    def calibrate(
+        self,
+        prompts: Sequence[Prompt],
+        *,
+        max_cost: float | None = None,
+        min_quality: float | None = None,
+        candidates: Sequence[str] | None = None,
+    ) -> float:
+        """Find the λ that meets an operating point on representative prompts.
+
+        ``max_cost``: the smallest λ whose mean $ per request is within budget.
+        ``min_quality``: the largest λ whose expected quality (1 - Φ·Ψ, by the
+        router's own estimates) stays at or above the target. Give exactly one.
+        """
+        if (max_cost is None) == (min_quality is None):
+            raise InputError("give exactly one of max_cost=... or min_quality=...")
+        errors, costs, _ = self.expected_errors(self.embed(prompts), candidates)
+
+        def outcome(lam: float) -> tuple[float, float]:
+            choice = np.argmin(errors + lam * costs, axis=1)
+            rows = np.arange(len(errors))
+            return float(costs[choice].mean()), float(1.0 - errors[rows, choice].mean())
+
+        gaps = np.diff(np.unique(costs))
+        lam_hi = 2.0 * (np.ptp(errors) + 1.0) / (gaps.min() if len(gaps) else 1.0)
+        if max_cost is not None:
+            def ok(lam: float) -> bool:
+                return outcome(lam)[0] <= max_cost
+            if ok(0.0):
+                return 0.0
+            if not ok(lam_hi):
+                raise InputError(
+                    f"no λ meets max_cost={max_cost}: the cheapest routing costs "
+                    f"${outcome(lam_hi)[0]:.6g} per request"
+                )
+            lo, hi = 0.0, lam_hi
+        else:
+            def ok(lam: float) -> bool:
+                return outcome(lam)[1] >= min_quality  # type: ignore[operator]
+            if not ok(0.0):
+                raise InputError(
+                    f"no λ meets min_quality={min_quality}: the best expected quality is "
+                    f"{outcome(0.0)[1]:.4f}"
+                )
+            if ok(lam_hi):
+                return float(lam_hi)
+            lo, hi = 0.0, lam_hi
+        for _ in range(100):
+            mid = (lo + hi) / 2
+            if ok(mid) == (max_cost is not None):
+                hi = mid
+            else:
+                lo = mid
+        return float(hi if max_cost is not None else lo)
+
+    # ---- persistence ------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        """Save the router (see :func:`uniroute.engine.state.save_router`)."""
+        from .state import save_router
+
+        return save_router(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path, embedder: Embedder | None = None) -> Router:
+        """Load a saved router (see :func:`uniroute.engine.state.load_router`)."""
+        from .state import load_router
+
+        return load_router(path, embedder=embedder)
+
+
+def _mean_cost(name: str, cost: Any, scores: np.ndarray) -> float:
+    values = np.asarray(cost, dtype=np.float64)
+    if values.ndim == 0:
+        value = float(values)
+    else:
+        if values.shape != scores.shape:
+            raise InputError(
+                f"costs of {name!r}: give one $ per request or one per prompt ({len(scores)})"
+            )
+        values = values[~np.isnan(scores) & np.isfinite(values)]
+        if not len(values):
+            raise InputError(f"model {name!r} has no finite cost on its observed prompts")
+        value = float(values.mean())
+    if not np.isfinite(value) or value < 0:
+        raise InputError(f"cost of {name!r} must be a finite $ >= 0, got {value}")
+    return value

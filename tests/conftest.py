@@ -1,0 +1,59 @@
+"""Shared fixtures: tiny deterministic routing data and routers built on it."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np
+import pytest
+
+from uniroute import HashingEmbedder, KMeansClusterMap, Router
+
+TOPICS = {
+    "math": "Arithmetic question: compute {a} {op} {b} and answer with the number only.",
+    "poetry": "Poetry request: write a short {style} poem about {w}, with vivid imagery.",
+}
+OPS = ["plus", "minus", "times"]
+STYLES = ["haiku", "sonnet", "free verse"]
+WORDS = ["autumn", "rivers", "the moon", "old cats", "lanterns", "snow"]
+
+
+def make_prompts(n_per_topic: int = 30, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Prompts from two clearly separated topics, and the topic of each."""
+    rng = np.random.default_rng(seed)
+    prompts, topics = [], []
+    for topic, template in TOPICS.items():
+        for i in range(n_per_topic):
+            a, b = (int(x) for x in rng.integers(2, 99, size=2))
+            prompts.append(
+                template.format(a=a, b=b, op=OPS[i % 3], style=STYLES[i % 3], w=WORDS[i % len(WORDS)])
+            )
+            topics.append(topic)
+    return prompts, topics
+
+
+@pytest.fixture(scope="session")
+def toy_data() -> dict:
+    """Two topics; 'mathbot' is right on math only, 'poet' on poetry only, 'big' on both."""
+    prompts, topics = make_prompts()
+    is_math = np.array([t == "math" for t in topics])
+    scores = {
+        "mathbot": is_math.astype(float),
+        "poet": (~is_math).astype(float),
+        "big": np.ones(len(prompts)),
+    }
+    costs = {"mathbot": 0.001, "poet": 0.001, "big": 0.01}
+    return {"prompts": prompts, "topics": topics, "scores": scores, "costs": costs}
+
+
+@pytest.fixture()
+def toy_router(toy_data: dict) -> Router:
+    """A router fitted on the toy data with the hashing embedder and K=2."""
+    router = Router(HashingEmbedder(), KMeansClusterMap(n_clusters=2, random_state=0))
+    router.fit(toy_data["prompts"])
+    router.add_models(toy_data["prompts"], toy_data["scores"], toy_data["costs"])
+    return router
