@@ -230,7 +230,7 @@ def load_jsonl(path: str | Path, skip_invalid: bool = False) -> RoutingDataset:
         costs=costs,
         prompts=[r[2] for r in records],
         tasks=[str(r[1].get("task", "")) for r in records],
-        ids=[str(r[1].get("id", n)) for n, *_ in records],
+        ids=[str(raw.get("id", n)) for n, raw, *_ in records],
     )
 
 

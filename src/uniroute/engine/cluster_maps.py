@@ -13,14 +13,17 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator
-from sklearn.cluster import KMeans, MiniBatchKMeans
 
 from ..exceptions import InputError, NotFittedError
 
 _MINIBATCH_ABOVE = 20_000
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    return z / z.sum(axis=1, keepdims=True)
 
 
 def check_embeddings(X: Any, name: str = "X", dim: int | None = None) -> np.ndarray:
@@ -100,6 +103,8 @@ class KMeansClusterMap(BaseEstimator):
                 f"{X.shape[0]} prompts cannot make {self.n_clusters} clusters; "
                 "pass more prompts or a smaller n_clusters"
             )
+        from sklearn.cluster import KMeans, MiniBatchKMeans
+
         if X.shape[0] > _MINIBATCH_ABOVE:
             km: KMeans | MiniBatchKMeans = MiniBatchKMeans(
                 self.n_clusters, random_state=self.random_state, n_init=3, batch_size=4096
@@ -118,7 +123,7 @@ class KMeansClusterMap(BaseEstimator):
             out = np.zeros(sq_dist.shape, dtype=np.float32)
             out[np.arange(len(X)), sq_dist.argmin(axis=1)] = 1.0
             return out
-        return softmax(-sq_dist / self.temperature, axis=1).astype(np.float32)
+        return _softmax(-sq_dist / self.temperature).astype(np.float32)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Φ(x) for each row of ``X``: an ``(n, n_clusters)`` matrix whose rows sum to 1."""
@@ -189,6 +194,9 @@ class LearnedClusterMap(BaseEstimator):
 
         ``y`` holds scores in [0, 1]; NaN marks a missing result and is skipped.
         """
+        from scipy.optimize import minimize
+        from scipy.special import log_softmax
+
         X = check_embeddings(X)
         if y is None:
             raise InputError(
@@ -212,7 +220,7 @@ class LearnedClusterMap(BaseEstimator):
         Xb = np.hstack([X.astype(np.float64), np.ones((len(X), 1))])
         theta0 = np.hstack([init.cluster_centers_, np.zeros((K, 1))]) / self.init_temperature
         theta0[:, -1] = -0.5 * init._center_sq / self.init_temperature
-        phi0 = softmax(Xb @ theta0.T, axis=1)
+        phi0 = _softmax(Xb @ theta0.T)
         Yz = np.where(observed, Y, 0.0)
         acc0 = (phi0.T @ Yz + 1.0) / (phi0.T @ observed + 2.0)
         params0 = np.concatenate([theta0.ravel(), np.log(acc0 / (1 - acc0)).ravel()])
@@ -247,7 +255,7 @@ class LearnedClusterMap(BaseEstimator):
         return self
 
     def _proba(self, X: np.ndarray) -> np.ndarray:
-        return softmax(X @ self.coef_.T + self.intercept_, axis=1).astype(np.float32)
+        return _softmax(X @ self.coef_.T + self.intercept_).astype(np.float32)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Φ(x) for each row of ``X``: an ``(n, n_clusters)`` matrix whose rows sum to 1."""

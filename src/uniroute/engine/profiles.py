@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import beta as beta_dist
 
 from ..exceptions import InputError
 
@@ -91,6 +90,8 @@ class ModelProfile:
         """The q-quantile of each cluster's error: a conservative Ψ."""
         if not 0 < q < 1:
             raise InputError(f"q must lie in (0, 1), got {q!r}")
+        from scipy.stats import beta as beta_dist
+
         alpha, beta = self.posterior()
         return np.asarray(beta_dist.ppf(q, alpha, beta), dtype=np.float64)
 

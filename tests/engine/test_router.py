@@ -1,0 +1,189 @@
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+from uniroute import HashingEmbedder, KMeansClusterMap, LearnedClusterMap, ModelProfile, Router
+from uniroute.engine.router import NO_TEXT_NOTE
+from uniroute.exceptions import InputError, NotFittedError, UnknownModelError
+
+MATH = "Arithmetic question: compute 12 plus 30 and answer with the number only."
+POEM = "Poetry request: write a short haiku poem about snow, with vivid imagery."
+
+
+def test_quality_first_picks_the_specialist_at_equal_error(toy_router):
+    decision = toy_router.route(MATH, lam=0.0)
+    assert decision.ranking[-1] == "poet"
+    assert decision.expected_error["mathbot"] < decision.expected_error["poet"]
+
+
+def test_lambda_trades_quality_for_cost(toy_router):
+    assert toy_router.route(MATH, lam=1000.0).model == "mathbot"
+    assert toy_router.route(POEM, lam=1000.0).model == "poet"
+    # with a tiny λ, 'big' (never wrong) wins on expected error
+    assert toy_router.route(MATH, lam=0.0).expected_error["big"] < 0.05
+
+
+def test_decision_is_consistent_and_explains_itself(toy_router):
+    d = toy_router.route(POEM, lam=5.0)
+    for m in d.candidates:
+        assert d.score[m] == pytest.approx(d.expected_error[m] + 5.0 * d.cost[m])
+    assert d.ranking[0] == d.model
+    assert [d.score[m] for m in d.ranking] == sorted(d.score.values())
+    payload = d.to_dict(top=2)
+    assert payload["model"] == d.model and len(payload["ranking"]) == 2
+    assert sum(payload["cluster_probs"]) == pytest.approx(1.0)
+
+
+def test_batch_routes_each_prompt_on_its_own(toy_router):
+    decisions = toy_router.route_batch([MATH, POEM, MATH], lam=1000.0)
+    assert [d.model for d in decisions] == ["mathbot", "poet", "mathbot"]
+
+
+def test_candidates_subset_and_unknown_candidates(toy_router):
+    assert toy_router.route(MATH, candidates=["poet", "big"]).model == "big"
+    with pytest.warns(UserWarning, match="no profile"):
+        d = toy_router.route(MATH, lam=1000.0, candidates=["ghost", "mathbot"])
+    assert d.model == "mathbot" and d.skipped == ("ghost",)
+    with pytest.raises(UnknownModelError, match="no candidate has a profile"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            toy_router.route(MATH, candidates=["ghost"])
+    with pytest.raises(InputError, match="not one string"):
+        toy_router.route(MATH, candidates="big")
+
+
+def test_unknown_candidates_raise_when_asked(toy_data):
+    router = Router(HashingEmbedder(), KMeansClusterMap(n_clusters=2), unknown_models="error")
+    router.fit(toy_data["prompts"]).add_models(toy_data["prompts"], toy_data["scores"], toy_data["costs"])
+    with pytest.raises(UnknownModelError, match="ghost"):
+        router.route(MATH, candidates=["ghost", "big"])
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    ["", "   \n ", [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}], []],
+)
+def test_requests_without_text_route_on_the_cluster_prior(toy_router, prompt):
+    d = toy_router.route(prompt)
+    assert d.note == NO_TEXT_NOTE
+    np.testing.assert_allclose(d.cluster_probs, toy_router.cluster_map.cluster_weights_)
+    assert d.model == "big"
+
+
+def test_huge_and_non_utf8_prompts_route(toy_router):
+    huge = "Poetry request: write a poem. " * 40_000 + " ".join([MATH] * 20)
+    assert len(huge) > 1_000_000
+    assert toy_router.route(huge, lam=1000.0).model == "mathbot"
+    assert toy_router.route(MATH.encode() + b"\xff\xfe", lam=1000.0).model == "mathbot"
+
+
+def test_negative_or_nan_lambda_is_refused(toy_router):
+    for lam in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(InputError, match="lam"):
+            toy_router.route(MATH, lam=lam)
+
+
+def test_unfitted_router_says_what_to_do():
+    with pytest.raises(NotFittedError, match="router.fit"):
+        Router(HashingEmbedder()).route("hi")
+
+
+def test_add_remove_and_replace(toy_router, toy_data):
+    removed = toy_router.remove_model("big")
+    assert "big" not in toy_router.models and removed.name == "big"
+    with pytest.raises(UnknownModelError, match="cannot remove"):
+        toy_router.remove_model("big")
+    toy_router.add_profile(removed)
+    with pytest.raises(InputError, match="replace=True"):
+        toy_router.add_profile(removed)
+    toy_router.add_profile(removed, replace=True)
+    with pytest.raises(InputError, match="2"):
+        toy_router.add_profile(ModelProfile("odd", [0.0], [1.0], cost=0.0))
+
+
+def test_new_model_joins_without_refitting(toy_router, toy_data):
+    centres = toy_router.cluster_map.cluster_centers_.copy()
+    is_math = np.array([t == "math" for t in toy_data["topics"]])
+    toy_router.add_model("cheap-math", toy_data["prompts"], is_math.astype(float), cost=0.0001)
+    np.testing.assert_array_equal(centres, toy_router.cluster_map.cluster_centers_)
+    assert toy_router.route(MATH, lam=100.0).model == "cheap-math"
+    assert toy_router.route(POEM, lam=100.0).model == "poet"
+
+
+def test_costs_per_prompt_are_averaged_over_observed_results(toy_router, toy_data):
+    n = len(toy_data["prompts"])
+    scores = np.full(n, np.nan)
+    scores[:2] = 1.0
+    costs = np.full(n, 100.0)
+    costs[:2] = [0.1, 0.3]
+    assert toy_router.add_model("sparse", toy_data["prompts"], scores, costs).cost == pytest.approx(0.2)
+    with pytest.raises(InputError, match="no cost given"):
+        toy_router.add_models(toy_data["prompts"], {"x": scores}, {})
+
+
+def test_conservative_routing_penalises_models_with_few_results(toy_router, toy_data):
+    n = len(toy_data["prompts"])
+    lucky = np.full(n, np.nan)
+    lucky[[0, 30]] = 1.0
+    toy_router.add_model("lucky", toy_data["prompts"], lucky, cost=0.01)
+    mean = toy_router.route(MATH, candidates=["lucky", "big"])
+    cautious = toy_router.route(MATH, candidates=["lucky", "big"], conservative=0.9)
+    assert cautious.expected_error["lucky"] > mean.expected_error["lucky"]
+    assert cautious.model == "big"
+
+
+def test_calibrate_meets_a_cost_budget_and_a_quality_floor(toy_router, toy_data):
+    prompts = toy_data["prompts"]
+    lam = toy_router.calibrate(prompts, max_cost=0.002)
+    chosen = [d.model for d in toy_router.route_batch(prompts, lam=lam)]
+    costs = toy_data["costs"]
+    assert np.mean([costs[m] for m in chosen]) <= 0.002
+    lam_q = toy_router.calibrate(prompts, min_quality=0.5)
+    assert lam_q > 0
+    with pytest.raises(InputError, match="cheapest routing costs"):
+        toy_router.calibrate(prompts, max_cost=0.0001)
+    with pytest.raises(InputError, match="exactly one"):
+        toy_router.calibrate(prompts)
+
+
+def test_learned_map_router_end_to_end(toy_data):
+    names = ["mathbot", "poet"]
+    y = np.column_stack([toy_data["scores"][m] for m in names])
+    router = Router(HashingEmbedder(), LearnedClusterMap(n_clusters=2)).fit(toy_data["prompts"], y)
+    router.add_models(toy_data["prompts"], toy_data["scores"], toy_data["costs"])
+    assert router.route(MATH, lam=1000.0).model == "mathbot"
+    assert router.route(POEM, lam=1000.0).model == "poet"
+
+
+def test_routing_while_models_come_and_go(toy_router, toy_data):
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    extra = toy_router.profile("big")
+
+    def churn() -> None:
+        i = 0
+        while not stop.is_set() and i < 500:
+            toy_router.add_profile(ModelProfile(f"m{i}", extra.error_sums, extra.counts, 0.5))
+            toy_router.remove_model(f"m{i}")
+            i += 1
+
+    def route() -> None:
+        try:
+            for _ in range(300):
+                d = toy_router.route(MATH, lam=1000.0)
+                assert d.model == "mathbot"
+        except BaseException as exc:
+            errors.append(exc)
+
+    writer = threading.Thread(target=churn)
+    readers = [threading.Thread(target=route) for _ in range(3)]
+    writer.start()
+    for t in readers:
+        t.start()
+    for t in readers:
+        t.join(timeout=60)
+    stop.set()
+    writer.join(timeout=60)
+    assert not errors

@@ -1,0 +1,32 @@
+import subprocess
+import sys
+
+import uniroute
+
+
+def test_public_api_is_pinned():
+    assert sorted(uniroute.__all__) == sorted(
+        [
+            "EMBEDDERS", "CachedEmbedder", "Decision", "Embedder", "EmbedderMismatchError", "HashingEmbedder",
+            "InputError", "KMeansClusterMap", "LearnedClusterMap", "ModelProfile", "NotFittedError",
+            "PrecomputedEmbedder", "Router", "SentenceTransformerEmbedder", "StateError", "StaticEmbedder",
+            "UnirouteError", "UnknownModelError", "get_embedder", "load_router", "routing_text", "save_router",
+        ]
+    )
+    for name in uniroute.__all__:
+        assert getattr(uniroute, name) is not None
+
+
+def test_import_loads_no_sdk_or_heavy_library():
+    code = (
+        "import sys, uniroute; from uniroute import Router; "
+        "heavy = {'litellm', 'langchain_core', 'torch', 'sentence_transformers', 'matplotlib', 'openai'}; "
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_every_error_derives_from_the_root():
+    for name in ("InputError", "NotFittedError", "UnknownModelError", "StateError", "EmbedderMismatchError"):
+        assert issubclass(getattr(uniroute, name), uniroute.UnirouteError)
