@@ -24,6 +24,21 @@ NO_TEXT_NOTE = "no routing text in the request; routed on the cluster prior"
 _BATCH = 256
 
 
+class _Candidates:
+    """The profiled part of a candidate list, with its Ψ and costs laid out for scoring."""
+
+    __slots__ = ("costs", "index", "names", "psi_t", "skipped")
+
+    def __init__(self, pool: _Pool, names: Sequence[str]):
+        unique = list(dict.fromkeys(names))
+        known = [name for name in unique if name in pool.index]
+        self.names = tuple(known)
+        self.skipped = tuple(name for name in unique if name not in pool.index)
+        self.index = np.array([pool.index[n] for n in known], dtype=np.intp)
+        self.psi_t = np.ascontiguousarray(pool.psi[self.index].T)
+        self.costs = pool.costs[self.index]
+
+
 class _Pool:
     """An immutable snapshot of the profiles, swapped whole when models change."""
 
@@ -38,27 +53,21 @@ class _Pool:
         )
         self.costs = np.array([p.cost for p in profiles.values()], dtype=np.float64)
         self._upper: dict[float, np.ndarray] = {}
-        self._subsets: dict[tuple[str, ...], tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]] = {}
+        self._subsets: dict[tuple[str, ...] | None, _Candidates] = {}
 
-    def psi_for(self, conservative: float | None) -> np.ndarray:
-        if conservative is None:
-            return self.psi
-        if conservative not in self._upper:
-            self._upper[conservative] = (
-                np.stack([p.upper(conservative) for p in self.profiles.values()])
-                if self.profiles
-                else self.psi
+    def upper_psi_t(self, candidates: _Candidates, q: float) -> np.ndarray:
+        """Transposed q-quantile Ψ of the candidates (conservative routing)."""
+        if q not in self._upper:
+            self._upper[q] = (
+                np.stack([p.upper(q) for p in self.profiles.values()]) if self.profiles else self.psi
             )
-        return self._upper[conservative]
+        return self._upper[q][candidates.index].T
 
-    def subset(self, candidates: Sequence[str] | None) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
-        """Indices and names of the candidates that have profiles, and those skipped."""
-        key = self.names if candidates is None else tuple(candidates)
+    def subset(self, candidates: Sequence[str] | None) -> _Candidates:
+        key = None if candidates is None else tuple(candidates)
         found = self._subsets.get(key)
         if found is None:
-            known = [name for name in dict.fromkeys(key) if name in self.index]
-            skipped = tuple(name for name in dict.fromkeys(key) if name not in self.index)
-            found = (np.array([self.index[n] for n in known], dtype=np.intp), tuple(known), skipped)
+            found = _Candidates(self, self.names if key is None else key)
             if len(self._subsets) > 256:
                 self._subsets.clear()
             self._subsets[key] = found
@@ -285,10 +294,11 @@ class Router:
 
     # ---- routing ----------------------------------------------------------------
 
-    def _candidates(self, pool: _Pool, candidates: Sequence[str] | None) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
+    def _candidates(self, pool: _Pool, candidates: Sequence[str] | None) -> _Candidates:
         if isinstance(candidates, str):
             raise InputError("candidates must be a list of model names, not one string")
-        idx, names, skipped = pool.subset(candidates)
+        chosen = pool.subset(candidates)
+        skipped = chosen.skipped
         if skipped:
             if self.unknown_models == "error":
                 raise UnknownModelError(
@@ -300,12 +310,12 @@ class Router:
                 warnings.warn(
                     f"uniroute: skipping candidate(s) with no profile: {new}", stacklevel=3
                 )
-        if not names:
+        if not chosen.names:
             raise UnknownModelError(
                 "no candidate has a profile; add models with Router.add_model (CLI: uniroute add-model)"
                 + (f"; skipped {list(skipped)}" if skipped else "")
             )
-        return idx, names, skipped
+        return chosen
 
     def _decide(
         self,
@@ -318,12 +328,12 @@ class Router:
         if not lam >= 0 or not np.isfinite(lam):
             raise InputError(f"lam must be a finite number >= 0, got {lam!r}")
         pool = self._pool
-        idx, names, skipped = self._candidates(pool, candidates)
-        psi = pool.psi_for(conservative)[idx]
-        costs = pool.costs[idx]
-        errors = phi @ psi.T
+        chosen = self._candidates(pool, candidates)
+        psi_t = chosen.psi_t if conservative is None else pool.upper_psi_t(chosen, conservative)
+        errors = phi @ psi_t
+        lam = float(lam)
         return [
-            Decision(names, errors[i], costs, float(lam), phi[i], skipped, notes[i])
+            Decision(chosen.names, errors[i], chosen.costs, lam, phi[i], chosen.skipped, notes[i])
             for i in range(len(phi))
         ]
 
@@ -390,9 +400,8 @@ class Router:
         The building block for sweeping λ over a whole test set at once.
         """
         phi = self.cluster_probs(embeddings)
-        pool = self._pool
-        idx, names, _ = self._candidates(pool, candidates)
-        return phi @ pool.psi[idx].T, pool.costs[idx], names
+        chosen = self._candidates(self._pool, candidates)
+        return phi @ chosen.psi_t, chosen.costs, chosen.names
 
     def calibrate(
         self,
