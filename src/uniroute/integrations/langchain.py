@@ -1,0 +1,819 @@
+"""LangChain front door: a chat model that sends each request to the model the engine picks.
+
+:class:`UniRouteChatModel` is a ``BaseChatModel`` over a mapping of profile name
+to child chat model. Each call is routed by a :class:`uniroute.Router` and then
+answered by the chosen child, so it drops into LCEL chains and agents wherever a
+``ChatOpenAI`` would go. This is the only uniroute module that imports
+``langchain_core``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models.base import LangSmithParams
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    ToolMessage,
+    convert_to_openai_messages,
+)
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, ensure_config
+from langchain_core.runnables.config import run_in_executor
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import ConfigDict, Field, field_validator, model_validator
+from typing_extensions import Self
+
+from ..engine.router import Router
+from ..exceptions import InputError, UnknownModelError
+
+__all__ = ["UniRouteChatModel"]
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Call kwargs that steer routing; consumed by the router, never sent to a child.
+CALL_OPTIONS = ("lam", "operating_point", "candidates", "conservative", "max_fallbacks", "model")
+#: Internal call kwarg carrying a routing plan made before the run started.
+ROUTE_KWARG = "uniroute_route"
+#: Internal call kwarg carrying the extra ``bind_tools`` arguments for the child.
+TOOL_KWARGS = "uniroute_bind_tools_kwargs"
+#: Settings of a provider client; they belong on the children.
+_CLIENT_SETTINGS = (
+    "api_key",
+    "base_url",
+    "timeout",
+    "max_retries",
+    "organization",
+    "default_headers",
+    "http_client",
+)
+
+
+class UniRouteChatModel(BaseChatModel):
+    """Chat model that routes each request to the best child model for its price (UniRoute).
+
+    Every call embeds the request's routing text (the engine's rule, see
+    :func:`uniroute.routing_text`), ranks the children by expected error + λ·cost
+    with a fitted :class:`uniroute.Router`, and lets the best child answer. It
+    behaves like any LangChain chat model: invoke, batch, stream, async, callbacks,
+    ``bind_tools`` and ``with_structured_output``.
+
+    Setup:
+        Install uniroute with its LangChain dependency and fit or load a router
+        whose profiles are named like your children::
+
+            pip install uniroute          # brings langchain-core
+            uniroute fit ... / uniroute add-model ...   # or Router(...).fit(...)
+
+    Key init args — routing:
+        models: dict[str, BaseChatModel]
+            Profile name -> child chat model. Every child needs a profile in the
+            router, and every routing candidate needs a child.
+        router: Router | str | Path
+            A fitted router, or the path of a saved router state.
+        lam: float
+            λ, error points traded per $ of cost per request (0 = best quality).
+        operating_points: dict[str, float]
+            Named λ values (e.g. ``{"cheap": 200.0, "best": 0.0}``), chosen with
+            ``operating_point``; compute λ with ``router.calibrate(prompts, max_cost=...)``.
+        operating_point: str | None
+            The default named operating point (overrides ``lam``).
+        candidates: list[str] | None
+            Route among these profiles only (default: every child). Needed when the
+            router has profiles that have no child here.
+        conservative: float | None
+            Route on the q-quantile of each model's error posterior.
+        max_fallbacks: int
+            How many next-ranked children to try when the chosen one raises.
+        fallback_on: tuple[type[BaseException], ...]
+            Which errors trigger a fallback (default: any ``Exception``).
+
+    Key init args — forwarded to every child call:
+        stop: list[str] | None
+            Default stop sequences.
+        temperature: float | None, max_tokens: int | None
+            Sent as call kwargs to the chosen child when set. Client settings
+            (``api_key``, ``base_url``, ``timeout``, ``max_retries``) belong on each
+            child and are refused here.
+
+    Per-call options (invoke kwargs, ``.bind(...)``, or ``configurable_fields``):
+        ``lam``, ``operating_point``, ``candidates``, ``conservative``,
+        ``max_fallbacks``, and ``model="<profile>"`` to pin a child (no routing).
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_openai import ChatOpenAI
+            from uniroute import Router
+            from uniroute.integrations.langchain import UniRouteChatModel
+
+            model = UniRouteChatModel(
+                models={
+                    "gpt-4o-mini": ChatOpenAI(model="gpt-4o-mini"),
+                    "gpt-4o": ChatOpenAI(model="gpt-4o"),
+                },
+                router=Router.load("router-state/"),
+                lam=50.0,
+            )
+
+    Invoke:
+        .. code-block:: python
+
+            msg = model.invoke("Compute 12 times 7 and answer with the number only.")
+            msg.response_metadata["uniroute"]["answered_by"]
+
+        .. code-block:: python
+
+            'gpt-4o-mini'
+
+        ``model.batch([...])`` routes every prompt on its own.
+
+    Stream:
+        .. code-block:: python
+
+            for chunk in model.stream("Write a haiku about snow."):
+                print(chunk.text, end="")
+
+        Chunks come from the chosen child's own ``_stream`` as it produces them
+        (a child without streaming answers in one chunk). The routing summary rides
+        on the first chunk.
+
+    Async:
+        .. code-block:: python
+
+            await model.ainvoke("Write a haiku about snow.")
+            async for chunk in model.astream("Write a haiku about snow."):
+                ...
+            await model.abatch(["Compute 3 plus 4.", "Write a sonnet about rivers."])
+
+    Tool calling:
+        .. code-block:: python
+
+            from langchain_core.tools import tool
+
+            @tool
+            def add(a: int, b: int) -> int:
+                \"\"\"Add two integers.\"\"\"
+                return a + b
+
+            model_with_tools = model.bind_tools([add], tool_choice="any")
+            ai_msg = model_with_tools.invoke("What is 3 plus 4?")
+            ai_msg.tool_calls
+
+        .. code-block:: python
+
+            [{'name': 'add', 'args': {'a': 3, 'b': 4}, 'id': 'call_0', 'type': 'tool_call'}]
+
+        Tools are bound to the chosen child with that child's own ``bind_tools``,
+        and only children that support tool calling are candidates. A turn whose
+        last message is a ``ToolMessage`` goes back to the child that issued the
+        tool call (``reason == "tool_loop"``), read from that ``AIMessage``'s
+        ``response_metadata["uniroute"]["answered_by"]``.
+
+    Structured output:
+        .. code-block:: python
+
+            from pydantic import BaseModel
+
+            class Joke(BaseModel):
+                setup: str
+                punchline: str
+
+            model.with_structured_output(Joke).invoke("Tell me a joke about cats.")
+
+        Structured output uses tool calling on the chosen child (the
+        ``function_calling`` method; ``method=`` is accepted and ignored, as in
+        ``BaseChatModel``).
+
+    Response metadata:
+        .. code-block:: python
+
+            msg.response_metadata["uniroute"]
+
+        .. code-block:: python
+
+            {'profile': 'gpt-4o-mini', 'reason': 'routed', 'order': ['gpt-4o-mini', 'gpt-4o'],
+             'lambda': 50.0, 'decision': {'model': 'gpt-4o-mini', 'lambda': 50.0, 'cluster': 3,
+             'ranking': [{'model': 'gpt-4o-mini', 'expected_error': 0.21, 'cost': 0.0004,
+             'score': 0.23}, {'model': 'gpt-4o', ...}], 'skipped': [], 'note': None},
+             'answered_by': 'gpt-4o-mini', 'fallbacks': []}
+
+        ``reason`` is ``"routed"``, ``"tool_loop"`` or ``"pinned"``; ``fallbacks``
+        lists each child that raised before ``answered_by`` answered. The run
+        itself carries ``metadata["uniroute_profile"]``, ``metadata["uniroute_reason"]``
+        and the tag ``"uniroute:<profile>"`` (for invoke, batch, stream and their
+        async forms; runs started through ``generate`` or ``stream_events(version="v3")``
+        carry the decision in the response metadata only), and ``_get_ls_params``
+        reports the chosen child's provider and model name.
+
+    Fallback:
+        When the chosen child raises one of ``fallback_on``, the next child in the
+        engine's ranking answers, up to ``max_fallbacks`` extra children; the last
+        error is re-raised with a note listing the others. A stream falls back only
+        before its first chunk.
+
+    Delegation and what it bypasses:
+        The chosen child is called at the ``_generate`` / ``_agenerate`` /
+        ``_stream`` / ``_astream`` level with this model's run manager, so one call
+        is one run (``child.invoke`` would start a second chat-model run). This
+        bypasses the child's own cache, callbacks, tags, metadata and
+        ``output_version`` (this model's apply instead). The child's
+        ``rate_limiter`` and ``disable_streaming`` are honoured.
+
+    Bad input:
+        An empty message list and a request with only system messages raise
+        :class:`uniroute.InputError`. A request with no text (e.g. image-only) is
+        routed on the cluster prior — the model best on average — and
+        ``decision["note"]`` says so. Construction fails with one clear message
+        for a child with no profile, a profile with no child (outside
+        ``candidates``), an unfitted router, an unknown operating point, or a
+        client setting given here instead of on a child.
+    """
+
+    models: dict[str, BaseChatModel]
+    router: Router
+    lam: float = 0.0
+    operating_points: dict[str, float] = Field(default_factory=dict)
+    operating_point: str | None = None
+    candidates: list[str] | None = None
+    conservative: float | None = None
+    max_fallbacks: int = 2
+    fallback_on: tuple[type[BaseException], ...] = (Exception,)
+    stop: list[str] | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    streaming: bool = False
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    # ---- construction --------------------------------------------------------
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_client_settings(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            given = [key for key in _CLIENT_SETTINGS if key in data]
+            if given:
+                raise InputError(
+                    f"{given} are settings of each child chat model, not of UniRouteChatModel; "
+                    f"set them on the children, e.g. ChatOpenAI({given[0]}=...)"
+                )
+            for key in ("model", "model_name"):
+                if key in data:
+                    raise InputError(
+                        f"UniRouteChatModel picks the model per request, so {key}= is not an init "
+                        "argument; pass the children as models={profile: chat_model}, and pin one "
+                        "per call with invoke(..., model='<profile>')"
+                    )
+        return data
+
+    @field_validator("router", mode="before")
+    @classmethod
+    def _load_router(cls, value: Any) -> Any:
+        if isinstance(value, (str, Path)):
+            return Router.load(value)
+        if not isinstance(value, Router):
+            raise InputError(
+                f"router must be a uniroute.Router or the path of a saved router state, "
+                f"got {type(value).__name__}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_routing(self) -> Self:
+        if not self.models:
+            raise InputError("models is empty; pass models={profile_name: chat_model, ...}")
+        if not self.router.is_fitted:
+            raise InputError("the router is not fitted; call router.fit(prompts) or load a saved state")
+        profiles = set(self.router.models)
+        orphans = [name for name in self.models if name not in profiles]
+        if orphans:
+            raise InputError(
+                f"child model(s) {orphans} have no profile in the router (profiles: "
+                f"{sorted(profiles)}); profile them with router.add_model(...) or remove them"
+            )
+        if self.candidates is None:
+            childless = sorted(profiles - set(self.models))
+            if childless:
+                raise InputError(
+                    f"the router has profile(s) {childless} with no child model; add children for "
+                    f"them or pass candidates={sorted(self.models)} to route among the children only"
+                )
+        else:
+            self._check_candidates(self.candidates, InputError)
+        if not (math.isfinite(self.lam) and self.lam >= 0):
+            raise InputError(f"lam must be a finite number >= 0, got {self.lam!r}")
+        bad = {k: v for k, v in self.operating_points.items() if not (math.isfinite(v) and v >= 0)}
+        if bad:
+            raise InputError(f"operating_points must map names to finite λ >= 0, got {bad}")
+        if self.operating_point is not None:
+            self._operating_point_lam(self.operating_point)
+        if self.max_fallbacks < 0:
+            raise InputError(f"max_fallbacks must be >= 0, got {self.max_fallbacks}")
+        if self.conservative is not None and not 0 < self.conservative < 1:
+            raise InputError(f"conservative must be a quantile in (0, 1), got {self.conservative}")
+        return self
+
+    def _check_candidates(
+        self, names: Sequence[str], error: type[Exception] = UnknownModelError
+    ) -> list[str]:
+        """Names that have both a child and a profile; ``error`` otherwise (InputError at init)."""
+        if isinstance(names, str):
+            raise InputError("candidates must be a list of profile names, not one string")
+        names = list(names)
+        if not names:
+            raise InputError(f"candidates is empty; name some of {sorted(self.models)}")
+        childless = [n for n in names if n not in self.models]
+        if childless:
+            raise error(f"candidate(s) {childless} have no child model; children: {sorted(self.models)}")
+        unprofiled = [n for n in names if n not in self.router.models]
+        if unprofiled:
+            raise error(
+                f"candidate(s) {unprofiled} have no profile in the router; "
+                f"profiles: {sorted(self.router.models)}"
+            )
+        return names
+
+    def _operating_point_lam(self, name: str) -> float:
+        try:
+            return self.operating_points[name]
+        except KeyError:
+            raise InputError(
+                f"unknown operating point {name!r}; known: {sorted(self.operating_points)} "
+                "(set operating_points={name: λ})"
+            ) from None
+
+    # ---- identity and tracing --------------------------------------------------
+
+    @property
+    def _llm_type(self) -> str:
+        return "uniroute-chat"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "profiles": sorted(self.models),
+            "lam": self.lam,
+            "operating_point": self.operating_point,
+            "candidates": self.candidates,
+            "max_fallbacks": self.max_fallbacks,
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        """Tracing params: the chosen child's provider and model once a route is known."""
+        params = LangSmithParams(ls_provider="uniroute", ls_model_name="uniroute", ls_model_type="chat")
+        route = kwargs.get(ROUTE_KWARG)
+        if isinstance(route, Mapping) and route.get("profile") in self.models:
+            child = self.models[route["profile"]]._get_ls_params()
+            params["ls_provider"] = child.get("ls_provider") or "uniroute"
+            params["ls_model_name"] = child.get("ls_model_name") or route["profile"]
+        elif isinstance(kwargs.get("model"), str):
+            params["ls_model_name"] = kwargs["model"]
+        temperature = kwargs.get("temperature", self.temperature)
+        if isinstance(temperature, (int, float)):
+            params["ls_temperature"] = temperature
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        if isinstance(max_tokens, int):
+            params["ls_max_tokens"] = max_tokens
+        if stop or self.stop:
+            params["ls_stop"] = stop or self.stop
+        return params
+
+    # ---- tools -------------------------------------------------------------------
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | Any],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools; each call binds them to the chosen child with its own ``bind_tools``.
+
+        Tools are kept in OpenAI format, which every LangChain chat model accepts.
+        ``tool_choice`` and any other keyword (``strict``, ``parallel_tool_calls``,
+        ...) are passed to the child's ``bind_tools`` unchanged.
+        """
+        structured = kwargs.pop("ls_structured_output_format", None)
+        formatted = [convert_to_openai_tool(t, strict=kwargs.get("strict")) for t in tools]
+        bound: dict[str, Any] = {"tools": formatted}
+        if tool_choice is not None:
+            bound["tool_choice"] = tool_choice
+        if kwargs:
+            bound[TOOL_KWARGS] = kwargs
+        if structured is not None:
+            bound["ls_structured_output_format"] = structured
+        return self.bind(**bound)
+
+    # ---- routing -------------------------------------------------------------------
+
+    def _plan(self, messages: Sequence[BaseMessage], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Decide who answers; pops the routing options out of ``kwargs``."""
+        options = {key: kwargs.pop(key) for key in CALL_OPTIONS if key in kwargs}
+        prompt = _openai_messages(messages)
+        max_fallbacks = options.get("max_fallbacks", self.max_fallbacks)
+        if not isinstance(max_fallbacks, int) or max_fallbacks < 0:
+            raise InputError(f"max_fallbacks must be an int >= 0, got {max_fallbacks!r}")
+        pinned = options.get("model")
+        if pinned is not None:
+            if pinned not in self.models:
+                raise UnknownModelError(
+                    f"model={pinned!r} is not a child profile; children: {sorted(self.models)}"
+                )
+            return {
+                "profile": pinned,
+                "reason": "pinned",
+                "order": [pinned],
+                "lambda": None,
+                "decision": None,
+            }
+        lam = self._call_lam(options)
+        tools = bool(kwargs.get("tools"))
+        names = self._check_candidates(options.get("candidates", self.candidates or list(self.models)))
+        if tools:
+            capable = [n for n in names if _supports_tools(self.models[n])]
+            if not capable:
+                raise InputError(f"tools are bound but no candidate in {names} supports tool calling")
+            names = capable
+        decision = self.router.route(
+            prompt, lam=lam, candidates=names, conservative=options.get("conservative", self.conservative)
+        )
+        order, reason = list(decision.ranking), "routed"
+        sticky = _tool_loop_profile(messages)
+        if sticky in self.models and (not tools or _supports_tools(self.models[sticky])):
+            order, reason = [sticky, *(n for n in order if n != sticky)], "tool_loop"
+        summary = decision.to_dict(top=3)
+        summary.pop("cluster_probs")
+        order = order[: 1 + max_fallbacks]
+        return {"profile": order[0], "reason": reason, "order": order, "lambda": lam, "decision": summary}
+
+    def _call_lam(self, options: Mapping[str, Any]) -> float:
+        if "lam" in options and "operating_point" in options:
+            raise InputError("give lam= or operating_point= for a call, not both")
+        if "lam" in options:
+            return float(options["lam"])
+        if "operating_point" in options:
+            return self._operating_point_lam(options["operating_point"])
+        if self.operating_point is not None:
+            return self._operating_point_lam(self.operating_point)
+        return self.lam
+
+    def _take_route(
+        self, messages: Sequence[BaseMessage], kwargs: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        call_kwargs = dict(kwargs)
+        route = call_kwargs.pop(ROUTE_KWARG, None)
+        if route is None:
+            route = self._plan(messages, call_kwargs)
+        else:
+            for key in CALL_OPTIONS:
+                call_kwargs.pop(key, None)
+        return route, call_kwargs
+
+    async def _atake_route(
+        self, messages: Sequence[BaseMessage], kwargs: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        if ROUTE_KWARG in kwargs:
+            return self._take_route(messages, kwargs)
+        return await run_in_executor(None, self._take_route, messages, kwargs)
+
+    def _routed_call(
+        self, route: dict[str, Any], config: RunnableConfig | None, kwargs: dict[str, Any]
+    ) -> tuple[RunnableConfig, dict[str, Any]]:
+        """Put the plan in the call kwargs and the run's metadata and tags."""
+        config = ensure_config(config)
+        profile = route["profile"]
+        metadata = {
+            **config.get("metadata", {}),
+            "uniroute_profile": profile,
+            "uniroute_reason": route["reason"],
+        }
+        tags = [*config.get("tags", []), f"uniroute:{profile}"]
+        config = RunnableConfig(**{**config, "metadata": metadata, "tags": tags})
+        return config, {**kwargs, ROUTE_KWARG: route}
+
+    def _preroute(
+        self, input: LanguageModelInput, config: RunnableConfig | None, kwargs: dict[str, Any]
+    ) -> tuple[RunnableConfig | None, dict[str, Any]]:
+        if ROUTE_KWARG in kwargs:
+            return config, kwargs
+        kwargs = dict(kwargs)
+        route = self._plan(self._convert_input(input).to_messages(), kwargs)
+        return self._routed_call(route, config, kwargs)
+
+    async def _apreroute(
+        self, input: LanguageModelInput, config: RunnableConfig | None, kwargs: dict[str, Any]
+    ) -> tuple[RunnableConfig | None, dict[str, Any]]:
+        if ROUTE_KWARG in kwargs:
+            return config, kwargs
+        kwargs = dict(kwargs)
+        messages = self._convert_input(input).to_messages()
+        route = await run_in_executor(None, self._plan, messages, kwargs)
+        return self._routed_call(route, config, kwargs)
+
+    # ---- entry points: route before the run starts, so the run carries the decision ----
+
+    def invoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        config, kwargs = self._preroute(input, config, kwargs)
+        return super().invoke(input, config, stop=stop, **kwargs)
+
+    async def ainvoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        config, kwargs = await self._apreroute(input, config, kwargs)
+        return await super().ainvoke(input, config, stop=stop, **kwargs)
+
+    def stream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[AIMessageChunk]:
+        config, kwargs = self._preroute(input, config, kwargs)
+        yield from super().stream(input, config, stop=stop, **kwargs)
+
+    async def astream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[AIMessageChunk]:
+        config, kwargs = await self._apreroute(input, config, kwargs)
+        async for chunk in super().astream(input, config, stop=stop, **kwargs):
+            yield chunk
+
+    # ---- delegation to the chosen child ---------------------------------------------
+
+    def _child_kwargs(self, child: BaseChatModel, call_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """Call kwargs for ``child``: forwarded defaults, and tools bound the child's way."""
+        kwargs = dict(call_kwargs)
+        for key in ("temperature", "max_tokens"):
+            if getattr(self, key) is not None:
+                kwargs.setdefault(key, getattr(self, key))
+        tools = kwargs.pop("tools", None)
+        tool_choice = kwargs.pop("tool_choice", None)
+        extra = kwargs.pop(TOOL_KWARGS, None) or {}
+        if tools is None:
+            return kwargs
+        if tool_choice is not None:
+            extra = {**extra, "tool_choice": tool_choice}
+        binding = child.bind_tools(tools, **extra)
+        if not isinstance(binding, RunnableBinding) or binding.bound is not child:
+            raise InputError(
+                f"{type(child).__name__}.bind_tools did not return a binding of the model itself; "
+                "UniRouteChatModel cannot pass its tools through"
+            )
+        return {**kwargs, **binding.kwargs}
+
+    def _stop(self, stop: list[str] | None) -> list[str] | None:
+        return stop if stop is not None else self.stop
+
+    def _fell_back(
+        self, route: Mapping[str, Any], name: str, error: BaseException, failures: list[dict[str, str]]
+    ) -> None:
+        """Record a failed child; re-raise when no child is left to try."""
+        failures.append({"profile": name, "error": f"{type(error).__name__}: {error}"})
+        if name == route["order"][-1]:
+            if len(failures) > 1 and hasattr(error, "add_note"):
+                others = ", ".join(f"{f['profile']} ({f['error']})" for f in failures[:-1])
+                error.add_note(f"uniroute: every child tried failed; before {name}: {others}")
+            raise error
+        logger.warning("uniroute: child %r failed (%s); falling back", name, failures[-1]["error"])
+
+    def _with_fallback(
+        self,
+        route: Mapping[str, Any],
+        call_kwargs: Mapping[str, Any],
+        attempt: Callable[[BaseChatModel, dict[str, Any]], T],
+    ) -> tuple[str, T, list[dict[str, str]]]:
+        """Run ``attempt(child, child_kwargs)`` down the route's order until one succeeds."""
+        failures: list[dict[str, str]] = []
+        for name in route["order"]:
+            child = self.models[name]
+            try:
+                if child.rate_limiter:
+                    child.rate_limiter.acquire(blocking=True)
+                return name, attempt(child, self._child_kwargs(child, call_kwargs)), failures
+            except self.fallback_on as error:
+                self._fell_back(route, name, error, failures)
+        raise AssertionError("unreachable: the last failure re-raises")
+
+    async def _awith_fallback(
+        self,
+        route: Mapping[str, Any],
+        call_kwargs: Mapping[str, Any],
+        attempt: Callable[[BaseChatModel, dict[str, Any]], Awaitable[T]],
+    ) -> tuple[str, T, list[dict[str, str]]]:
+        """Async :meth:`_with_fallback`."""
+        failures: list[dict[str, str]] = []
+        for name in route["order"]:
+            child = self.models[name]
+            try:
+                if child.rate_limiter:
+                    await child.rate_limiter.aacquire(blocking=True)
+                return name, await attempt(child, self._child_kwargs(child, call_kwargs)), failures
+            except self.fallback_on as error:
+                self._fell_back(route, name, error, failures)
+        raise AssertionError("unreachable: the last failure re-raises")
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        route, call_kwargs = self._take_route(messages, kwargs)
+
+        def attempt(child: BaseChatModel, child_kwargs: dict[str, Any]) -> ChatResult:
+            return _call(child._generate, messages, self._stop(stop), run_manager, child_kwargs)
+
+        name, result, failures = self._with_fallback(route, call_kwargs, attempt)
+        for generation in result.generations:
+            _stamp(generation, route, name, failures)
+        return result
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        route, call_kwargs = await self._atake_route(messages, kwargs)
+
+        async def attempt(child: BaseChatModel, child_kwargs: dict[str, Any]) -> ChatResult:
+            return await _call(child._agenerate, messages, self._stop(stop), run_manager, child_kwargs)
+
+        name, result, failures = await self._awith_fallback(route, call_kwargs, attempt)
+        for generation in result.generations:
+            _stamp(generation, route, name, failures)
+        return result
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        route, call_kwargs = self._take_route(messages, kwargs)
+
+        def start(child: BaseChatModel, child_kwargs: dict[str, Any]) -> tuple[Iterator[Any], Any]:
+            """Open the child's stream and take its first chunk (a fallback is possible until then)."""
+            if _streams(child, child_kwargs):
+                chunks = iter(_call(child._stream, messages, self._stop(stop), run_manager, child_kwargs))
+            else:
+                result = _call(child._generate, messages, self._stop(stop), run_manager, child_kwargs)
+                chunks = iter([_as_chunk(result)])
+            return chunks, next(chunks, None)
+
+        name, (chunks, first), failures = self._with_fallback(route, call_kwargs, start)
+        if first is not None:
+            _stamp(first, route, name, failures)
+            yield first
+            yield from chunks
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        route, call_kwargs = await self._atake_route(messages, kwargs)
+
+        async def start(child: BaseChatModel, child_kwargs: dict[str, Any]) -> tuple[AsyncIterator[Any], Any]:
+            """Async ``start`` of :meth:`_stream`."""
+            if _streams(child, child_kwargs):
+                chunks = _call(child._astream, messages, self._stop(stop), run_manager, child_kwargs)
+            else:
+                result = await _call(child._agenerate, messages, self._stop(stop), run_manager, child_kwargs)
+                chunks = _aiter([_as_chunk(result)])
+            return chunks, await anext(chunks, None)
+
+        name, (chunks, first), failures = await self._awith_fallback(route, call_kwargs, start)
+        if first is not None:
+            _stamp(first, route, name, failures)
+            yield first
+            async for chunk in chunks:
+                yield chunk
+
+
+# ---- helpers ----------------------------------------------------------------------
+
+
+def _openai_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    """The request as OpenAI-style dicts for :func:`uniroute.routing_text`; checks bad input."""
+    if not messages:
+        raise InputError("UniRouteChatModel got an empty message list; pass a string or at least one message")
+    if all(message.type == "system" for message in messages):
+        raise InputError(
+            "the request has only system messages; add a HumanMessage with the user's request "
+            "(e.g. ChatPromptTemplate.from_messages([('system', ...), ('human', '{question}')]))"
+        )
+    try:
+        return convert_to_openai_messages(list(messages))
+    except (ValueError, TypeError, KeyError):
+        # Content blocks the converter does not know still have their text.
+        return [{"role": message.type, "content": message.text} for message in messages]
+
+
+def _tool_loop_profile(messages: Sequence[BaseMessage]) -> str | None:
+    """The child that issued the tool call a trailing ``ToolMessage`` answers, if recorded."""
+    last = messages[-1] if messages else None
+    if not isinstance(last, ToolMessage):
+        return None
+    for message in reversed(messages[:-1]):
+        if isinstance(message, AIMessage) and any(
+            call.get("id") == last.tool_call_id for call in message.tool_calls
+        ):
+            meta = message.response_metadata.get("uniroute")
+            return meta.get("answered_by") if isinstance(meta, Mapping) else None
+    return None
+
+
+def _supports_tools(child: BaseChatModel) -> bool:
+    return type(child).bind_tools is not BaseChatModel.bind_tools
+
+
+def _streams(child: BaseChatModel, child_kwargs: Mapping[str, Any]) -> bool:
+    """Whether ``child`` streams natively for this call (honours its ``disable_streaming``)."""
+    cls = type(child)
+    if cls._stream is BaseChatModel._stream and cls._astream is BaseChatModel._astream:
+        return False
+    if child.disable_streaming is True:
+        return False
+    return not (child.disable_streaming == "tool_calling" and child_kwargs.get("tools"))
+
+
+def _call(
+    method: Callable[..., Any],
+    messages: list[BaseMessage],
+    stop: list[str] | None,
+    run_manager: Any,
+    kwargs: Any,
+) -> Any:
+    """Call a child's ``_generate``-level method, with ``run_manager=`` if it takes one."""
+    if "run_manager" in inspect.signature(method).parameters:
+        return method(messages, stop=stop, run_manager=run_manager, **kwargs)
+    return method(messages, stop=stop, **kwargs)
+
+
+def _stamp(
+    generation: ChatGeneration, route: Mapping[str, Any], name: str, failures: list[dict[str, str]]
+) -> None:
+    """Put the routing outcome in a copy of the generation's message (children may reuse theirs)."""
+    outcome = {**route, "answered_by": name, "fallbacks": list(failures)}
+    message = generation.message
+    generation.message = message.model_copy(
+        update={"response_metadata": {**message.response_metadata, "uniroute": outcome}}
+    )
+
+
+def _as_chunk(result: ChatResult) -> ChatGenerationChunk:
+    """One chunk holding a whole answer, for a child that does not stream."""
+    generation = result.generations[0]
+    message = cast(AIMessage, generation.message)
+    chunk = AIMessageChunk(
+        content=message.content,
+        additional_kwargs=message.additional_kwargs,
+        response_metadata={**(result.llm_output or {}), **message.response_metadata},
+        tool_calls=message.tool_calls,
+        invalid_tool_calls=message.invalid_tool_calls,
+        usage_metadata=message.usage_metadata,
+        id=message.id,
+        chunk_position="last",
+    )
+    return ChatGenerationChunk(message=chunk, generation_info=generation.generation_info)
+
+
+async def _aiter(items: list[ChatGenerationChunk]) -> AsyncIterator[ChatGenerationChunk]:
+    for item in items:
+        yield item
