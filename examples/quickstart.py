@@ -75,7 +75,7 @@ def main() -> None:
         print(f"{label:<50} {lam:>8} {acc:>9.3f} {cost:>10.6f} {cost / top_cost:>8.0%}")
     d = router.route(test.prompts[0], lam=float(router.calibrate(train.prompts, max_cost=0.25 * top_cost)))
     print(f"\nexample decision for test prompt 0 (budget 25%): {d.model}; top 3: {d.ranking[:3]}")
-    print(f"try: uniroute route {args.state} \"What is 17 * 23?\" --top 5")
+    print(f'try: uniroute route {args.state} "What is 17 * 23?" --top 5')
 
 
 if __name__ == "__main__":

@@ -27,9 +27,13 @@ def test_fit_add_route_inspect_remove(tmp_path, records, capsys):
     assert code == 0 and "0 models" in out
     code, out, _ = run(capsys, "add-model", state, records)
     assert code == 0 and "added mathbot" in out
-    code, out, _ = run(capsys, "route", state, "Arithmetic question: compute 3 plus 4.", "--lambda", "1000", "--json")
+    code, out, _ = run(
+        capsys, "route", state, "Arithmetic question: compute 3 plus 4.", "--lambda", "1000", "--json"
+    )
     assert json.loads(out)["model"] == "mathbot"
-    code, out, _ = run(capsys, "route", state, "Poetry request: a haiku about snow", "--lambda", "1000", "--top", "2")
+    code, out, _ = run(
+        capsys, "route", state, "Poetry request: a haiku about snow", "--lambda", "1000", "--top", "2"
+    )
     assert "model: poet" in out
     code, out, _ = run(capsys, "inspect", state, "--json")
     assert set(json.loads(out)["models"]) == {"mathbot", "poet", "big"}

@@ -9,7 +9,16 @@ from uniroute.exceptions import InputError
 
 
 def write_routerbench(path, rows):
-    header = ["sample_id", "prompt", "eval_name", "m1", "m1|total_cost", "m1|model_response", "m2", "m2|total_cost"]
+    header = [
+        "sample_id",
+        "prompt",
+        "eval_name",
+        "m1",
+        "m1|total_cost",
+        "m1|model_response",
+        "m2",
+        "m2|total_cost",
+    ]
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
@@ -38,7 +47,9 @@ def test_jsonl_records_with_fractional_scores_and_messages(tmp_path):
     path.write_text(
         json.dumps({"prompt": "hi", "scores": {"a": 0.5, "b": 1}, "costs": {"a": 0.1, "b": 0.2}, "task": "t"})
         + "\n\n"
-        + json.dumps({"messages": [{"role": "user", "content": "yo"}], "scores": {"b": 0}, "costs": {"b": 0.2}})
+        + json.dumps(
+            {"messages": [{"role": "user", "content": "yo"}], "scores": {"b": 0}, "costs": {"b": 0.2}}
+        )
         + "\n"
     )
     data = load_dataset(path)
@@ -50,7 +61,9 @@ def test_jsonl_records_with_fractional_scores_and_messages(tmp_path):
 def test_malformed_jsonl_lines_are_reported_by_number(tmp_path):
     path = tmp_path / "bad.jsonl"
     good = json.dumps({"prompt": "ok", "scores": {"a": 1}, "costs": {"a": 0.1}})
-    path.write_text("\n".join([good, "{broken", json.dumps({"prompt": "x", "scores": {"a": 3}}), good]) + "\n")
+    path.write_text(
+        "\n".join([good, "{broken", json.dumps({"prompt": "x", "scores": {"a": 3}}), good]) + "\n"
+    )
     with pytest.raises(InputError, match=r"2 malformed line\(s\): line 2: .*line 3: .*outside \[0, 1\]"):
         load_jsonl(path)
     with pytest.warns(UserWarning, match="skipped"):
@@ -59,7 +72,9 @@ def test_malformed_jsonl_lines_are_reported_by_number(tmp_path):
 
 def test_split_directory_and_unknown_formats(tmp_path):
     for name in ("a_train.jsonl", "a_test.jsonl"):
-        (tmp_path / name).write_text(json.dumps({"prompt": name, "scores": {"m": 1}, "costs": {"m": 0.0}}) + "\n")
+        (tmp_path / name).write_text(
+            json.dumps({"prompt": name, "scores": {"m": 1}, "costs": {"m": 0.0}}) + "\n"
+        )
     train, test = load_split(tmp_path)
     assert train.prompts == ["a_train.jsonl"] and test.prompts == ["a_test.jsonl"]
     with pytest.raises(InputError, match="cannot tell the format"):
@@ -75,7 +90,13 @@ def _touch(path):
 
 def test_rows_and_select_models_keep_everything_aligned(tmp_path):
     path = tmp_path / "x.csv"
-    write_routerbench(path, [["1", "['p1']", "e", "1", "0.1", "['r1']", "0", "0.2"], ["2", "['p2']", "e", "0", "0.1", "['r2']", "1", "0.2"]])
+    write_routerbench(
+        path,
+        [
+            ["1", "['p1']", "e", "1", "0.1", "['r1']", "0", "0.2"],
+            ["2", "['p2']", "e", "0", "0.1", "['r2']", "1", "0.2"],
+        ],
+    )
     data = load_routerbench(path)
     sub = data.rows([1]).select_models(["m2", "m1"])
     assert sub.prompts == ["p2"] and sub.models == ("m2", "m1")

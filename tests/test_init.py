@@ -7,10 +7,28 @@ import uniroute
 def test_public_api_is_pinned():
     assert sorted(uniroute.__all__) == sorted(
         [
-            "EMBEDDERS", "CachedEmbedder", "Decision", "Embedder", "EmbedderMismatchError", "HashingEmbedder",
-            "InputError", "KMeansClusterMap", "LearnedClusterMap", "ModelProfile", "NotFittedError",
-            "PrecomputedEmbedder", "Router", "SentenceTransformerEmbedder", "StateError", "StaticEmbedder",
-            "UnirouteError", "UnknownModelError", "get_embedder", "load_router", "routing_text", "save_router",
+            "EMBEDDERS",
+            "CachedEmbedder",
+            "Decision",
+            "Embedder",
+            "EmbedderMismatchError",
+            "HashingEmbedder",
+            "InputError",
+            "KMeansClusterMap",
+            "LearnedClusterMap",
+            "ModelProfile",
+            "NotFittedError",
+            "PrecomputedEmbedder",
+            "Router",
+            "SentenceTransformerEmbedder",
+            "StateError",
+            "StaticEmbedder",
+            "UnirouteError",
+            "UnknownModelError",
+            "get_embedder",
+            "load_router",
+            "routing_text",
+            "save_router",
         ]
     )
     for name in uniroute.__all__:

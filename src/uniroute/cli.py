@@ -17,11 +17,11 @@ import numpy as np
 
 from .exceptions import InputError, UnirouteError
 
-SUBCOMMAND_MODULES: list[str] = []
+SUBCOMMAND_MODULES: list[str] = ["uniroute.onboarding.cli", "uniroute.evaluation.cli"]
 _FORMATS = ["routerbench", "jsonl"]
 
 
-def _load_data(args: argparse.Namespace):  # noqa: ANN202 - RoutingDataset, imported lazily
+def _load_data(args: argparse.Namespace):
     from .datasets import load_dataset
 
     data = load_dataset(args.data, args.format, **({"skip_invalid": True} if args.skip_invalid else {}))
@@ -38,7 +38,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _profile_all(router, data, names: Sequence[str] | None, cost: float | None, replace: bool) -> list:  # noqa: ANN001
+def _profile_all(router, data, names: Sequence[str] | None, cost: float | None, replace: bool) -> list:
     names = list(names or data.models)
     missing = [n for n in names if n not in data.models]
     if missing:
@@ -68,7 +68,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if args.profile:
         _profile_all(router, data, None, None, replace=False)
     path = router.save(args.out)
-    print(f"fitted {args.map} map, K={args.clusters}, on {len(data)} prompts; {len(router.models)} models -> {path}")
+    print(
+        f"fitted {args.map} map, K={args.clusters}, on {len(data)} prompts; "
+        f"{len(router.models)} models -> {path}"
+    )
     return 0
 
 
@@ -109,7 +112,10 @@ def _cmd_route(args: argparse.Namespace) -> int:
         print(f"note: {decision.note}")
     print(f"{'rank':>4}  {'model':<40} {'exp. error':>10} {'$/request':>11} {'score':>9}")
     for rank, row in enumerate(decision.to_dict(top=args.top)["ranking"], start=1):
-        print(f"{rank:>4}  {row['model']:<40} {row['expected_error']:>10.4f} {row['cost']:>11.6f} {row['score']:>9.4f}")
+        print(
+            f"{rank:>4}  {row['model']:<40} {row['expected_error']:>10.4f} "
+            f"{row['cost']:>11.6f} {row['score']:>9.4f}"
+        )
     return 0
 
 
@@ -120,20 +126,24 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     weights = router.cluster_map.cluster_weights_
     profiles = router.profiles
     if args.json:
-        print(json.dumps({
-            "embedder": router.encoder.id,
-            "cluster_map": type(router.cluster_map).__name__,
-            "cluster_weights": [float(w) for w in weights],
-            "models": {
-                name: {
-                    "cost": p.cost,
-                    "global_error": p.global_error,
-                    "errors": p.errors.round(6).tolist(),
-                    "counts": p.counts.round(3).tolist(),
+        print(
+            json.dumps(
+                {
+                    "embedder": router.encoder.id,
+                    "cluster_map": type(router.cluster_map).__name__,
+                    "cluster_weights": [float(w) for w in weights],
+                    "models": {
+                        name: {
+                            "cost": p.cost,
+                            "global_error": p.global_error,
+                            "errors": p.errors.round(6).tolist(),
+                            "counts": p.counts.round(3).tolist(),
+                        }
+                        for name, p in profiles.items()
+                    },
                 }
-                for name, p in profiles.items()
-            },
-        }))
+            )
+        )
         return 0
     print(f"embedder: {router.encoder.id}   map: {type(router.cluster_map).__name__}, K={len(weights)}")
     header = "".join(f"{'c' + str(k):>7}" for k in range(len(weights)))
@@ -142,9 +152,13 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     for name, p in sorted(profiles.items(), key=lambda kv: kv[1].global_error):
         cells = "".join(f"{e:>7.3f}" for e in p.errors)
         print(f"{name[:36]:<36} {p.cost:>10.6f} {p.global_error:>6.3f} {p.n_results:>6.0f}{cells}")
-    print(f"{'(results per cluster, min)':<61}" + "".join(
-        f"{c:>7.0f}" for c in (np.min([p.counts for p in profiles.values()], axis=0) if profiles else weights * 0)
-    ))
+    print(
+        f"{'(results per cluster, min)':<61}"
+        + "".join(
+            f"{c:>7.0f}"
+            for c in (np.min([p.counts for p in profiles.values()], axis=0) if profiles else weights * 0)
+        )
+    )
     return 0
 
 

@@ -9,6 +9,16 @@ Every loader returns a :class:`RoutingDataset`. Formats (``--format`` choices):
     One JSON object a line: ``{"prompt": str, "scores": {model: s in [0, 1]},
     "costs": {model: $}, "task": str}``; ``messages`` (chat format) may replace
     ``prompt``; ``id`` is optional.
+``npz``
+    A correctness matrix: ``scores`` (items × models, NaN = missing), ``models``,
+    ``benchmark`` (task per item), ``item``; optional ``costs`` (items × models or
+    one per model) and ``prompts``. No pickled objects.
+``embedllm``
+    EmbedLLM's long CSV (``model_id``, ``model_name``, ``prompt_id``, ``prompt``,
+    ``label``, optional ``category``): one row per (model, prompt); no costs.
+``routereval``
+    RouterEval's ``*_router_dataset.pkl``. Unpickling runs code, so it loads only
+    with ``allow_pickle=True`` (CLI ``--allow-pickle``), for files you trust.
 """
 
 from __future__ import annotations
@@ -62,9 +72,7 @@ class RoutingDataset:
     def __post_init__(self) -> None:
         n, m = len(self.ids), len(self.models)
         if self.scores.shape != (n, m) or self.costs.shape != (n, m):
-            raise InputError(
-                f"scores {self.scores.shape} and costs {self.costs.shape} must be ({n}, {m})"
-            )
+            raise InputError(f"scores {self.scores.shape} and costs {self.costs.shape} must be ({n}, {m})")
         if len(set(self.models)) != m:
             raise InputError(f"duplicate model names in {self.models}")
 
@@ -189,6 +197,31 @@ def _check_record(record: Any) -> tuple[Prompt, dict[str, float], dict[str, floa
     return prompt, clean_scores, clean_costs
 
 
+def read_jsonl(path: Path, parse: Callable[[Any, int], Any], skip_invalid: bool = False) -> list[Any]:
+    """``parse(record, line_number)`` for each non-blank line of a JSON Lines file.
+
+    Lines that are not JSON or that ``parse`` rejects (``ValueError``/``TypeError``)
+    raise one :class:`~uniroute.InputError` naming their line numbers, or with
+    ``skip_invalid=True`` are dropped with a warning.
+    """
+    parsed, errors = [], []
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                parsed.append(parse(json.loads(line), number))
+            except (ValueError, TypeError) as exc:
+                errors.append(f"line {number}: {exc}")
+    if errors:
+        message = f"{path}: {len(errors)} malformed line(s): " + "; ".join(errors[:10])
+        message += " ..." if len(errors) > 10 else ""
+        if not skip_invalid:
+            raise InputError(message + " (pass skip_invalid=True / --skip-invalid to keep the good lines)")
+        warnings.warn(message + "; skipped", stacklevel=3)
+    return parsed
+
+
 def load_jsonl(path: str | Path, skip_invalid: bool = False) -> RoutingDataset:
     """Read routing records from JSON Lines (see module doc).
 
@@ -196,22 +229,7 @@ def load_jsonl(path: str | Path, skip_invalid: bool = False) -> RoutingDataset:
     with ``skip_invalid=True`` they are dropped with a warning instead.
     """
     path = Path(path)
-    records, errors = [], []
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-                records.append((number, raw, *_check_record(raw)))
-            except (ValueError, TypeError) as exc:
-                errors.append(f"line {number}: {exc}")
-    if errors:
-        message = f"{path}: {len(errors)} malformed line(s): " + "; ".join(errors[:5])
-        message += " ..." if len(errors) > 5 else ""
-        if not skip_invalid:
-            raise InputError(message + " (pass skip_invalid=True / --skip-invalid to keep the good lines)")
-        warnings.warn(message + "; skipped", stacklevel=2)
+    records = read_jsonl(path, lambda raw, number: (number, raw, *_check_record(raw)), skip_invalid)
     if not records:
         raise InputError(f"{path}: no valid record")
     models = tuple(dict.fromkeys(m for r in records for m in r[3]))
@@ -234,11 +252,42 @@ def load_jsonl(path: str | Path, skip_invalid: bool = False) -> RoutingDataset:
     )
 
 
+def load_npz(path: str | Path) -> RoutingDataset:
+    """Read a correctness matrix saved with ``numpy.savez`` (see module doc)."""
+    from .evaluation.loaders import load_npz as _load
+
+    return _load(path)
+
+
+def load_embedllm(path: str | Path) -> RoutingDataset:
+    """Read one of EmbedLLM's CSV files (see module doc)."""
+    from .evaluation.loaders import load_embedllm as _load
+
+    return _load(path)
+
+
+def load_routereval(path: str | Path, allow_pickle: bool = False, **options: Any) -> RoutingDataset:
+    """Read a RouterEval router-dataset pickle (see module doc and :mod:`uniroute.evaluation.loaders`)."""
+    from .evaluation.loaders import load_routereval as _load
+
+    return _load(path, allow_pickle=allow_pickle, **options)
+
+
 LOADERS: dict[str, Callable[..., RoutingDataset]] = {
     "routerbench": load_routerbench,
     "jsonl": load_jsonl,
+    "npz": load_npz,
+    "embedllm": load_embedllm,
+    "routereval": load_routereval,
 }
-_SUFFIXES = {".csv": "routerbench", ".jsonl": "jsonl", ".json": "jsonl"}
+_SUFFIXES = {
+    ".csv": "routerbench",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".npz": "npz",
+    ".pkl": "routereval",
+    ".pickle": "routereval",
+}
 
 
 def load_dataset(path: str | Path, format: str | None = None, **options: Any) -> RoutingDataset:
@@ -248,11 +297,18 @@ def load_dataset(path: str | Path, format: str | None = None, **options: Any) ->
         raise InputError(f"no such file: {path}")
     if format is None:
         format = _SUFFIXES.get(path.suffix.lower())
+        if format == "routerbench" and _csv_header(path) >= {"model_id", "prompt_id", "label"}:
+            format = "embedllm"
         if format is None:
             raise InputError(f"cannot tell the format of {path}; pass format= one of {sorted(LOADERS)}")
     if format not in LOADERS:
         raise InputError(f"unknown format {format!r}; choose one of {sorted(LOADERS)}")
     return LOADERS[format](path, **options)
+
+
+def _csv_header(path: Path) -> set[str]:
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        return set(next(csv.reader(handle), []))
 
 
 def concat(datasets: Sequence[RoutingDataset]) -> RoutingDataset:
@@ -278,7 +334,9 @@ def concat(datasets: Sequence[RoutingDataset]) -> RoutingDataset:
     )
 
 
-def load_split(directory: str | Path, format: str | None = None, **options: Any) -> tuple[RoutingDataset, RoutingDataset]:
+def load_split(
+    directory: str | Path, format: str | None = None, **options: Any
+) -> tuple[RoutingDataset, RoutingDataset]:
     """Load a directory of ``*train*`` and ``*test*`` files as one (train, test) pair."""
     directory = Path(directory)
     if not directory.is_dir():

@@ -10,7 +10,12 @@ X = np.array([[1.0, 0.0], [0.95, 0.05], [0.0, 1.0], [0.05, 0.95]], dtype=np.floa
 
 def test_kmeans_follows_the_estimator_contract():
     cmap = KMeansClusterMap(n_clusters=2, random_state=3)
-    assert cmap.get_params() == {"n_clusters": 2, "assignment": "hard", "temperature": 0.05, "random_state": 3}
+    assert cmap.get_params() == {
+        "n_clusters": 2,
+        "assignment": "hard",
+        "temperature": 0.05,
+        "random_state": 3,
+    }
     assert cmap.fit(X) is cmap
     assert cmap.cluster_centers_.shape == (2, 2)
     assert not hasattr(clone(cmap), "cluster_centers_")

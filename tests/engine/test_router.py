@@ -86,7 +86,7 @@ def test_negative_or_nan_lambda_is_refused(toy_router):
 
 
 def test_unfitted_router_says_what_to_do():
-    with pytest.raises(NotFittedError, match="router.fit"):
+    with pytest.raises(NotFittedError, match=r"router\.fit"):
         Router(HashingEmbedder()).route("hi")
 
 

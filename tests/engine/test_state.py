@@ -21,7 +21,9 @@ def test_save_and_load_reproduce_every_decision(toy_router, toy_data, tmp_path, 
     loaded = Router.load(path)
     assert loaded.models == toy_router.models
     for lam in (0.0, 3.0, 1000.0):
-        for a, b in zip(toy_router.route_batch(toy_data["prompts"], lam), loaded.route_batch(toy_data["prompts"], lam)):
+        for a, b in zip(
+            toy_router.route_batch(toy_data["prompts"], lam), loaded.route_batch(toy_data["prompts"], lam)
+        ):
             assert a.model == b.model
             np.testing.assert_allclose(a.scores, b.scores)
 
@@ -40,7 +42,9 @@ def test_directory_state_is_json_plus_npz_and_versioned(toy_router, tmp_path):
 
 def test_learned_map_state_round_trips(toy_data, tmp_path):
     y = np.column_stack([toy_data["scores"][m] for m in ("mathbot", "poet")])
-    router = Router(HashingEmbedder(), LearnedClusterMap(n_clusters=2, max_iter=30)).fit(toy_data["prompts"], y)
+    router = Router(HashingEmbedder(), LearnedClusterMap(n_clusters=2, max_iter=30)).fit(
+        toy_data["prompts"], y
+    )
     router.add_models(toy_data["prompts"], toy_data["scores"], toy_data["costs"])
     loaded = Router.load(router.save(tmp_path / "learned.npz"))
     np.testing.assert_allclose(router.route(MATH).cluster_probs, loaded.route(MATH).cluster_probs)

@@ -1,7 +1,7 @@
+import pytest
+
 from uniroute.engine.text import MAX_ROUTING_CHARS, routing_text
 from uniroute.exceptions import InputError
-
-import pytest
 
 
 def test_plain_string_is_stripped():
@@ -29,7 +29,13 @@ def test_messages_use_user_and_assistant_turns_not_system():
         {"role": "system", "content": "You are a helpful assistant."},
         {"role": "user", "content": "Translate to French"},
         {"role": "assistant", "content": "Sure, what text?"},
-        {"role": "user", "content": [{"type": "text", "text": "good morning"}, {"type": "image_url", "image_url": {"url": "x"}}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "good morning"},
+                {"type": "image_url", "image_url": {"url": "x"}},
+            ],
+        },
     ]
     assert routing_text(messages) == "Translate to French\nSure, what text?\ngood morning"
 

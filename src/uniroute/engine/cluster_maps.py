@@ -244,9 +244,7 @@ class LearnedClusterMap(BaseEstimator):
             g_theta[:, :-1] += 2 * self.l2 * theta[:, :-1]
             return nll + reg, np.concatenate([g_theta.ravel(), g_logits.ravel()])
 
-        result = minimize(
-            loss, params0, jac=True, method="L-BFGS-B", options={"maxiter": self.max_iter}
-        )
+        result = minimize(loss, params0, jac=True, method="L-BFGS-B", options={"maxiter": self.max_iter})
         theta = result.x[: K * (d + 1)].reshape(K, d + 1)
         self.coef_ = theta[:, :-1].astype(np.float32)
         self.intercept_ = theta[:, -1].astype(np.float32)

@@ -219,7 +219,10 @@ class HashingEmbedder:
         from sklearn.feature_extraction.text import HashingVectorizer
 
         vectorizer = HashingVectorizer(
-            n_features=self._dim, analyzer="char_wb", ngram_range=self.ngram_range, norm=None,
+            n_features=self._dim,
+            analyzer="char_wb",
+            ngram_range=self.ngram_range,
+            norm=None,
             alternate_sign=False,
         )
         if not texts:
@@ -255,9 +258,7 @@ class PrecomputedEmbedder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         missing = [t for t in texts if t not in self.table]
         if missing:
-            raise InputError(
-                f"{len(missing)} text(s) have no precomputed vector, e.g. {missing[0][:60]!r}"
-            )
+            raise InputError(f"{len(missing)} text(s) have no precomputed vector, e.g. {missing[0][:60]!r}")
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
         return normalize_rows(np.stack([np.asarray(self.table[t]) for t in texts]))

@@ -54,9 +54,7 @@ class ModelProfile:
         error_sums = np.asarray(self.error_sums, dtype=np.float64)
         counts = np.asarray(self.counts, dtype=np.float64)
         if error_sums.shape != counts.shape or error_sums.ndim != 1:
-            raise InputError(
-                f"profile {self.name!r}: error_sums and counts must be 1-D of equal length"
-            )
+            raise InputError(f"profile {self.name!r}: error_sums and counts must be 1-D of equal length")
         if (counts < 0).any() or (error_sums < 0).any() or (error_sums > counts + 1e-9).any():
             raise InputError(f"profile {self.name!r}: need 0 <= error_sums <= counts")
         if not np.isfinite(self.cost) or self.cost < 0:

@@ -6,7 +6,7 @@ import threading
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -19,7 +19,7 @@ from .embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
 from .profiles import DEFAULT_PRIOR_STRENGTH, ModelProfile, check_scores, profile_from_scores
 from .text import Prompt, routing_text
 
-ClusterMap = Union[KMeansClusterMap, LearnedClusterMap]
+ClusterMap = KMeansClusterMap | LearnedClusterMap
 NO_TEXT_NOTE = "no routing text in the request; routed on the cluster prior"
 _BATCH = 256
 
@@ -46,11 +46,7 @@ class _Pool:
         self.profiles = profiles
         self.names = tuple(profiles)
         self.index = {name: i for i, name in enumerate(self.names)}
-        self.psi = (
-            np.stack([p.errors for p in profiles.values()])
-            if profiles
-            else np.zeros((0, n_clusters))
-        )
+        self.psi = np.stack([p.errors for p in profiles.values()]) if profiles else np.zeros((0, n_clusters))
         self.costs = np.array([p.cost for p in profiles.values()], dtype=np.float64)
         self._upper: dict[float, np.ndarray] = {}
         self._subsets: dict[tuple[str, ...] | None, _Candidates] = {}
@@ -307,9 +303,7 @@ class Router:
             new = [s for s in skipped if s not in self._warned]
             if new:
                 self._warned.update(new)
-                warnings.warn(
-                    f"uniroute: skipping candidate(s) with no profile: {new}", stacklevel=3
-                )
+                warnings.warn(f"uniroute: skipping candidate(s) with no profile: {new}", stacklevel=3)
         if not chosen.names:
             raise UnknownModelError(
                 "no candidate has a profile; add models with Router.add_model (CLI: uniroute add-model)"
@@ -394,7 +388,9 @@ class Router:
         phi = self.cluster_probs(embeddings)
         return self._decide(phi, lam, candidates, conservative, [None] * len(phi))
 
-    def expected_errors(self, embeddings: Any, candidates: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    def expected_errors(
+        self, embeddings: Any, candidates: Sequence[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
         """Φ(x)·Ψ(h) for every prompt and candidate: ``(errors (n, m), costs (m,), names)``.
 
         The building block for sweeping λ over a whole test set at once.
@@ -429,8 +425,10 @@ class Router:
         gaps = np.diff(np.unique(costs))
         lam_hi = 2.0 * (np.ptp(errors) + 1.0) / (gaps.min() if len(gaps) else 1.0)
         if max_cost is not None:
+
             def ok(lam: float) -> bool:
                 return outcome(lam)[0] <= max_cost
+
             if ok(0.0):
                 return 0.0
             if not ok(lam_hi):
@@ -440,8 +438,10 @@ class Router:
                 )
             lo, hi = 0.0, lam_hi
         else:
+
             def ok(lam: float) -> bool:
                 return outcome(lam)[1] >= min_quality  # type: ignore[operator]
+
             if not ok(0.0):
                 raise InputError(
                     f"no λ meets min_quality={min_quality}: the best expected quality is "
@@ -480,9 +480,7 @@ def _mean_cost(name: str, cost: Any, scores: np.ndarray) -> float:
         value = float(values)
     else:
         if values.shape != scores.shape:
-            raise InputError(
-                f"costs of {name!r}: give one $ per request or one per prompt ({len(scores)})"
-            )
+            raise InputError(f"costs of {name!r}: give one $ per request or one per prompt ({len(scores)})")
         values = values[~np.isnan(scores) & np.isfinite(values)]
         if not len(values):
             raise InputError(f"model {name!r} has no finite cost on its observed prompts")

@@ -25,14 +25,14 @@ cluster prior (see :meth:`uniroute.Router.route`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 from ..exceptions import InputError
 
 MAX_ROUTING_CHARS = 1000
 _CONVERSATION_ROLES = frozenset({"user", "assistant", "human", "ai"})
 
-Prompt = Union[str, bytes, Sequence[Mapping[str, Any]]]
+Prompt = str | bytes | Sequence[Mapping[str, Any]]
 
 
 def _content_text(content: Any) -> str:

@@ -1,0 +1,295 @@
+"""The routers compared on every split, behind one small interface.
+
+A router sees a :class:`Split` (training prompts with the *training* models'
+results, validation prompts with the pool models' results, test prompts) and
+returns a :class:`Routing`: either estimated errors and costs to sweep λ over,
+or fixed choice probabilities when λ does not change its choice.
+Registry :data:`ROUTERS` maps the names used in ``results.json`` to factories.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..datasets import RoutingDataset
+from ..engine.cluster_maps import KMeansClusterMap, LearnedClusterMap
+from ..engine.profiles import DEFAULT_PRIOR_STRENGTH, profile_from_scores
+from ..engine.router import Router
+from ..engine.text import routing_text
+from ..exceptions import InputError
+
+
+@dataclass
+class Split:
+    """One train / validation / test split over one pool of models.
+
+    Attributes
+    ----------
+    train : RoutingDataset
+        Prompts that fit the cluster map; ``train.models`` are the training LLMs
+        (LearnedMap learns from their results).
+    valid : RoutingDataset
+        Prompts on which each pool model is profiled (its Ψ, K-NN's neighbours).
+    test : RoutingDataset
+        Held-out prompts; ``test.models`` is the pool routed over.
+    X_train, X_valid, X_test : ndarray or None
+        Prompt embeddings (None when the data has no text).
+    """
+
+    train: RoutingDataset
+    valid: RoutingDataset
+    test: RoutingDataset
+    X_train: np.ndarray | None = None
+    X_valid: np.ndarray | None = None
+    X_test: np.ndarray | None = None
+
+    @property
+    def pool(self) -> tuple[str, ...]:
+        return self.test.models
+
+    def valid_scores(self) -> np.ndarray:
+        return self.valid.select_models(self.pool).scores
+
+    def valid_costs(self) -> np.ndarray:
+        """Mean $ per request of each pool model on the validation prompts (0 if unknown)."""
+        costs = self.valid.select_models(self.pool).mean_costs()
+        return np.where(np.isfinite(costs), costs, 0.0)
+
+
+@dataclass
+class Routing:
+    """What a router decided on the test prompts.
+
+    ``errors`` (n, m) and ``costs`` (m,) for routers that trade quality for cost
+    through λ; or ``choices`` (n, m) selection probabilities for fixed routers.
+    """
+
+    errors: np.ndarray | None = None
+    costs: np.ndarray | None = None
+    choices: np.ndarray | None = None
+
+
+class BaselineRouter(Protocol):
+    """Anything that routes a split."""
+
+    needs_text: bool
+
+    def route(self, split: Split) -> Routing: ...
+
+
+def _profile_errors(phi_valid: np.ndarray, phi_test: np.ndarray, split: Split, prior: float) -> np.ndarray:
+    scores = split.valid_scores()
+    psi = np.stack(
+        [
+            profile_from_scores(name, phi_valid, scores[:, j], 0.0, prior).errors
+            for j, name in enumerate(split.pool)
+        ]
+    )
+    return phi_test @ psi.T
+
+
+def _one_hot(labels: Sequence[str], categories: Sequence[str]) -> np.ndarray:
+    index = {c: k for k, c in enumerate(categories)}
+    phi = np.zeros((len(labels), len(categories)))
+    for i, label in enumerate(labels):
+        if label in index:
+            phi[i, index[label]] = 1.0
+        else:
+            phi[i] = 1.0 / len(categories)
+    return phi
+
+
+def _column_means(values: np.ndarray) -> np.ndarray:
+    """Mean of each column over its observed (non-NaN) entries."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(values, axis=0)
+
+
+def _require(X: np.ndarray | None, name: str) -> np.ndarray:
+    if X is None:
+        raise InputError(f"router {name!r} needs prompt text; this data has none")
+    return X
+
+
+@dataclass
+class UniRouteRouter:
+    """UniRoute through the engine: fit Φ on training prompts, profile the pool on validation."""
+
+    cluster_map: Callable[[], KMeansClusterMap | LearnedClusterMap]
+    prior_strength: float = DEFAULT_PRIOR_STRENGTH
+    needs_text: bool = True
+
+    def route(self, split: Split) -> Routing:
+        X_train = _require(split.X_train, "uniroute")
+        cmap = self.cluster_map()
+        router = Router("hashing", cmap, prior_strength=self.prior_strength)
+        labels = split.train.scores if isinstance(cmap, LearnedClusterMap) else None
+        router.fit_embeddings(X_train, labels)
+        valid = split.valid.select_models(split.pool)
+        costs = split.valid_costs()
+        router.add_models(
+            range(len(valid)),  # type: ignore[arg-type]
+            {name: valid.scores[:, j] for j, name in enumerate(split.pool)},
+            {name: float(costs[j]) for j, name in enumerate(split.pool)},
+            embeddings=split.X_valid,
+        )
+        errors, decision_costs, _ = router.expected_errors(_require(split.X_test, "uniroute"), split.pool)
+        return Routing(errors=errors, costs=decision_costs)
+
+
+@dataclass
+class TagRouter:
+    """UniRoute with a fixed cluster map given by a label per prompt (task tag, request type)."""
+
+    labeller: Callable[[RoutingDataset], list[str]]
+    categories: Callable[[RoutingDataset], list[str]]
+    prior_strength: float = DEFAULT_PRIOR_STRENGTH
+    needs_text: bool = False
+
+    def route(self, split: Split) -> Routing:
+        cats = self.categories(split.valid)
+        phi_valid = _one_hot(self.labeller(split.valid), cats)
+        phi_test = _one_hot(self.labeller(split.test), cats)
+        return Routing(
+            errors=_profile_errors(phi_valid, phi_test, split, self.prior_strength), costs=split.valid_costs()
+        )
+
+
+def _tasks(data: RoutingDataset) -> list[str]:
+    return list(data.tasks)
+
+
+def _task_categories(data: RoutingDataset) -> list[str]:
+    return sorted(set(data.tasks))
+
+
+def _request_types(data: RoutingDataset) -> list[str]:
+    from litellm.router_strategy.adaptive_router.classifier import classify_prompt
+
+    if data.prompts is None:
+        raise InputError("router 'litellm-adaptive' needs prompt text; this data has none")
+    return [str(classify_prompt(_first_user_text(p))) for p in data.prompts]
+
+
+def _all_request_types(data: RoutingDataset) -> list[str]:
+    from litellm.types.router import RequestType
+
+    return [str(t) for t in RequestType]
+
+
+def _first_user_text(prompt: Any) -> str:
+    """LiteLLM's adaptive router classifies the first user message of a conversation."""
+    if isinstance(prompt, list):
+        for message in prompt:
+            if isinstance(message, dict) and message.get("role") == "user":
+                return routing_text([message])
+    return routing_text(prompt)
+
+
+@dataclass
+class KNNRouter:
+    """K-NN: a model's error on a prompt is its mean error on the k nearest validation prompts."""
+
+    k: int = 50
+    needs_text: bool = True
+
+    def route(self, split: Split) -> Routing:
+        X_valid, X_test = _require(split.X_valid, "knn"), _require(split.X_test, "knn")
+        k = min(self.k, len(X_valid))
+        errors_valid = 1.0 - split.valid_scores()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fallback = np.nanmean(errors_valid, axis=0)
+            out = np.empty((len(X_test), errors_valid.shape[1]))
+            for start in range(0, len(X_test), 512):
+                sims = X_test[start : start + 512] @ X_valid.T
+                nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+                out[start : start + 512] = np.nanmean(errors_valid[nearest], axis=1)
+        out = np.where(np.isnan(out), fallback[None, :], out)
+        return Routing(errors=out, costs=split.valid_costs())
+
+
+@dataclass
+class ZeroRouter:
+    """Every prompt goes to the same model: the best of the pool's (cost, quality) trade-offs."""
+
+    needs_text: bool = False
+
+    def route(self, split: Split) -> Routing:
+        errors = 1.0 - _column_means(split.valid_scores())
+        return Routing(errors=np.tile(errors, (len(split.test), 1)), costs=split.valid_costs())
+
+
+@dataclass
+class BestSingleRouter:
+    """The model with the best validation quality, whatever the cost."""
+
+    needs_text: bool = False
+
+    def route(self, split: Split) -> Routing:
+        quality = _column_means(split.valid_scores())
+        costs = split.valid_costs()
+        best = int(np.lexsort((costs, -quality))[0])
+        choices = np.zeros((len(split.test), len(split.pool)))
+        choices[:, best] = 1.0
+        return Routing(choices=choices)
+
+
+@dataclass
+class RandomRouter:
+    """A uniformly random model per prompt (as expected selection probabilities)."""
+
+    needs_text: bool = False
+
+    def route(self, split: Split) -> Routing:
+        m = len(split.pool)
+        return Routing(choices=np.full((len(split.test), m), 1.0 / m))
+
+
+@dataclass
+class OracleRouter:
+    """Clairvoyant: knows each pool model's realised quality and cost on every test prompt."""
+
+    needs_text: bool = False
+
+    def route(self, split: Split) -> Routing:
+        return Routing(errors=1.0 - split.test.scores, costs=split.test.costs)
+
+
+ROUTERS: dict[str, Callable[..., BaselineRouter]] = {
+    "uniroute-kmeans": lambda prior_strength=DEFAULT_PRIOR_STRENGTH, **kw: UniRouteRouter(
+        lambda: KMeansClusterMap(**kw), prior_strength
+    ),
+    "uniroute-learnedmap": lambda prior_strength=DEFAULT_PRIOR_STRENGTH, **kw: UniRouteRouter(
+        lambda: LearnedClusterMap(**kw), prior_strength
+    ),
+    "uniroute-tasks": lambda prior_strength=DEFAULT_PRIOR_STRENGTH: TagRouter(
+        _tasks, _task_categories, prior_strength
+    ),
+    "knn": KNNRouter,
+    "zerorouter": ZeroRouter,
+    "random": RandomRouter,
+    "best-single": BestSingleRouter,
+    "oracle": OracleRouter,
+    "litellm-adaptive": lambda prior_strength=DEFAULT_PRIOR_STRENGTH: TagRouter(
+        _request_types, _all_request_types, prior_strength, needs_text=True
+    ),
+}
+"""Router names (as in ``results.json``) to factories."""
+
+DEFAULT_ROUTERS: tuple[str, ...] = (
+    "uniroute-kmeans",
+    "uniroute-learnedmap",
+    "knn",
+    "zerorouter",
+    "random",
+    "best-single",
+    "oracle",
+    "litellm-adaptive",
+)

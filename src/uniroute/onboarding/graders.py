@@ -1,0 +1,384 @@
+"""Graders turn a model's answer to a validation prompt into a score in [0, 1].
+
+One small interface, :class:`Grader`, and a registry, :data:`GRADERS`, whose keys
+are the ``grader`` field of a validation line (see :mod:`.validation`) and the
+CLI's ``--grader`` choices:
+
+``multiple_choice``
+    The choice letter the answer starts with (``B``, ``(B)``, ``B) ...``) or
+    states (``the answer is B``), against the reference letter. Letters come from
+    ``choices`` or else from the ``A) ...`` lines of the prompt.
+``exact``
+    Normalised string match (case, punctuation, articles and spacing ignored),
+    ``contains=True`` to accept an answer that contains the reference.
+``numeric``
+    GSM8K-style: the number after ``####``, after "the answer is", or else the
+    last number of the answer, against a numeric reference (``rel_tol``/``abs_tol``).
+``regex``
+    ``pattern`` searched in the answer: with a reference, its first group (or
+    the whole match) must equal the reference once normalised; without one, a
+    match is correct.
+``llm_judge``
+    Another model, called through LiteLLM, says CORRECT or INCORRECT
+    (``model``, ``prompt`` template and LiteLLM options configurable).
+
+Graders that read an answer (all but the judge) also ``extract`` it, which is
+how a reference is derived from other models' recorded answers. Executing
+generated code is deliberately not offered: it needs a sandbox this package
+does not ship.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import string
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..engine.text import routing_text
+from ..exceptions import InputError, UnirouteError
+
+if TYPE_CHECKING:
+    from .validation import ValidationItem
+
+
+class GradingError(UnirouteError):
+    """A grader could not decide (e.g. the judge model failed); the result is missing."""
+
+
+class Grader(ABC):
+    """Scores one answer to one validation item.
+
+    Subclasses set ``name`` (their registry key), take their options as keyword
+    arguments (checked in ``__init__``: they come from files and the CLI) and
+    implement :meth:`grade`. ``blocking = True`` marks graders that do I/O, which
+    the runner calls in a worker thread.
+    """
+
+    name: ClassVar[str]
+    requires_reference: ClassVar[bool] = True
+    blocking: ClassVar[bool] = False
+
+    @abstractmethod
+    def grade(self, response: str, item: ValidationItem) -> float:
+        """Score in [0, 1] of ``response``; raise :class:`GradingError` if undecidable."""
+
+    def check_reference(self, reference: Any) -> None:
+        """Raise ``ValueError`` if ``reference`` cannot be graded against."""
+        if self.requires_reference and reference is None:
+            raise ValueError(f"grader {self.name!r} needs a 'reference'")
+
+
+class ExtractingGrader(Grader):
+    """A grader that pulls the answer out of the text, then compares it."""
+
+    @abstractmethod
+    def extract(self, response: str, item: ValidationItem) -> Hashable | None:
+        """The answer stated in ``response`` in canonical form, or None if there is none."""
+
+    def matches(self, answer: Hashable, reference: Any) -> bool:
+        references = reference if isinstance(reference, list) else [reference]
+        return any(answer == self.canonical(r) for r in references)
+
+    def canonical(self, reference: Any) -> Hashable:
+        """The reference in the form :meth:`extract` returns."""
+        return str(reference).strip()
+
+    def grade(self, response: str, item: ValidationItem) -> float:
+        answer = self.extract(response, item)
+        return float(answer is not None and self.matches(answer, item.reference))
+
+
+_CHOICE_LINE = re.compile(r"^\s*\(?([A-Z])[).:]\s+\S", re.MULTILINE)
+_DEFAULT_LETTERS = "ABCDEFGHIJ"
+
+
+class MultipleChoiceGrader(ExtractingGrader):
+    """Choice-letter extraction (see module doc).
+
+    Parameters
+    ----------
+    choices : str, optional
+        The valid letters, e.g. ``"ABCD"``. Default: the letters of the prompt's
+        ``A) ...`` lines, or A-J when the prompt has none.
+    """
+
+    name = "multiple_choice"
+
+    def __init__(self, choices: str | None = None):
+        if choices is not None and (not isinstance(choices, str) or not choices.isalpha()):
+            raise InputError(f"multiple_choice: choices must be letters like 'ABCD', got {choices!r}")
+        self.choices = None if choices is None else choices.upper()
+
+    def letters(self, item: ValidationItem) -> str:
+        if self.choices:
+            return self.choices
+        found = "".join(sorted(set(_CHOICE_LINE.findall(routing_text(item.prompt, max_chars=20_000)))))
+        return found if len(found) >= 2 else _DEFAULT_LETTERS
+
+    def extract(self, response: str, item: ValidationItem) -> str | None:
+        letters = re.escape(self.letters(item))
+        text = response.strip()
+        lead = re.match(rf"^[\s*_\"'`]*\(?([{letters}])\)?(?![A-Za-z0-9])", text)
+        if lead:
+            return lead.group(1)
+        stated = re.search(
+            rf"\b(?:answer|choice|option)\s*(?:is|:)?\s*:?\s*\(?([{letters}])\)?(?![A-Za-z0-9])",
+            text,
+            re.IGNORECASE,
+        )
+        return stated.group(1).upper() if stated else None
+
+    def canonical(self, reference: Any) -> str:
+        return str(reference).strip().strip("()").upper()
+
+    def check_reference(self, reference: Any) -> None:
+        super().check_reference(reference)
+        for ref in reference if isinstance(reference, list) else [reference]:
+            if not (isinstance(ref, str) and len(self.canonical(ref)) == 1 and self.canonical(ref).isalpha()):
+                raise ValueError(f"multiple_choice reference must be one letter, got {ref!r}")
+
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = str.maketrans("", "", string.punctuation)
+
+
+def normalize_text(text: str) -> str:
+    """Lower case, no punctuation, no articles, single spaces (SQuAD-style)."""
+    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCT)).split())
+
+
+class ExactMatchGrader(ExtractingGrader):
+    """Exact or normalised string match.
+
+    Parameters
+    ----------
+    normalize : bool, default=True
+        Compare :func:`normalize_text` forms instead of stripped strings.
+    contains : bool, default=False
+        Accept an answer that contains the reference.
+    """
+
+    name = "exact"
+
+    def __init__(self, normalize: bool = True, contains: bool = False):
+        self.normalize = bool(normalize)
+        self.contains = bool(contains)
+
+    def canonical(self, reference: Any) -> str:
+        text = str(reference)
+        return normalize_text(text) if self.normalize else text.strip()
+
+    def extract(self, response: str, item: ValidationItem) -> str | None:
+        return self.canonical(response) or None
+
+    def matches(self, answer: Hashable, reference: Any) -> bool:
+        if not self.contains:
+            return super().matches(answer, reference)
+        references = reference if isinstance(reference, list) else [reference]
+        padded = f" {answer} " if self.normalize else str(answer)
+        return any((f" {r} " if self.normalize else r) in padded for r in map(self.canonical, references))
+
+
+_NUMBER = r"-?\$?\s?\d[\d,]*(?:\.\d+)?"
+
+
+def parse_number(text: str) -> float | None:
+    """A float from text like ``-1,234.5``, ``$12`` or ``50%``; None if it is not one."""
+    cleaned = str(text).strip().replace(",", "").replace("$", "").replace(" ", "").rstrip("%.")
+    try:
+        value = float(cleaned)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+class NumericGrader(ExtractingGrader):
+    """GSM8K-style numeric answers (see module doc).
+
+    Parameters
+    ----------
+    rel_tol : float, default=1e-6
+    abs_tol : float, default=1e-9
+    """
+
+    name = "numeric"
+
+    def __init__(self, rel_tol: float = 1e-6, abs_tol: float = 1e-9):
+        if not (rel_tol >= 0 and abs_tol >= 0):
+            raise InputError(f"numeric: rel_tol and abs_tol must be >= 0, got {rel_tol!r}, {abs_tol!r}")
+        self.rel_tol = float(rel_tol)
+        self.abs_tol = float(abs_tol)
+
+    def extract(self, response: str, item: ValidationItem) -> float | None:
+        for pattern in (rf"####\s*({_NUMBER})", rf"answer is\s*:?\s*({_NUMBER})"):
+            found = re.search(pattern, response, re.IGNORECASE)
+            if found:
+                return parse_number(found.group(1))
+        numbers = re.findall(_NUMBER, response)
+        return parse_number(numbers[-1]) if numbers else None
+
+    def canonical(self, reference: Any) -> float | None:
+        return parse_number(str(reference))
+
+    def matches(self, answer: Hashable, reference: Any) -> bool:
+        references = reference if isinstance(reference, list) else [reference]
+        return any(
+            ref is not None and math.isclose(float(answer), ref, rel_tol=self.rel_tol, abs_tol=self.abs_tol)  # type: ignore[arg-type]
+            for ref in map(self.canonical, references)
+        )
+
+    def check_reference(self, reference: Any) -> None:
+        super().check_reference(reference)
+        for ref in reference if isinstance(reference, list) else [reference]:
+            if self.canonical(ref) is None:
+                raise ValueError(f"numeric reference must be a number, got {ref!r}")
+
+
+_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL}
+
+
+class RegexGrader(ExtractingGrader):
+    """A regular expression over the answer (see module doc).
+
+    Parameters
+    ----------
+    pattern : str
+        Searched in the answer (``re.search``).
+    flags : str, default=""
+        Any of ``i`` (ignore case), ``m`` (multiline), ``s`` (dot matches newline).
+    """
+
+    name = "regex"
+    requires_reference = False
+
+    def __init__(self, pattern: str | None = None, flags: str = ""):
+        if not isinstance(pattern, str) or not pattern:
+            raise InputError("regex grader needs option 'pattern' (a regular expression)")
+        unknown = set(flags) - set(_FLAGS)
+        if unknown:
+            raise InputError(f"regex: unknown flag(s) {sorted(unknown)}; use any of {sorted(_FLAGS)}")
+        try:
+            self.regex = re.compile(pattern, sum(_FLAGS[f] for f in set(flags)))
+        except re.error as exc:
+            raise InputError(f"regex: bad pattern {pattern!r}: {exc}") from exc
+        self.pattern = pattern
+        self.flags = flags
+
+    def extract(self, response: str, item: ValidationItem) -> str | None:
+        found = self.regex.search(response)
+        if found is None:
+            return None
+        return normalize_text(found.group(1) if self.regex.groups else found.group(0))
+
+    def canonical(self, reference: Any) -> str:
+        return normalize_text(str(reference))
+
+    def grade(self, response: str, item: ValidationItem) -> float:
+        if item.reference is None:
+            return float(self.regex.search(response) is not None)
+        return super().grade(response, item)
+
+
+DEFAULT_JUDGE_PROMPT = """You grade an AI model's answer.
+
+Question:
+{prompt}
+
+Reference answer:
+{reference}
+
+Model's answer:
+{response}
+
+Is the model's answer correct? Reply with one word: CORRECT or INCORRECT."""
+
+
+class LLMJudgeGrader(Grader):
+    """Asks a judge model through ``litellm.completion`` whether the answer is right.
+
+    Parameters
+    ----------
+    model : str
+        Any LiteLLM model string.
+    prompt : str, default=DEFAULT_JUDGE_PROMPT
+        Template with ``{prompt}``, ``{response}`` and ``{reference}`` fields.
+    timeout : float, default=60
+    num_retries : int, default=2
+    **litellm_params
+        Passed to ``litellm.completion`` (``api_base``, ``temperature``...).
+    """
+
+    name = "llm_judge"
+    requires_reference = False
+    blocking = True
+
+    def __init__(
+        self,
+        model: str | None = None,
+        prompt: str = DEFAULT_JUDGE_PROMPT,
+        timeout: float = 60.0,
+        num_retries: int = 2,
+        **litellm_params: Any,
+    ):
+        if not isinstance(model, str) or not model:
+            raise InputError("llm_judge grader needs option 'model' (a LiteLLM model string)")
+        try:
+            prompt.format(prompt="", response="", reference="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise InputError(
+                f"llm_judge: the prompt template may only use {{prompt}}, {{response}}, {{reference}}: {exc}"
+            ) from exc
+        self.model = model
+        self.prompt = prompt
+        self.timeout = float(timeout)
+        self.num_retries = int(num_retries)
+        self.litellm_params = litellm_params
+
+    def grade(self, response: str, item: ValidationItem) -> float:
+        import litellm
+
+        reference = item.reference
+        if reference is None:
+            reference = "(none given)"
+        elif not isinstance(reference, str):
+            reference = json.dumps(reference, ensure_ascii=False)
+        content = self.prompt.format(
+            prompt=routing_text(item.prompt, max_chars=20_000), response=response, reference=reference
+        )
+        try:
+            reply = litellm.completion(
+                model=self.model,
+                messages=[{"role": "user", "content": content}],
+                timeout=self.timeout,
+                num_retries=self.num_retries,
+                **{"temperature": 0, **self.litellm_params},
+            )
+            verdict_text = reply.choices[0].message.content or ""
+        except Exception as exc:
+            raise GradingError(f"judge {self.model!r} failed: {type(exc).__name__}: {exc}") from exc
+        verdict = re.search(r"\b(INCORRECT|CORRECT)\b", verdict_text.upper())
+        if verdict is None:
+            raise GradingError(
+                f"judge {self.model!r} said neither CORRECT nor INCORRECT: {verdict_text[:80]!r}"
+            )
+        return float(verdict.group(1) == "CORRECT")
+
+
+GRADERS: dict[str, type[Grader]] = {
+    cls.name: cls
+    for cls in (MultipleChoiceGrader, ExactMatchGrader, NumericGrader, RegexGrader, LLMJudgeGrader)
+}
+
+
+def make_grader(name: str, options: Mapping[str, Any] | None = None) -> Grader:
+    """Build a registered grader from its name and options (as found in a validation line)."""
+    if name not in GRADERS:
+        raise InputError(f"unknown grader {name!r}; choose one of {sorted(GRADERS)}")
+    try:
+        return GRADERS[name](**dict(options or {}))
+    except TypeError as exc:
+        raise InputError(f"bad options {dict(options or {})} for grader {name!r}: {exc}") from exc

@@ -1,0 +1,250 @@
+"""Validation sets: the labelled prompts a new model is run on to measure its Ψ.
+
+File format (JSON Lines, one item a line)::
+
+    {"id": "arc-17", "prompt": "Which gas ...? A) ... Answer:", "reference": "B",
+     "grader": "multiple_choice", "grader_options": {"choices": "ABCD"}, "task": "arc-challenge"}
+
+``messages`` (OpenAI chat format) may replace ``prompt``; ``reference`` may be a
+list of acceptable answers, or absent for graders that need none (``regex``
+without a group to compare, ``llm_judge``); ``grader_options``, ``task`` and
+``id`` are optional. Malformed lines are reported with their line numbers.
+
+:func:`build_validation` makes such a set from routing data that recorded the
+models' answers (RouterBench): the reference of a prompt is the answer most of
+the models *labelled correct* gave (a prompt no model got right has none and is
+left out), and prompts are sampled per cluster of the router so that every
+cluster is covered — Ψ is only as good as its per-cluster counts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..datasets import RoutingDataset, read_jsonl
+from ..engine.files import atomic_write_bytes
+from ..engine.router import Router
+from ..engine.text import Prompt
+from ..exceptions import InputError
+from .graders import ExtractingGrader, make_grader
+
+
+@dataclass(frozen=True)
+class ValidationItem:
+    """One labelled prompt of a validation set (see module doc for the file format)."""
+
+    prompt: Prompt
+    reference: Any
+    grader: str
+    grader_options: Mapping[str, Any] = field(default_factory=dict)
+    task: str = ""
+    id: str = ""
+
+    def messages(self) -> list[dict[str, Any]]:
+        """The prompt as OpenAI chat messages."""
+        if isinstance(self.prompt, str):
+            return [{"role": "user", "content": self.prompt}]
+        if isinstance(self.prompt, (bytes, bytearray)):
+            return [{"role": "user", "content": bytes(self.prompt).decode("utf-8", errors="replace")}]
+        return [dict(m) for m in self.prompt]
+
+    def to_json(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"id": self.id}
+        if isinstance(self.prompt, str):
+            record["prompt"] = self.prompt
+        else:
+            record["messages"] = self.messages()
+        record.update(reference=self.reference, grader=self.grader, task=self.task)
+        if self.grader_options:
+            record["grader_options"] = dict(self.grader_options)
+        return record
+
+
+def _parse_item(record: Any, number: int) -> ValidationItem:
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    if ("prompt" in record) == ("messages" in record):
+        raise ValueError("needs exactly one of 'prompt' (a string) or 'messages' (a list)")
+    prompt = record.get("prompt", record.get("messages"))
+    if "prompt" in record and not isinstance(prompt, str):
+        raise ValueError("'prompt' must be a string")
+    if "messages" in record and not (
+        isinstance(prompt, list) and prompt and all(isinstance(m, dict) and "role" in m for m in prompt)
+    ):
+        raise ValueError("'messages' must be a non-empty list of {'role': ..., 'content': ...}")
+    grader_name = record.get("grader")
+    if not isinstance(grader_name, str):
+        raise ValueError("needs 'grader' (a name such as 'multiple_choice', 'exact', 'numeric')")
+    options = record.get("grader_options", {})
+    if not isinstance(options, dict):
+        raise ValueError("'grader_options' must be an object")
+    grader = make_grader(grader_name, options)
+    reference = record.get("reference")
+    grader.check_reference(reference)
+    return ValidationItem(
+        prompt=prompt,
+        reference=reference,
+        grader=grader_name,
+        grader_options=options,
+        task=str(record.get("task", "")),
+        id=str(record.get("id", number)),
+    )
+
+
+def load_validation(path: str | Path, skip_invalid: bool = False) -> list[ValidationItem]:
+    """Read a validation set; malformed lines raise :class:`~uniroute.InputError` naming them.
+
+    With ``skip_invalid=True`` they are dropped with a warning instead.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no validation file at {path}; make one with `uniroute make-validation`")
+    items = read_jsonl(path, _parse_item, skip_invalid)
+    if not items:
+        raise InputError(f"{path}: no valid validation item")
+    ids = Counter(item.id for item in items)
+    duplicated = [i for i, n in ids.items() if n > 1]
+    if duplicated:
+        raise InputError(f"{path}: duplicate id(s) {duplicated[:5]}; every item needs its own id")
+    return items
+
+
+def save_validation(items: Sequence[ValidationItem], path: str | Path) -> Path:
+    """Write items as JSON Lines, atomically."""
+    path = Path(path)
+    text = "".join(json.dumps(item.to_json(), ensure_ascii=False) + "\n" for item in items)
+    atomic_write_bytes(path, text.encode("utf-8"))
+    return path
+
+
+def consensus_reference(
+    dataset: RoutingDataset,
+    row: int,
+    grader: ExtractingGrader,
+    item: ValidationItem,
+    exclude: Sequence[str] = (),
+) -> Hashable | None:
+    """The answer most models labelled correct on ``row`` gave, or None if none did.
+
+    Each recorded answer of a model with score 1 (and not in ``exclude``) is read
+    with ``grader.extract``; ties go to the answer seen first.
+    """
+    if dataset.responses is None:
+        raise InputError("the data has no recorded answers (RouterBench '<model>|model_response' columns)")
+    votes: Counter[Hashable] = Counter()
+    for j, model in enumerate(dataset.models):
+        if model in exclude or model not in dataset.responses or dataset.scores[row, j] != 1.0:
+            continue
+        response = dataset.responses[model][row]
+        answer = None if response is None else grader.extract(response, item)
+        if answer is not None:
+            votes[answer] += 1
+    return votes.most_common(1)[0][0] if votes else None
+
+
+@dataclass
+class ValidationReport:
+    """What :func:`build_validation` did: per-cluster counts and dropped prompts."""
+
+    n_candidates: int
+    n_without_reference: int
+    available_per_cluster: np.ndarray | None
+    sampled_per_cluster: np.ndarray | None
+
+    def summary(self) -> str:
+        lines = [
+            f"{self.n_candidates} prompts considered, {self.n_without_reference} left out "
+            "(no model labelled correct, so no reference)"
+        ]
+        if self.sampled_per_cluster is not None and self.available_per_cluster is not None:
+            lines.append("cluster  available  sampled")
+            for k, (a, s) in enumerate(
+                zip(self.available_per_cluster, self.sampled_per_cluster, strict=True)
+            ):
+                lines.append(f"{k:>7}  {int(a):>9}  {int(s):>7}")
+            empty = [k for k, s in enumerate(self.sampled_per_cluster) if s == 0]
+            if empty:
+                lines.append(
+                    f"warning: cluster(s) {empty} have no validation prompt; the new model's Ψ there "
+                    "falls back to its global error"
+                )
+        return "\n".join(lines)
+
+
+def build_validation(
+    dataset: RoutingDataset,
+    grader: str = "multiple_choice",
+    grader_options: Mapping[str, Any] | None = None,
+    *,
+    router: Router | None = None,
+    per_cluster: int | None = None,
+    tasks: Sequence[str] | None = None,
+    exclude_models: Sequence[str] = (),
+    random_state: int = 0,
+) -> tuple[list[ValidationItem], ValidationReport]:
+    """Make a validation set from routing data with recorded answers (see module doc).
+
+    Parameters
+    ----------
+    dataset : RoutingDataset
+        Needs prompts and recorded responses.
+    grader, grader_options
+        Written into every item; the grader must extract answers (not ``llm_judge``).
+    router : Router, optional
+        A fitted router; with ``per_cluster``, up to that many prompts are drawn at
+        random from each of its clusters (hard assignment, argmax Φ).
+    tasks : sequence of str, optional
+        Keep only prompts of these task tags (e.g. ``["arc-challenge", "winogrande"]``).
+    exclude_models : sequence of str
+        Models whose answers must not make the reference (the model to onboard).
+    random_state : int, default=0
+    """
+    options = dict(grader_options or {})
+    checker = make_grader(grader, options)
+    if not isinstance(checker, ExtractingGrader):
+        raise InputError(
+            f"grader {grader!r} cannot derive references from recorded answers; use one of "
+            "multiple_choice, exact, numeric, regex"
+        )
+    if dataset.prompts is None:
+        raise InputError("the data has no prompt text; a validation set needs prompts")
+    if (per_cluster is None) != (router is None):
+        raise InputError("give both a router and per_cluster to sample per cluster, or neither")
+    if per_cluster is not None and per_cluster < 1:
+        raise InputError(f"per_cluster must be >= 1, got {per_cluster}")
+    rows = np.arange(len(dataset))
+    if tasks:
+        known = set(dataset.tasks)
+        unknown = [t for t in tasks if t not in known]
+        if unknown:
+            raise InputError(f"unknown task(s) {unknown}; the data has {sorted(known)}")
+        rows = rows[np.isin(np.array(dataset.tasks), list(tasks))]
+    candidates: list[ValidationItem] = []
+    for i in rows:
+        item = ValidationItem(dataset.prompts[i], None, grader, options, dataset.tasks[i], dataset.ids[i])
+        reference = consensus_reference(dataset, int(i), checker, item, exclude_models)
+        if reference is not None:
+            candidates.append(ValidationItem(item.prompt, reference, grader, options, item.task, item.id))
+    report = ValidationReport(len(rows), len(rows) - len(candidates), None, None)
+    if router is None or not candidates:
+        return candidates, report
+    phi = router.cluster_probs(router.embed([c.prompt for c in candidates]))
+    clusters, n_clusters = phi.argmax(axis=1), phi.shape[1]
+    rng = np.random.default_rng(random_state)
+    chosen: list[int] = []
+    sampled = np.zeros(n_clusters, dtype=int)
+    for k in range(n_clusters):
+        members = np.flatnonzero(clusters == k)
+        take = rng.permutation(members)[:per_cluster]
+        sampled[k] = len(take)
+        chosen.extend(int(t) for t in take)
+    report.available_per_cluster = np.bincount(clusters, minlength=n_clusters)
+    report.sampled_per_cluster = sampled
+    return [candidates[i] for i in sorted(chosen)], report

@@ -1,0 +1,111 @@
+"""Protocols and baselines on tiny synthetic data with the hashing embedder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from uniroute import HashingEmbedder
+from uniroute.datasets import RoutingDataset
+from uniroute.evaluation import protocols
+from uniroute.exceptions import InputError
+
+ROUTERS = ("uniroute-kmeans", "uniroute-learnedmap", "knn", "zerorouter", "random", "best-single", "oracle")
+OPTIONS = {"uniroute-kmeans": {"n_clusters": 2}, "uniroute-learnedmap": {"n_clusters": 2, "max_iter": 30}}
+
+
+def test_static_protocol(pair: tuple[RoutingDataset, RoutingDataset], tmp_path) -> None:
+    train, test = pair
+    result = protocols.run_static(
+        train,
+        test,
+        HashingEmbedder(),
+        (*ROUTERS, "litellm-adaptive"),
+        OPTIONS,
+        cache_dir=tmp_path,
+        progress=False,
+    )
+    r = result["routers"]
+    assert set(r) == set(ROUTERS) | {"litellm-adaptive"}
+    assert r["oracle"]["area"] >= max(v["area"] for v in r.values()) - 1e-12
+    # topics separate cleanly: uniroute finds the cheap specialist per topic and beats the fixed routers
+    assert r["uniroute-kmeans"]["area"] > r["zerorouter"]["area"]
+    assert r["uniroute-kmeans"]["area"] > r["random"]["area"]
+    assert r["oracle"]["qnc"] < 1.0
+    assert r["random"]["e_p_lambda0"] == pytest.approx(np.log(5))
+    assert list(tmp_path.rglob("*.npz")), "embeddings should be cached on disk"
+
+
+def test_unseen_protocol(pair: tuple[RoutingDataset, RoutingDataset]) -> None:
+    train, test = pair
+    result = protocols.run_unseen(train, test, HashingEmbedder(), ROUTERS, OPTIONS, trials=3, progress=False)
+    assert result["n_unseen_models"] == 2
+    assert len(result["per_trial"]) == 3
+    row = result["routers"]["uniroute-kmeans"]
+    assert 0.0 <= row["area"] <= 1.0 and row["area_std"] >= 0.0
+    assert all(len(t["pool"]) == 2 for t in result["per_trial"])
+
+
+def test_pool_sizes_and_r_o(pair: tuple[RoutingDataset, RoutingDataset]) -> None:
+    train, test = pair
+    result = protocols.run_pool_sizes(
+        train,
+        test,
+        HashingEmbedder(),
+        ("zerorouter", "oracle", "random"),
+        sizes=(3, "all"),
+        n_pools=5,
+        progress=False,
+    )
+    assert set(result["pool_sizes"]) == {"3", "all"}
+    assert set(result["scaling"]) == {"1", "2", "3", "4", "5"}
+    full = result["pool_sizes"]["all"]
+    assert full["r_o(1)"]["mu_o"] == pytest.approx(full["oracle"]["mu_o"])
+    assert full["r_o(0)"]["mu_o"] == pytest.approx(full["random"]["mu_o"])
+    one = result["scaling"]["1"]
+    assert one["oracle"]["mu_o"] == pytest.approx(one["random"]["mu_o"])
+
+
+def test_text_routers_skipped_without_prompts(pair: tuple[RoutingDataset, RoutingDataset]) -> None:
+    train, test = (RoutingDataset(d.models, d.scores, d.costs, None, d.tasks, d.ids) for d in pair)
+    result = protocols.run_static(train, test, "hashing", (*ROUTERS, "uniroute-tasks"), progress=False)
+    assert "knn" in result["skipped_routers"] and "uniroute-kmeans" in result["skipped_routers"]
+    assert result["routers"]["uniroute-tasks"]["area"] > result["routers"]["zerorouter"]["area"]
+
+
+def _with(data: RoutingDataset, **changes) -> RoutingDataset:
+    fields = dict(
+        models=data.models,
+        scores=data.scores.copy(),
+        costs=data.costs.copy(),
+        prompts=data.prompts,
+        tasks=data.tasks,
+        ids=data.ids,
+    )
+    fields.update(changes)
+    return RoutingDataset(**fields)
+
+
+def test_bad_input_messages(pair: tuple[RoutingDataset, RoutingDataset]) -> None:
+    train, test = pair
+    renamed = _with(test, models=tuple(f"x{m}" for m in test.models))
+    with pytest.raises(InputError, match="share no model"):
+        protocols.check_pair(train, renamed)
+    with pytest.raises(InputError, match="only one model"):
+        protocols.check_pair(train, test.select_models(["m0"]))
+    scores = train.scores.copy()
+    scores[:, 2] = np.nan
+    with pytest.raises(InputError, match=r"\['m2'\] have no result"):
+        protocols.check_pair(_with(train, scores=scores), test)
+    costs = train.costs.copy()
+    costs[3, 1] = np.inf
+    with pytest.raises(InputError, match="infinite"):
+        protocols.check_pair(_with(train, costs=costs), test)
+    costs = train.costs.copy()
+    costs[:, 1] = np.nan
+    with pytest.raises(InputError, match="no cost"):
+        protocols.check_pair(_with(train, costs=costs), test)
+    scores = train.scores.copy()
+    scores[0, 0] = 1.5
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        protocols.check_pair(_with(train, scores=scores), test)

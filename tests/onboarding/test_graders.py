@@ -1,0 +1,155 @@
+"""Graders on hand-made answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from uniroute import InputError
+from uniroute.onboarding import GRADERS, GradingError, ValidationItem, make_grader
+from uniroute.onboarding.graders import LLMJudgeGrader, normalize_text, parse_number
+
+MC_PROMPT = "Which gas do plants take in?\nA) oxygen\nB) carbon dioxide\nC) helium\nD) argon\nAnswer:"
+
+
+def item(reference: object, grader: str = "exact", prompt: str = "q", **options: object) -> ValidationItem:
+    return ValidationItem(prompt, reference, grader, options)
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        ("B", 1.0),
+        ("B\n", 1.0),
+        ("(B)", 1.0),
+        ("B) carbon dioxide", 1.0),
+        ("b", 0.0),
+        ("**B**", 1.0),
+        ("The answer is B.", 1.0),
+        ("Answer: (B)", 1.0),
+        ("A", 0.0),
+        ("I do not know", 0.0),
+        ("Because plants need it", 0.0),
+        ("", 0.0),
+        ("E", 0.0),
+    ],
+)
+def test_multiple_choice(response: str, expected: float) -> None:
+    grader = make_grader("multiple_choice")
+    assert grader.grade(response, item("B", "multiple_choice", MC_PROMPT)) == expected
+
+
+def test_multiple_choice_letters_come_from_the_prompt_or_the_option() -> None:
+    grader = make_grader("multiple_choice")
+    two = "Pick one.\nA) Ian\nB) Dennis\nAnswer:"
+    assert grader.extract("C", item("A", "multiple_choice", two)) is None
+    assert grader.extract("C", item("A", "multiple_choice", MC_PROMPT)) == "C"
+    assert make_grader("multiple_choice", {"choices": "ab"}).extract("C", item("A")) is None
+    with pytest.raises(InputError, match="letters"):
+        make_grader("multiple_choice", {"choices": "A1"})
+
+
+@pytest.mark.parametrize(
+    ("response", "reference", "options", "expected"),
+    [
+        ("Paris", "paris", {}, 1.0),
+        ("  The Paris! ", "Paris", {}, 1.0),
+        ("Paris", ["Lyon", "paris"], {}, 1.0),
+        ("Paris, France", "Paris", {}, 0.0),
+        ("It is Paris, France", "paris", {"contains": True}, 1.0),
+        ("Parisian", "paris", {"contains": True}, 0.0),
+        ("paris", "Paris", {"normalize": False}, 0.0),
+    ],
+)
+def test_exact(response: str, reference: object, options: dict, expected: float) -> None:
+    grader = make_grader("exact", options)
+    assert grader.grade(response, item(reference, "exact", **options)) == expected
+
+
+@pytest.mark.parametrize(
+    ("response", "reference", "expected"),
+    [
+        ("She has 3 + 4 = 7 apples.\n#### 7", "7", 1.0),
+        ("#### 1,234", 1234, 1.0),
+        ("The answer is $18.", "18", 1.0),
+        ("So 5 eggs, then 12 left: 12", "12", 1.0),
+        ("0.5", "0.50", 1.0),
+        ("-3", "3", 0.0),
+        ("#### 8\nbut maybe 7", "7", 0.0),
+        ("no number here", "7", 0.0),
+    ],
+)
+def test_numeric(response: str, reference: object, expected: float) -> None:
+    assert make_grader("numeric").grade(response, item(reference, "numeric")) == expected
+
+
+def test_numeric_tolerance_and_bad_reference() -> None:
+    assert make_grader("numeric", {"rel_tol": 0.01}).grade("100.5", item("100", "numeric")) == 1.0
+    with pytest.raises(ValueError, match="number"):
+        make_grader("numeric").check_reference("seven")
+    assert parse_number("50%") == 50.0 and parse_number("abc") is None
+
+
+def test_regex() -> None:
+    with_group = make_grader("regex", {"pattern": r"final:\s*(\w+)", "flags": "i"})
+    assert with_group.grade("work... FINAL: Blue", item("blue", "regex")) == 1.0
+    assert with_group.grade("final: red", item("blue", "regex")) == 0.0
+    presence = make_grader("regex", {"pattern": r"^def \w+\("})
+    assert presence.grade("def f(x):\n  return x", item(None, "regex")) == 1.0
+    assert presence.grade("print(1)", item(None, "regex")) == 0.0
+    with pytest.raises(InputError, match="bad pattern"):
+        make_grader("regex", {"pattern": "("})
+    with pytest.raises(InputError, match="pattern"):
+        make_grader("regex")
+
+
+def test_registry_and_option_errors() -> None:
+    assert set(GRADERS) == {"multiple_choice", "exact", "numeric", "regex", "llm_judge"}
+    with pytest.raises(InputError, match="unknown grader 'fuzzy'"):
+        make_grader("fuzzy")
+    with pytest.raises(InputError, match="bad options"):
+        make_grader("exact", {"nope": 1})
+    with pytest.raises(ValueError, match="needs a 'reference'"):
+        make_grader("exact").check_reference(None)
+    assert normalize_text("The  Cat, sat!") == "cat sat"
+
+
+def test_llm_judge_reads_the_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    import litellm
+
+    seen: list[dict] = []
+
+    def fake_completion(**kwargs: object) -> object:
+        seen.append(kwargs)
+        text = kwargs["messages"][0]["content"]  # type: ignore[index]
+        verdict = "CORRECT" if "Model's answer:\n42" in text else "The answer is INCORRECT."
+        return litellm.ModelResponse(choices=[{"message": {"role": "assistant", "content": verdict}}])
+
+    monkeypatch.setattr(litellm, "completion", fake_completion)
+    judge = make_grader("llm_judge", {"model": "openai/judge", "api_base": "http://127.0.0.1:1"})
+    assert judge.grade("42", item("42", "llm_judge", "What is 6*7?")) == 1.0
+    assert judge.grade("41", item("42", "llm_judge", "What is 6*7?")) == 0.0
+    assert seen[0]["model"] == "openai/judge" and seen[0]["api_base"] == "http://127.0.0.1:1"
+    assert "What is 6*7?" in seen[0]["messages"][0]["content"]
+
+
+def test_llm_judge_failures_are_grading_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    import litellm
+
+    replies = iter([RuntimeError("down"), "maybe?"])
+
+    def fake_completion(**kwargs: object) -> object:
+        reply = next(replies)
+        if isinstance(reply, Exception):
+            raise reply
+        return litellm.ModelResponse(choices=[{"message": {"role": "assistant", "content": reply}}])
+
+    monkeypatch.setattr(litellm, "completion", fake_completion)
+    judge = LLMJudgeGrader(model="openai/judge", prompt="Q {prompt} A {response}")
+    with pytest.raises(GradingError, match="down"):
+        judge.grade("x", item(None, "llm_judge"))
+    with pytest.raises(GradingError, match="neither"):
+        judge.grade("x", item(None, "llm_judge"))
+    with pytest.raises(InputError, match="template"):
+        LLMJudgeGrader(model="m", prompt="{question}")
+    with pytest.raises(InputError, match="model"):
+        make_grader("llm_judge")

@@ -1,0 +1,120 @@
+"""Onboarding subcommands end to end: fit, remove a model, make-validation, onboard via the replay server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from onboarding_fakes import write_routerbench_csv
+
+from uniroute import Router
+from uniroute.cli import main
+from uniroute.onboarding import ReplayData, ReplayServer, load_validation
+
+
+@pytest.fixture()
+def prepared(tmp_path: Path) -> dict[str, Path]:
+    """A router over the tiny RouterBench file with 'joker' removed, and a validation set without it."""
+    data = write_routerbench_csv(tmp_path / "tiny_test.csv")
+    state = tmp_path / "state"
+    assert (
+        main(["fit", str(data), "--out", str(state), "--embedder", "hashing", "--clusters", "2", "--profile"])
+        == 0
+    )
+    assert main(["remove-model", str(state), "joker"]) == 0
+    validation = tmp_path / "val.jsonl"
+    code = main(
+        [
+            "make-validation",
+            "--data",
+            str(tmp_path),
+            "--split",
+            "test",
+            "--router",
+            str(state),
+            "--per-cluster",
+            "8",
+            "--exclude-model",
+            "joker",
+            "--grader-option",
+            "choices=AB",
+            "--out",
+            str(validation),
+        ]
+    )
+    assert code == 0
+    return {"data": data, "state": state, "validation": validation, "cache": tmp_path / "cache"}
+
+
+def test_make_validation_samples_every_cluster(
+    capsys: pytest.CaptureFixture, prepared: dict[str, Path]
+) -> None:
+    items = load_validation(prepared["validation"])
+    assert len(items) == 16
+    assert {i.task for i in items} == {"science", "riddle"}
+    assert all(i.grader == "multiple_choice" and i.grader_options == {"choices": "AB"} for i in items)
+    assert "cluster  available  sampled" in capsys.readouterr().out
+
+
+def test_onboard_dry_run_then_run_then_refuse(
+    prepared: dict[str, Path], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REPLAY_KEY", "none")
+    with ReplayServer(ReplayData.from_paths([prepared["data"]])) as server:
+        args = [
+            "onboard",
+            "openai/joker",
+            "--name",
+            "joker",
+            "--validation",
+            str(prepared["validation"]),
+            "--router",
+            str(prepared["state"]),
+            "--api-base",
+            server.url,
+            "--api-key-env",
+            "REPLAY_KEY",
+            "--cost",
+            "0.001",
+            "--cache",
+            str(prepared["cache"]),
+            "--concurrency",
+            "2",
+            "--no-progress",
+        ]
+        before = (prepared["state"] / "state.json").read_text()
+        assert main([*args, "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        assert "16 prompts, 0 already cached, 16 to call" in out and "≈ $0.0160" in out
+        assert (prepared["state"] / "state.json").read_text() == before
+        assert main(args) == 0
+        out = capsys.readouterr().out
+        assert "joker: 16 of 16 prompts graded, accuracy 0.500" in out
+        assert "* joker" in out
+        assert main(args) == 2
+        assert "already in" in capsys.readouterr().err
+        assert main([*args, "--replace", "--dry-run"]) == 0
+        assert "16 already cached, 0 to call" in capsys.readouterr().out
+    router = Router.load(prepared["state"])
+    assert "joker" in router.models and router.profile("joker").n_results == pytest.approx(16)
+    summary = json.loads((prepared["state"] / "state.json").read_text())
+    assert [m["name"] for m in summary["models"]][-1] == "joker"
+
+
+def test_onboard_reports_bad_input(prepared: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
+    bad = prepared["validation"].with_name("bad.jsonl")
+    bad.write_text(prepared["validation"].read_text().splitlines()[0] + "\n{broken\n")
+    args = [
+        "onboard",
+        "openai/joker",
+        "--validation",
+        str(bad),
+        "--router",
+        str(prepared["state"]),
+        "--dry-run",
+    ]
+    assert main(args) == 2
+    assert "line 2" in capsys.readouterr().err
+    assert main([*args, "--skip-invalid", "--api-key-env", "UNIROUTE_SURELY_UNSET"]) == 2
+    assert "UNIROUTE_SURELY_UNSET" in capsys.readouterr().err

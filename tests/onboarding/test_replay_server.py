@@ -1,0 +1,114 @@
+"""The replay server: recorded answers over OpenAI's HTTP API, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from onboarding_fakes import write_routerbench_csv
+
+from uniroute import InputError
+from uniroute.datasets import load_routerbench
+from uniroute.onboarding import ReplayData, ReplayServer
+
+
+@pytest.fixture()
+def csv_path(tmp_path: Path) -> Path:
+    return write_routerbench_csv(tmp_path / "tiny_test.csv", n_per_topic=3)
+
+
+@pytest.fixture()
+def server(csv_path: Path) -> Iterator[ReplayServer]:
+    with ReplayServer(ReplayData.from_paths([csv_path])) as running:
+        yield running
+
+
+def post(url: str, body: Any, raw: bytes | None = None) -> tuple[int, dict[str, Any]]:
+    data = raw if raw is not None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url + "/chat/completions", data=data, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_known_prompts_get_the_recorded_answer(server: ReplayServer, csv_path: Path) -> None:
+    data = load_routerbench(csv_path)
+    prompt = data.prompts[4]
+    status, body = post(server.url, {"model": "joker", "messages": [{"role": "user", "content": prompt}]})
+    assert status == 200
+    assert body["choices"][0]["message"]["content"] == data.responses["joker"][4]
+    assert body["model"] == "joker" and body["usage"]["total_tokens"] > 0
+    spaced = "  " + prompt.replace("\n", " \n ") + "\n"
+    status, body = post(server.url, {"model": "sage", "messages": [{"role": "user", "content": spaced}]})
+    assert status == 200 and body["choices"][0]["message"]["content"] == data.responses["sage"][4]
+
+
+def test_unknown_models_and_prompts_get_clear_errors(server: ReplayServer, csv_path: Path) -> None:
+    prompt = load_routerbench(csv_path).prompts[0]
+    status, body = post(server.url, {"model": "gpt-9", "messages": [{"role": "user", "content": prompt}]})
+    assert status == 404 and body["error"]["code"] == "model_not_found"
+    assert "'gpt-9'" in body["error"]["message"] and "joker" in body["error"]["message"]
+    status, body = post(server.url, {"model": "sage", "messages": [{"role": "user", "content": "Hello?"}]})
+    assert status == 404 and body["error"]["code"] == "prompt_not_found"
+    assert "Hello?" in body["error"]["message"]
+    status, body = post(server.url, None, raw=b"{oops")
+    assert status == 400 and "not JSON" in body["error"]["message"]
+    status, body = post(server.url, {"model": "sage", "messages": []})
+    assert status == 400 and "'messages'" in body["error"]["message"]
+    status, body = post(server.url, ["not", "an", "object"])
+    assert status == 400
+
+
+def test_models_endpoint_and_streaming_through_litellm(server: ReplayServer, csv_path: Path) -> None:
+    import litellm
+
+    with urllib.request.urlopen(server.url + "/models", timeout=10) as response:
+        listed = [m["id"] for m in json.loads(response.read())["data"]]
+    assert listed == ["joker", "sage", "scientist"]
+    data = load_routerbench(csv_path)
+    stream = litellm.completion(
+        model="openai/scientist",
+        messages=[{"role": "user", "content": data.prompts[1]}],
+        api_base=server.url,
+        api_key="replay",
+        stream=True,
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream)
+    assert text == data.responses["scientist"][1]
+
+
+def test_data_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        ReplayData.from_paths([tmp_path / "missing"])
+    with pytest.raises(InputError, match=r"no RouterBench \*.csv"):
+        ReplayData.from_paths([tmp_path])
+
+
+def test_cli_binds_localhost_and_stops_on_interrupt(csv_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uniroute.cli", "replay-server", "--data", str(csv_path), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = process.stdout.readline()  # type: ignore[union-attr]
+        assert "on http://127.0.0.1:" in first, process.stderr.read()  # type: ignore[union-attr]
+        url = first.split(" on ")[1].split()[0]
+        with urllib.request.urlopen(url + "/models", timeout=10) as response:
+            assert len(json.loads(response.read())["data"]) == 3
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0

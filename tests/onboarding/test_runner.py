@@ -1,0 +1,277 @@
+"""The onboarding runner against a fake OpenAI-compatible server on 127.0.0.1, through LiteLLM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from onboarding_fakes import FakeLLMServer, completion, settings_for, toy_answer
+
+from uniroute import InputError, Router
+from uniroute.onboarding import OnboardingError, ValidationItem, estimate, onboard, settings_from_config
+from uniroute.onboarding.runner import ResponseCache, cache_file, psi_table
+
+
+def good(prompt: str, attempt: int, body: dict[str, Any]) -> tuple[int, dict[str, Any] | None, float]:
+    return 200, completion(toy_answer(prompt)), 0.0
+
+
+def state_bytes(path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+
+
+def run(items: list[ValidationItem], state: Path, server: FakeLLMServer, tmp_path: Path, **kwargs: Any):
+    settings = settings_for(server, **kwargs.pop("settings", {}))
+    options = {"name": "newbie", "cost": 0.0005, "cache_dir": tmp_path / "cache", "progress": False}
+    return onboard(items, state, settings, **(options | kwargs))
+
+
+def test_onboard_writes_psi_and_routes_to_the_new_model_where_it_is_strong(
+    fake_server, toy_state: Path, toy_items: list[ValidationItem], tmp_path: Path, toy_data: dict
+) -> None:
+    server = fake_server(good)
+    result = run(toy_items, toy_state, server, tmp_path)
+    assert result.accuracy == pytest.approx(0.5)
+    distinct = len({item.prompt for item in toy_items})
+    assert result.n_failed == 0 and result.n_cached == 0 and result.spent == pytest.approx(0.0005 * distinct)
+    router = Router.load(toy_state)
+    assert set(router.models) == {"mathbot", "poet", "big", "newbie"}
+    profile = router.profile("newbie")
+    assert profile.n_results == pytest.approx(60) and profile.cost == pytest.approx(0.0005)
+    math_prompt = toy_data["prompts"][0]
+    poem_prompt = toy_data["prompts"][-1]
+    assert router.route(math_prompt, lam=10.0, candidates=["newbie", "big"]).model == "newbie"
+    assert router.route(poem_prompt, lam=10.0, candidates=["newbie", "big"]).model == "big"
+    assert "* newbie" in result.table and "wrote" in result.summary()
+    assert server.total_calls == distinct
+
+
+def test_cache_resumes_and_a_changed_prompt_is_called_again(
+    fake_server, toy_state: Path, toy_items: list[ValidationItem], tmp_path: Path
+) -> None:
+    server = fake_server(good)
+    run(toy_items, toy_state, server, tmp_path)
+    distinct = server.total_calls
+    changed = [*toy_items[:-1], ValidationItem(toy_items[-1].prompt + " Please.", "yes", "exact")]
+    again = run(changed, toy_state, server, tmp_path, replace=True)
+    assert again.n_cached == 59 and server.total_calls == distinct + 1
+    assert again.spent == pytest.approx(0.0005)
+    other_params = run(
+        toy_items[:3], toy_state, server, tmp_path, replace=True, settings={"params": {"seed": 1}}
+    )
+    assert other_params.n_cached == 0 and server.total_calls == distinct + 4
+
+
+def test_a_cache_cut_mid_line_is_recovered(
+    fake_server, toy_state: Path, toy_items: list[ValidationItem], tmp_path: Path
+) -> None:
+    server = fake_server(good)
+    run(toy_items, toy_state, server, tmp_path)
+    distinct = len(server.calls)
+    path = cache_file("openai/newbie", tmp_path / "cache")
+    lines = path.read_bytes().splitlines(keepends=True)
+    assert len(lines) == distinct
+    path.write_bytes(b"".join(lines[:-1]) + lines[-1][:25])
+    with pytest.warns(UserWarning, match="dropped 1 damaged line"):
+        result = run(toy_items, toy_state, server, tmp_path, replace=True)
+    lost = json.loads(lines[-1])["id"]
+    assert server.total_calls == distinct + 1
+    assert result.n_cached == 60 - sum(
+        i.prompt == toy_items[int(lost.split("-")[1])].prompt for i in toy_items
+    )
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(records) == distinct and len({r["key"] for r in records}) == distinct
+
+
+def test_429_and_500_for_a_while_are_retried_then_counted_as_missing(
+    fake_server, toy_state: Path, toy_items: list[ValidationItem], tmp_path: Path
+) -> None:
+    always_down = {item.prompt for item in toy_items[:30:10]}
+
+    def flaky(prompt: str, attempt: int, body: dict[str, Any]) -> tuple[int, dict[str, Any] | None, float]:
+        if prompt in always_down:
+            return 500, None, 0.0
+        if attempt <= 2:
+            return (429 if attempt == 1 else 503), None, 0.0
+        return 200, completion(toy_answer(prompt)), 0.0
+
+    server = fake_server(flaky)
+    result = run(toy_items, toy_state, server, tmp_path, settings={"max_retries": 3})
+    assert result.n_failed == 3
+    assert result.failures == {"500 InternalServerError after 4 attempts": 3}
+    assert "3 prompt(s) failed (500 InternalServerError after 4 attempts: 3)" in result.summary()
+    assert "missing, not wrong" in result.summary()
+    assert np.isnan(result.scores[:30:10]).all() and np.isfinite(result.scores).sum() == 57
+    assert result.accuracy == pytest.approx(27 / 57)
+    assert Router.load(toy_state).profile("newbie").n_results == pytest.approx(57)
+    assert all(server.calls[p] == 4 for p in always_down)
+    assert all(server.calls[p] >= 3 for p in server.calls if p not in always_down)
+
+
+def test_timeouts_fail_the_slow_prompts_only(
+    fake_server, toy_state: Path, toy_items: list[ValidationItem], tmp_path: Path
+) -> None:
+    slow = toy_items[0].prompt
+
+    def sluggish(prompt: str, attempt: int, body: dict[str, Any]) -> tuple[int, dict[str, Any] | None, float]:
+        return 200, completion(toy_answer(prompt)), 3.0 if prompt == slow else 0.0
+
+    server = fake_server(sluggish)
+    result = run(toy_items[:8], toy_state, server, tmp_path, settings={"timeout": 0.5, "max_retries": 1})
+    assert result.n_failed == 1 and server.calls[slow] == 2
+    assert list(result.failures) == ["408 Timeout after 2 attempts"]
+    assert np.isnan(result.scores[0]) and np.isfinite(result.scores[1:]).all()
+
+
+def test_empty_and_non_text_answers_are_graded_not_failed(
+    fake_server, toy_state: Path, toy_items: list[ValidationItem], tmp_path: Path
+) -> None:
+    tool_call = completion(None)
+    tool_call["choices"][0]["message"]["tool_calls"] = [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    ]
+    replies = {0: completion(""), 1: completion(None), 2: tool_call, 3: completion("   ")}
+    index = {item.prompt: i for i, item in enumerate(toy_items)}
+
+    def odd(prompt: str, attempt: int, body: dict[str, Any]) -> tuple[int, dict[str, Any] | None, float]:
+        return 200, replies.get(index[prompt], completion("yes")), 0.0
+
+    server = fake_server(odd)
+    result = run(toy_items[:6], toy_state, server, tmp_path)
+    assert result.n_failed == 0 and result.n_empty == 4
+    assert result.scores.tolist() == [0, 0, 0, 0, 1, 1]
+    assert "4 answer(s) were empty" in result.summary()
+
+
+def test_ctrl_c_leaves_the_state_untouched_and_keeps_the_cache(
+    fake_server, toy_state: Path, toy_items: list[ValidationItem], tmp_path: Path
+) -> None:
+    interrupted = []
+
+    def interrupting(
+        prompt: str, attempt: int, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any] | None, float]:
+        if sum(server.calls.values()) == 6 and not interrupted:
+            interrupted.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+        return 200, completion(toy_answer(prompt)), 0.0
+
+    server = fake_server(interrupting)
+    before = state_bytes(toy_state)
+    with pytest.raises(KeyboardInterrupt):
+        run(toy_items, toy_state, server, tmp_path, settings={"concurrency": 1})
+    assert state_bytes(toy_state) == before
+    cached, damaged = ResponseCache.read(cache_file("openai/newbie", tmp_path / "cache"))
+    assert 1 <= len(cached) < 60 and damaged == 0
+    calls_before = server.total_calls
+    result = run(toy_items, toy_state, server, tmp_path)
+    keys = [settings_for(server).cache_key(item) for item in toy_items]
+    assert result.n_cached == sum(key in cached for key in keys)
+    assert server.total_calls - calls_before == len(set(keys)) - len(cached)
+    assert "newbie" in Router.load(toy_state).models
+
+
+def test_a_model_in_the_state_is_refused_unless_replace(
+    fake_server, toy_state: Path, toy_items: list[ValidationItem], tmp_path: Path
+) -> None:
+    server = fake_server(good)
+    before = state_bytes(toy_state)
+    with pytest.raises(InputError, match=r"'big' is already in .*--replace"):
+        run(toy_items, toy_state, server, tmp_path, name="big")
+    assert server.total_calls == 0 and state_bytes(toy_state) == before
+    result = run(toy_items, toy_state, server, tmp_path, name="big", replace=True)
+    assert Router.load(toy_state).profile("big").global_error == pytest.approx(result.profile.global_error)
+
+
+def test_a_dead_endpoint_stops_the_run(
+    fake_server, toy_state: Path, toy_items: list[ValidationItem], tmp_path: Path
+) -> None:
+    before = state_bytes(toy_state)
+    unauthorised = fake_server(lambda p, a, b: (401, None, 0.0))
+    with pytest.raises(OnboardingError, match=r"401 AuthenticationError.*state is unchanged"):
+        run(toy_items, toy_state, unauthorised, tmp_path)
+    down = fake_server(lambda p, a, b: (500, None, 0.0))
+    with pytest.raises(OnboardingError, match="5 prompts failed in a row"):
+        run(
+            toy_items,
+            toy_state,
+            down,
+            tmp_path,
+            settings={"max_consecutive_failures": 5, "max_retries": 1, "concurrency": 1},
+        )
+    assert down.total_calls == 10
+    bad_request = fake_server(lambda p, a, b: (400, None, 0.0))
+    with pytest.raises(OnboardingError, match="no answer of 'newbie' could be graded"):
+        run(toy_items[:3], toy_state, bad_request, tmp_path)
+    assert bad_request.total_calls == 3
+    assert state_bytes(toy_state) == before
+
+
+def test_unpriced_model_needs_a_cost(
+    fake_server, toy_state: Path, toy_items: list[ValidationItem], tmp_path: Path
+) -> None:
+    server = fake_server(good)
+    with pytest.raises(InputError, match=r"no price for 'openai/newbie'.*--cost"):
+        run(toy_items, toy_state, server, tmp_path, cost=None)
+    with pytest.raises(InputError, match="cost must be"):
+        run(toy_items, toy_state, server, tmp_path, cost=-1.0)
+
+
+def test_dry_run_estimate_counts_tokens_and_skips_cached(
+    fake_server, toy_state: Path, toy_items: list[ValidationItem], tmp_path: Path
+) -> None:
+    server = fake_server(good)
+    settings = settings_for(server)
+    first = estimate(toy_items, settings, cost=0.001, cache_dir=tmp_path / "cache", output_tokens=10)
+    assert (first.n_items, first.n_cached, first.completion_tokens) == (60, 0, 600)
+    assert first.dollars == pytest.approx(0.06) and first.prompt_tokens > 60 * 5
+    assert server.total_calls == 0
+    run(toy_items[:20], toy_state, server, tmp_path)
+    second = estimate(toy_items, settings, cost=0.001, cache_dir=tmp_path / "cache", output_tokens=10)
+    assert second.n_cached == 20 and second.dollars == pytest.approx(0.04)
+    unpriced = estimate(toy_items[:2], settings, cache_dir=tmp_path)
+    assert unpriced.dollars is None and "no price" in unpriced.summary()
+
+
+def test_litellm_prices_are_used_when_known(
+    fake_server, toy_state: Path, toy_items: list[ValidationItem], tmp_path: Path
+) -> None:
+    server = fake_server(good)
+    settings = settings_for(server)
+    settings.model = "openai/gpt-4o-mini"
+    result = onboard(toy_items[:4], toy_state, settings, name="mini", cache_dir=tmp_path, progress=False)
+    assert 0 < result.cost < 0.001 and result.spent == pytest.approx(4 * result.cost)
+    assert "mini" in psi_table(Router.load(toy_state), "mini")
+
+
+def test_deployment_from_a_litellm_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UNIROUTE_TEST_KEY", "sk-from-env")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: cheap\n"
+        "    litellm_params:\n"
+        "      model: openai/newbie\n"
+        "      api_base: http://127.0.0.1:9/v1\n"
+        "      api_key: os.environ/UNIROUTE_TEST_KEY\n"
+        "      timeout: 7\n"
+        "      temperature: 0\n"
+    )
+    settings = settings_from_config(config, "cheap", concurrency=2, max_retries=None)
+    assert (settings.model, settings.api_base, settings.api_key) == (
+        "openai/newbie",
+        "http://127.0.0.1:9/v1",
+        "sk-from-env",
+    )
+    assert settings.timeout == 7 and settings.params == {"temperature": 0} and settings.concurrency == 2
+    assert settings.max_retries == 4
+    with pytest.raises(InputError, match=r"no deployment named 'pricey'.*\['cheap'\]"):
+        settings_from_config(config, "pricey")
+    monkeypatch.delenv("UNIROUTE_TEST_KEY")
+    with pytest.raises(InputError, match="UNIROUTE_TEST_KEY"):
+        settings_from_config(config, "cheap")

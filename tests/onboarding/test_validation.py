@@ -1,0 +1,141 @@
+"""Validation files: format, malformed lines, and building a set from recorded answers."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from uniroute import HashingEmbedder, InputError, KMeansClusterMap, Router
+from uniroute.datasets import RoutingDataset
+from uniroute.onboarding import ValidationItem, build_validation, load_validation, save_validation
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    items = [
+        ValidationItem("What is 2+2?", "4", "numeric", {}, "math", "a"),
+        ValidationItem(
+            [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital?"}],
+            ["Paris", "paris"],
+            "exact",
+            {"contains": True},
+            "geo",
+            "b",
+        ),
+        ValidationItem("Write a function.", None, "regex", {"pattern": "def "}, "", "c"),
+    ]
+    path = save_validation(items, tmp_path / "val.jsonl")
+    assert load_validation(path) == items
+    assert items[0].messages() == [{"role": "user", "content": "What is 2+2?"}]
+
+
+def test_malformed_lines_are_reported_with_line_numbers(tmp_path: Path) -> None:
+    good = {"prompt": "q", "reference": "A", "grader": "multiple_choice"}
+    lines = [
+        json.dumps(good),
+        "{not json",
+        json.dumps({"prompt": "q", "reference": "A"}),
+        "",
+        json.dumps({"prompt": "q", "messages": [], "reference": "A", "grader": "exact"}),
+        json.dumps({"prompt": "q", "grader": "exact"}),
+        json.dumps({"prompt": "q", "reference": "A", "grader": "fuzzy"}),
+        json.dumps({"prompt": "q", "reference": "AB", "grader": "multiple_choice"}),
+        json.dumps({"messages": "hi", "reference": "A", "grader": "exact"}),
+        json.dumps([1, 2]),
+        json.dumps(good | {"id": "x"}),
+    ]
+    path = tmp_path / "val.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError) as info:
+        load_validation(path)
+    message = str(info.value)
+    assert "8 malformed line(s)" in message
+    for number, why in [
+        (2, "Expecting"),
+        (3, "grader"),
+        (5, "exactly one"),
+        (6, "reference"),
+        (7, "fuzzy"),
+        (8, "one letter"),
+    ]:
+        assert re.search(f"line {number}: [^;]*{why}", message), number
+    assert "--skip-invalid" in message
+    with pytest.warns(UserWarning, match="line 9: 'messages'.*line 10: not a JSON object"):
+        items = load_validation(path, skip_invalid=True)
+    assert [i.id for i in items] == ["1", "x"]
+
+
+def test_missing_file_and_duplicate_ids(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="make-validation"):
+        load_validation(tmp_path / "none.jsonl")
+    path = tmp_path / "dup.jsonl"
+    record = {"id": "same", "prompt": "q", "reference": "x", "grader": "exact"}
+    path.write_text(json.dumps(record) + "\n" + json.dumps(record) + "\n")
+    with pytest.raises(InputError, match="duplicate id"):
+        load_validation(path)
+
+
+def recorded_data() -> RoutingDataset:
+    """Six MC prompts; 'new' is the model to onboard, its answers must not make references."""
+    prompts = [
+        f"Question {i} about {'stars' if i < 3 else 'cooking'}?\nA) x\nB) y\nAnswer:" for i in range(6)
+    ]
+    answers = {
+        "m1": ["A", "B", "A", "B", "A", "A"],
+        "m2": ["A", "A", "B)", "B", "A", "B"],
+        "new": ["A", "B", "B", "A", "B", "B"],
+    }
+    scores = np.array([[1, 1, 1], [1, 0, 1], [0, 1, 1], [1, 1, 0], [0, 0, 1], [0, 0, 1]], dtype=float)
+    return RoutingDataset(
+        models=("m1", "m2", "new"),
+        scores=scores,
+        costs=np.full((6, 3), 0.001),
+        prompts=prompts,
+        tasks=["astro"] * 3 + ["food"] * 3,
+        ids=[f"p{i}" for i in range(6)],
+        responses=answers,
+    )
+
+
+def test_references_come_from_other_models_labelled_correct() -> None:
+    items, report = build_validation(recorded_data(), exclude_models=["new"])
+    assert {i.id: i.reference for i in items} == {"p0": "A", "p1": "B", "p2": "B", "p3": "B"}
+    assert report.n_candidates == 6 and report.n_without_reference == 2
+    assert all(i.grader == "multiple_choice" for i in items)
+    with_new, _ = build_validation(recorded_data())
+    assert len(with_new) == 6
+    only_food, _ = build_validation(recorded_data(), tasks=["food"], exclude_models=["new"])
+    assert [i.id for i in only_food] == ["p3"]
+    with pytest.raises(InputError, match="unknown task"):
+        build_validation(recorded_data(), tasks=["sports"])
+    with pytest.raises(InputError, match="cannot derive references"):
+        build_validation(recorded_data(), "llm_judge", {"model": "m"})
+
+
+def test_sampling_covers_every_cluster() -> None:
+    prompts = [f"Arithmetic question number {i}: compute it.\nA) 1\nB) 2" for i in range(30)]
+    prompts += [f"Poetry request number {i}: write a haiku.\nA) yes\nB) no" for i in range(10)]
+    n = len(prompts)
+    data = RoutingDataset(
+        models=("m1",),
+        scores=np.ones((n, 1)),
+        costs=np.zeros((n, 1)),
+        prompts=prompts,
+        tasks=[""] * n,
+        ids=[str(i) for i in range(n)],
+        responses={"m1": ["A"] * n},
+    )
+    router = Router(HashingEmbedder(), KMeansClusterMap(n_clusters=2, random_state=0)).fit(prompts)
+    items, report = build_validation(data, router=router, per_cluster=5, random_state=1)
+    assert len(items) == 10
+    assert sorted(report.sampled_per_cluster.tolist()) == [5, 5]
+    assert sorted(report.available_per_cluster.tolist()) == [10, 30]
+    assert sum("Poetry" in i.prompt for i in items) == 5
+    assert "cluster  available  sampled" in report.summary()
+    again, _ = build_validation(data, router=router, per_cluster=5, random_state=1)
+    assert again == items
+    with pytest.raises(InputError, match="both a router and per_cluster"):
+        build_validation(data, router=router)
