@@ -87,10 +87,12 @@ def main() -> None:
         for prior in (1.0, 4.0, 16.0):
             grid[f"kmeans K={k} prior={prior:g}"] = (
                 "uniroute-kmeans",
-                {"n_clusters": k, "prior_strength": prior},
+                {"n_clusters": k, "prior_strength": prior, "assignment": "hard"},
             )
+    for k in (8,) if args.quick else (8, 16, 32):
+        grid[f"kmeans-soft K={k} T=auto"] = ("uniroute-kmeans", {"n_clusters": k, "temperature": "auto"})
     for k in () if args.quick else (8, 16, 32):
-        for t in (0.02, 0.05, 0.1):
+        for t in (0.02, 0.05, 0.1, 0.2, 0.5):
             grid[f"kmeans-soft K={k} T={t:g}"] = (
                 "uniroute-kmeans",
                 {"n_clusters": k, "assignment": "soft", "temperature": t},

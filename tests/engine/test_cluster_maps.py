@@ -12,8 +12,8 @@ def test_kmeans_follows_the_estimator_contract():
     cmap = KMeansClusterMap(n_clusters=2, random_state=3)
     assert cmap.get_params() == {
         "n_clusters": 2,
-        "assignment": "hard",
-        "temperature": 0.05,
+        "assignment": "soft",
+        "temperature": "auto",
         "random_state": 3,
     }
     assert cmap.fit(X) is cmap
@@ -22,10 +22,25 @@ def test_kmeans_follows_the_estimator_contract():
 
 
 def test_hard_assignment_is_one_hot_on_the_nearest_centre():
-    phi = KMeansClusterMap(n_clusters=2).fit(X).predict_proba(X)
+    cmap = KMeansClusterMap(n_clusters=2, assignment="hard").fit(X)
+    phi = cmap.predict_proba(X)
     assert set(np.unique(phi)) == {0.0, 1.0}
     assert phi[0].argmax() == phi[1].argmax() != phi[2].argmax() == phi[3].argmax()
-    np.testing.assert_allclose(KMeansClusterMap(n_clusters=2).fit(X).cluster_weights_, [0.5, 0.5])
+    np.testing.assert_allclose(cmap.cluster_weights_, [0.5, 0.5])
+
+
+def test_auto_temperature_is_the_mean_squared_distance_to_the_nearest_centre():
+    spread = np.array([[1.0, 0.0], [0.7, 0.3], [0.0, 1.0], [0.3, 0.7]], dtype=np.float32)
+    cmap = KMeansClusterMap(n_clusters=2).fit(spread)
+    centres = cmap.cluster_centers_
+    nearest = ((spread[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2).min(axis=1)
+    assert cmap.temperature_ == pytest.approx(nearest.mean(), rel=1e-4)
+    assert cmap.temperature == "auto"
+    between = np.array([[0.55, 0.45]], dtype=np.float32)
+    d = ((between[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+    expected = np.exp(-d / cmap.temperature_) / np.exp(-d / cmap.temperature_).sum()
+    np.testing.assert_allclose(cmap.predict_proba(between), expected, atol=1e-5)
+    assert 0.5 < expected.max() < 0.99
 
 
 def test_soft_assignment_sums_to_one_and_prefers_the_nearest_centre():
@@ -46,6 +61,8 @@ def test_kmeans_input_errors():
         KMeansClusterMap(n_clusters=2).fit(X).predict_proba(np.ones((1, 3)))
     with pytest.raises(InputError, match="assignment"):
         KMeansClusterMap(n_clusters=2, assignment="fuzzy").fit(X)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="temperature"):
+        KMeansClusterMap(n_clusters=2, temperature="warm").fit(X)  # type: ignore[arg-type]
 
 
 def test_learned_map_separates_prompts_on_which_models_differ(toy_data):
