@@ -12,6 +12,7 @@ labels give, (c) the router then sends Mixtral the prompts where it is strong.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -28,6 +29,8 @@ NEW = "mistralai/mixtral-8x7b-chat"
 TASKS = ["arc-challenge", "winogrande"]
 PER_CLUSTER = 150
 
+if not DATA.is_dir() and os.environ.get("CI"):
+    raise RuntimeError(f"CI must run the onboarding proof, but RouterBench data is not at {DATA}")
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not DATA.is_dir(), reason=f"RouterBench data not found at {DATA}"),
