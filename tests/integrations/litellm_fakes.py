@@ -14,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+from local_server import running
 
 from uniroute import HashingEmbedder, KMeansClusterMap, Router
 
@@ -94,15 +95,8 @@ class _FakeServer(ThreadingHTTPServer):
 @contextmanager
 def fake_openai_server(chat_status: int = 500) -> Iterator[_FakeServer]:
     """An OpenAI-compatible server on 127.0.0.1: embeddings work, chat fails with ``chat_status``."""
-    server = _FakeServer(chat_status)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with running(_FakeServer(chat_status)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def sdk_example() -> ModuleType:
