@@ -165,7 +165,9 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .engine.embedders import EMBEDDERS
 
-    parser = argparse.ArgumentParser(prog="uniroute", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="uniroute", description="Route each LLM request to the model that answers best for its price."
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     fit = subparsers.add_parser("fit", help="fit the cluster map on a file of prompts")
