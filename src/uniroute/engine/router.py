@@ -135,7 +135,6 @@ class Router:
                     embedder = (
                         get_embedder(self.embedder) if isinstance(self.embedder, str) else self.embedder
                     )
-                    self.embedder = embedder
                     self._encoder = CachedEmbedder(embedder)
         return self._encoder
 
