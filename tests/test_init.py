@@ -12,18 +12,20 @@ def test_public_api_is_pinned():
             "Decision",
             "Embedder",
             "EmbedderMismatchError",
+            "GradingError",
             "HashingEmbedder",
             "InputError",
             "KMeansClusterMap",
             "LearnedClusterMap",
             "ModelProfile",
             "NotFittedError",
+            "OnboardingError",
             "PrecomputedEmbedder",
             "Router",
             "SentenceTransformerEmbedder",
             "StateError",
             "StaticEmbedder",
-            "UnirouteError",
+            "UniRouteError",
             "UnknownModelError",
             "get_embedder",
             "load_router",
@@ -46,5 +48,14 @@ def test_import_loads_no_sdk_or_heavy_library():
 
 
 def test_every_error_derives_from_the_root():
-    for name in ("InputError", "NotFittedError", "UnknownModelError", "StateError", "EmbedderMismatchError"):
-        assert issubclass(getattr(uniroute, name), uniroute.UnirouteError)
+    names = ["InputError", "NotFittedError", "UnknownModelError", "StateError", "EmbedderMismatchError"]
+    for name in [*names, "OnboardingError", "GradingError"]:
+        assert issubclass(getattr(uniroute, name), uniroute.UniRouteError)
+
+
+def test_old_root_spelling_warns_and_is_the_same_class():
+    import pytest
+
+    with pytest.warns(DeprecationWarning, match="UniRouteError"):
+        old = uniroute.UnirouteError
+    assert old is uniroute.UniRouteError

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from .exceptions import (
     EmbedderMismatchError,
+    GradingError,
     InputError,
     NotFittedError,
+    OnboardingError,
     StateError,
-    UnirouteError,
+    UniRouteError,
     UnknownModelError,
 )
 
@@ -46,18 +48,20 @@ __all__ = [
     "Decision",
     "Embedder",
     "EmbedderMismatchError",
+    "GradingError",
     "HashingEmbedder",
     "InputError",
     "KMeansClusterMap",
     "LearnedClusterMap",
     "ModelProfile",
     "NotFittedError",
+    "OnboardingError",
     "PrecomputedEmbedder",
     "Router",
     "SentenceTransformerEmbedder",
     "StateError",
     "StaticEmbedder",
-    "UnirouteError",
+    "UniRouteError",
     "UnknownModelError",
     "get_embedder",
     "load_router",
@@ -85,6 +89,10 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "UnirouteError":
+        from . import exceptions
+
+        return exceptions.UnirouteError
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name], __name__), name)
         globals()[name] = value

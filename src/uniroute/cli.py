@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .exceptions import InputError, UnirouteError
+from .exceptions import InputError, UniRouteError
 
 SUBCOMMAND_MODULES: list[str] = ["uniroute.onboarding.cli", "uniroute.evaluation.cli"]
 _FORMATS = ["routerbench", "jsonl"]
@@ -216,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except UnirouteError as exc:
+    except UniRouteError as exc:
         print(f"uniroute: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,40 +1,78 @@
-"""Every error uniroute raises on purpose.
+"""Every error uniroute raises on purpose, in one tree.
 
-    UnirouteError
+    UniRouteError
     ├── InputError (also ValueError)      bad argument, prompt, file line or option
     ├── NotFittedError (also ValueError)  a cluster map or router used before ``fit``
     ├── UnknownModelError (also KeyError) a model name the router has no profile for
-    └── StateError                        a router state on disk that cannot be used
-        └── EmbedderMismatchError         a state made with another embedder
+    ├── StateError                        a router state on disk that cannot be used
+    │   └── EmbedderMismatchError         a state made with another embedder
+    ├── OnboardingError                   an onboarding run that stopped (the state is unchanged)
+    └── GradingError                      a grader that could not decide (the result is missing)
 
 Messages name the bad value and say what to do instead.
+
+Translations at the front doors (the only places a uniroute error becomes another
+library's error):
+
+* LiteLLM: an :class:`InputError` or :class:`UnknownModelError` raised while ranking a
+  request becomes ``litellm.BadRequestError`` (HTTP 400 on the proxy), message
+  prefixed ``uniroute:``.
+* LangChain: bad configuration of ``UniRouteChatModel`` raises :class:`InputError`
+  (pydantic's ``ValidationError`` never reaches the caller).
+
+``UnirouteError`` is the old spelling of :class:`UniRouteError` and still works,
+with a ``DeprecationWarning``.
 """
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
 
-class UnirouteError(Exception):
+
+class UniRouteError(Exception):
     """Root of every error uniroute raises on purpose."""
 
 
-class InputError(UnirouteError, ValueError):
+class InputError(UniRouteError, ValueError):
     """An argument, prompt, file or option that uniroute cannot use."""
 
 
-class NotFittedError(UnirouteError, ValueError):
+class NotFittedError(UniRouteError, ValueError):
     """A fitted component was used before ``fit``."""
 
 
-class UnknownModelError(UnirouteError, KeyError):
+class UnknownModelError(UniRouteError, KeyError):
     """A model name with no profile in the router."""
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
 
 
-class StateError(UnirouteError):
-    """A saved router state that is missing, corrupt or from another version."""
+class StateError(UniRouteError):
+    """A saved router state that is missing, corrupt, unsafe or from another version."""
 
 
 class EmbedderMismatchError(StateError):
     """A router state was made with a different embedder than the one given."""
+
+
+class OnboardingError(UniRouteError):
+    """An onboarding run that stopped before writing the state (which is unchanged)."""
+
+
+class GradingError(UniRouteError):
+    """A grader could not decide (e.g. the judge model failed); the result is missing."""
+
+
+_DEPRECATED = {"UnirouteError": UniRouteError}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED:
+        new = _DEPRECATED[name]
+        warnings.warn(
+            f"uniroute.{name} is deprecated; use uniroute.{new.__name__}", DeprecationWarning, stacklevel=2
+        )
+        return new
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

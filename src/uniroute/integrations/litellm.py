@@ -46,7 +46,7 @@ from litellm.types.router import CustomRoutingStrategyBase
 
 from ..engine.router import Router
 from ..engine.text import Prompt
-from ..exceptions import InputError, StateError, UnirouteError, UnknownModelError
+from ..exceptions import InputError, StateError, UniRouteError, UnknownModelError
 
 __all__ = [
     "CONTROL_KEY",
@@ -216,7 +216,7 @@ def find_decision(request_kwargs: Mapping[str, Any] | None) -> dict[str, Any] | 
     return None
 
 
-def _bad_request(model: str, exc: UnirouteError) -> litellm.BadRequestError:
+def _bad_request(model: str, exc: UniRouteError) -> litellm.BadRequestError:
     return litellm.BadRequestError(message=f"uniroute: {exc}", model=model, llm_provider="uniroute")
 
 

@@ -39,14 +39,10 @@ from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..engine.text import routing_text
-from ..exceptions import InputError, UnirouteError
+from ..exceptions import GradingError, InputError, UniRouteError
 
 if TYPE_CHECKING:
     from .validation import ValidationItem
-
-
-class GradingError(UnirouteError):
-    """A grader could not decide (e.g. the judge model failed); the result is missing."""
 
 
 class Grader(ABC):

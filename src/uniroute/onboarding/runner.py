@@ -45,15 +45,11 @@ from tqdm.auto import tqdm
 from ..engine.embedders import cache_dir as uniroute_cache_dir
 from ..engine.profiles import ModelProfile
 from ..engine.router import Router
-from ..exceptions import InputError, UnirouteError
+from ..exceptions import InputError, OnboardingError, UniRouteError
 from .graders import Grader, GradingError, make_grader
 from .validation import ValidationItem
 
 DEFAULT_OUTPUT_TOKENS = 256
-
-
-class OnboardingError(UnirouteError):
-    """An onboarding run that stopped before writing the state (which is unchanged)."""
 
 
 @dataclass
