@@ -88,3 +88,105 @@ def test_learned_map_skips_missing_labels_and_validates(toy_data):
         LearnedClusterMap(n_clusters=2).fit(X, y * 2)
     with pytest.raises(InputError, match="rows"):
         LearnedClusterMap(n_clusters=2).fit(X, y[:5])
+
+
+class NearestAxisMap:
+    """A third-party map: one cluster per input dimension, Φ = the normalised |x|."""
+
+    name = "test-nearest-axis"
+
+    def __init__(self, power: float = 1.0):
+        self.power = power
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {"power": self.power}
+
+    def fit(self, X, y=None):
+        X = np.abs(np.asarray(X, dtype=np.float64)) ** self.power
+        self.n_features_in_ = X.shape[1]
+        self.cluster_weights_ = (X / X.sum(axis=1, keepdims=True)).mean(axis=0)
+        return self
+
+    def predict_proba(self, X):
+        X = np.abs(np.asarray(X, dtype=np.float64)) ** self.power + 1e-12
+        return X / X.sum(axis=1, keepdims=True)
+
+    def to_state(self):
+        return {"kind": self.name, "params": self.get_params()}, {"weights": self.cluster_weights_}
+
+    @classmethod
+    def from_state(cls, params, arrays):
+        cmap = cls(**params)
+        cmap.cluster_weights_ = arrays["weights"]
+        return cmap
+
+
+@pytest.fixture
+def registered_axis_map():
+    from uniroute.engine.cluster_maps import CLUSTER_MAPS, register_cluster_map
+
+    assert register_cluster_map(NearestAxisMap) is NearestAxisMap
+    yield NearestAxisMap
+    del CLUSTER_MAPS[NearestAxisMap.name]
+
+
+def test_builtin_maps_are_registered_under_their_names():
+    from uniroute.engine.cluster_maps import CLUSTER_MAPS
+
+    assert CLUSTER_MAPS["kmeans"] is KMeansClusterMap and KMeansClusterMap.name == "kmeans"
+    assert CLUSTER_MAPS["learned"] is LearnedClusterMap and LearnedClusterMap.name == "learned"
+    spec, arrays = KMeansClusterMap(n_clusters=2).fit(X).to_state()
+    assert spec["kind"] == "kmeans" and set(arrays) >= {"cluster_centers", "cluster_weights"}
+
+
+def test_a_third_party_map_routes_and_survives_save_and_load(registered_axis_map, tmp_path):
+    from uniroute import PrecomputedEmbedder, Router
+
+    vectors = {"sum": [1.0, 0.0], "add": [0.9, 0.1], "poem": [0.0, 1.0], "ode": [0.1, 0.9]}
+    router = Router(PrecomputedEmbedder(vectors), registered_axis_map(power=2.0)).fit(list(vectors))
+    router.add_model("mathbot", list(vectors), [1.0, 1.0, 0.0, 0.0], cost=0.0)
+    router.add_model("poet", list(vectors), [0.0, 0.0, 1.0, 1.0], cost=0.0)
+    loaded = Router.load(router.save(tmp_path / "state"), embedder=PrecomputedEmbedder(vectors))
+    assert isinstance(loaded.cluster_map, registered_axis_map)
+    assert loaded.cluster_map.power == 2.0
+    assert [loaded.route(p).model for p in ("sum", "poem")] == ["mathbot", "poet"]
+
+
+def test_registration_refuses_a_nameless_class_a_non_map_and_a_taken_name():
+    from uniroute.engine.cluster_maps import register_cluster_map
+
+    class Nameless(NearestAxisMap):
+        name = ""
+
+    class NoProba:
+        name = "test-no-proba"
+
+        def fit(self, X, y=None):
+            return self
+
+    class Impostor(NearestAxisMap):
+        name = "kmeans"
+
+    with pytest.raises(InputError, match="class attribute `name`"):
+        register_cluster_map(Nameless)
+    with pytest.raises(InputError, match="lacks predict_proba, to_state, from_state"):
+        register_cluster_map(NoProba)
+    with pytest.raises(InputError, match="taken by KMeansClusterMap"):
+        register_cluster_map(Impostor)
+    assert register_cluster_map(KMeansClusterMap) is KMeansClusterMap  # re-registering itself is fine
+
+
+def test_params_follow_sklearn_without_importing_it_at_module_import():
+    import subprocess
+    import sys
+
+    code = "import sys, uniroute.engine.cluster_maps; print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    cmap = LearnedClusterMap(n_clusters=3, l2=0.5)
+    assert cmap.set_params(l2=0.1) is cmap and cmap.get_params()["l2"] == 0.1
+    assert repr(cmap) == "LearnedClusterMap(n_clusters=3, l2=0.1)"
+    copy = clone(cmap)
+    assert copy is not cmap and copy.get_params() == cmap.get_params()
+    with pytest.raises(InputError, match="no parameter 'k'"):
+        cmap.set_params(k=3)

@@ -1,23 +1,126 @@
 """Cluster maps Φ: from a prompt embedding to a distribution over K clusters.
 
-:class:`KMeansClusterMap` is UniRoute's unsupervised map (K-means over training
-prompts). :class:`LearnedClusterMap` is the paper's supervised "LearnedMap":
-Φ_k(x) ∝ exp(θ_kᵀ x + b_k), fitted by log-loss on whether the *training* LLMs
-answered each training prompt correctly, so that clusters separate prompts on
-which models differ. Both follow scikit-learn's estimator contract; their
-``predict_proba`` is plain numpy because it runs on every request.
+Any object that follows the :class:`ClusterMap` protocol can be a router's map;
+:func:`register_cluster_map` adds its class to :data:`CLUSTER_MAPS` under its
+``name`` so a router that uses it can be saved and loaded. Two maps ship:
+
+* :class:`KMeansClusterMap`, UniRoute's unsupervised map (K-means over training
+  prompts);
+* :class:`LearnedClusterMap`, the paper's supervised "LearnedMap":
+  Φ_k(x) ∝ exp(θ_kᵀ x + b_k), fitted by log-loss on whether the *training* LLMs
+  answered each training prompt correctly, so that clusters separate prompts on
+  which models differ.
+
+Both follow scikit-learn's estimator contract (``__init__`` stores its arguments,
+``fit`` validates and learns ``*_`` attributes, ``get_params``/``set_params`` and
+``sklearn.base.clone`` work) without importing scikit-learn until ``fit``, so this
+module is cheap to import. ``predict_proba`` is plain numpy: it runs on every request.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import inspect
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 import numpy as np
-from sklearn.base import BaseEstimator
 
 from ..exceptions import InputError, NotFittedError
 
 _MINIBATCH_ABOVE = 20_000
+
+
+class ClusterMap(Protocol):
+    """What a router needs from a cluster map Φ.
+
+    ``fit(X, y)`` gets the training prompts' embeddings ``X`` (n, dim) and, when the
+    caller has them, the training LLMs' scores ``y`` (n, n_llms; 1 = correct, NaN =
+    no result); a map that does not use ``y`` ignores it. ``to_state`` returns
+    ``({"kind": name, "params": ...}, arrays)`` (JSON-ready params, numpy arrays)
+    and ``from_state(params, arrays)`` rebuilds the fitted map from them.
+    """
+
+    name: ClassVar[str]
+    cluster_weights_: np.ndarray
+    """Share of training prompts per cluster, shape (K,): Φ for a prompt with no text."""
+
+    def fit(self, X: Any, y: Any = None) -> ClusterMap: ...
+
+    def predict_proba(self, X: Any) -> np.ndarray: ...
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]: ...
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> ClusterMap: ...
+
+
+CLUSTER_MAPS: dict[str, type[ClusterMap]] = {}
+"""Registry name -> cluster-map class; the CLI's ``--map`` choices and the key saved in a state."""
+
+_M = TypeVar("_M", bound=type)
+
+
+def register_cluster_map(cls: _M) -> _M:
+    """Add a :class:`ClusterMap` class to :data:`CLUSTER_MAPS` under ``cls.name``.
+
+    Usable as a class decorator. A name already taken by another class is refused,
+    so a plug-in cannot silently replace a built-in map.
+    """
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise InputError(f"{cls!r} needs a class attribute `name` (a non-empty str) to be registered")
+    missing = [
+        m for m in ("fit", "predict_proba", "to_state", "from_state") if not callable(getattr(cls, m, None))
+    ]
+    if missing:
+        raise InputError(f"{cls.__name__} is not a ClusterMap: it lacks {', '.join(missing)}")
+    if CLUSTER_MAPS.get(name, cls) is not cls:
+        raise InputError(
+            f"cluster map name {name!r} is taken by {CLUSTER_MAPS[name].__name__}; choose another `name`"
+        )
+    CLUSTER_MAPS[name] = cls
+    return cls
+
+
+class _Params:
+    """``get_params``/``set_params``/``repr`` as scikit-learn's ``BaseEstimator`` gives them.
+
+    Written out so importing the engine does not import scikit-learn (~1.5 s);
+    ``sklearn.base.clone`` works on any object with these methods.
+    """
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [
+            p.name for p in sig.parameters.values() if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD
+        ]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's arguments, as given."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> Any:
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise InputError(f"{type(self).__name__} has no parameter {name!r}; valid: {valid}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        sig = inspect.signature(type(self).__init__)
+        changed = [
+            f"{name}={value!r}"
+            for name, value in self.get_params().items()
+            if value is not sig.parameters[name].default and value != sig.parameters[name].default
+        ]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"kind": self.name, "params": self.get_params()}, self._state_arrays()  # type: ignore[attr-defined]
+
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -44,7 +147,8 @@ def check_embeddings(X: Any, name: str = "X", dim: int | None = None) -> np.ndar
     return X
 
 
-class KMeansClusterMap(BaseEstimator):
+@register_cluster_map
+class KMeansClusterMap(_Params):
     """K-means clusters of prompt embeddings, with hard or soft assignment.
 
     Parameters
@@ -80,6 +184,8 @@ class KMeansClusterMap(BaseEstimator):
     >>> bool(phi[0].argmax() == phi[1].argmax() != phi[2].argmax())
     True
     """
+
+    name: ClassVar[str] = "kmeans"
 
     def __init__(
         self,
@@ -149,8 +255,8 @@ class KMeansClusterMap(BaseEstimator):
             raise NotFittedError("this KMeansClusterMap is not fitted yet; call fit(X) first")
         return self._proba(check_embeddings(X, dim=self.cluster_centers_.shape[1]))
 
-    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return {"kind": "kmeans", "params": self.get_params()}, {
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        return {
             "cluster_centers": self.cluster_centers_,
             "cluster_weights": self.cluster_weights_,
             "temperature": np.array(self.temperature_),
@@ -166,7 +272,8 @@ class KMeansClusterMap(BaseEstimator):
         return cmap
 
 
-class LearnedClusterMap(BaseEstimator):
+@register_cluster_map
+class LearnedClusterMap(_Params):
     """UniRoute's LearnedMap: a softmax map fitted on training LLMs' correctness.
 
     The model is P(LLM j answers x correctly) = Σ_k Φ_k(x)·a_kj with
@@ -195,6 +302,8 @@ class LearnedClusterMap(BaseEstimator):
         Mean Φ over the training prompts.
     """
 
+    name: ClassVar[str] = "learned"
+
     def __init__(
         self,
         n_clusters: int = 8,
@@ -209,7 +318,7 @@ class LearnedClusterMap(BaseEstimator):
         self.init_temperature = init_temperature
         self.random_state = random_state
 
-    def fit(self, X: Any, y: Any) -> LearnedClusterMap:
+    def fit(self, X: Any, y: Any = None) -> LearnedClusterMap:
         """Fit Φ on embeddings ``X`` (n, dim) and correctness ``y`` (n, n_train_llms).
 
         ``y`` holds scores in [0, 1]; NaN marks a missing result and is skipped.
@@ -281,8 +390,8 @@ class LearnedClusterMap(BaseEstimator):
             raise NotFittedError("this LearnedClusterMap is not fitted yet; call fit(X, y) first")
         return self._proba(check_embeddings(X, dim=self.coef_.shape[1]))
 
-    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return {"kind": "learned", "params": self.get_params()}, {
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        return {
             "coef": self.coef_,
             "intercept": self.intercept_,
             "cluster_weights": self.cluster_weights_,
@@ -295,9 +404,3 @@ class LearnedClusterMap(BaseEstimator):
         cmap.intercept_ = arrays["intercept"].astype(np.float32)
         cmap.cluster_weights_ = arrays["cluster_weights"]
         return cmap
-
-
-CLUSTER_MAPS: dict[str, type[KMeansClusterMap] | type[LearnedClusterMap]] = {
-    "kmeans": KMeansClusterMap,
-    "learned": LearnedClusterMap,
-}
