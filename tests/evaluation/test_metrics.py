@@ -61,33 +61,92 @@ def test_qnc_interpolates_and_reports_unreached() -> None:
 
 
 def test_entropy_and_routed_quality() -> None:
-    assert metrics.selection_entropy(np.array([0, 0, 1, 1]), 3) == pytest.approx(math.log(2))
-    assert metrics.selection_entropy(np.array([2, 2]), 3) == 0.0
+    assert metrics.share_entropy(np.array([0, 0, 1, 1]), 3) == pytest.approx(math.log(2))
+    assert metrics.share_entropy(np.array([2, 2]), 3) == 0.0
+    with pytest.warns(DeprecationWarning, match="share_entropy"):
+        assert metrics.selection_entropy(np.array([0, 0, 1, 1]), 3) == pytest.approx(math.log(2))
     assert metrics.routed_quality(QUALITY, np.array([1, 1])) == 0.5
     assert metrics.routed_quality(QUALITY, np.full((2, 2), 0.5)) == 0.75
 
 
+def test_output_entropy_is_routereval_e_p_in_bits() -> None:
+    # prompt 0: a fair coin between two models (1 bit); prompt 1: one model (0 bits)
+    assert metrics.output_entropy(np.array([[0.5, 0.5], [1.0, 0.0]])) == pytest.approx(0.5)
+    # a router that names one model per prompt has E_p = 0 however it spreads prompts over models;
+    # the spread is the share entropy
+    one_hot = metrics.one_hot(np.array([0, 1]), 2)
+    assert metrics.output_entropy(one_hot) == 0.0
+    assert metrics.share_entropy(one_hot, 2) == pytest.approx(math.log(2))
+    assert metrics.output_entropy(np.full((3, 5), 0.2)) == pytest.approx(math.log2(5))
+
+
 def test_r_o_probabilities() -> None:
-    probs = metrics.r_o_probabilities(QUALITY, 0.5, COST)
-    # oracle picks small on prompt 0 (tie, cheaper), big on prompt 1
-    np.testing.assert_allclose(probs, [[0.25, 0.75], [0.75, 0.25]])
+    probs = metrics.r_o_probabilities(QUALITY, 0.5)
+    # prompt 0: both models correct, the oracle's half is split between them: 0.25 + 0.25 each;
+    # prompt 1: only "big" is correct: 0.5 + 0.25 on it, 0.25 on "small"
+    np.testing.assert_allclose(probs, [[0.5, 0.5], [0.75, 0.25]])
     assert metrics.routed_quality(QUALITY, probs) == pytest.approx(0.5 * 1.0 + 0.5 * 0.75)
+    # E_p: (1 bit + H(0.75, 0.25)) / 2
+    h = -(0.75 * math.log2(0.75) + 0.25 * math.log2(0.25))
+    assert metrics.output_entropy(probs) == pytest.approx((1.0 + h) / 2)
+    # no model correct: the oracle's share is spread over all models
+    np.testing.assert_allclose(metrics.r_o_probabilities(np.zeros((1, 4)), 1.0), [[0.25] * 4])
     with pytest.raises(InputError):
         metrics.r_o_probabilities(QUALITY, 1.5)
 
 
 def test_summarize_exact() -> None:
-    curve = metrics.oracle_curve(QUALITY, COST)
-    out = metrics.summarize(curve, np.array([1, 0]), QUALITY, COST, reference=1)
+    paths = metrics.prompt_paths(1.0 - QUALITY, COST, QUALITY, COST)
+    out = metrics.summarize(paths, np.array([1, 0]), QUALITY, COST, reference=1)
     assert out["quality_lambda0"] == 1.0
     assert out["v_b_lambda0"] == 1.0
     assert out["v_r_lambda0"] == 2.0
-    assert out["e_p_lambda0"] == pytest.approx(math.log(2))
+    assert out["e_p_lambda0"] == 0.0
+    assert out["share_entropy_lambda0"] == pytest.approx(math.log(2))
     assert out["cost_lambda0"] == pytest.approx(0.55)
     assert out["cost_lambda0_rel"] == pytest.approx(0.55)
     # anchored at the cheapest model (0.1, 0.5): flat 0.5 to 0.1, line to (0.55, 1), flat 1
     assert out["area"] == pytest.approx(0.05 + 0.75 * 0.45 + 0.45)
     assert out["qnc"] == pytest.approx(0.55)
+
+
+def test_prompt_paths_rebuild_the_curve_under_any_weighting() -> None:
+    paths = metrics.prompt_paths(1.0 - QUALITY, COST, QUALITY, COST)
+    # prompt 0 starts on "small" and never moves; prompt 1 starts on "big", moves at λ = 1/0.9
+    np.testing.assert_allclose(paths.start_quality, [1.0, 1.0])
+    np.testing.assert_allclose(paths.start_cost, [0.1, 1.0])
+    np.testing.assert_array_equal(paths.prompts, [1])
+    np.testing.assert_allclose(paths.d_cost, [-0.9])
+    costs, quals, lams = paths.points(np.array([[1.0, 1.0], [2.0, 0.0], [0.0, 2.0]]))
+    np.testing.assert_allclose(costs, [[0.55, 0.1], [0.1, 0.1], [1.0, 0.1]])
+    np.testing.assert_allclose(quals, [[1.0, 0.5], [1.0, 1.0], [1.0, 0.0]])
+    np.testing.assert_allclose(lams, [0.0, 1 / 0.9])
+
+
+def test_curve_summaries_recompute_the_pool_references_per_weighting() -> None:
+    paths = metrics.prompt_paths(1.0 - QUALITY, COST, QUALITY, COST)
+    out = metrics.curve_summaries(paths, QUALITY, COST, np.array([[1.0, 1.0], [2.0, 0.0], [0.0, 2.0]]))
+    # [1, 1]: the test set itself (test_summarize_exact); area_50: flat 0.5 on [0, 0.1], then the line
+    #         from (0.1, 0.5) towards (0.55, 1), at x = 0.5 worth 0.5 + 0.5 * 0.4 / 0.45, divided by 0.5
+    # [2, 0]: only prompt 0: both models right, everything on (0.1, 1): area 1; QNC 0.1 / 0.1
+    # [0, 2]: only prompt 1: "small" is wrong, anchor (0.1, 0), curve up to (1, 1): area 0.9 * 0.5;
+    #         area_50: line from (0.1, 0) to (0.5, 0.4/0.9), divided by 0.5; QNC 1 / 1
+    np.testing.assert_allclose(out["area"], [0.8375, 1.0, 0.45])
+    at_half = 0.5 + 0.5 * 0.4 / 0.45
+    np.testing.assert_allclose(
+        out["area_50"], [(0.05 + 0.4 * (0.5 + at_half) / 2) / 0.5, 1.0, 0.4 * (0.4 / 0.9) / 2 / 0.5]
+    )
+    np.testing.assert_allclose(out["qnc"], [0.55, 1.0, 1.0])
+
+
+def test_areas_match_one_curve_at_a_time() -> None:
+    rng = np.random.default_rng(0)
+    xs, qs = rng.random((50, 6)), rng.random((50, 6))
+    many = metrics.areas(xs, qs, 0.7)
+    one = [metrics.DeferralCurve(x, q, np.zeros(6)).area(1.0, 0.7) for x, q in zip(xs, qs, strict=True)]
+    np.testing.assert_allclose(many, one)
+    # hand case: points (0.2, 0.5), (1, 0.9): flat 0.5 on [0, .2], then the line
+    assert metrics.areas(np.array([[1.0, 0.2]]), np.array([[0.9, 0.5]]))[0] == pytest.approx(0.1 + 0.56)
 
 
 def test_summarize_without_costs() -> None:

@@ -32,7 +32,8 @@ def test_static_protocol(pair: tuple[RoutingDataset, RoutingDataset], tmp_path) 
     assert r["uniroute-kmeans"]["area"] > r["zerorouter"]["area"]
     assert r["uniroute-kmeans"]["area"] > r["random"]["area"]
     assert r["oracle"]["qnc"] < 1.0
-    assert r["random"]["e_p_lambda0"] == pytest.approx(np.log(5))
+    assert r["random"]["e_p_lambda0"] == pytest.approx(np.log2(5))
+    assert r["random"]["share_entropy_lambda0"] == pytest.approx(np.log(5))
     assert list(tmp_path.rglob("*.npz")), "embeddings should be cached on disk"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -67,11 +67,14 @@ class Routing:
 
     ``errors`` (n, m) and ``costs`` (m,) for routers that trade quality for cost
     through λ; or ``choices`` (n, m) selection probabilities for fixed routers.
+    ``info`` holds what the router chose about itself (K-NN's k and its CV log),
+    kept in results.json under ``router_info``.
     """
 
     errors: np.ndarray | None = None
     costs: np.ndarray | None = None
     choices: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 class BaselineRouter(Protocol):
@@ -192,27 +195,120 @@ def _first_user_text(prompt: Any) -> str:
     return routing_text(prompt)
 
 
+K_GRID: tuple[int, ...] = (10, 25, 50, 100, 200)
+"""K-NN's k is chosen from these by cross-validation on the router's own training prompts."""
+
+
+def _knn_errors(
+    X_ref: np.ndarray, errors_ref: np.ndarray, X: np.ndarray, ks: Sequence[int]
+) -> list[np.ndarray]:
+    """Each model's mean error on the k most similar reference prompts, for every k in ``ks``.
+
+    Neighbours without a result for a model are skipped; with none at all, the
+    model's mean error over all reference prompts is used.
+    """
+    k_max = min(max(ks), len(X_ref))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fallback = np.nanmean(errors_ref, axis=0)
+        out = [np.empty((len(X), errors_ref.shape[1])) for _ in ks]
+        for start in range(0, len(X), 512):
+            sims = X[start : start + 512] @ X_ref.T
+            top = np.argpartition(-sims, k_max - 1, axis=1)[:, :k_max]
+            order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1, kind="stable")
+            nearest = errors_ref[np.take_along_axis(top, order, axis=1)]
+            for target, k in zip(out, ks, strict=True):
+                target[start : start + 512] = np.nanmean(nearest[:, : min(k, k_max)], axis=1)
+    return [np.where(np.isnan(e), fallback[None, :], e) for e in out]
+
+
+def choose_k(
+    X: np.ndarray,
+    data: RoutingDataset,
+    grid: Sequence[int] = K_GRID,
+    folds: int = 5,
+    random_state: int = 0,
+) -> tuple[int, dict[str, Any]]:
+    """K-NN's k by ``folds``-fold cross-validation on ``data`` (the router's training prompts only).
+
+    Each fold's prompts are routed with neighbours from the other folds and scored
+    by deferral area (μ_o at λ = 0 when the data has no costs); with fewer than
+    2·``folds`` prompts, fewer folds are used (logged). Returns the k with
+    the best mean score (ties: the smaller k) and the log written to results.json.
+    """
+    from .metrics import curve_summaries, first_choice, one_hot, prompt_paths, routed_quality
+
+    folds = min(folds, len(data) // 2)  # small profiling sets: fewer folds of at least 2 prompts
+    if folds < 2:
+        raise InputError(
+            f"choosing k by cross-validation needs at least 4 profiling prompts, got {len(data)}"
+        )
+    errors = 1.0 - data.scores
+    costs = data.costs
+    has_costs = bool(np.isfinite(costs).any())
+    parts = np.array_split(np.random.default_rng(random_state).permutation(len(data)), folds)
+    scores: dict[int, list[float]] = {k: [] for k in grid}
+    for held in parts:
+        held = held[~np.isnan(data.scores[held]).any(axis=1)]
+        rest = np.setdiff1d(np.arange(len(data)), held)
+        if not len(held):
+            continue
+        quality = data.scores[held]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean_cost = np.nanmean(costs[rest], axis=0) if has_costs else np.zeros(len(data.models))
+        mean_cost = np.where(np.isfinite(mean_cost), mean_cost, 0.0)
+        cost = np.where(np.isnan(costs[held]), mean_cost[None, :], costs[held])
+        for k, est in zip(grid, _knn_errors(X[rest], errors[rest], X[held], grid), strict=True):
+            if has_costs:
+                paths = prompt_paths(est, mean_cost, quality, cost)
+                scores[k].append(float(curve_summaries(paths, quality, cost)["area"][0]))
+            else:
+                choice = one_hot(first_choice(est, mean_cost), len(data.models))
+                scores[k].append(routed_quality(quality, choice))
+    means = {k: float(np.mean(v)) for k, v in scores.items()}
+    best = max(grid, key=lambda k: (means[k], -k))
+    log = {
+        "criterion": "area" if has_costs else "quality_lambda0",
+        "folds": folds,
+        "random_state": random_state,
+        "grid": list(grid),
+        "mean": {str(k): v for k, v in means.items()},
+        "per_fold": {str(k): v for k, v in scores.items()},
+        "chosen": best,
+    }
+    return best, log
+
+
 @dataclass
 class KNNRouter:
-    """K-NN: a model's error on a prompt is its mean error on the k nearest validation prompts."""
+    """K-NN: a model's error on a prompt is its mean error on the k nearest profiling prompts.
 
-    k: int = 50
+    ``k="cv"`` (default) chooses k from ``k_grid`` by :func:`choose_k` on the
+    profiling prompts of each split (never the test prompts); the choice and its
+    log are in ``Routing.info``.
+    """
+
+    k: int | str = "cv"
+    k_grid: tuple[int, ...] = K_GRID
+    folds: int = 5
+    random_state: int = 0
     needs_text: bool = True
 
     def route(self, split: Split) -> Routing:
         X_valid, X_test = _require(split.X_valid, "knn"), _require(split.X_test, "knn")
-        k = min(self.k, len(X_valid))
-        errors_valid = 1.0 - split.valid_scores()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            fallback = np.nanmean(errors_valid, axis=0)
-            out = np.empty((len(X_test), errors_valid.shape[1]))
-            for start in range(0, len(X_test), 512):
-                sims = X_test[start : start + 512] @ X_valid.T
-                nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-                out[start : start + 512] = np.nanmean(errors_valid[nearest], axis=1)
-        out = np.where(np.isnan(out), fallback[None, :], out)
-        return Routing(errors=out, costs=split.valid_costs())
+        info: dict[str, Any] = {}
+        if self.k == "cv":
+            k, info["cv"] = choose_k(
+                X_valid, split.valid.select_models(split.pool), self.k_grid, self.folds, self.random_state
+            )
+        elif isinstance(self.k, int) and not isinstance(self.k, bool) and self.k >= 1:
+            k = self.k
+        else:
+            raise InputError(f"knn's k must be a positive int or 'cv', got {self.k!r}")
+        info["k"] = k
+        errors = _knn_errors(X_valid, 1.0 - split.valid_scores(), X_test, [k])[0]
+        return Routing(errors=errors, costs=split.valid_costs(), info=info)
 
 
 @dataclass

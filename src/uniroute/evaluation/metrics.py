@@ -23,12 +23,21 @@ Definitions (also in docs/evaluation.md):
 * QNC: the least normalised cost on the curve whose quality reaches the best
   pool model's quality, divided by that model's cost (inf if never reached).
 * RouterEval: μ_o = mean quality of the chosen models, V_B = μ_o / best single
-  model's quality, V_R = μ_o / a reference model's quality, E_p = entropy (nats)
-  of the share of prompts sent to each model.
+  model's quality, V_R = μ_o / a reference model's quality, E_p = mean over
+  prompts of the entropy (bits) of the router's output distribution on that
+  prompt (0 for a router that names one model per prompt).
+* share entropy: entropy (nats) of the share of prompts sent to each model
+  (how spread the choices are over the pool; reported as E_p before).
+
+:class:`PromptPaths` keeps every prompt's route as λ grows, so the curve and its
+summaries can be recomputed for re-weighted prompts (the paired bootstrap in
+:mod:`.bootstrap`) without routing again; :func:`curve_summaries` computes area
+and QNC for many curves at once, and :class:`DeferralCurve` uses the same code.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,34 +68,17 @@ class DeferralCurve:
         """A router whose choice does not depend on λ (random, best single model)."""
         return cls(np.array([cost], float), np.array([quality], float), np.zeros(1))
 
-    def _sorted(self) -> tuple[np.ndarray, np.ndarray]:
-        order = np.argsort(self.costs, kind="stable")
-        return self.costs[order], self.qualities[order]
-
     def area(self, max_cost: float, upto: float = 1.0) -> float:
         """Normalised area under the curve up to ``upto`` × ``max_cost`` (see module doc)."""
         if not max_cost > 0 or not np.isfinite(max_cost):
             raise InputError(f"max_cost must be a finite $ > 0 to normalise the area, got {max_cost}")
         if not upto > 0:
             raise InputError(f"upto must be > 0, got {upto}")
-        xs, qs = self._sorted()
-        xs = xs / max_cost
-        knots = np.unique(np.concatenate([[0.0, upto], xs[(xs > 0) & (xs < upto)]]))
-        values = np.interp(knots, xs, qs)
-        return float(np.sum((values[1:] + values[:-1]) * np.diff(knots)) / 2.0 / upto)
+        return float(areas(self.costs[None, :] / max_cost, self.qualities[None, :], upto)[0])
 
     def cost_to_reach(self, target: float, tol: float = 1e-12) -> float:
         """Least mean $ at which the piecewise-linear curve reaches quality ``target``."""
-        xs, qs = self._sorted()
-        if qs[0] >= target - tol:
-            return float(xs[0])
-        for k in range(1, len(xs)):
-            if qs[k] >= target - tol:
-                if qs[k - 1] >= target - tol or xs[k] == xs[k - 1]:
-                    return float(xs[k])
-                share = (target - qs[k - 1]) / (qs[k] - qs[k - 1])
-                return float(xs[k - 1] + share * (xs[k] - xs[k - 1]))
-        return float("inf")
+        return float(costs_to_reach(self.costs[None, :], self.qualities[None, :], np.array([target]), tol)[0])
 
     def qnc(self, target_quality: float, target_cost: float) -> float:
         """Quality-neutral cost: cost to reach ``target_quality``, relative to ``target_cost``."""
@@ -106,6 +98,111 @@ class DeferralCurve:
             "qualities": self.qualities.tolist(),
             "lambdas": self.lambdas.tolist(),
         }
+
+
+def _sort_rows(xs: np.ndarray, qs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(xs, axis=1, kind="stable")
+    return np.take_along_axis(xs, order, axis=1), np.take_along_axis(qs, order, axis=1)
+
+
+def areas(xs: np.ndarray, qs: np.ndarray, upto: float = 1.0) -> np.ndarray:
+    """Normalised areas (1/upto)·∫₀^upto q(x) dx of many curves at once.
+
+    ``xs`` and ``qs`` are (B, p): B curves of p points (normalised cost ≥ 0,
+    quality) in any order. Each curve is linear between its points sorted by
+    cost (ties keep their order) and flat beyond its ends.
+    """
+    xs, qs = _sort_rows(np.asarray(xs, dtype=np.float64), np.asarray(qs, dtype=np.float64))
+    x0, x1, q0, q1 = xs[:, :-1], xs[:, 1:], qs[:, :-1], qs[:, 1:]
+    lo, hi = np.minimum(x0, upto), np.minimum(x1, upto)
+    width = x1 - x0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q_hi = np.where(width > 0, q0 + (hi - x0) / width * (q1 - q0), q1)
+    inner = ((hi - lo) * (q0 + q_hi) / 2.0).sum(axis=1)
+    left = np.minimum(xs[:, 0], upto) * qs[:, 0]
+    right = np.maximum(upto - xs[:, -1], 0.0) * qs[:, -1]
+    return (left + inner + right) / upto
+
+
+def costs_to_reach(xs: np.ndarray, qs: np.ndarray, targets: np.ndarray, tol: float = 1e-12) -> np.ndarray:
+    """Least x at which each of B piecewise-linear curves reaches its target quality (inf: never)."""
+    xs, qs = _sort_rows(np.asarray(xs, dtype=np.float64), np.asarray(qs, dtype=np.float64))
+    targets = np.asarray(targets, dtype=np.float64)
+    ok = qs >= targets[:, None] - tol
+    k = ok.argmax(axis=1)
+    rows = np.arange(len(xs))
+    prev = np.maximum(k - 1, 0)
+    x_k, x_p, q_k, q_p = xs[rows, k], xs[rows, prev], qs[rows, k], qs[rows, prev]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = x_p + (targets - q_p) / (q_k - q_p) * (x_k - x_p)
+    out = np.where((k == 0) | (x_k == x_p), x_k, between)
+    return np.where(ok.any(axis=1), out, np.inf)
+
+
+@dataclass(frozen=True)
+class PromptPaths:
+    """Every test prompt's route as λ grows: its λ = 0 outcome and each later move.
+
+    The deferral curve is the running mean of these; keeping them lets the curve be
+    recomputed for any weighting of the prompts (a bootstrap resample) in one
+    vectorised pass, without routing again.
+
+    Attributes
+    ----------
+    start_quality, start_cost : ndarray of shape (n,)
+        Realised quality and $ of each prompt's λ = 0 choice (expected values for
+        routers that choose at random).
+    lambdas : ndarray of shape (e,)
+        When each move happens, ascending.
+    prompts : ndarray of shape (e,)
+        Which prompt moves.
+    d_quality, d_cost : ndarray of shape (e,)
+        Change of that prompt's realised quality and $.
+    """
+
+    start_quality: np.ndarray
+    start_cost: np.ndarray
+    lambdas: np.ndarray
+    prompts: np.ndarray
+    d_quality: np.ndarray
+    d_cost: np.ndarray
+
+    @classmethod
+    def fixed(cls, quality: np.ndarray, cost: np.ndarray) -> PromptPaths:
+        """A router whose choice does not depend on λ: per-prompt quality and $ only."""
+        empty = np.zeros(0)
+        return cls(
+            np.asarray(quality, float), np.asarray(cost, float), empty, empty.astype(np.intp), empty, empty
+        )
+
+    def __len__(self) -> int:
+        return len(self.start_quality)
+
+    def points(self, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(costs (B, p), qualities (B, p), lambdas (p,)) of the curve under B prompt weightings.
+
+        ``weights`` (B, n), e.g. bootstrap counts; None = every prompt once (B = 1).
+        """
+        w = np.ones((1, len(self))) if weights is None else np.asarray(weights, dtype=np.float64)
+        total = w.sum(axis=1, keepdims=True)
+        c0 = w @ self.start_cost[:, None] / total
+        q0 = w @ self.start_quality[:, None] / total
+        if not len(self.lambdas):
+            return c0, q0, np.zeros(1)
+        last = np.append(self.lambdas[1:] != self.lambdas[:-1], True)
+        moved = w[:, self.prompts]
+        costs = c0 + np.cumsum(moved * self.d_cost, axis=1)[:, last] / total
+        quals = q0 + np.cumsum(moved * self.d_quality, axis=1)[:, last] / total
+        return (
+            np.concatenate([c0, costs], axis=1),
+            np.concatenate([q0, quals], axis=1),
+            np.concatenate([[0.0], self.lambdas[last]]),
+        )
+
+    def curve(self) -> DeferralCurve:
+        """The deferral curve over the prompts as given."""
+        costs, quals, lams = self.points()
+        return DeferralCurve(costs[0], quals[0], lams)
 
 
 def _as_matrix(values: np.ndarray, n: int, m: int, name: str) -> np.ndarray:
@@ -129,13 +226,13 @@ def first_choice(errors: np.ndarray, decision_costs: np.ndarray) -> np.ndarray:
     return masked.argmin(axis=1)
 
 
-def deferral_curve(
+def prompt_paths(
     errors: np.ndarray,
     decision_costs: np.ndarray,
     quality: np.ndarray,
     cost: np.ndarray,
-) -> DeferralCurve:
-    """The exact deferral curve of argmin_j errors[i, j] + λ·decision_costs[i, j].
+) -> PromptPaths:
+    """Every prompt's choices under argmin_j errors[i, j] + λ·decision_costs[i, j] as λ grows.
 
     Each prompt's choice only moves to cheaper models as λ grows; the λ at which
     it moves are the breakpoints of its lower envelope. Sorting all breakpoints
@@ -151,7 +248,8 @@ def deferral_curve(
     quality = _as_matrix(quality, n, m, "quality")
     cost = _as_matrix(cost, n, m, "cost")
     rows = np.arange(n)
-    current = first_choice(errors, dcost)
+    start = first_choice(errors, dcost)
+    current = start.copy()
     lam = np.zeros(n)
     events: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     active = np.ones(n, dtype=bool)
@@ -175,27 +273,30 @@ def deferral_curve(
         current[i] = j_to
         lam[i] = first[moving]
         active[idx[~moving]] = False
-    start = first_choice(errors, dcost)
-    q0 = float(quality[rows, start].mean())
-    c0 = float(cost[rows, start].mean())
-    if not events or not sum(len(e[0]) for e in events):
-        return DeferralCurve(np.array([c0]), np.array([q0]), np.zeros(1))
-    lams = np.concatenate([e[0] for e in events])
-    i = np.concatenate([e[1] for e in events])
-    j_from = np.concatenate([e[2] for e in events])
-    j_to = np.concatenate([e[3] for e in events])
+    lams = np.concatenate([np.zeros(0)] + [e[0] for e in events])
+    i = np.concatenate([np.zeros(0, np.intp)] + [e[1] for e in events])
+    j_from = np.concatenate([np.zeros(0, np.intp)] + [e[2] for e in events])
+    j_to = np.concatenate([np.zeros(0, np.intp)] + [e[3] for e in events])
     order = np.argsort(lams, kind="stable")
     lams, i, j_from, j_to = lams[order], i[order], j_from[order], j_to[order]
-    dq = (quality[i, j_to] - quality[i, j_from]) / n
-    dc = (cost[i, j_to] - cost[i, j_from]) / n
-    q = q0 + np.cumsum(dq)
-    c = c0 + np.cumsum(dc)
-    last = np.append(lams[1:] != lams[:-1], True)
-    return DeferralCurve(
-        np.concatenate([[c0], c[last]]),
-        np.concatenate([[q0], q[last]]),
-        np.concatenate([[0.0], lams[last]]),
+    return PromptPaths(
+        start_quality=quality[rows, start],
+        start_cost=cost[rows, start],
+        lambdas=lams,
+        prompts=i,
+        d_quality=quality[i, j_to] - quality[i, j_from],
+        d_cost=cost[i, j_to] - cost[i, j_from],
     )
+
+
+def deferral_curve(
+    errors: np.ndarray,
+    decision_costs: np.ndarray,
+    quality: np.ndarray,
+    cost: np.ndarray,
+) -> DeferralCurve:
+    """The exact deferral curve of argmin_j errors[i, j] + λ·decision_costs[i, j] (:func:`prompt_paths`)."""
+    return prompt_paths(errors, decision_costs, quality, cost).curve()
 
 
 def oracle_curve(quality: np.ndarray, cost: np.ndarray) -> DeferralCurve:
@@ -204,8 +305,50 @@ def oracle_curve(quality: np.ndarray, cost: np.ndarray) -> DeferralCurve:
     return deferral_curve(1.0 - quality, cost, quality, cost)
 
 
-def selection_entropy(choices: np.ndarray, n_models: int) -> float:
-    """E_p: entropy (nats) of the share of prompts sent to each model.
+def curve_summaries(
+    paths: PromptPaths, quality: np.ndarray, cost: np.ndarray, weights: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """``area``, ``area_50`` and ``qnc`` of one router under B weightings of the test prompts.
+
+    The pool's reference points (cheapest model for the anchor, most expensive for
+    the normalisation, best model for QNC) are recomputed under each weighting, so
+    a bootstrap resample is scored exactly as a test set of those prompts would be.
+    Returns arrays of shape (B,) (B = 1 when ``weights`` is None).
+    """
+    quality = np.asarray(quality, dtype=np.float64)
+    cost = np.asarray(cost, dtype=np.float64)
+    w = np.ones((1, len(paths))) if weights is None else np.asarray(weights, dtype=np.float64)
+    total = w.sum(axis=1, keepdims=True)
+    mean_q, mean_c = w @ quality / total, w @ cost / total
+    rows = np.arange(len(w))
+    top = mean_c.max(axis=1)
+    if weights is None and not (top[0] > 0 and np.isfinite(top[0])):
+        raise InputError(f"the most expensive model's mean cost must be a finite $ > 0, got {top[0]}")
+    cheap = mean_c.argmin(axis=1)
+    costs, quals, _ = paths.points(w)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xs = np.concatenate([costs, mean_c[rows, cheap][:, None]], axis=1) / top[:, None]
+    qs = np.concatenate([quals, mean_q[rows, cheap][:, None]], axis=1)
+    best_q = mean_q.max(axis=1)
+    best_c = np.where(mean_q >= best_q[:, None] - 1e-12, mean_c, np.inf).min(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        qnc = costs_to_reach(costs, quals, best_q) / best_c
+    return {"area": areas(xs, qs, 1.0), "area_50": areas(xs, qs, 0.5), "qnc": qnc}
+
+
+def output_entropy(probabilities: np.ndarray) -> float:
+    """E_p as RouterEval defines it: mean over prompts of the entropy, in bits, of the router's
+    output distribution on that prompt (rows of ``probabilities``; 0 for one model per prompt)."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    if p.ndim != 2:
+        raise InputError(f"E_p needs (n_prompts, n_models) output probabilities, got shape {p.shape}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, -p * np.log2(p), 0.0)
+    return float(max(0.0, terms.sum(axis=1).mean()))
+
+
+def share_entropy(choices: np.ndarray, n_models: int) -> float:
+    """Entropy (nats) of the share of prompts sent to each model (E_p before RouterEval's definition).
 
     ``choices`` is a vector of model indices, or an (n, m) matrix of selection
     probabilities (for randomised routers such as r_o(p)).
@@ -217,6 +360,14 @@ def selection_entropy(choices: np.ndarray, n_models: int) -> float:
         share = choices.mean(axis=0)
     share = share[share > 0]
     return float(max(0.0, -(share * np.log(share)).sum()))
+
+
+def selection_entropy(choices: np.ndarray, n_models: int) -> float:
+    """Deprecated name of :func:`share_entropy`."""
+    warnings.warn(
+        "selection_entropy is now share_entropy (E_p is output_entropy)", DeprecationWarning, stacklevel=2
+    )
+    return share_entropy(choices, n_models)
 
 
 def routed_quality(quality: np.ndarray, choices: np.ndarray) -> float:
@@ -247,20 +398,29 @@ def one_hot(choice: np.ndarray, n_models: int) -> np.ndarray:
     return out
 
 
-def r_o_probabilities(quality: np.ndarray, p: float, cost: np.ndarray | None = None) -> np.ndarray:
-    """RouterEval's r_o(p): the oracle's model with probability p, else a uniformly random one.
+def r_o_probabilities(quality: np.ndarray, p: float) -> np.ndarray:
+    """RouterEval's r_o(p): with probability p the oracle, else a uniformly random model.
 
-    Returned as selection probabilities, so μ_o and E_p are exact expectations.
+    The oracle's share is spread evenly over every model with the prompt's best
+    quality (all correct models; all models when none is correct), as RouterEval
+    defines it. Returned as selection probabilities, so μ_o and E_p are exact.
     """
     if not 0.0 <= p <= 1.0:
         raise InputError(f"p of r_o(p) must lie in [0, 1], got {p}")
     quality = np.asarray(quality, dtype=np.float64)
     m = quality.shape[1]
-    return p * oracle_probabilities(quality, cost) + (1.0 - p) / m
+    best = quality >= quality.max(axis=1, keepdims=True) - 1e-12
+    return p * best / best.sum(axis=1, keepdims=True) + (1.0 - p) / m
+
+
+def paths_of_choices(choices: np.ndarray, quality: np.ndarray, cost: np.ndarray) -> PromptPaths:
+    """The paths of a router whose (possibly random) choice does not depend on λ."""
+    choices = np.asarray(choices, dtype=np.float64)
+    return PromptPaths.fixed((quality * choices).sum(axis=1), (cost * choices).sum(axis=1))
 
 
 def summarize(
-    curve: DeferralCurve | None,
+    paths: PromptPaths | None,
     choices0: np.ndarray,
     quality: np.ndarray,
     cost: np.ndarray | None,
@@ -268,12 +428,14 @@ def summarize(
 ) -> dict[str, float | None]:
     """All scalar metrics of one router on one test set.
 
-    ``choices0`` are its λ = 0 choices (indices or probabilities). Without costs
-    (``cost`` None) the curve metrics are None. ``reference`` indexes the model
-    V_R compares with.
+    ``choices0`` are its λ = 0 output probabilities (n, m), or the chosen model's
+    index per prompt. Without costs (``cost`` None) the curve metrics are
+    None. ``reference`` indexes the model V_R compares with.
     """
     quality = np.asarray(quality, dtype=np.float64)
     m = quality.shape[1]
+    choices0 = np.asarray(choices0)
+    choices0 = one_hot(choices0.astype(np.intp), m) if choices0.ndim == 1 else choices0.astype(np.float64)
     means = quality.mean(axis=0)
     best = int(np.argmax(means))
     mu = routed_quality(quality, choices0)
@@ -282,20 +444,16 @@ def summarize(
         "mu_o": mu,
         "v_b_lambda0": mu / means[best] if means[best] > 0 else None,
         "v_r_lambda0": mu / means[reference] if reference is not None and means[reference] > 0 else None,
-        "e_p_lambda0": selection_entropy(choices0, m),
+        "e_p_lambda0": output_entropy(choices0),
+        "share_entropy_lambda0": share_entropy(choices0, m),
         "cost_lambda0": None,
         "area": None,
         "area_50": None,
         "qnc": None,
     }
-    if cost is not None and curve is not None:
-        mean_cost = np.asarray(cost, dtype=np.float64).mean(axis=0)
-        top = float(mean_cost.max())
-        best_cost = float(mean_cost[first_choice(-means[None, :], mean_cost)[0]])
+    if cost is not None and paths is not None:
+        top = float(np.asarray(cost, dtype=np.float64).mean(axis=0).max())
         out["cost_lambda0"] = routed_cost(cost, choices0)
         out["cost_lambda0_rel"] = out["cost_lambda0"] / top
-        anchored = curve.with_point(float(mean_cost.min()), float(means[np.argmin(mean_cost)]))
-        out["area"] = anchored.area(top, 1.0)
-        out["area_50"] = anchored.area(top, 0.5)
-        out["qnc"] = curve.qnc(float(means.max()), best_cost)
+        out.update({k: float(v[0]) for k, v in curve_summaries(paths, quality, cost).items()})
     return out

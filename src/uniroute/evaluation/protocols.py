@@ -31,6 +31,7 @@ from ..engine.text import routing_text
 from ..exceptions import InputError
 from . import metrics
 from .baselines import DEFAULT_ROUTERS, ROUTERS, BaselineRouter, Routing, Split
+from .bootstrap import N_RESAMPLES
 
 R_O_PS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 POOL_SIZES: tuple[int | str, ...] = (3, 5, 10, "all")
@@ -137,22 +138,19 @@ def usable(routers: Mapping[str, BaselineRouter], with_text: bool) -> dict[str, 
     return {n: r for n, r in routers.items() if with_text or not r.needs_text}
 
 
-def _outcome(routing: Routing, split: Split) -> tuple[metrics.DeferralCurve | None, np.ndarray]:
+def _outcome(routing: Routing, split: Split) -> tuple[metrics.PromptPaths | None, np.ndarray]:
+    """The router's routes as λ grows (None without costs) and its λ = 0 output probabilities."""
     quality = split.test.scores
     cost = split.test.costs if has_costs(split.test) else None
     if routing.choices is not None:
         choices = routing.choices
-        curve = None
-        if cost is not None:
-            curve = metrics.DeferralCurve.single_point(
-                metrics.routed_cost(cost, choices), metrics.routed_quality(quality, choices)
-            )
-        return curve, choices
+        paths = None if cost is None else metrics.paths_of_choices(choices, quality, cost)
+        return paths, choices
     assert routing.errors is not None and routing.costs is not None
     decision = routing.costs if cost is not None else np.zeros(len(split.pool))
     one_hot = metrics.one_hot(metrics.first_choice(routing.errors, decision), quality.shape[1])
-    curve = metrics.deferral_curve(routing.errors, decision, quality, cost) if cost is not None else None
-    return curve, one_hot
+    paths = metrics.prompt_paths(routing.errors, decision, quality, cost) if cost is not None else None
+    return paths, one_hot
 
 
 def reference_index(split: Split, reference: str | None) -> int:
@@ -173,19 +171,50 @@ def evaluate_split(
     routers: Mapping[str, BaselineRouter],
     reference: str | None = None,
     keep_routings: bool = False,
+    bootstrap: int = 0,
+    primary: str | None = None,
+    random_state: int = 0,
 ) -> dict[str, Any]:
-    """Route the split with every router and summarise each one."""
+    """Route the split with every router and summarise each one.
+
+    With ``bootstrap`` > 0 (and costs), adds ``bootstrap``: paired-bootstrap
+    intervals of area and QNC over the test prompts, ``primary`` (default: the
+    first router) against every other router (see :func:`.bootstrap.paired_bootstrap`),
+    and ``warnings`` when the split is too small for QNC to mean anything.
+    ``keep_routings`` adds each router's :class:`Routing` (``routings``) and
+    :class:`~.metrics.PromptPaths` (``paths``), for later bootstraps.
+    """
     ref = reference_index(split, reference)
     cost = split.test.costs if has_costs(split.test) else None
-    out: dict[str, Any] = {"routers": {}, "curves": {}, "reference": split.pool[ref], "routings": {}}
+    out: dict[str, Any] = {
+        "routers": {},
+        "curves": {},
+        "reference": split.pool[ref],
+        "routings": {},
+        "router_info": {},
+        "warnings": [],
+    }
+    all_paths = {}
     for name, router in routers.items():
         routing = router.route(split)
-        curve, choices = _outcome(routing, split)
-        out["routers"][name] = metrics.summarize(curve, choices, split.test.scores, cost, ref)
-        if curve is not None:
-            out["curves"][name] = curve.to_dict()
+        paths, choices = _outcome(routing, split)
+        out["routers"][name] = metrics.summarize(paths, choices, split.test.scores, cost, ref)
+        if paths is not None:
+            out["curves"][name] = paths.curve().to_dict()
+            all_paths[name] = paths
+        if routing.info:
+            out["router_info"][name] = routing.info
         if keep_routings:
             out["routings"][name] = routing
+            out.setdefault("paths", {})[name] = paths
+    if bootstrap and cost is not None and len(all_paths) > 1:
+        from .bootstrap import paired_bootstrap, qnc_warnings
+
+        first = primary or next(iter(all_paths))
+        out["bootstrap"] = paired_bootstrap(
+            all_paths, split.test.scores, cost, first, bootstrap, random_state
+        )
+        out["warnings"] += qnc_warnings(out["bootstrap"])
     means = split.test.scores.mean(axis=0)
     out["models"] = {
         m: {
@@ -219,14 +248,26 @@ def run_static(
     cache_dir: str | Path | None = None,
     progress: bool | None = None,
     embeddings: list[np.ndarray] | None = None,
+    bootstrap: int = N_RESAMPLES,
+    primary: str | None = None,
+    random_state: int = 0,
+    extra_routers: Mapping[str, BaselineRouter] | None = None,
 ) -> dict[str, Any]:
-    """The static pool: fit and profile on ``train``, route ``test`` over all shared models."""
+    """The static pool: fit and profile on ``train``, route ``test`` over all shared models.
+
+    ``bootstrap`` resamples (0: none) give paired intervals of ``primary`` (default:
+    the first router) against every other; ``extra_routers`` are routers built
+    elsewhere (a user's own, see :mod:`.custom`), evaluated first.
+    """
     train, test = check_pair(train, test)
     if embeddings is None:
         embeddings = embed_datasets([train, test], embedder, cache_dir, progress)
-    chosen = usable(build_routers(routers, router_options), embeddings is not None)
+    chosen = {**(extra_routers or {}), **build_routers(routers, router_options)}
+    chosen = usable(chosen, embeddings is not None)
     split = _static_split(train, test, embeddings)
-    result = evaluate_split(split, chosen, reference)
+    result = evaluate_split(
+        split, chosen, reference, bootstrap=bootstrap, primary=primary, random_state=random_state
+    )
     result.update(
         protocol="static",
         n_train=len(train),
@@ -269,6 +310,8 @@ def run_unseen(
     cache_dir: str | Path | None = None,
     progress: bool | None = None,
     embeddings: list[np.ndarray] | None = None,
+    primary: str | None = None,
+    extra_routers: Mapping[str, BaselineRouter] | None = None,
 ) -> dict[str, Any]:
     """UniRoute's dynamic pool: route over LLMs the cluster map never saw.
 
@@ -288,7 +331,8 @@ def run_unseen(
         )
     if embeddings is None:
         embeddings = embed_datasets([train] if test is None else [train, test], embedder, cache_dir, progress)
-    chosen = usable(build_routers(routers, router_options), embeddings is not None)
+    chosen = {**(extra_routers or {}), **build_routers(routers, router_options)}
+    chosen = usable(chosen, embeddings is not None)
     rng = np.random.default_rng(random_state)
     results = []
     for _ in tqdm(
@@ -327,11 +371,34 @@ def run_unseen(
         "trials": trials,
         "n_unseen_models": n_unseen,
         "routers": _aggregate(results),
-        "per_trial": [{"pool": t["pool"], "routers": t["routers"]} for t in results],
+        "paired_trials": paired_trials(results, primary or next(iter(chosen))),
+        "per_trial": [
+            {"pool": t["pool"], "routers": t["routers"], "router_info": t["router_info"]} for t in results
+        ],
         "curves": results[0]["curves"],
         "models": results[0]["models"],
         "skipped_routers": [n for n in routers if n not in chosen],
     }
+
+
+def paired_trials(trials: Sequence[Mapping[str, Any]], primary: str) -> dict[str, dict[str, Any]]:
+    """Trial-by-trial comparison of ``primary`` with every other router: in how many trials its
+    area is larger, and the mean and range of the area difference."""
+    out: dict[str, dict[str, Any]] = {}
+    if trials[0]["routers"][primary].get("area") is None:
+        return out
+    for name in trials[0]["routers"]:
+        if name == primary or trials[0]["routers"][name].get("area") is None:
+            continue
+        diffs = np.array([t["routers"][primary]["area"] - t["routers"][name]["area"] for t in trials])
+        out[name] = {
+            "ahead": int((diffs > 0).sum()),
+            "trials": len(diffs),
+            "mean_area_diff": float(diffs.mean()),
+            "min_area_diff": float(diffs.min()),
+            "max_area_diff": float(diffs.max()),
+        }
+    return out
 
 
 def _pools(m: int, size: int, n_pools: int, rng: np.random.Generator) -> list[list[int]]:
@@ -342,7 +409,7 @@ def _pools(m: int, size: int, n_pools: int, rng: np.random.Generator) -> list[li
 
 def _pool_scores(
     routing: Routing, split: Split, pool: list[int], router: BaselineRouter
-) -> tuple[float, float, float]:
+) -> tuple[float, float, float, float]:
     quality = split.test.scores[:, pool]
     if routing.choices is not None:
         sub = Split(
@@ -357,8 +424,18 @@ def _pool_scores(
         known = routing.costs is not None and has_costs(split.test)
         costs = np.asarray(routing.costs)[..., pool] if known else np.zeros(len(pool))
         choices = metrics.one_hot(metrics.first_choice(routing.errors[:, pool], costs), len(pool))
+    return _pool_row(quality, choices)
+
+
+def _pool_row(quality: np.ndarray, choices: np.ndarray) -> tuple[float, float, float, float]:
+    """μ_o, V_B, E_p (bits, RouterEval) and share entropy (nats) of one router on one pool."""
     mu = metrics.routed_quality(quality, choices)
-    return mu, mu / quality.mean(axis=0).max(), metrics.selection_entropy(choices, len(pool))
+    return (
+        mu,
+        mu / quality.mean(axis=0).max(),
+        metrics.output_entropy(choices),
+        metrics.share_entropy(choices, quality.shape[1]),
+    )
 
 
 def run_pool_sizes(
@@ -394,25 +471,21 @@ def run_pool_sizes(
 
     def scores_at(size: int) -> dict[str, dict[str, float]]:
         pools = _pools(m, size, n_pools, rng)
-        rows: dict[str, list[tuple[float, float, float]]] = {n: [] for n in chosen}
+        rows: dict[str, list[tuple[float, float, float, float]]] = {n: [] for n in chosen}
         rows.update({f"r_o({p:g})": [] for p in ps})
         for pool in pools:
             for name, routing in routings.items():
                 rows[name].append(_pool_scores(routing, split, pool, chosen[name]))
             quality = split.test.scores[:, pool]
-            costs = split.test.costs[:, pool] if has_costs(split.test) else None
             for p in ps:
-                probs = metrics.r_o_probabilities(quality, p, costs)
-                mu = metrics.routed_quality(quality, probs)
-                rows[f"r_o({p:g})"].append(
-                    (mu, mu / quality.mean(axis=0).max(), metrics.selection_entropy(probs, size))
-                )
+                rows[f"r_o({p:g})"].append(_pool_row(quality, metrics.r_o_probabilities(quality, p)))
         return {
             name: {
                 "mu_o": float(np.mean([r[0] for r in vals])),
                 "mu_o_std": float(np.std([r[0] for r in vals])),
                 "v_b": float(np.mean([r[1] for r in vals])),
                 "e_p": float(np.mean([r[2] for r in vals])),
+                "share_entropy": float(np.mean([r[3] for r in vals])),
             }
             for name, vals in rows.items()
         }
