@@ -2,12 +2,13 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+COMPAT := .venv-compat
 DATA ?= ../shared/data/routerbench
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test lint bench eval clean
+.PHONY: demo test test-fast test-compat lint bench eval clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +26,32 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
 
+# The offline subset: no test outside the `integration` marker may open a socket (not even
+# 127.0.0.1; Unix sockets stay allowed for asyncio's event loop). `--allow-hosts=` empties
+# the loopback allowance that pyproject's addopts gives the full suite.
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest -m "not integration" --disable-socket --allow-unix-socket --allow-hosts=
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests examples benchmarks
+	$(BIN)/mypy
+
+# The front doors against the oldest LiteLLM and LangChain versions uniroute supports
+# (constraints/oldest.txt), in a second virtualenv.
+COMPAT_TESTS ?= tests/integrations
+
+$(COMPAT)/bin/python:
+	$(PYTHON) -m venv $(COMPAT)
+
+$(COMPAT)/.installed: pyproject.toml constraints/oldest.txt | $(COMPAT)/bin/python
+	$(COMPAT)/bin/pip install --quiet --upgrade pip
+	$(COMPAT)/bin/pip install --quiet torch==2.13.0
+	$(COMPAT)/bin/pip install --quiet -c constraints/oldest.txt -e ".[dev]"
+	touch $@
+
+test-compat: $(COMPAT)/.installed
+	$(COMPAT)/bin/pip check
+	$(COMPAT)/bin/python -m pytest $(COMPAT_TESTS)
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/overhead.py --json
@@ -35,4 +60,4 @@ eval: $(VENV)/.installed
 	$(BIN)/uniroute eval --data $(DATA) --out runs/routerbench
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(COMPAT) runs .pytest_cache .mypy_cache

@@ -1,8 +1,12 @@
+import argparse
+import io
 import json
+import subprocess
+import sys
 
 import pytest
 
-from uniroute.cli import main
+from uniroute.cli import _rewrite_router_option, build_parser, main
 
 
 @pytest.fixture()
@@ -58,3 +62,110 @@ def test_errors_are_one_line_messages_not_tracebacks(tmp_path, records, capsys):
     assert code == 2 and "line 61" in err
     code, out, _ = run(capsys, "add-model", state, bad, "--replace", "--skip-invalid")
     assert code == 0 and "added big" in out
+
+
+@pytest.fixture()
+def state(tmp_path, records, capsys):
+    path = tmp_path / "state"
+    code, _, err = run(
+        capsys, "fit", records, "--out", path, "--embedder", "hashing", "--clusters", "2", "--profile"
+    )
+    assert code == 0, err
+    return path
+
+
+def _route_json(capsys, *argv):
+    code, out, err = run(capsys, "route", *argv, "--json")
+    assert code == 0, err
+    decision = json.loads(out)
+    decision.pop("decision_id", None)  # unique per decision
+    return decision
+
+
+@pytest.mark.parametrize(
+    ("prompt", "model"),
+    [("Arithmetic question: compute 3 plus 4.", "mathbot"), ("Poetry request: a haiku about snow", "poet")],
+)
+def test_route_reads_the_prompt_from_stdin_with_a_dash(state, capsys, monkeypatch, prompt, model):
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(prompt.encode())))
+    from_stdin = _route_json(capsys, state, "-", "--lambda", "1000")
+    assert from_stdin == _route_json(capsys, state, prompt, "--lambda", "1000")
+    assert from_stdin["model"] == model
+
+
+def test_route_from_stdin_takes_long_prompts_and_bad_bytes(state, capsys, monkeypatch):
+    long = ("Poetry request: a haiku about snow. " * 20_000).encode() + b"\xff\xfe\xed"
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(long)))
+    assert _route_json(capsys, state, "-", "--lambda", "1000")["model"] == "poet"
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"  \n")))
+    code, _, err = run(capsys, "route", state, "-")
+    assert code == 2 and "standard input is empty" in err
+
+
+def test_old_router_option_still_names_the_state(state, capsys):
+    prompt = "Arithmetic question: compute 3 plus 4."
+    with pytest.warns(DeprecationWarning, match="--router is deprecated"):
+        old = _route_json(capsys, "--router", state, prompt, "--lambda", "1000")
+    assert old == _route_json(capsys, state, prompt, "--lambda", "1000")
+
+
+def test_router_option_becomes_state_option_where_the_state_is_optional():
+    parser = argparse.ArgumentParser(prog="uniroute")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("cmd").add_argument("--state")
+    sub.add_parser("stateless").add_argument("--x")
+    with pytest.warns(DeprecationWarning):
+        assert _rewrite_router_option(parser, ["cmd", "--router=s", "--state", "t"]) == [
+            "cmd", "--state", "t", "--state", "s"
+        ]  # fmt: skip
+    assert _rewrite_router_option(parser, ["stateless", "--router", "s"]) == ["stateless", "--router", "s"]
+    assert _rewrite_router_option(parser, ["cmd", "--router"]) == ["cmd", "--router"]
+
+
+def test_choices_come_from_the_registries(capsys):
+    from uniroute.engine.cluster_maps import CLUSTER_MAPS
+    from uniroute.engine.embedders import EMBEDDERS
+
+    fit = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["fit"]
+    choices = {a.dest: list(a.choices) for a in fit._actions if a.choices is not None}
+    assert choices["embedder"] == sorted(EMBEDDERS)
+    assert choices["map"] == sorted(CLUSTER_MAPS)
+    with pytest.raises(SystemExit):
+        main(["fit", "x.jsonl", "--out", "s", "--map", "no-such-map"])
+    assert "invalid choice: 'no-such-map'" in capsys.readouterr().err
+
+
+def test_a_registered_third_party_map_is_a_fit_choice_and_round_trips(tmp_path, records, capsys, monkeypatch):
+    from uniroute.engine.cluster_maps import CLUSTER_MAPS, KMeansClusterMap
+
+    class FourClusters(KMeansClusterMap):
+        """A third-party map: fixed K, its own registry name, no n_clusters argument."""
+
+        name = "four-clusters"
+
+        def __init__(self, random_state: int = 0):
+            super().__init__(n_clusters=4, random_state=random_state)
+
+    monkeypatch.setitem(CLUSTER_MAPS, FourClusters.name, FourClusters)
+    path = tmp_path / "state"
+    code, out, err = run(
+        capsys, "fit", records, "--out", path, "--embedder", "hashing", "--map", "four-clusters"
+    )
+    assert code == 0, err
+    code, out, _ = run(capsys, "inspect", path, "--json")
+    assert len(json.loads(out)["cluster_weights"]) == 4
+
+
+def test_help_of_the_core_commands_imports_nothing_heavy():
+    code = (
+        "import sys; import uniroute.cli as cli; cli.SUBCOMMAND_MODULES = []\n"
+        "try: cli.main(['--help'])\n"
+        "except SystemExit: pass\n"
+        "heavy = {'numpy', 'scipy', 'sklearn', 'litellm', 'langchain_core', 'torch', 'tqdm', 'matplotlib'}\n"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}), file=sys.stderr)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert "usage: uniroute" in out.stdout
+    assert out.stderr.strip() == "[]"

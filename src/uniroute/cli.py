@@ -1,27 +1,39 @@
 """The ``uniroute`` command line: fit a router, add and remove models, route, inspect.
 
 Front doors add their own subcommands through ``SUBCOMMAND_MODULES``: each module
-there has ``register(subparsers)``.
+there has ``register(subparsers)``. Choices come from the registries
+(:func:`uniroute._cli.add_registry_option`), and nothing heavier than the standard
+library is imported until a command runs, so ``uniroute --help`` answers at once.
+
+The router state is named the same way in every command: the first positional
+``STATE`` where a command needs one, ``--state PATH`` where it is optional. The
+old ``--router PATH`` still works (with a warning): :func:`main` rewrites it.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from ._cli import add_registry_option
 from .exceptions import InputError, UniRouteError
+
+if TYPE_CHECKING:
+    from .datasets import RoutingDataset
+    from .engine.router import Router
 
 SUBCOMMAND_MODULES: list[str] = ["uniroute.onboarding.cli", "uniroute.evaluation.cli"]
 _FORMATS = ["routerbench", "jsonl"]
 
 
-def _load_data(args: argparse.Namespace):
+def _load_data(args: argparse.Namespace) -> RoutingDataset:
     from .datasets import load_dataset
 
     data = load_dataset(args.data, args.format, **({"skip_invalid": True} if args.skip_invalid else {}))
@@ -38,7 +50,9 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _profile_all(router, data, names: Sequence[str] | None, cost: float | None, replace: bool) -> list:
+def _profile_all(
+    router: Router, data: RoutingDataset, names: Sequence[str] | None, cost: float | None, replace: bool
+) -> list:
     names = list(names or data.models)
     missing = [n for n in names if n not in data.models]
     if missing:
@@ -55,16 +69,13 @@ def _profile_all(router, data, names: Sequence[str] | None, cost: float | None, 
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    from . import KMeansClusterMap, LearnedClusterMap, Router
+    from .engine.cluster_maps import CLUSTER_MAPS
+    from .engine.router import Router
 
     data = _load_data(args)
-    cmap = (
-        LearnedClusterMap(n_clusters=args.clusters, random_state=args.seed)
-        if args.map == "learned"
-        else KMeansClusterMap(n_clusters=args.clusters, random_state=args.seed)
-    )
+    cmap = _construct(CLUSTER_MAPS[args.map], n_clusters=args.clusters, random_state=args.seed)
     router = Router(args.embedder, cmap)
-    router.fit(data.prompts, scores=data.scores if args.map == "learned" else None)
+    router.fit(data.prompts, scores=data.scores)  # maps that learn from scores use them; K-means ignores
     if args.profile:
         _profile_all(router, data, None, None, replace=False)
     path = router.save(args.out)
@@ -75,10 +86,25 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_add_model(args: argparse.Namespace) -> int:
-    from . import Router
+def _add_state_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("state", type=Path, metavar="STATE", help="router state (directory or .npz)")
+    parser.add_argument(
+        "--allow-network",
+        action="store_true",
+        help="load a state whose embedder calls the network (e.g. an embedding API); off by default",
+    )
 
-    router = Router.load(args.state)
+
+def _construct(cls: Any, **settings: Any) -> Any:
+    """``cls(**settings)``, leaving out settings a third-party class's ``__init__`` does not take."""
+    accepted = inspect.signature(cls).parameters
+    return cls(**{key: value for key, value in settings.items() if key in accepted})
+
+
+def _cmd_add_model(args: argparse.Namespace) -> int:
+    from .engine.state import load_router
+
+    router = load_router(args.state, allow_network=args.allow_network)
     data = _load_data(args)
     profiles = _profile_all(router, data, args.model, args.cost, args.replace)
     router.save(args.state)
@@ -88,9 +114,9 @@ def _cmd_add_model(args: argparse.Namespace) -> int:
 
 
 def _cmd_remove_model(args: argparse.Namespace) -> int:
-    from . import Router
+    from .engine.state import load_router
 
-    router = Router.load(args.state)
+    router = load_router(args.state, allow_network=args.allow_network)
     for name in args.model:
         router.remove_model(name)
     router.save(args.state)
@@ -99,11 +125,12 @@ def _cmd_remove_model(args: argparse.Namespace) -> int:
 
 
 def _cmd_route(args: argparse.Namespace) -> int:
-    from . import Router
+    from .engine.state import load_router
 
-    router = Router.load(args.state)
+    prompt = _read_stdin() if args.prompt == "-" else args.prompt
+    router = load_router(args.state, allow_network=args.allow_network)
     candidates = args.candidates.split(",") if args.candidates else None
-    decision = router.route(args.prompt, lam=args.lam, candidates=candidates)
+    decision = router.route(prompt, lam=args.lam, candidates=candidates)
     if args.json:
         print(json.dumps(decision.to_dict(top=args.top)))
         return 0
@@ -119,10 +146,20 @@ def _cmd_route(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_inspect(args: argparse.Namespace) -> int:
-    from . import Router
+def _read_stdin() -> str:
+    """The whole of standard input as text (``route STATE -``): prompts too long for argv."""
+    text = sys.stdin.buffer.read().decode("utf-8", errors="replace")
+    if not text.strip():
+        raise InputError("route STATE -: standard input is empty; pipe the prompt in, e.g. `cat p.txt |`")
+    return text
 
-    router = Router.load(args.state)
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .engine.state import load_router
+
+    router = load_router(args.state, allow_network=args.allow_network)
     weights = router.cluster_map.cluster_weights_
     profiles = router.profiles
     if args.json:
@@ -163,8 +200,6 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .engine.embedders import EMBEDDERS
-
     parser = argparse.ArgumentParser(
         prog="uniroute", description="Route each LLM request to the model that answers best for its price."
     )
@@ -172,16 +207,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = subparsers.add_parser("fit", help="fit the cluster map on a file of prompts")
     _add_data_arguments(fit)
-    fit.add_argument("--out", type=Path, required=True, help="router state to write (dir, or file.npz)")
-    fit.add_argument("--embedder", default="static", choices=sorted(EMBEDDERS))
-    fit.add_argument("--map", default="kmeans", choices=["kmeans", "learned"])
+    fit.add_argument(
+        "--out", type=Path, required=True, metavar="STATE", help="router state to write (dir, or file.npz)"
+    )
+    add_registry_option(
+        fit, "--embedder", registry="uniroute.engine.embedders:EMBEDDERS", default="static", help="embedder"
+    )
+    add_registry_option(
+        fit,
+        "--map",
+        registry="uniroute.engine.cluster_maps:CLUSTER_MAPS",
+        default="kmeans",
+        help="cluster map",
+    )
     fit.add_argument("--clusters", type=int, default=8, help="number of clusters K")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--profile", action="store_true", help="also add every model in the file")
     fit.set_defaults(func=_cmd_fit)
 
     add = subparsers.add_parser("add-model", help="profile model(s) from a results file")
-    add.add_argument("state", type=Path)
+    _add_state_argument(add)
     _add_data_arguments(add)
     add.add_argument("--model", action="append", help="model to add (repeat; default: all in the file)")
     add.add_argument("--cost", type=float, help="$ per request (default: mean of the file's costs)")
@@ -189,13 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(func=_cmd_add_model)
 
     remove = subparsers.add_parser("remove-model", help="drop model(s) from the router")
-    remove.add_argument("state", type=Path)
+    _add_state_argument(remove)
     remove.add_argument("model", nargs="+")
     remove.set_defaults(func=_cmd_remove_model)
 
     route = subparsers.add_parser("route", help="route one prompt and explain the choice")
-    route.add_argument("state", type=Path)
-    route.add_argument("prompt")
+    _add_state_argument(route)
+    route.add_argument("prompt", help="the prompt, or - to read it from standard input")
     route.add_argument("--lambda", dest="lam", type=float, default=0.0, help="λ: error traded per $")
     route.add_argument("--candidates", help="comma-separated model names (default: all)")
     route.add_argument("--top", type=int, default=None, help="show only the best N candidates")
@@ -203,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     route.set_defaults(func=_cmd_route)
 
     inspect = subparsers.add_parser("inspect", help="models × clusters error table, costs, counts")
-    inspect.add_argument("state", type=Path)
+    _add_state_argument(inspect)
     inspect.add_argument("--json", action="store_true")
     inspect.set_defaults(func=_cmd_inspect)
 
@@ -212,8 +257,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _state_is_positional(subparser: argparse.ArgumentParser) -> bool | None:
+    """True if the subcommand takes ``STATE`` positionally, False for ``--state``, None if neither."""
+    for action in subparser._actions:
+        if action.dest == "state":
+            return not action.option_strings
+    return None
+
+
+def _rewrite_router_option(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """Turn the deprecated ``--router PATH`` into the command's ``STATE`` or ``--state PATH``."""
+    where = [i for i, arg in enumerate(argv) if arg == "--router" or arg.startswith("--router=")]
+    commands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not where or not argv or not commands or argv[0] not in commands[0].choices:
+        return argv
+    positional = _state_is_positional(commands[0].choices[argv[0]])
+    i = where[0]
+    if positional is None or (argv[i] == "--router" and i + 1 == len(argv)):
+        return argv  # argparse reports the unknown or incomplete option
+    path, end = (argv[i + 1], i + 2) if argv[i] == "--router" else (argv[i].partition("=")[2], i + 1)
+    rest = argv[:i] + argv[end:]
+    new = f"`uniroute {argv[0]} STATE ...`" if positional else "--state PATH"
+    warnings.warn(f"--router is deprecated; use {new}", DeprecationWarning, stacklevel=2)
+    print(f"uniroute: warning: --router is deprecated; use {new}", file=sys.stderr)
+    return [rest[0], path, *rest[1:]] if positional else [*rest, "--state", path]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(_rewrite_router_option(parser, list(sys.argv[1:] if argv is None else argv)))
     try:
         return int(args.func(args) or 0)
     except UniRouteError as exc:
