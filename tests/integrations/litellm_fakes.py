@@ -99,6 +99,19 @@ def fake_openai_server(chat_status: int = 500) -> Iterator[_FakeServer]:
         yield server
 
 
+def deployment(
+    dep_id: str, profile: str | None = None, fail: str | bool = False, group: str = "demo", **extra
+) -> dict:
+    """A mock deployment answering ``[dep_id]``, or raising ``fail`` (a LiteLLM mock error name)."""
+    info = {"id": dep_id}
+    if profile is not None and profile != dep_id:
+        info["uniroute_profile"] = profile
+    info.update(extra.pop("model_info", {}))
+    reply = (fail if isinstance(fail, str) else "litellm.RateLimitError") if fail else f"[{dep_id}]"
+    params = {"model": f"openai/{dep_id}", "api_key": "unused", "mock_response": reply, **extra}
+    return {"model_name": group, "litellm_params": params, "model_info": info}
+
+
 def sdk_example() -> ModuleType:
     """examples/litellm_sdk.py as a module."""
     examples = str(Path(__file__).resolve().parents[2] / "examples")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+import random
 import warnings
+from collections import Counter
 
 import litellm
 import pytest
@@ -14,6 +18,7 @@ from litellm_fakes import (
     ODD_REQUESTS,
     POETRY_PROMPT,
     demo_engine,
+    deployment,
     fake_openai_server,
     sdk_example,
 )
@@ -29,22 +34,6 @@ IDS = {"mathbot": "mathbot", "poet": "poet", "big": "big-eu"}  # profile -> depl
 @pytest.fixture(scope="module")
 def engine() -> Router:
     return demo_engine()
-
-
-def deployment(
-    dep_id: str, profile: str | None = None, fail: bool = False, group: str = "demo", **extra
-) -> dict:
-    info = {"id": dep_id}
-    if profile is not None and profile != dep_id:
-        info["uniroute_profile"] = profile
-    info.update(extra.pop("model_info", {}))
-    params = {
-        "model": f"openai/{dep_id}",
-        "api_key": "unused",
-        "mock_response": "litellm.RateLimitError" if fail else f"[{dep_id}]",
-        **extra,
-    }
-    return {"model_name": group, "litellm_params": params, "model_info": info}
 
 
 def demo_deployments(fail: tuple[str, ...] = ()) -> list[dict]:
@@ -78,7 +67,8 @@ async def test_async_completion_goes_to_engine_first_choice(engine: Router, prom
     assert response._hidden_params["model_id"] == want
     decision = response._hidden_params["uniroute"]
     assert decision["deployment"] == want and decision["rank"] == 1 and decision["lambda"] == LAM
-    assert metadata[ul.DECISION_KEY] == decision
+    assert decision["chosen"] == decision["answered"] == want and decision["failed"] == []
+    assert metadata[ul.DECISION_KEY]["deployment"] == want
     assert decision["cluster"] == engine.route(user(prompt)).cluster
 
 
@@ -109,7 +99,7 @@ async def test_a_request_naming_a_deployment_id_gets_it(engine: Router) -> None:
     router = make_router(demo_deployments(), engine, lam=0.0)
     response = await router.acompletion(model="poet", messages=user(MATH_PROMPT))
     assert response._hidden_params["model_id"] == "poet"
-    assert "named this deployment" in response._hidden_params["uniroute"]["note"]
+    assert "did not rank" in response._hidden_params["uniroute"]["note"]
     assert (
         router.completion(model="mathbot", messages=user(POETRY_PROMPT))._hidden_params["model_id"]
         == "mathbot"
@@ -164,8 +154,10 @@ def test_bad_settings_are_rejected_up_front(engine: Router) -> None:
         ul.install(router, engine, lam=-1.0)
     with pytest.raises(InputError, match="unknown operating point 'fast'"):
         ul.install(router, engine, lam="fast", operating_points={"slow": 0.0})
-    with pytest.raises(InputError, match="cost must be one of"):
-        ul.install(router, engine, cost="cheapest")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="prices must be one of"):
+        ul.install(router, engine, prices="cheapest")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="not both"):
+        ul.install(router, engine, prices="auto", cost="profile")
     with pytest.raises(StateError, match="no router state at"):
         ul.install(router, "/nonexistent/uniroute-state")
 
@@ -181,6 +173,7 @@ async def test_failing_first_choice_falls_back_to_next_best(engine: Router) -> N
     assert response._hidden_params["model_id"] == second
     decision = response._hidden_params["uniroute"]
     assert decision["rank"] == 2
+    assert (decision["chosen"], decision["failed"], decision["answered"]) == ("mathbot", ["mathbot"], second)
     assert {"deployment": "mathbot", "healthy": False}.items() <= decision["ranking"][0].items()
     assert "mathbot" in get_cooldown_deployments(router, parent_otel_span=None)
     again = router.completion(model="demo", messages=user(MATH_PROMPT))
@@ -230,16 +223,19 @@ async def test_odd_requests_route_by_the_engine_rule(engine: Router, name: str) 
 async def test_group_without_profiles_is_left_to_litellm(engine: Router, tmp_path) -> None:
     model_list = [deployment("plain-1", group="plain"), deployment("plain-2", group="plain")]
     router = make_router(model_list, engine)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         response = await router.acompletion(model="plain", messages=user(MATH_PROMPT))
+    assert not [w for w in caught if "uniroute" in str(w.message)]
     assert response._hidden_params["model_id"] in {"plain-1", "plain-2"}
     assert "LiteLLM chose" in response._hidden_params["uniroute"]["note"]
     strict = Router.load(engine.save(tmp_path / "state.npz"))
     strict.unknown_models = "error"
-    router = make_router(model_list, strict)
-    with pytest.raises(litellm.BadRequestError, match="has no uniroute profile"):
-        await router.acompletion(model="plain", messages=user(MATH_PROMPT))
+    router = make_router([*model_list, *demo_deployments(), deployment("stranger")], strict)
+    response = await router.acompletion(model="plain", messages=user(MATH_PROMPT))
+    assert response._hidden_params["model_id"] in {"plain-1", "plain-2"}
+    with pytest.raises(litellm.BadRequestError, match=r"'stranger'.*has no uniroute profile"):
+        await router.acompletion(model="demo", messages=user(MATH_PROMPT))
 
 
 async def test_unprofiled_deployment_is_only_a_last_resort(engine: Router) -> None:
@@ -267,7 +263,7 @@ async def test_model_info_prices_beat_the_profile_cost(engine: Router) -> None:
     n_in = len(MATH_PROMPT) / ul.CHARS_PER_TOKEN
     assert decision["cost"] == pytest.approx(1e-7 * n_in + 1e-7 * ul.DEFAULT_OUTPUT_TOKENS)
     assert decision["ranking"][1]["cost"] == pytest.approx(1e-4 * (n_in + ul.DEFAULT_OUTPUT_TOKENS))
-    router = make_router([dear, cheap], engine, cost="profile")
+    router = make_router([dear, cheap], engine, prices="profile")
     response = await router.acompletion(model="demo", messages=user(MATH_PROMPT))
     assert response._hidden_params["uniroute"]["cost"] == engine.profile("big").cost
 
@@ -277,7 +273,7 @@ async def test_price_map_prices_when_asked(engine: Router) -> None:
     mini["litellm_params"]["model"] = "gpt-4o-mini"
     large = deployment("big-large", "big")
     large["litellm_params"]["model"] = "gpt-4o"
-    router = make_router([large, mini], engine, cost="deployment", expected_output_tokens=100)
+    router = make_router([large, mini], engine, prices="deployment", expected_output_tokens=100)
     response = await router.acompletion(model="demo", messages=user(MATH_PROMPT))
     assert response._hidden_params["model_id"] == "big-mini"
     n_in = len(MATH_PROMPT) / ul.CHARS_PER_TOKEN
@@ -301,7 +297,7 @@ def test_cost_per_request_uses_litellms_price_map() -> None:
 
 
 async def test_proxy_callback_narrows_to_the_first_choice_and_sets_headers(engine: Router) -> None:
-    callback = ul.UnirouteProxyRouter(ul.DeploymentRanker(engine, lam=LAM))
+    callback = ul.UniRouteProxyRouter(ul.DeploymentRanker(engine, lam=LAM))
     healthy = demo_deployments()
     request: dict = {"metadata": {}}
     kept = await callback.async_filter_deployments("demo", healthy, user(POETRY_PROMPT), request)
@@ -318,19 +314,19 @@ async def test_proxy_callback_narrows_to_the_first_choice_and_sets_headers(engin
 def test_proxy_settings_errors_name_the_path(engine: Router, tmp_path, monkeypatch) -> None:
     monkeypatch.delenv(ul.STATE_ENV, raising=False)
     with pytest.raises(StateError, match="UNIROUTE_STATE"):
-        ul.UnirouteProxyRouter.from_settings({})
+        ul.UniRouteProxyRouter.from_settings({})
     missing = tmp_path / "missing-state"
     with pytest.raises(StateError, match=str(missing)):
-        ul.UnirouteProxyRouter.from_settings({"state": str(missing)})
+        ul.UniRouteProxyRouter.from_settings({"state": str(missing)})
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(b"not a zip file")
     monkeypatch.setenv(ul.STATE_ENV, str(corrupt))
     with pytest.raises(StateError, match=str(corrupt)):
-        ul.UnirouteProxyRouter.from_settings({})
+        ul.UniRouteProxyRouter.from_settings({})
     with pytest.raises(InputError, match=r"unknown key\(s\) \['lamda'\]"):
-        ul.UnirouteProxyRouter.from_settings({"lamda": 1})
+        ul.UniRouteProxyRouter.from_settings({"lamda": 1})
     good = engine.save(tmp_path / "good")
-    callback = ul.UnirouteProxyRouter.from_settings(
+    callback = ul.UniRouteProxyRouter.from_settings(
         {"state": str(good), "lambda": "x", "operating_points": {"x": 2}}
     )
     assert callback.ranker.lam == 2.0
@@ -346,11 +342,9 @@ def test_install_twice_keeps_one_recorder(engine: Router) -> None:
 
 def test_request_prompt_follows_the_engine_rule() -> None:
     responses_input = [{"role": "user", "content": [{"type": "input_text", "text": "hello"}]}]
-    assert ul.request_prompt(None, responses_input) == [
-        {"role": "user", "content": [{"type": "text", "text": "hello"}]}
-    ]
+    assert ul.request_prompt(None, responses_input) == responses_input
     assert ul.request_prompt(None, ["a", "b"]) == "a\nb"
-    assert ul.request_prompt(None, [[1, 2, 3]]) == ""
+    assert ul.request_prompt(None, [[1, 2, 3]]) == []
     assert ul.request_prompt(None, None) == ""
 
 
@@ -360,3 +354,217 @@ async def test_sdk_example_runs_offline(capsys: pytest.CaptureFixture[str]) -> N
     assert len(lines) == 6
     assert lines[0].split("-> ")[1].startswith("mathbot") and lines[1].split("-> ")[1].startswith("poet")
     assert "cluster prior" in lines[4]
+
+
+# ---- issue 9, LiteLLM items 1-7 ---------------------------------------------------------
+
+
+def regions(weights: tuple[float, ...] = (1, 1, 1), group: str = "demo") -> list[dict]:
+    """One profile ("big") in several regions at one price, with LiteLLM weights."""
+    return [deployment(f"big-{i}", "big", group=group, weight=w) for i, w in enumerate(weights)]
+
+
+async def test_ties_share_load_by_litellm_weights(engine: Router) -> None:
+    """Item 1: before, 30/30 requests went to the first region."""
+    random.seed(0)
+    router = make_router(regions((1, 1, 0)), engine)
+    hits = Counter()
+    for _ in range(30):
+        response = await router.acompletion(model="demo", messages=user(MATH_PROMPT))
+        hits[response._hidden_params["model_id"]] += 1
+        assert len(response._hidden_params["uniroute"]["tied"]) == 3
+    assert hits["big-0"] >= 8 and hits["big-1"] >= 8 and hits["big-2"] == 0, hits
+    sync = Counter(
+        router.completion(model="demo", messages=user(MATH_PROMPT))._hidden_params["model_id"]
+        for _ in range(20)
+    )
+    assert set(sync) == {"big-0", "big-1"}, sync
+
+
+async def test_a_deployment_that_failed_in_this_request_is_ranked_last(engine: Router) -> None:
+    """Item 2: a 500 under the default allowed_fails; before, 7/8 requests succeeded."""
+    model_list = [deployment("mathbot", fail="litellm.InternalServerError"), deployment("poet", "poet")]
+    model_list += [deployment("big-eu", "big")]
+    router = litellm.Router(model_list=model_list, num_retries=1, retry_after=0)
+    ul.install(router, engine, lam=LAM)
+    answered, failed = Counter(), 0
+    for _ in range(8):
+        response = await router.acompletion(model="demo", messages=user(MATH_PROMPT))
+        decision = response._hidden_params["uniroute"]
+        assert decision["failed"] in ([], ["mathbot"])  # tried at most once, then cooled down
+        answered[decision["answered"]] += 1
+        failed += len(decision["failed"])
+    assert answered == {expected_id(engine, user(MATH_PROMPT), rank=1): 8}
+    assert failed >= 1
+
+
+def test_failed_ids_come_from_previous_models() -> None:
+    records = [{"deployment_id": "a"}, {"deployment_id": "b"}, {"deployment_id": "a"}, {"model": "x"}]
+    assert ul._compat.failed_deployment_ids({"metadata": {"previous_models": records}}) == ["a", "b"]
+    assert ul._compat.failed_deployment_ids({"litellm_metadata": {"previous_models": None}}) == []
+
+
+def callback_router(model_list: list[dict], engine: Router, monkeypatch, **router_kwargs) -> litellm.Router:
+    """An SDK router whose requests go through the proxy callback (as on the proxy)."""
+    router = litellm.Router(model_list=model_list, num_retries=0, **router_kwargs)
+    callback = ul.UniRouteProxyRouter(ul.DeploymentRanker(engine, lam=LAM), litellm_router=router)
+    monkeypatch.setattr(litellm, "callbacks", [callback])
+    return router
+
+
+async def test_proxy_callback_keeps_tags(engine: Router, monkeypatch) -> None:
+    """Item 3: before, tags=["eu"] got an error although two eu deployments exist."""
+    model_list = [
+        deployment("mathbot", tags=["us"]),
+        deployment("poet-eu", "poet", tags=["eu"]),
+        deployment("big-eu", "big", tags=["eu"]),
+    ]
+    router = callback_router(model_list, engine, monkeypatch, enable_tag_filtering=True)
+    response = await router.acompletion(model="demo", messages=user(MATH_PROMPT), metadata={"tags": ["eu"]})
+    want = IDS[engine.route(user(MATH_PROMPT), lam=LAM, candidates=["poet", "big"]).ranking[0]]
+    assert response._hidden_params["model_id"] == want.replace("poet", "poet-eu")
+    response = await router.acompletion(model="demo", messages=user(MATH_PROMPT), metadata={"tags": ["us"]})
+    assert response._hidden_params["model_id"] == "mathbot"
+
+
+async def test_proxy_callback_keeps_order(engine: Router, monkeypatch) -> None:
+    """Item 3: before, an `order: 2` backup that ranks best took primary traffic."""
+    model_list = [
+        deployment("mathbot", order=2),
+        deployment("poet", order=1),
+        deployment("big-eu", "big", order=1),
+    ]
+    router = callback_router(model_list, engine, monkeypatch)
+    for _ in range(3):
+        response = await router.acompletion(model="demo", messages=user(MATH_PROMPT))
+        assert response._hidden_params["model_id"] != "mathbot"
+
+
+async def test_decision_names_who_answered_after_a_fallback(engine: Router) -> None:
+    """Item 4: before, the decision named a deployment of the failed group."""
+    model_list = [deployment("flaky-mathbot", "mathbot", group="flaky", fail=True), *demo_deployments()]
+    router = litellm.Router(model_list=model_list, num_retries=0, fallbacks=[{"flaky": ["demo"]}])
+    ul.install(router, engine, lam=LAM)
+    response = await router.acompletion(model="flaky", messages=user(MATH_PROMPT))
+    decision = response._hidden_params["uniroute"]
+    assert decision["answered"] == decision["deployment"] == response._hidden_params["model_id"]
+    assert decision["chosen"] == "flaky-mathbot" and "flaky-mathbot" in decision["failed"]
+
+
+async def test_proxy_headers_name_who_answered(engine: Router) -> None:
+    callback = ul.UniRouteProxyRouter(ul.DeploymentRanker(engine, lam=LAM))
+    request: dict = {"metadata": {}}
+    await callback.async_filter_deployments("demo", demo_deployments(), user(MATH_PROMPT), request)
+    response = litellm.ModelResponse()
+    response._hidden_params["model_id"] = "poet"
+    headers = await callback.async_post_call_response_headers_hook(request, None, response)
+    decision = json.loads(headers[ul.HEADER_DECISION])
+    assert (decision["chosen"], decision["failed"], decision["answered"]) == ("mathbot", ["mathbot"], "poet")
+    assert headers[ul.HEADER_PROFILE] == "poet"
+
+
+async def test_provider_prefixed_and_base_model_names_match_profiles(engine: Router, caplog) -> None:
+    """Item 5: before, `openai/<profile>` deployments were silently left to LiteLLM."""
+    model_list = [
+        {"model_name": "demo", "litellm_params": {"model": "openai/mathbot", "mock_response": "m"}},
+        {"model_name": "demo", "litellm_params": {"model": "openai/poet", "mock_response": "p"}},
+        {
+            "model_name": "demo",
+            "litellm_params": {"model": "azure/my-big-deployment", "mock_response": "b"},
+            "model_info": {"base_model": "big"},
+        },
+        {"model_name": "demo", "litellm_params": {"model": "openai/stranger", "mock_response": "s"}},
+        {"model_name": "other", "litellm_params": {"model": "openai/other", "mock_response": "o"}},
+    ]
+    router = litellm.Router(model_list=model_list)
+    with caplog.at_level(logging.INFO, logger=ul._compat.logger.name):
+        ul.install(router, engine, lam=LAM)
+    log = caplog.text
+    assert (
+        "routes model groups ['demo']" in log and "left to LiteLLM (no profiled deployment): ['other']" in log
+    )
+    assert "demo/" in log.split("without a profile")[1]
+    with pytest.warns(UserWarning, match="has no profile"):
+        response = await router.acompletion(
+            model="demo", messages=user(POETRY_PROMPT), metadata={"uniroute": {"lambda": 0.0}}
+        )
+    decision = response._hidden_params["uniroute"]
+    assert decision["profile"] == expected_id(engine, user(POETRY_PROMPT), lam=0.0).replace("big-eu", "big")
+    assert decision["lambda"] == 0.0
+    assert {row["profile"] for row in decision["ranking"]} == {"mathbot", "poet", "big"}
+
+
+def test_a_strategy_that_never_calls_the_callback_is_a_startup_error(engine, tmp_path, monkeypatch) -> None:
+    """Item 5: before, usage-based-routing silently switched uniroute off."""
+    state = str(engine.save(tmp_path / "state"))
+    config = {"router_settings": {"routing_strategy": "usage-based-routing"}, "model_list": []}
+    monkeypatch.setattr(ul._compat, "proxy_config", lambda: config)
+    with pytest.raises(InputError, match="usage-based-routing"):
+        ul.UniRouteProxyRouter.from_settings({"state": state})
+    config["router_settings"]["routing_strategy"] = "latency-based-routing"
+    assert ul.UniRouteProxyRouter.from_settings({"state": state}).ranker.router.is_fitted
+
+
+async def test_groups_without_profiles_keep_their_weights(engine: Router) -> None:
+    """Item 6: before, a group uniroute does not route lost its weights (random choice)."""
+    model_list = [*demo_deployments(), deployment("plain-1", group="plain", weight=1)]
+    model_list.append(deployment("plain-2", group="plain", weight=0))
+    router = make_router(model_list, engine)
+    for _ in range(12):
+        response = await router.acompletion(model="plain", messages=user(MATH_PROMPT))
+        assert response._hidden_params["model_id"] == "plain-1"
+        assert (
+            router.completion(model="plain", messages=user(MATH_PROMPT))._hidden_params["model_id"]
+            == "plain-1"
+        )
+
+
+async def test_lambda_per_group(engine: Router) -> None:
+    """Item 6: a per-group default λ (or operating point name)."""
+    model_list = [*demo_deployments(), *[deployment(f"c-{d}", p, group="cheap") for p, d in IDS.items()]]
+    router = make_router(
+        model_list, engine, lam=0.0, operating_points={"cheap": LAM}, group_lam={"cheap": "cheap"}
+    )
+    quality = await router.acompletion(model="demo", messages=user(MATH_PROMPT))
+    cheap = await router.acompletion(model="cheap", messages=user(MATH_PROMPT))
+    assert quality._hidden_params["model_id"] == expected_id(engine, user(MATH_PROMPT), lam=0.0) == "big-eu"
+    assert cheap._hidden_params["model_id"] == "c-mathbot"
+    assert cheap._hidden_params["uniroute"]["lambda"] == LAM
+
+
+async def test_client_metadata_never_reaches_the_headers(engine: Router) -> None:
+    """Item 7: before, a CR/LF in metadata.uniroute_decision went into a response header."""
+    callback = ul.UniRouteProxyRouter(ul.DeploymentRanker(engine, lam=LAM))
+    forged = {"metadata": {ul.DECISION_KEY: {"profile": "x\r\nset-cookie: a=b", "rank": "1\r\n"}}}
+    assert await callback.async_post_call_response_headers_hook(forged, None, None) is None
+    await callback.async_filter_deployments("demo", demo_deployments(), user(MATH_PROMPT), forged)
+    headers = await callback.async_post_call_response_headers_hook(forged, None, None)
+    assert headers[ul.HEADER_PROFILE] == "mathbot"
+    assert all("\r" not in v and "\n" not in v for v in headers.values())
+
+
+async def test_text_completion_carries_the_decision(engine: Router) -> None:
+    """Item 7: before, atext_completion responses had no decision."""
+    router = make_router(demo_deployments(), engine)
+    for prompt in (MATH_PROMPT, POETRY_PROMPT):
+        response = await router.atext_completion(model="demo", prompt=prompt)
+        assert response._hidden_params["uniroute"]["answered"] == expected_id(engine, user(prompt))
+
+
+# ---- names (issue 13 item 9) ----------------------------------------------------------------
+
+
+def test_old_names_and_settings_warn(engine: Router, tmp_path) -> None:
+    with pytest.warns(DeprecationWarning, match="UniRouteStrategy"):
+        assert ul.UnirouteStrategy is ul.UniRouteStrategy
+    with pytest.warns(DeprecationWarning, match="UniRouteProxyRouter"):
+        assert ul.UnirouteProxyRouter is ul.UniRouteProxyRouter
+    router = litellm.Router(model_list=demo_deployments())
+    with pytest.warns(DeprecationWarning, match="'cost' is deprecated"):
+        strategy = ul.install(router, engine, cost="profile")
+    assert strategy.ranker.prices == "profile" and strategy.router is engine
+    with pytest.warns(DeprecationWarning, match="'cost' is deprecated"):
+        callback = ul.UniRouteProxyRouter.from_settings(
+            {"state": str(engine.save(tmp_path / "s")), "cost": "profile"}
+        )
+    assert callback.ranker.prices == "profile"

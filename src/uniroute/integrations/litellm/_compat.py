@@ -1,0 +1,204 @@
+"""Every place uniroute touches LiteLLM beyond its documented API, in one module.
+
+The front door otherwise uses LiteLLM's public surface only (``Router.get_model_list``,
+``CustomLogger``, ``CustomRoutingStrategyBase``, ``get_model_info``, the exception
+classes). What is here reaches into underscore methods, internal modules
+(``litellm.router_utils.*``, ``litellm.router_strategy.*``, the proxy server's globals) or
+patches the user's router; each function has its own test in
+tests/integrations/test_litellm_compat.py, which ``make test-compat`` runs against the
+oldest supported LiteLLM. When a LiteLLM upgrade breaks the front door, the break is here.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import litellm
+
+#: LiteLLM's router logger: what uniroute logs here shows in the proxy's log.
+logger: logging.Logger = litellm._logging.verbose_router_logger
+
+#: Strategies whose async path runs ``CustomLogger.async_filter_deployments``; any other
+#: ``routing_strategy`` takes LiteLLM's sync path, which never calls the proxy callback.
+ASYNC_FILTER_STRATEGIES = frozenset(
+    {"simple-shuffle", "least-busy", "latency-based-routing", "cost-based-routing", "usage-based-routing-v2"}
+)
+
+_PATCHED_FLAG = "_uniroute_recorded_methods"
+
+
+def shuffle(
+    litellm_router: Any, deployments: Sequence[dict[str, Any]], model: str, request_kwargs: Mapping[str, Any]
+) -> dict[str, Any]:
+    """LiteLLM's ``simple-shuffle`` pick: request weights, ``weight``, ``rpm``, ``tpm``, else uniform."""
+    from litellm.router_strategy.simple_shuffle import simple_shuffle
+
+    return simple_shuffle(
+        resolve_model_alias=litellm_router.get_model_from_alias,
+        healthy_deployments=deployments,
+        model=model,
+        request_kwargs=request_kwargs,
+    )
+
+
+def failed_deployment_ids(request_kwargs: Mapping[str, Any]) -> list[str]:
+    """Ids of the deployments that already failed this request, oldest first.
+
+    LiteLLM's retry and fallback loop appends one record per failed attempt to the
+    request metadata's ``previous_models``.
+    """
+    failed: list[str] = []
+    for key in ("metadata", "litellm_metadata"):
+        bucket = request_kwargs.get(key)
+        records = bucket.get("previous_models") if isinstance(bucket, Mapping) else None
+        for record in records if isinstance(records, (list, tuple)) else ():
+            dep_id = record.get("deployment_id") if isinstance(record, Mapping) else None
+            if isinstance(dep_id, str) and dep_id not in failed:
+                failed.append(dep_id)
+    return failed
+
+
+async def async_healthy_deployments(
+    litellm_router: Any,
+    model: str,
+    messages: Any,
+    input: Any,
+    specific_deployment: bool | None,
+    request_kwargs: dict[str, Any],
+) -> list[dict[str, Any]] | dict[str, Any]:
+    """The deployments LiteLLM would choose among (every filter it applies), or the one named."""
+    return await litellm_router.async_get_healthy_deployments(
+        model=model,
+        request_kwargs=request_kwargs,
+        messages=messages,
+        input=input,
+        specific_deployment=specific_deployment,
+    )
+
+
+def healthy_deployments(
+    litellm_router: Any,
+    model: str,
+    messages: Any,
+    input: Any,
+    specific_deployment: bool | None,
+    request_kwargs: dict[str, Any],
+) -> tuple[str, list[dict[str, Any]] | dict[str, Any]]:
+    """Sync counterpart of :func:`async_healthy_deployments`: LiteLLM's sync filters
+    (cooldowns, blocked); raises LiteLLM's own error when every deployment cools down."""
+    from litellm.router_utils.cooldown_handlers import get_cooldown_deployments
+    from litellm.types.router import RouterRateLimitError
+
+    model, found = litellm_router._common_checks_available_deployment(
+        model=model,
+        messages=messages,
+        input=input,
+        specific_deployment=specific_deployment,
+        request_kwargs=request_kwargs,
+    )
+    if isinstance(found, dict):
+        return model, found
+    cooling = get_cooldown_deployments(litellm_router_instance=litellm_router, parent_otel_span=None)
+    healthy = litellm_router._filter_blocked_deployments(
+        litellm_router._filter_cooldown_deployments(healthy_deployments=found, cooldown_deployments=cooling)
+    )
+    if not healthy:
+        model_ids = litellm_router.get_model_ids(model_name=model)
+        raise RouterRateLimitError(
+            model=model,
+            cooldown_time=litellm_router.cooldown_cache.get_min_cooldown(
+                model_ids=model_ids, parent_otel_span=None
+            ),
+            enable_pre_call_checks=litellm_router.enable_pre_call_checks,
+            cooldown_list=cooling,
+            model_ids=model_ids,
+        )
+    return model, list(healthy)
+
+
+def own_selectors(litellm_router: Any) -> tuple[Callable[..., Any], Callable[..., Awaitable[Any]]]:
+    """The router's own ``get_available_deployment`` / ``async_get_available_deployment``.
+
+    ``Router.set_custom_routing_strategy`` shadows them with instance attributes; the
+    class methods stay reachable, so groups uniroute does not route keep LiteLLM's
+    strategy, weights and routing groups.
+    """
+    cls = type(litellm_router)
+    return (
+        cls.get_available_deployment.__get__(litellm_router, cls),
+        cls.async_get_available_deployment.__get__(litellm_router, cls),
+    )
+
+
+def set_strategy(litellm_router: Any, strategy: Any) -> None:
+    """Make ``strategy`` choose the router's deployments (LiteLLM's documented hook)."""
+    litellm_router.set_custom_routing_strategy(strategy)
+
+
+def wrap_methods(
+    litellm_router: Any,
+    sync_wrapper: Callable[[Callable[..., Any]], Callable[..., Any]],
+    async_wrapper: Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]],
+) -> None:
+    """Wrap the router's request methods once (instance attributes; the class is untouched)."""
+    if getattr(litellm_router, _PATCHED_FLAG, False):
+        return
+    for name in ("completion", "text_completion", "embedding", "responses"):
+        if callable(getattr(litellm_router, name, None)):
+            setattr(litellm_router, name, sync_wrapper(getattr(litellm_router, name)))
+    for name in ("acompletion", "atext_completion", "aembedding", "aresponses"):
+        if callable(getattr(litellm_router, name, None)):
+            setattr(litellm_router, name, async_wrapper(getattr(litellm_router, name)))
+    setattr(litellm_router, _PATCHED_FLAG, True)
+
+
+def hidden_params(response: Any) -> dict[str, Any] | None:
+    """``response._hidden_params`` (where LiteLLM puts ``model_id`` and call details)."""
+    hidden = getattr(response, "_hidden_params", None)
+    return hidden if isinstance(hidden, dict) else None
+
+
+async def tag_and_order_filtered(
+    litellm_router: Any, model: str, deployments: list[dict[str, Any]], request_kwargs: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """What LiteLLM's tag and ``order`` filters will keep of ``deployments`` (read only).
+
+    The proxy callback runs before these filters; ranking only what they keep means
+    uniroute never hands LiteLLM a choice its tags or ``order`` then remove.
+    """
+    from litellm.router_strategy.tag_based_routing import get_deployments_for_tag
+    from litellm.utils import get_order_filtered_deployments
+
+    metadata_key = "litellm_metadata" if "litellm_metadata" in request_kwargs else "metadata"
+    tagged = await get_deployments_for_tag(
+        llm_router_instance=litellm_router,
+        model=model,
+        healthy_deployments=list(deployments),
+        request_kwargs=request_kwargs,
+        metadata_variable_name=metadata_key,
+    )
+    return get_order_filtered_deployments(list(tagged), target_order=request_kwargs.get("_target_order"))
+
+
+def proxy_llm_router() -> Any:
+    """The running proxy's ``litellm.Router`` (``None`` outside a proxy or before it is built)."""
+    proxy_server = sys.modules.get("litellm.proxy.proxy_server")
+    return getattr(proxy_server, "llm_router", None)
+
+
+def proxy_config() -> Mapping[str, Any] | None:
+    """The config the proxy is loading (``model_list``, ``router_settings``...), if any.
+
+    The callback is built while the proxy reads ``litellm_settings``, before its router
+    exists; the parsed config is already stored on ``proxy_server.proxy_config``.
+    """
+    proxy_server = sys.modules.get("litellm.proxy.proxy_server")
+    holder = getattr(proxy_server, "proxy_config", None)
+    get_state = getattr(holder, "get_config_state", None)
+    if get_state is None:
+        return None
+    state = get_state()
+    return state if isinstance(state, Mapping) and state else None

@@ -1,0 +1,208 @@
+"""The SDK door: a ``litellm.Router`` routing strategy backed by a :class:`DeploymentRanker`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import litellm
+from litellm.types.router import CustomRoutingStrategyBase
+
+from ...engine.router import Router
+from . import _compat
+from ._ranker import (
+    DEFAULT_OUTPUT_TOKENS,
+    DEFAULT_TOLERANCE,
+    NO_PROFILE_NOTE,
+    DeploymentRanker,
+    PriceSource,
+    answered,
+    find_decision,
+    pick,
+    record_note,
+    writable_metadata,
+)
+
+NAMED_NOTE = "the request named this deployment; uniroute did not rank"
+
+
+class UniRouteStrategy(CustomRoutingStrategyBase):
+    """A ``litellm.Router`` routing strategy backed by a :class:`DeploymentRanker`.
+
+    Set it with :func:`install`. For a group with a profiled deployment, each call asks
+    the router for the deployments LiteLLM would choose among (cooldowns, tags,
+    ``order``, team and pre-call filters applied), ranks them with one engine call,
+    puts those that already failed in this request last, and lets LiteLLM's
+    ``simple-shuffle`` rules (weights, rpm, tpm) choose among the ties for first place.
+    Groups without profiles, and requests naming a deployment, go to the router's own
+    strategy unchanged.
+
+    Parameters
+    ----------
+    litellm_router : litellm.Router
+    ranker : DeploymentRanker
+
+    Attributes
+    ----------
+    router : uniroute.Router
+        The engine (``ranker.router``).
+    """
+
+    def __init__(self, litellm_router: litellm.Router, ranker: DeploymentRanker):
+        self.litellm_router = litellm_router
+        self.ranker = ranker
+        self._own_sync, self._own_async = _compat.own_selectors(litellm_router)
+
+    @property
+    def router(self) -> Router:
+        return self.ranker.router
+
+    def _group(self, model: str) -> list[dict[str, Any]]:
+        return self.litellm_router.get_model_list(model_name=model) or []
+
+    def _unranked(self, model: str, group: list[dict[str, Any]], request_kwargs: dict[str, Any]) -> bool:
+        """Record why uniroute leaves this request to LiteLLM; ``False`` if it ranks it."""
+        if group and self.ranker.routes(group):
+            return False
+        record_note(request_kwargs, model, NO_PROFILE_NOTE if group else NAMED_NOTE)
+        return True
+
+    def _choose(
+        self,
+        model: str,
+        healthy: list[dict[str, Any]] | dict[str, Any],
+        messages: Any,
+        input: Any,
+        request_kwargs: dict[str, Any],
+        group: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        if isinstance(healthy, dict):
+            record_note(request_kwargs, model, NAMED_NOTE)
+            return healthy
+        ranking = self.ranker.rank(model, healthy, messages, input, request_kwargs, group)
+        if ranking is None:
+            return _compat.shuffle(self.litellm_router, healthy, model, request_kwargs)
+        chosen = _compat.shuffle(self.litellm_router, ranking.ties, model, request_kwargs)
+        pick(ranking.record, chosen)
+        return chosen
+
+    async def async_get_available_deployment(
+        self,
+        model: str,
+        messages: list[dict[str, str]] | None = None,
+        input: str | list | None = None,
+        specific_deployment: bool | None = False,
+        request_kwargs: dict | None = None,
+    ) -> dict[str, Any]:
+        request_kwargs = {} if request_kwargs is None else request_kwargs
+        group = self._group(model)
+        if self._unranked(model, group, request_kwargs):
+            return await self._own_async(
+                model=model,
+                messages=messages,
+                input=input,
+                specific_deployment=specific_deployment,
+                request_kwargs=request_kwargs,
+            )
+        healthy = await _compat.async_healthy_deployments(
+            self.litellm_router, model, messages, input, specific_deployment, request_kwargs
+        )
+        return self._choose(model, healthy, messages, input, request_kwargs, group)
+
+    def get_available_deployment(
+        self,
+        model: str,
+        messages: list[dict[str, str]] | None = None,
+        input: str | list | None = None,
+        specific_deployment: bool | None = False,
+        request_kwargs: dict | None = None,
+    ) -> dict[str, Any]:
+        """Sync path: LiteLLM's own sync filters (cooldowns, blocked), then the ranking."""
+        request_kwargs = {} if request_kwargs is None else request_kwargs
+        group = self._group(model)
+        if self._unranked(model, group, request_kwargs):
+            return self._own_sync(
+                model=model,
+                messages=messages,
+                input=input,
+                specific_deployment=specific_deployment,
+                request_kwargs=request_kwargs,
+            )
+        model, healthy = _compat.healthy_deployments(
+            self.litellm_router, model, messages, input, specific_deployment, request_kwargs
+        )
+        return self._choose(model, healthy, messages, input, request_kwargs, group)
+
+
+def _attach_decision(response: Any, metadata: Mapping[str, Any]) -> Any:
+    decision = find_decision({"metadata": metadata})
+    hidden = _compat.hidden_params(response)
+    if decision is not None and hidden is not None:
+        hidden["uniroute"] = answered(decision, hidden.get("model_id"))
+    return response
+
+
+def _recording_sync(method: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        metadata = writable_metadata(kwargs)
+        return _attach_decision(method(*args, **kwargs), metadata)
+
+    return call
+
+
+def _recording_async(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        metadata = writable_metadata(kwargs)
+        return _attach_decision(await method(*args, **kwargs), metadata)
+
+    return call
+
+
+def install(
+    litellm_router: litellm.Router,
+    state: Router | str | Path,
+    *,
+    lam: float | str = 0.0,
+    operating_points: Mapping[str, float] | None = None,
+    prices: PriceSource | None = None,
+    expected_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
+    group_lam: Mapping[str, float | str] | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    embedder: Any = None,
+    cost: PriceSource | None = None,
+) -> UniRouteStrategy:
+    """Route ``litellm_router``'s requests with uniroute; returns the strategy it set.
+
+    ``state`` is a fitted :class:`uniroute.Router` or the path of a saved one
+    (``embedder`` as in :meth:`uniroute.Router.load`). The other arguments are those
+    of :class:`DeploymentRanker` (``cost`` is the deprecated spelling of ``prices``).
+    Only groups with a profiled deployment are ranked; the others keep the router's
+    own strategy and weights. Logs (LiteLLM's router logger) which groups are routed
+    and which deployments have no profile. The router's ``completion``,
+    ``text_completion``, ``embedding``, ``responses`` and their async forms also copy
+    each decision into ``response._hidden_params["uniroute"]``, with the deployment
+    that answered.
+
+    Examples
+    --------
+    >>> import litellm, uniroute.integrations.litellm as ul  # doctest: +SKIP
+    >>> router = litellm.Router(model_list=[...])  # doctest: +SKIP
+    >>> ul.install(router, "router-state/", lam=20.0)  # doctest: +SKIP
+    """
+    ranker = DeploymentRanker(
+        state,
+        lam,
+        operating_points,
+        prices,
+        expected_output_tokens,
+        group_lam=group_lam,
+        tolerance=tolerance,
+        embedder=embedder,
+        cost=cost,
+    )
+    strategy = UniRouteStrategy(litellm_router, ranker)
+    _compat.set_strategy(litellm_router, strategy)
+    _compat.wrap_methods(litellm_router, _recording_sync, _recording_async)
+    _compat.logger.info(ranker.describe(litellm_router.get_model_list() or []))
+    return strategy
