@@ -103,8 +103,17 @@ class FakeLLMServer:
 
 def settings_for(server: FakeLLMServer, **overrides: Any) -> CallSettings:
     """Call settings for the fake server with fast retries."""
-    base = {"backoff": 0.01, "backoff_max": 0.05, "timeout": 5.0, "concurrency": 4, "max_retries": 3}
-    return CallSettings("openai/newbie", api_base=server.url, api_key="sk-test", **(base | overrides))
+    base = {
+        "model": "openai/newbie",
+        "api_base": server.url,
+        "api_key": "sk-test",
+        "backoff": 0.01,
+        "backoff_max": 0.05,
+        "timeout": 5.0,
+        "concurrency": 4,
+        "max_retries": 3,
+    }
+    return CallSettings(**(base | overrides))
 
 
 def write_routerbench_csv(path: Path, n_per_topic: int = 12) -> Path:

@@ -38,6 +38,48 @@ def test_multiple_choice(response: str, expected: float) -> None:
     assert grader.grade(response, item("B", "multiple_choice", MC_PROMPT)) == expected
 
 
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        ("I think it's D.", "D"),
+        ("Oxygen is released, so not A. Therefore, D.", "D"),
+        ("A is incorrect; the answer is D", "D"),
+        ("A is wrong: plants release it. The correct answer is (D).", "D"),
+        ("D is correct, argon is taken in.", "D"),
+        ("Let me think step by step.\n\nD", "D"),
+        ("I'd go with D", "D"),
+        ("The best option is D, since argon is inert", "D"),
+        ("(D) argon", "D"),
+        ("D. argon", "D"),
+        ("D\n\nBecause plants need it", "D"),
+        ("D (argon", "D"),
+        ("Argon.", None),
+        ("B is wrong, C is wrong, so the answer: A", "A"),
+        ("A star number is a centered figurate number.", None),
+        ("A first guess would be oxygen", None),
+        ("It is A good question", None),
+        ("The answer is a bit unclear", None),
+        ("I do not know", None),
+    ],
+)
+def test_multiple_choice_reads_verbose_answers_and_never_takes_an_article(
+    response: str, expected: str | None
+) -> None:
+    grader = make_grader("multiple_choice")
+    mc = item("D", "multiple_choice", MC_PROMPT)
+    assert grader.extract(response, mc) == expected
+    assert grader.grade(response, mc) == float(expected == "D")
+
+
+def test_multiple_choice_says_which_prompts_it_cannot_grade() -> None:
+    grader = make_grader("multiple_choice")
+    mbpp = item(None, "multiple_choice", "Write a python function to find the first repeated character.")
+    assert "no lettered choices" in grader.not_gradable(mbpp)
+    assert grader.not_gradable(item("B", "multiple_choice", MC_PROMPT)) is None
+    assert make_grader("multiple_choice", {"choices": "AB"}).not_gradable(mbpp) is None
+    assert make_grader("exact").not_gradable(mbpp) is None
+
+
 def test_multiple_choice_letters_come_from_the_prompt_or_the_option() -> None:
     grader = make_grader("multiple_choice")
     two = "Pick one.\nA) Ian\nB) Dennis\nAnswer:"

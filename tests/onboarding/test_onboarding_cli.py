@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
-from onboarding_fakes import write_routerbench_csv
+from onboarding_fakes import completion, write_routerbench_csv
 
 from uniroute import Router
 from uniroute.cli import main
@@ -31,7 +33,7 @@ def prepared(tmp_path: Path) -> dict[str, Path]:
             str(tmp_path),
             "--split",
             "test",
-            "--router",
+            "--state",
             str(state),
             "--per-cluster",
             "8",
@@ -57,6 +59,7 @@ def test_make_validation_samples_every_cluster(
     assert "cluster  available  sampled" in capsys.readouterr().out
 
 
+@pytest.mark.integration
 def test_onboard_dry_run_then_run_then_refuse(
     prepared: dict[str, Path], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -64,13 +67,12 @@ def test_onboard_dry_run_then_run_then_refuse(
     with ReplayServer(ReplayData.from_paths([prepared["data"]])) as server:
         args = [
             "onboard",
+            str(prepared["state"]),
             "openai/joker",
             "--name",
             "joker",
             "--validation",
             str(prepared["validation"]),
-            "--router",
-            str(prepared["state"]),
             "--api-base",
             server.url,
             "--api-key-env",
@@ -105,16 +107,72 @@ def test_onboard_dry_run_then_run_then_refuse(
 def test_onboard_reports_bad_input(prepared: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
     bad = prepared["validation"].with_name("bad.jsonl")
     bad.write_text(prepared["validation"].read_text().splitlines()[0] + "\n{broken\n")
-    args = [
-        "onboard",
-        "openai/joker",
-        "--validation",
-        str(bad),
-        "--router",
-        str(prepared["state"]),
-        "--dry-run",
-    ]
+    args = ["onboard", str(prepared["state"]), "openai/joker", "--validation", str(bad), "--dry-run"]
     assert main(args) == 2
     assert "line 2" in capsys.readouterr().err
     assert main([*args, "--skip-invalid", "--api-key-env", "UNIROUTE_SURELY_UNSET"]) == 2
     assert "UNIROUTE_SURELY_UNSET" in capsys.readouterr().err
+
+
+def test_the_old_spelling_with_router_still_works(
+    prepared: dict[str, Path], capsys: pytest.CaptureFixture
+) -> None:
+    old = ["onboard", "openai/joker", "--validation", str(prepared["validation"]), "--cost", "0.001"]
+    assert main([*old, "--router", str(prepared["state"]), "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert "16 prompts, 0 already cached" in captured.out and "--router is deprecated" in captured.err
+    assert main(["onboard", str(prepared["state"]), "--validation", str(prepared["validation"])]) == 2
+    assert "STATE MODEL" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_the_printed_retry_command_works_as_printed(
+    prepared: dict[str, Path],
+    capsys: pytest.CaptureFixture,
+    fake_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAKE_KEY", "sk-test")
+    outage = {"on": True}
+    broken = set(sorted({i.prompt for i in load_validation(prepared["validation"])})[:3])
+
+    def script(prompt: str, attempt: int, body: dict[str, Any]) -> tuple[int, dict[str, Any] | None, float]:
+        if outage["on"] and prompt in broken:
+            return 503, None, 0.0
+        return 200, completion("A"), 0.0
+
+    server = fake_server(script)
+    args = [
+        "onboard",
+        str(prepared["state"]),
+        "openai/joker",
+        "--name",
+        "joker",
+        "--validation",
+        str(prepared["validation"]),
+        "--api-base",
+        server.url,
+        "--api-key-env",
+        "FAKE_KEY",
+        "--cost",
+        "0.001",
+        "--temperature",
+        "0",
+        "--max-retries",
+        "0",
+        "--cache",
+        str(prepared["cache"]),
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "joker: 13 of 16 prompts graded" in out
+    advice = next(line for line in out.splitlines() if "To retry them" in line)
+    command = shlex.split(advice.split("nothing is paid twice): ", 1)[1])
+    assert command[:2] == ["uniroute", "onboard"] and "--replace" in command
+    outage["on"] = False
+    calls = server.total_calls
+    assert main(command[1:]) == 0
+    assert "joker: 16 of 16 prompts graded" in capsys.readouterr().out
+    assert server.total_calls == calls + 3  # only the failed prompts are called again
+    assert Router.load(prepared["state"]).profile("joker").n_results == pytest.approx(16)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -31,6 +33,16 @@ def server(csv_path: Path) -> Iterator[ReplayServer]:
         yield running
 
 
+def read_line(stream: Any, timeout: float) -> str:
+    """The next line of ``stream``, or "" if none came within ``timeout`` seconds."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(stream.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        return ""
+
+
 def post(url: str, body: Any, raw: bytes | None = None) -> tuple[int, dict[str, Any]]:
     data = raw if raw is not None else json.dumps(body).encode()
     request = urllib.request.Request(
@@ -43,6 +55,7 @@ def post(url: str, body: Any, raw: bytes | None = None) -> tuple[int, dict[str, 
         return error.code, json.loads(error.read())
 
 
+@pytest.mark.integration
 def test_known_prompts_get_the_recorded_answer(server: ReplayServer, csv_path: Path) -> None:
     data = load_routerbench(csv_path)
     prompt = data.prompts[4]
@@ -55,6 +68,7 @@ def test_known_prompts_get_the_recorded_answer(server: ReplayServer, csv_path: P
     assert status == 200 and body["choices"][0]["message"]["content"] == data.responses["sage"][4]
 
 
+@pytest.mark.integration
 def test_unknown_models_and_prompts_get_clear_errors(server: ReplayServer, csv_path: Path) -> None:
     prompt = load_routerbench(csv_path).prompts[0]
     status, body = post(server.url, {"model": "gpt-9", "messages": [{"role": "user", "content": prompt}]})
@@ -71,6 +85,7 @@ def test_unknown_models_and_prompts_get_clear_errors(server: ReplayServer, csv_p
     assert status == 400
 
 
+@pytest.mark.integration
 def test_models_endpoint_and_streaming_through_litellm(server: ReplayServer, csv_path: Path) -> None:
     import litellm
 
@@ -96,6 +111,7 @@ def test_data_errors(tmp_path: Path) -> None:
         ReplayData.from_paths([tmp_path])
 
 
+@pytest.mark.integration
 def test_cli_binds_localhost_and_stops_on_interrupt(csv_path: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "uniroute.cli", "replay-server", "--data", str(csv_path), "--port", "0"],
@@ -104,8 +120,8 @@ def test_cli_binds_localhost_and_stops_on_interrupt(csv_path: Path) -> None:
         text=True,
     )
     try:
-        first = process.stdout.readline()  # type: ignore[union-attr]
-        assert "on http://127.0.0.1:" in first, process.stderr.read()  # type: ignore[union-attr]
+        first = read_line(process.stdout, timeout=60)
+        assert "on http://127.0.0.1:" in first, f"no address printed within 60 s: {first!r}"
         url = first.split(" on ")[1].split()[0]
         with urllib.request.urlopen(url + "/models", timeout=10) as response:
             assert len(json.loads(response.read())["data"]) == 3

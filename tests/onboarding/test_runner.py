@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,10 @@ from onboarding_fakes import FakeLLMServer, completion, settings_for, toy_answer
 
 from uniroute import InputError, Router
 from uniroute.onboarding import OnboardingError, ValidationItem, estimate, onboard, settings_from_config
-from uniroute.onboarding.runner import ResponseCache, cache_file, psi_table
+from uniroute.onboarding.cache import ResponseCache, cache_file
+from uniroute.onboarding.report import psi_table
+
+pytestmark = pytest.mark.integration  # every test starts a local HTTP server
 
 
 def good(prompt: str, attempt: int, body: dict[str, Any]) -> tuple[int, dict[str, Any] | None, float]:
@@ -117,12 +122,18 @@ def test_timeouts_fail_the_slow_prompts_only(
     fake_server, toy_state: Path, toy_items: list[ValidationItem], tmp_path: Path
 ) -> None:
     slow = toy_items[0].prompt
+    release = threading.Event()
 
     def sluggish(prompt: str, attempt: int, body: dict[str, Any]) -> tuple[int, dict[str, Any] | None, float]:
-        return 200, completion(toy_answer(prompt)), 3.0 if prompt == slow else 0.0
+        if prompt == slow:
+            release.wait(timeout=60)  # never answers in time: no race with the client's timeout
+        return 200, completion(toy_answer(prompt)), 0.0
 
     server = fake_server(sluggish)
-    result = run(toy_items[:8], toy_state, server, tmp_path, settings={"timeout": 0.5, "max_retries": 1})
+    try:
+        result = run(toy_items[:8], toy_state, server, tmp_path, settings={"timeout": 2.0, "max_retries": 1})
+    finally:
+        release.set()
     assert result.n_failed == 1 and server.calls[slow] == 2
     assert list(result.failures) == ["408 Timeout after 2 attempts"]
     assert np.isnan(result.scores[0]) and np.isfinite(result.scores[1:]).all()
@@ -275,3 +286,97 @@ def test_deployment_from_a_litellm_config(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.delenv("UNIROUTE_TEST_KEY")
     with pytest.raises(InputError, match="UNIROUTE_TEST_KEY"):
         settings_from_config(config, "cheap")
+
+
+def test_a_new_endpoint_or_setting_never_reuses_old_answers(
+    fake_server, toy_state: Path, toy_items: list[ValidationItem], tmp_path: Path
+) -> None:
+    old = fake_server(good)
+    first = run(toy_items, toy_state, old, tmp_path)
+    assert first.accuracy == pytest.approx(0.5)
+    always_right = fake_server(lambda p, a, b: (200, completion("yes"), 0.0))
+    moved = run(toy_items, toy_state, always_right, tmp_path, replace=True)
+    distinct = len({item.prompt for item in toy_items})
+    assert moved.n_cached == 0 and always_right.total_calls == distinct
+    assert moved.accuracy == 1.0
+    again = run(toy_items, toy_state, always_right, tmp_path, replace=True)
+    assert again.n_cached == 60 and always_right.total_calls == distinct
+    hotter = run(
+        toy_items[:3], toy_state, always_right, tmp_path, replace=True, settings={"params": {"top_p": 0.5}}
+    )
+    assert hotter.n_cached == 0 and always_right.total_calls == distinct + 3
+    key = settings_for(always_right).cache_key
+    assert key(toy_items[0]) == key(toy_items[0].messages())
+    assert key(toy_items[0]) != settings_for(old).cache_key(toy_items[0])
+
+
+def test_two_runs_on_one_state_both_land(
+    fake_server,
+    toy_state: Path,
+    toy_items: list[ValidationItem],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both runs reach the write together (a barrier); the lock and the re-read keep both models."""
+    server = fake_server(good)
+    together = threading.Barrier(2, timeout=8)
+    add_model = Router.add_model
+
+    def add_model_together(self: Router, *args: Any, **kwargs: Any) -> Any:
+        try:
+            together.wait()
+        except threading.BrokenBarrierError:
+            pass  # the other run holds the lock: it cannot get here first
+        return add_model(self, *args, **kwargs)
+
+    monkeypatch.setattr(Router, "add_model", add_model_together)
+    results: dict[str, Any] = {}
+
+    def onboard_as(name: str) -> None:
+        try:
+            results[name] = run(
+                toy_items, toy_state, server, tmp_path, name=name, settings={"model": f"openai/{name}"}
+            )
+        except BaseException as exc:  # reported below
+            results[name] = exc
+
+    threads = [threading.Thread(target=onboard_as, args=(name,)) for name in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+        assert not thread.is_alive()
+    assert all(not isinstance(r, BaseException) for r in results.values()), results
+    assert set(Router.load(toy_state).models) == {"mathbot", "poet", "big", "first", "second"}
+
+
+def test_onboard_works_inside_a_running_event_loop(
+    fake_server, toy_state: Path, toy_items: list[ValidationItem], tmp_path: Path
+) -> None:
+    server = fake_server(good)
+
+    async def notebook_cell() -> Any:
+        return run(toy_items[:10], toy_state, server, tmp_path)
+
+    result = asyncio.run(notebook_cell())
+    assert result.n_graded == 10 and "newbie" in Router.load(toy_state).models
+
+
+def test_aonboard_can_be_awaited(
+    fake_server, toy_state: Path, toy_items: list[ValidationItem], tmp_path: Path
+) -> None:
+    from uniroute.onboarding import aonboard
+
+    server = fake_server(good)
+    result = asyncio.run(
+        aonboard(
+            toy_items[:10],
+            toy_state,
+            settings_for(server),
+            name="awaited",
+            cost=0.001,
+            progress=False,
+            cache_dir=tmp_path,
+        )
+    )
+    assert result.n_graded == 10 and "awaited" in Router.load(toy_state).models

@@ -12,6 +12,7 @@ import pytest
 from uniroute import HashingEmbedder, InputError, KMeansClusterMap, Router
 from uniroute.datasets import RoutingDataset
 from uniroute.onboarding import ValidationItem, build_validation, load_validation, save_validation
+from uniroute.onboarding.validation import unique_ids
 
 
 def test_round_trip(tmp_path: Path) -> None:
@@ -68,14 +69,23 @@ def test_malformed_lines_are_reported_with_line_numbers(tmp_path: Path) -> None:
     assert [i.id for i in items] == ["1", "x"]
 
 
-def test_missing_file_and_duplicate_ids(tmp_path: Path) -> None:
+def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="make-validation"):
         load_validation(tmp_path / "none.jsonl")
+
+
+def test_duplicate_ids_are_made_unique_not_fatal(tmp_path: Path) -> None:
     path = tmp_path / "dup.jsonl"
-    record = {"id": "same", "prompt": "q", "reference": "x", "grader": "exact"}
-    path.write_text(json.dumps(record) + "\n" + json.dumps(record) + "\n")
-    with pytest.raises(InputError, match="duplicate id"):
-        load_validation(path)
+    records = [
+        {"id": id_, "prompt": f"q{i}", "reference": "x", "grader": "exact"}
+        for i, id_ in enumerate(["same", "same", "same#2", "other", "same"])
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    with pytest.warns(UserWarning, match="2 duplicate id"):
+        items = load_validation(path)
+    assert [i.id for i in items] == ["same", "same#3", "same#2", "other", "same#4"]
+    assert [i.prompt for i in items] == ["q0", "q1", "q2", "q3", "q4"]
+    assert unique_ids(["a", "b", "a"]) == ["a", "b", "a#2"]
 
 
 def recorded_data() -> RoutingDataset:
@@ -113,6 +123,29 @@ def test_references_come_from_other_models_labelled_correct() -> None:
         build_validation(recorded_data(), tasks=["sports"])
     with pytest.raises(InputError, match="cannot derive references"):
         build_validation(recorded_data(), "llm_judge", {"model": "m"})
+
+
+def test_prompts_the_grader_cannot_read_are_not_gradable_not_unanswered() -> None:
+    data = recorded_data()
+    code = "Write a python function to reverse a string."
+    data = RoutingDataset(
+        models=data.models,
+        scores=np.vstack([data.scores, [[1, 1, 0]]]),
+        costs=np.full((7, 3), 0.001),
+        prompts=[*data.prompts, code],
+        tasks=[*data.tasks, "mbpp"],
+        ids=[*data.ids[:-1], "p0", "p0"],
+        responses={m: [*a, "def reverse(s):\n    return s[::-1]"] for m, a in data.responses.items()},
+    )
+    items, report = build_validation(data, exclude_models=["new"])
+    assert [i.id for i in items] == ["p0", "p1", "p2", "p3"]
+    assert report.n_not_gradable == 1 and report.not_gradable_tasks == {"mbpp": 1}
+    assert report.n_without_reference == 2
+    summary = report.summary()
+    assert "1 not gradable by this grader (mbpp: 1)" in summary and "no lettered choices" in summary
+    assert "2 left out because no model labelled correct" in summary
+    unique, _ = build_validation(data)
+    assert [i.id for i in unique] == ["p0", "p1", "p2", "p3", "p4", "p0#2"]
 
 
 def test_sampling_covers_every_cluster() -> None:

@@ -1,17 +1,55 @@
 """Onboarding a new model without retraining: validation sets, graders, runner, replay server.
 
-Importing this package loads no LLM SDK; LiteLLM is imported by the functions
-that call a model.
+Importing this package is cheap: each public name is imported from its module on
+first use, and LiteLLM only by the functions that call a model.
+
+Modules: :mod:`.validation` (validation sets), :mod:`.graders` (the ``GRADERS``
+registry), :mod:`.settings` (how a model is called), :mod:`.client` (one call with
+retries), :mod:`.cache` (answers on disk), :mod:`.pricing` ($ and ``--dry-run``),
+:mod:`.runner` (:func:`onboard`), :mod:`.report` (rendering), :mod:`.replay_server`,
+:mod:`.cli` (the subcommands).
 """
 
-from .graders import GRADERS, ExtractingGrader, Grader, GradingError, make_grader
-from .replay_server import ReplayData, ReplayServer
-from .runner import CallSettings, OnboardingError, OnboardResult, estimate, onboard, settings_from_config
-from .validation import ValidationItem, build_validation, load_validation, save_validation
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..exceptions import GradingError, OnboardingError
+    from .graders import GRADERS, ExtractingGrader, Grader, make_grader
+    from .pricing import Estimate, estimate
+    from .replay_server import ReplayData, ReplayServer
+    from .runner import OnboardResult, aonboard, onboard
+    from .settings import CallSettings, settings_from_config
+    from .validation import ValidationItem, build_validation, load_validation, save_validation
+
+_WHERE = {
+    "GRADERS": ".graders",
+    "ExtractingGrader": ".graders",
+    "Grader": ".graders",
+    "make_grader": ".graders",
+    "GradingError": "..exceptions",
+    "OnboardingError": "..exceptions",
+    "Estimate": ".pricing",
+    "estimate": ".pricing",
+    "ReplayData": ".replay_server",
+    "ReplayServer": ".replay_server",
+    "OnboardResult": ".runner",
+    "aonboard": ".runner",
+    "onboard": ".runner",
+    "CallSettings": ".settings",
+    "settings_from_config": ".settings",
+    "ValidationItem": ".validation",
+    "build_validation": ".validation",
+    "load_validation": ".validation",
+    "save_validation": ".validation",
+}
 
 __all__ = [
     "GRADERS",
     "CallSettings",
+    "Estimate",
     "ExtractingGrader",
     "Grader",
     "GradingError",
@@ -20,6 +58,7 @@ __all__ = [
     "ReplayData",
     "ReplayServer",
     "ValidationItem",
+    "aonboard",
     "build_validation",
     "estimate",
     "load_validation",
@@ -28,3 +67,15 @@ __all__ = [
     "save_validation",
     "settings_from_config",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,60 @@ def _quiet_litellm() -> None:
     litellm.suppress_debug_info = True
 
 
+def _state_argument(args: argparse.Namespace) -> None:
+    """Resolve ``onboard STATE MODEL`` and the deprecated ``onboard MODEL --router STATE``."""
+    if args.router is not None:
+        print(
+            "uniroute: warning: --router is deprecated; use `uniroute onboard STATE MODEL`", file=sys.stderr
+        )
+        if args.model is not None:
+            raise InputError("give the state once: `uniroute onboard STATE MODEL` (without --router)")
+        args.state, args.model = args.router, str(args.state)
+        args.router = None
+    elif args.model is None:
+        raise InputError("usage: uniroute onboard STATE MODEL --validation FILE (the state comes first)")
+    args.state = Path(args.state)
+
+
+def _command_line(args: argparse.Namespace, **changes: Any) -> str:
+    """The ``uniroute`` command line that parses to ``args`` (with ``changes``), shell-quoted."""
+    parser: argparse.ArgumentParser = args._parser
+    values = vars(args) | changes
+    words = ["uniroute", args._command]
+    for action in parser._actions:
+        value = values.get(action.dest)
+        if action.dest in ("help", "func", "_parser", "_command") or value is None or value is False:
+            continue
+        if action.default is not None and value == action.default:
+            continue
+        if not action.option_strings:
+            words.append(str(value))
+        elif isinstance(action, argparse._StoreTrueAction):
+            words.append(action.option_strings[-1])
+        elif isinstance(action, argparse._AppendAction):
+            for one in value:
+                words += [action.option_strings[-1], _unparse(one)]
+        else:
+            words += [action.option_strings[-1], _unparse(value)]
+    return shlex.join(words)
+
+
+def _unparse(value: Any) -> str:
+    """The command-line text of a parsed value (``KEY=VALUE`` pairs back to ``KEY=JSON``)."""
+    if isinstance(value, tuple):
+        key, inner = value
+        return f"{key}={inner if isinstance(inner, str) else json.dumps(inner)}"
+    return str(value)
+
+
 def _cmd_onboard(args: argparse.Namespace) -> int:
-    from .runner import CallSettings, cache_file, estimate, onboard, settings_from_config
+    from .cache import cache_file
+    from .pricing import estimate
+    from .runner import onboard
+    from .settings import CallSettings, settings_from_config
     from .validation import load_validation
 
+    _state_argument(args)
     params = dict(args.param or [])
     for key in ("temperature", "max_tokens"):
         if getattr(args, key) is not None:
@@ -71,7 +122,7 @@ def _cmd_onboard(args: argparse.Namespace) -> int:
     try:
         result = onboard(
             items,
-            args.router,
+            args.state,
             settings,
             name=args.name,
             cost=args.cost,
@@ -86,7 +137,7 @@ def _cmd_onboard(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-    print(result.summary())
+    print(result.summary(rerun=_command_line(args, replace=True)))
     print("\nper-cluster error Ψ (* = the new model)")
     print(result.table)
     return 0
@@ -105,7 +156,10 @@ def _cmd_make_validation(args: argparse.Namespace) -> int:
     if not files:
         raise InputError(f"no data file in {[str(p) for p in args.data]} (split {args.split!r})")
     data = concat([load_dataset(f) for f in files])
-    router = Router.load(args.router) if args.router else None
+    if args.router is not None:
+        print("uniroute: warning: --router is deprecated; use --state", file=sys.stderr)
+    state = args.state or args.router
+    router = Router.load(state) if state else None
     items, report = build_validation(
         data,
         args.grader,
@@ -154,9 +208,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Call MODEL on every validation prompt, grade the answers and write the model's "
         "per-cluster error into the router state. Nothing is refitted.",
     )
-    p.add_argument("model", metavar="MODEL", help="LiteLLM model string, or a deployment name with --config")
+    p.add_argument("state", metavar="STATE", help="router state to update")
+    p.add_argument(
+        "model", metavar="MODEL", nargs="?", help="LiteLLM model string, or a deployment name with --config"
+    )
     p.add_argument("--validation", type=Path, required=True, help="validation set (JSONL)")
-    p.add_argument("--router", type=Path, required=True, help="router state to update")
+    p.add_argument("--router", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--name", help="the model's name in the router (default: MODEL)")
     p.add_argument("--cost", type=float, help="$ per request (default: LiteLLM's prices of the calls)")
     p.add_argument(
@@ -181,7 +238,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--replace", action="store_true", help="re-onboard a model already in the router")
     p.add_argument("--skip-invalid", action="store_true", help="skip malformed validation lines")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_onboard)
+    p.set_defaults(func=_cmd_onboard, _parser=p, _command="onboard")
 
     m = subparsers.add_parser(
         "make-validation",
@@ -190,8 +247,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--data", type=Path, nargs="+", required=True, help="RouterBench CSV files or directories")
     m.add_argument("--out", type=Path, required=True, help="validation JSONL to write")
     m.add_argument("--split", help="only files whose name contains this, e.g. test")
-    m.add_argument("--router", type=Path, help="router state whose clusters to sample from")
-    m.add_argument("--per-cluster", type=int, help="prompts per cluster (needs --router)")
+    m.add_argument("--state", type=Path, help="router state whose clusters to sample from")
+    m.add_argument("--router", type=Path, help=argparse.SUPPRESS)
+    m.add_argument("--per-cluster", type=int, help="prompts per cluster (needs --state)")
     m.add_argument("--task", action="append", help="keep only this task tag (repeat)")
     m.add_argument("--grader", default="multiple_choice", choices=sorted(GRADERS))
     m.add_argument("--grader-option", action="append", type=_option, metavar="KEY=VALUE")

@@ -5,9 +5,11 @@ are the ``grader`` field of a validation line (see :mod:`.validation`) and the
 CLI's ``--grader`` choices:
 
 ``multiple_choice``
-    The choice letter the answer starts with (``B``, ``(B)``, ``B) ...``) or
-    states (``the answer is B``), against the reference letter. Letters come from
-    ``choices`` or else from the ``A) ...`` lines of the prompt.
+    The choice letter the answer is (``B``, ``(B)``), states ("the answer is B",
+    "Therefore, B.", "I think it's B"), or starts with as a label (``B) ...``),
+    against the reference letter; never a capital used as a word ("A star
+    is..."). Letters come from ``choices`` or else from the ``A) ...`` lines of
+    the prompt; a prompt with neither is not gradable by it (MBPP-style tasks).
 ``exact``
     Normalised string match (case, punctuation, articles and spacing ignored),
     ``contains=True`` to accept an answer that contains the reference.
@@ -39,7 +41,7 @@ from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..engine.text import routing_text
-from ..exceptions import GradingError, InputError, UniRouteError
+from ..exceptions import GradingError, InputError
 
 if TYPE_CHECKING:
     from .validation import ValidationItem
@@ -67,6 +69,14 @@ class Grader(ABC):
         if self.requires_reference and reference is None:
             raise ValueError(f"grader {self.name!r} needs a 'reference'")
 
+    def not_gradable(self, item: ValidationItem) -> str | None:
+        """Why this grader cannot grade answers to ``item`` at all (None: it can).
+
+        Used when a validation set is built, so such prompts are reported as not
+        gradable rather than as prompts no model got right.
+        """
+        return None
+
 
 class ExtractingGrader(Grader):
     """A grader that pulls the answer out of the text, then compares it."""
@@ -90,10 +100,35 @@ class ExtractingGrader(Grader):
 
 _CHOICE_LINE = re.compile(r"^\s*\(?([A-Z])[).:]\s+\S", re.MULTILINE)
 _DEFAULT_LETTERS = "ABCDEFGHIJ"
+# After a stated letter: the end, punctuation or a line break ("it's D." but not "it's A good ...").
+_ENDS = r"(?=\s*(?:$|[.,;:!?)\]*_\"'`\n]))"
+# Ways an answer states its choice; {L} is the letter class. The last statement in the answer wins.
+_STATEMENTS = (
+    # "the answer is B", "Answer: (B)", "the best option is D", "correct answer would be option C"
+    r"(?i:\b(?:answer|choice|option)\b(?:\s+(?:is|would\s+be|will\s+be|should\s+be|must\s+be))?\s*[:=]?"
+    r"\s*(?:(?:option|choice|letter)\s+)?)[*_\"'`]*\(?(?P<letter>{L})\)?(?![A-Za-z0-9'])",
+    # "B is correct", "(D) is the right answer"
+    r"(?<![A-Za-z0-9])\(?(?P<letter>{L})\)?\s+is\s+(?:the\s+)?(?i:correct|right|true|best)\b",
+    # "Therefore, D." "So the answer: C" (letter then the end or punctuation)
+    r"(?i:\b(?:therefore|thus|hence|so)\b),?\s+\(?(?P<letter>{L})\)?" + _ENDS,
+    # "I think it's D." "I'd go with B"
+    r"(?i:\b(?:it's|it\s+is|go\s+with|choose|pick|select)\b)\s+\(?(?P<letter>{L})\)?" + _ENDS,
+)
 
 
 class MultipleChoiceGrader(ExtractingGrader):
     """Choice-letter extraction (see module doc).
+
+    The answer's choice is, in this order: the whole answer when it is one letter
+    (``B``, ``(B)``, ``**B.**``); the last stated choice ("the answer is D",
+    "D is correct", "Therefore, D.", "I think it's D."); a leading choice label
+    (``B) ...``, ``(B) ...``, ``B. ...``, ``B (...``, ``B`` on a line of its own); a
+    last line that is one letter. A capital letter used as a word ("A star number
+    is...", "I do not know") is never taken for a choice, and choice letters are
+    capitals (``a`` is an article). An answer that restates an option's text
+    instead of its letter ("Rachel" for ``B) Rachel``) is not read as that choice:
+    RouterBench's labels count it wrong, and an onboarded model's Ψ must be
+    measured the way the other models' Ψ was.
 
     Parameters
     ----------
@@ -109,24 +144,34 @@ class MultipleChoiceGrader(ExtractingGrader):
             raise InputError(f"multiple_choice: choices must be letters like 'ABCD', got {choices!r}")
         self.choices = None if choices is None else choices.upper()
 
+    def _prompt_letters(self, item: ValidationItem) -> str:
+        return "".join(sorted(set(_CHOICE_LINE.findall(routing_text(item.prompt, max_chars=20_000)))))
+
     def letters(self, item: ValidationItem) -> str:
         if self.choices:
             return self.choices
-        found = "".join(sorted(set(_CHOICE_LINE.findall(routing_text(item.prompt, max_chars=20_000)))))
+        found = self._prompt_letters(item)
         return found if len(found) >= 2 else _DEFAULT_LETTERS
 
+    def not_gradable(self, item: ValidationItem) -> str | None:
+        if self.choices or len(self._prompt_letters(item)) >= 2:
+            return None
+        return "the prompt lists no lettered choices (A) ..., B) ...) and no 'choices' option is set"
+
     def extract(self, response: str, item: ValidationItem) -> str | None:
-        letters = re.escape(self.letters(item))
+        letter = f"[{re.escape(self.letters(item))}]"
         text = response.strip()
-        lead = re.match(rf"^[\s*_\"'`]*\(?([{letters}])\)?(?![A-Za-z0-9])", text)
+        bare = re.fullmatch(rf"[\s*_\"'`(\[]*({letter})[\s*_\"'`)\].:]*", text)
+        if bare:
+            return bare.group(1)
+        stated = [m for p in _STATEMENTS for m in re.finditer(p.format(L=letter), text)]
+        if stated:
+            return max(stated, key=lambda m: m.start("letter")).group("letter")
+        lead = re.match(rf"[\s*_\"'`]*(?:\(({letter})\)|({letter})(?=[).:]|[ \t]*(?:[(\n]|$)))", text)
         if lead:
-            return lead.group(1)
-        stated = re.search(
-            rf"\b(?:answer|choice|option)\s*(?:is|:)?\s*:?\s*\(?([{letters}])\)?(?![A-Za-z0-9])",
-            text,
-            re.IGNORECASE,
-        )
-        return stated.group(1).upper() if stated else None
+            return lead.group(1) or lead.group(2)
+        last = re.search(rf"(?:^|\n)[\s*_\"'`(]*({letter})[\s*_\"'`).]*$", text)
+        return last.group(1) if last else None
 
     def canonical(self, reference: Any) -> str:
         return str(reference).strip().strip("()").upper()
@@ -378,3 +423,28 @@ def make_grader(name: str, options: Mapping[str, Any] | None = None) -> Grader:
         return GRADERS[name](**dict(options or {}))
     except TypeError as exc:
         raise InputError(f"bad options {dict(options or {})} for grader {name!r}: {exc}") from exc
+
+
+class GraderSet:
+    """The graders a set of items names, each built once; grades off the event loop when blocking."""
+
+    def __init__(self) -> None:
+        self._graders: dict[str, Grader] = {}
+
+    def for_item(self, item: ValidationItem) -> Grader:
+        key = item.grader + json.dumps(dict(item.grader_options), sort_keys=True, default=str)
+        if key not in self._graders:
+            self._graders[key] = make_grader(item.grader, item.grader_options)
+        return self._graders[key]
+
+    async def grade(self, response: str, item: ValidationItem) -> tuple[float, str | None]:
+        """``(score, None)``, or ``(nan, "grading: ...")`` when the grader cannot decide."""
+        import asyncio
+
+        grader = self.for_item(item)
+        try:
+            if grader.blocking:
+                return await asyncio.to_thread(grader.grade, response, item), None
+            return grader.grade(response, item), None
+        except GradingError as exc:
+            return math.nan, f"grading: {exc}"

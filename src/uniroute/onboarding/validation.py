@@ -20,20 +20,23 @@ cluster is covered — Ψ is only as good as its per-cluster counts.
 from __future__ import annotations
 
 import json
+import warnings
 from collections import Counter
-from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..datasets import RoutingDataset, read_jsonl
 from ..engine.files import atomic_write_bytes
-from ..engine.router import Router
 from ..engine.text import Prompt
 from ..exceptions import InputError
 from .graders import ExtractingGrader, make_grader
+
+if TYPE_CHECKING:
+    from ..engine.router import Router
 
 
 @dataclass(frozen=True)
@@ -109,11 +112,37 @@ def load_validation(path: str | Path, skip_invalid: bool = False) -> list[Valida
     items = read_jsonl(path, _parse_item, skip_invalid)
     if not items:
         raise InputError(f"{path}: no valid validation item")
-    ids = Counter(item.id for item in items)
-    duplicated = [i for i, n in ids.items() if n > 1]
-    if duplicated:
-        raise InputError(f"{path}: duplicate id(s) {duplicated[:5]}; every item needs its own id")
-    return items
+    ids = unique_ids(item.id for item in items)
+    renamed = [f"{item.id!r} -> {new!r}" for item, new in zip(items, ids, strict=True) if item.id != new]
+    if renamed:
+        warnings.warn(
+            f"{path}: {len(renamed)} duplicate id(s) made unique: {', '.join(renamed[:5])}", stacklevel=2
+        )
+    return [item if item.id == new else replace(item, id=new) for item, new in zip(items, ids, strict=True)]
+
+
+def unique_ids(ids: Iterable[str]) -> list[str]:
+    """``ids`` with repeats made unique: the second ``x`` becomes ``x#2``, the third ``x#3``...
+
+    Source data repeats ids (RouterBench's ARC-Challenge test split has one twice);
+    a validation set needs one id per item, so repeats are renamed, not refused.
+    """
+    ids = [str(i) for i in ids]
+    taken = set(ids)
+    seen: Counter[str] = Counter()
+    out = []
+    for original in ids:
+        seen[original] += 1
+        new = original
+        if seen[original] > 1:
+            n = seen[original]
+            while f"{original}#{n}" in taken:
+                n += 1
+            new = f"{original}#{n}"
+            seen[original] = n
+            taken.add(new)
+        out.append(new)
+    return out
 
 
 def save_validation(items: Sequence[ValidationItem], path: str | Path) -> Path:
@@ -157,12 +186,23 @@ class ValidationReport:
     n_without_reference: int
     available_per_cluster: np.ndarray | None
     sampled_per_cluster: np.ndarray | None
+    not_gradable: Counter[str] = field(default_factory=Counter)
+    not_gradable_tasks: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def n_not_gradable(self) -> int:
+        return sum(self.not_gradable.values())
 
     def summary(self) -> str:
-        lines = [
-            f"{self.n_candidates} prompts considered, {self.n_without_reference} left out "
-            "(no model labelled correct, so no reference)"
-        ]
+        lines = [f"{self.n_candidates} prompts considered"]
+        if self.n_not_gradable:
+            tasks = ", ".join(f"{t or '(no task)'}: {n}" for t, n in self.not_gradable_tasks.most_common())
+            reasons = "; ".join(self.not_gradable)
+            lines.append(f"{self.n_not_gradable} not gradable by this grader ({tasks}): {reasons}")
+        lines.append(
+            f"{self.n_without_reference} left out because no model labelled correct gave a readable "
+            "answer (so no reference)"
+        )
         if self.sampled_per_cluster is not None and self.available_per_cluster is not None:
             lines.append("cluster  available  sampled")
             for k, (a, s) in enumerate(
@@ -226,13 +266,21 @@ def build_validation(
         if unknown:
             raise InputError(f"unknown task(s) {unknown}; the data has {sorted(known)}")
         rows = rows[np.isin(np.array(dataset.tasks), list(tasks))]
+    ids = unique_ids(dataset.ids)
     candidates: list[ValidationItem] = []
+    report = ValidationReport(len(rows), 0, None, None)
     for i in rows:
-        item = ValidationItem(dataset.prompts[i], None, grader, options, dataset.tasks[i], dataset.ids[i])
+        item = ValidationItem(dataset.prompts[i], None, grader, options, dataset.tasks[i], ids[i])
+        reason = checker.not_gradable(item)
+        if reason is not None:
+            report.not_gradable[f"{grader}: {reason}"] += 1
+            report.not_gradable_tasks[item.task] += 1
+            continue
         reference = consensus_reference(dataset, int(i), checker, item, exclude_models)
-        if reference is not None:
-            candidates.append(ValidationItem(item.prompt, reference, grader, options, item.task, item.id))
-    report = ValidationReport(len(rows), len(rows) - len(candidates), None, None)
+        if reference is None:
+            report.n_without_reference += 1
+        else:
+            candidates.append(replace(item, reference=reference))
     if router is None or not candidates:
         return candidates, report
     phi = router.cluster_probs(router.embed([c.prompt for c in candidates]))

@@ -1,0 +1,91 @@
+"""The answer cache: an append-only JSONL file per model, so a run resumes without paying twice.
+
+One ``{"key": ..., "response": ..., "cost": ...}`` record a line; the key is
+:meth:`~uniroute.onboarding.CallSettings.cache_key`. Opening the cache reads every
+complete line; a last line cut short (a crash while writing) is cut off the file
+so appends start on a clean line; an unreadable line elsewhere is skipped with a
+warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+
+def cache_file(model: str, directory: str | Path | None = None) -> Path:
+    """Where the answers of ``model`` are cached (default ``<uniroute cache>/onboarding``)."""
+    if directory is None:
+        from ..engine.embedders import cache_dir
+
+        directory = cache_dir() / "onboarding"
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_")[:80]
+    return Path(directory) / f"{slug}-{hashlib.sha1(model.encode()).hexdigest()[:8]}.jsonl"
+
+
+class ResponseCache:
+    """Append-only JSONL store of answers (see module doc); a context manager."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.records: dict[str, dict[str, Any]] = {}
+        self.recovered = 0
+        self._handle: Any = None
+
+    def __enter__(self) -> ResponseCache:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._recover()
+        self._handle = self.path.open("a", encoding="utf-8")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    @staticmethod
+    def read(path: Path) -> tuple[dict[str, dict[str, Any]], int]:
+        """The records of a cache file and the number of damaged lines, without changing it."""
+        records: dict[str, dict[str, Any]] = {}
+        bad = 0
+        if path.exists():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    records[record["key"]] = record
+                except (ValueError, KeyError, TypeError):
+                    bad += 1
+        return records, bad
+
+    def _recover(self) -> None:
+        cut = 0
+        if self.path.exists():
+            data = self.path.read_bytes()
+            end = data.rfind(b"\n") + 1
+            if end < len(data):
+                cut = 1
+                with self.path.open("r+b") as handle:
+                    handle.truncate(end)
+        self.records, damaged = self.read(self.path)
+        self.recovered = cut + damaged
+        if self.recovered:
+            warnings.warn(
+                f"{self.path}: dropped {self.recovered} damaged line(s) (cut short or unreadable); "
+                "those prompts will be called again",
+                stacklevel=3,
+            )
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.records.get(key)
+
+    def put(self, record: dict[str, Any]) -> None:
+        """Append one record and flush it to the OS."""
+        self.records[record["key"]] = record
+        self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._handle.flush()

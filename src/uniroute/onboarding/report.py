@@ -1,0 +1,65 @@
+"""Text renderings of an onboarding run: the summary lines and the per-cluster Ψ table.
+
+The runner returns data (:class:`~uniroute.onboarding.OnboardResult`); the CLI and
+``OnboardResult.summary()`` render it with these functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..engine.profiles import ModelProfile
+    from .runner import OnboardResult
+
+
+def psi_table(profiles: Mapping[str, ModelProfile] | Any, highlight: str) -> str:
+    """Per-cluster error Ψ of every model, ``highlight`` first and starred, with its counts.
+
+    ``profiles`` maps model names to profiles, or is a router (its ``profiles``).
+    """
+    profiles = getattr(profiles, "profiles", profiles)
+    order = [highlight, *sorted(n for n in profiles if n != highlight)]
+    n_clusters = len(profiles[highlight].counts)
+    width = min(40, max(len(n) for n in order) + 2)
+    head = f"{'cluster':<{width}}" + "".join(f"{k:>7}" for k in range(n_clusters)) + "    all"
+    counts = profiles[highlight].counts
+    lines = [
+        head,
+        f"{'n (new model)':<{width}}" + "".join(f"{c:>7.0f}" for c in counts) + f"{counts.sum():>7.0f}",
+    ]
+    for name in order:
+        p = profiles[name]
+        label = ("* " if name == highlight else "  ") + name
+        lines.append(
+            f"{label[:width]:<{width}}" + "".join(f"{e:>7.3f}" for e in p.errors) + f"{p.global_error:>7.3f}"
+        )
+    return "\n".join(lines)
+
+
+def summary(result: OnboardResult, rerun: str | None = None) -> str:
+    """What a run did, in a few lines.
+
+    ``rerun`` is the exact instruction that retries failed prompts (the CLI passes
+    the command line); by default the Python call is described.
+    """
+    lines = [
+        f"{result.name}: {result.n_graded} of {len(result.scores)} prompts graded, "
+        f"accuracy {result.accuracy:.3f}; "
+        f"{result.n_cached} from the cache, ${result.spent:.4f} spent on calls; "
+        f"cost in the router ${result.cost:.6g} per request"
+    ]
+    if result.n_failed:
+        kinds = ", ".join(f"{k}: {n}" for k, n in result.failures.most_common())
+        again = rerun or "call onboard(...) again with replace=True"
+        lines.append(
+            f"{result.n_failed} prompt(s) failed ({kinds}); they are left out of Ψ (missing, not wrong). "
+            f"To retry them (answers so far are cached, nothing is paid twice): {again}"
+        )
+    if result.n_empty:
+        lines.append(f"{result.n_empty} answer(s) were empty or not text; graded as given (usually wrong)")
+    if result.n_ungraded:
+        lines.append(f"{result.n_ungraded} answer(s) could not be graded; left out of Ψ")
+    lines.append(f"wrote {result.state_path}")
+    return "\n".join(lines)

@@ -1,0 +1,137 @@
+"""How the model being onboarded is called: :class:`CallSettings`, from arguments or a LiteLLM config.
+
+The settings also decide which cached answers may be reused (:meth:`CallSettings.cache_key`):
+everything that can change an answer is in the key, so a new endpoint or a new
+``temperature`` never silently reuses old answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from ..exceptions import InputError
+
+
+@runtime_checkable
+class HasMessages(Protocol):
+    """Anything that can give its prompt as OpenAI chat messages."""
+
+    def messages(self) -> list[dict[str, Any]]: ...
+
+
+@dataclass
+class CallSettings:
+    """How to call the model being onboarded.
+
+    Parameters
+    ----------
+    model : str
+        LiteLLM model string, e.g. ``"openai/gpt-4o-mini"`` or
+        ``"openai/mistralai/mixtral-8x7b-chat"`` with an ``api_base``.
+    api_base, api_key : str, optional
+    params : dict
+        Other ``litellm.acompletion`` arguments (``temperature``, ``max_tokens``...);
+        they are part of the cache key.
+    timeout : float, default=60
+        Seconds per call.
+    max_retries : int, default=4
+        Retries of a call after a retryable error (429, 5xx, timeout...).
+    backoff, backoff_max : float, default=1, 30
+        First retry delay and its cap, in seconds; doubles per retry, with jitter.
+    concurrency : int, default=8
+        Calls in flight at once.
+    max_consecutive_failures : int, default=20
+        Stop the run after this many failed prompts in a row.
+    """
+
+    model: str
+    api_base: str | None = None
+    api_key: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    timeout: float = 60.0
+    max_retries: int = 4
+    backoff: float = 1.0
+    backoff_max: float = 30.0
+    concurrency: int = 8
+    max_consecutive_failures: int = 20
+
+    def check(self) -> None:
+        """Raise :class:`~uniroute.InputError` on a setting that cannot work."""
+        if not isinstance(self.model, str) or not self.model:
+            raise InputError(f"model must be a LiteLLM model string, got {self.model!r}")
+        if self.concurrency < 1 or self.max_retries < 0 or self.max_consecutive_failures < 1:
+            raise InputError("concurrency and max_consecutive_failures must be >= 1, max_retries >= 0")
+        if not (self.timeout > 0 and self.backoff >= 0 and self.backoff_max >= 0):
+            raise InputError(f"timeout must be > 0 and backoff >= 0, got {self.timeout!r}, {self.backoff!r}")
+
+    def call_kwargs(self) -> dict[str, Any]:
+        """The ``litellm.acompletion`` arguments other than ``messages`` and the retry/timeout policy."""
+        given = {"api_base": self.api_base, "api_key": self.api_key}
+        return {"model": self.model} | {k: v for k, v in given.items() if v is not None} | self.params
+
+    def cache_key(self, prompt: Sequence[Mapping[str, Any]] | HasMessages) -> str:
+        """Hash of what determines an answer: model, endpoint, every call parameter, messages.
+
+        ``prompt`` is a list of chat messages or anything with ``messages()`` (a
+        :class:`~uniroute.onboarding.ValidationItem`). The API key, timeout and
+        retry policy are left out: they change whether a call succeeds, not what
+        it answers.
+        """
+        messages = prompt.messages() if isinstance(prompt, HasMessages) else prompt
+        payload = {
+            "model": self.model,
+            "api_base": (self.api_base or "").rstrip("/"),
+            "params": self.params,
+            "messages": list(messages),
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _env_refs(value: Any) -> Any:
+    """Resolve LiteLLM's ``os.environ/NAME`` references in config values."""
+    if isinstance(value, str) and value.startswith("os.environ/"):
+        name = value[len("os.environ/") :]
+        if name not in os.environ:
+            raise InputError(f"the config refers to environment variable {name}, which is not set")
+        return os.environ[name]
+    return value
+
+
+def settings_from_config(path: str | Path, model_name: str, **overrides: Any) -> CallSettings:
+    """The :class:`CallSettings` of deployment ``model_name`` in a LiteLLM ``config.yaml``.
+
+    ``overrides`` set :class:`CallSettings` fields; ``None`` values are ignored.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"cannot read LiteLLM config {path}: {exc}") from exc
+    deployments = (config or {}).get("model_list") or []
+    names = [d.get("model_name") for d in deployments if isinstance(d, dict)]
+    for deployment in deployments:
+        if isinstance(deployment, dict) and deployment.get("model_name") == model_name:
+            params = {k: _env_refs(v) for k, v in (deployment.get("litellm_params") or {}).items()}
+            if "model" not in params:
+                raise InputError(f"{path}: deployment {model_name!r} has no litellm_params.model")
+            settings = CallSettings(
+                model=params.pop("model"),
+                api_base=params.pop("api_base", None),
+                api_key=params.pop("api_key", None),
+            )
+            if "timeout" in params:
+                settings.timeout = float(params.pop("timeout"))
+            settings.params = params
+            for key, value in overrides.items():
+                if value is not None:
+                    setattr(settings, key, value)
+            return settings
+    raise InputError(f"{path}: no deployment named {model_name!r} in model_list; found {names}")
