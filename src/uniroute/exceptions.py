@@ -11,14 +11,21 @@
 
 Messages name the bad value and say what to do instead.
 
-Translations at the front doors (the only places a uniroute error becomes another
-library's error):
+Translations (the only places a uniroute error becomes something else), each
+checked by the tests named:
 
-* LiteLLM: an :class:`InputError` or :class:`UnknownModelError` raised while ranking a
-  request becomes ``litellm.BadRequestError`` (HTTP 400 on the proxy), message
-  prefixed ``uniroute:``.
-* LangChain: bad configuration of ``UniRouteChatModel`` raises :class:`InputError`
-  (pydantic's ``ValidationError`` never reaches the caller).
+* LiteLLM (``uniroute.integrations.litellm``): an :class:`InputError` or
+  :class:`UnknownModelError` raised while ranking a request becomes
+  ``litellm.BadRequestError`` (HTTP 400 on the proxy), message prefixed
+  ``uniroute:`` (tests/integrations/test_litellm.py, test_litellm_proxy.py).
+* LangChain (``uniroute.integrations.langchain``): bad configuration of
+  ``UniRouteChatModel`` raises :class:`InputError`; pydantic's ``ValidationError``
+  never reaches the caller (tests/integrations/test_langchain.py).
+* The CLI prints any :class:`UniRouteError` as one line, ``uniroute: error: ...``,
+  and exits with status 2 (tests/test_cli.py).
+
+A missing optional dependency is not a uniroute error: it is an ``ImportError``
+that names the extra to install (:func:`uniroute._optional.require`).
 
 ``UnirouteError`` is the old spelling of :class:`UniRouteError` and still works,
 with a ``DeprecationWarning``.
