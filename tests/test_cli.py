@@ -123,13 +123,15 @@ def test_router_option_becomes_state_option_where_the_state_is_optional():
 
 
 def test_choices_come_from_the_registries(capsys):
+    from uniroute.datasets import FORMATS
     from uniroute.engine.cluster_maps import CLUSTER_MAPS
     from uniroute.engine.embedders import EMBEDDERS
 
-    fit = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["fit"]
-    choices = {a.dest: list(a.choices) for a in fit._actions if a.choices is not None}
-    assert choices["embedder"] == sorted(EMBEDDERS)
-    assert choices["map"] == sorted(CLUSTER_MAPS)
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    choices = {a.dest: list(a.choices) for a in commands["fit"]._actions if a.choices is not None}
+    assert choices == {"format": sorted(FORMATS), "embedder": sorted(EMBEDDERS), "map": sorted(CLUSTER_MAPS)}
+    add = {a.dest: list(a.choices) for a in commands["add-model"]._actions if a.choices is not None}
+    assert add == {"format": sorted(FORMATS)}
     with pytest.raises(SystemExit):
         main(["fit", "x.jsonl", "--out", "s", "--map", "no-such-map"])
     assert "invalid choice: 'no-such-map'" in capsys.readouterr().err

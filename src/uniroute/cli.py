@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
 import json
 import sys
 import warnings
@@ -30,23 +29,28 @@ if TYPE_CHECKING:
     from .engine.router import Router
 
 SUBCOMMAND_MODULES: list[str] = ["uniroute.onboarding.cli", "uniroute.evaluation.cli"]
-_FORMATS = ["routerbench", "jsonl"]
 
 
 def _load_data(args: argparse.Namespace) -> RoutingDataset:
     from .datasets import load_dataset
 
-    data = load_dataset(args.data, args.format, **({"skip_invalid": True} if args.skip_invalid else {}))
+    options = {name: True for name in ("skip_invalid", "allow_pickle") if getattr(args, name)}
+    data = load_dataset(args.data, args.format, **options)
     if data.prompts is None:
         raise InputError(f"{args.data} has no prompt text; uniroute needs prompts to fit or profile")
     return data
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", type=Path, help="JSONL routing records or a RouterBench CSV")
-    parser.add_argument("--format", choices=_FORMATS, help="file format (default: from the suffix)")
+    parser.add_argument("data", type=Path, help="routing results: JSONL records, a RouterBench CSV, ...")
+    add_registry_option(
+        parser, "--format", registry="uniroute.datasets:FORMATS", help="file format (default: from the name)"
+    )
     parser.add_argument(
         "--skip-invalid", action="store_true", help="drop malformed JSONL lines instead of failing"
+    )
+    parser.add_argument(
+        "--allow-pickle", action="store_true", help="let --format routereval unpickle (trusted files only)"
     )
 
 
@@ -97,6 +101,8 @@ def _add_state_argument(parser: argparse.ArgumentParser) -> None:
 
 def _construct(cls: Any, **settings: Any) -> Any:
     """``cls(**settings)``, leaving out settings a third-party class's ``__init__`` does not take."""
+    import inspect
+
     accepted = inspect.signature(cls).parameters
     return cls(**{key: value for key, value in settings.items() if key in accepted})
 
