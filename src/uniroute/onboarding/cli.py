@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .._cli import add_registry_option
+from .._optional import require
 from ..exceptions import InputError
 
 
@@ -29,24 +31,8 @@ def _option(text: str) -> tuple[str, Any]:
 
 def _quiet_litellm() -> None:
     """The CLI owns the process: keep LiteLLM's per-error help banner out of the progress bar."""
-    import litellm
-
+    litellm: Any = require("litellm", "litellm")  # a module: mypy cannot see its attributes
     litellm.suppress_debug_info = True
-
-
-def _state_argument(args: argparse.Namespace) -> None:
-    """Resolve ``onboard STATE MODEL`` and the deprecated ``onboard MODEL --router STATE``."""
-    if args.router is not None:
-        print(
-            "uniroute: warning: --router is deprecated; use `uniroute onboard STATE MODEL`", file=sys.stderr
-        )
-        if args.model is not None:
-            raise InputError("give the state once: `uniroute onboard STATE MODEL` (without --router)")
-        args.state, args.model = args.router, str(args.state)
-        args.router = None
-    elif args.model is None:
-        raise InputError("usage: uniroute onboard STATE MODEL --validation FILE (the state comes first)")
-    args.state = Path(args.state)
 
 
 def _command_line(args: argparse.Namespace, **changes: Any) -> str:
@@ -87,7 +73,6 @@ def _cmd_onboard(args: argparse.Namespace) -> int:
     from .settings import CallSettings, settings_from_config
     from .validation import load_validation
 
-    _state_argument(args)
     params = dict(args.param or [])
     for key in ("temperature", "max_tokens"):
         if getattr(args, key) is not None:
@@ -156,10 +141,7 @@ def _cmd_make_validation(args: argparse.Namespace) -> int:
     if not files:
         raise InputError(f"no data file in {[str(p) for p in args.data]} (split {args.split!r})")
     data = concat([load_dataset(f) for f in files])
-    if args.router is not None:
-        print("uniroute: warning: --router is deprecated; use --state", file=sys.stderr)
-    state = args.state or args.router
-    router = Router.load(state) if state else None
+    router = Router.load(args.state) if args.state else None
     items, report = build_validation(
         data,
         args.grader,
@@ -179,14 +161,13 @@ def _cmd_make_validation(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay_server(args: argparse.Namespace) -> int:
-    from .replay_server import ReplayData, ReplayHTTPServer
+    from .replay_server import ReplayData, ReplayHTTPServer, _address
 
     data = ReplayData.from_paths(args.data)
     server = ReplayHTTPServer(data, args.host, args.port, verbose=args.verbose)
-    host, port = server.server_address[:2]
     print(
         f"replaying {data.n_prompts} recorded prompts of {len(data.models)} models on "
-        f"http://{host}:{port}/v1 (Ctrl-C stops)\nmodels: {', '.join(data.models)}",
+        f"http://{_address(server)}/v1 (Ctrl-C stops)\nmodels: {', '.join(data.models)}",
         flush=True,
     )
     try:
@@ -200,20 +181,15 @@ def _cmd_replay_server(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the onboarding subcommands to the ``uniroute`` parser."""
-    from .graders import GRADERS
-
     p = subparsers.add_parser(
         "onboard",
         help="run a new model on a validation set through LiteLLM and add its Ψ to a router",
         description="Call MODEL on every validation prompt, grade the answers and write the model's "
         "per-cluster error into the router state. Nothing is refitted.",
     )
-    p.add_argument("state", metavar="STATE", help="router state to update")
-    p.add_argument(
-        "model", metavar="MODEL", nargs="?", help="LiteLLM model string, or a deployment name with --config"
-    )
+    p.add_argument("state", metavar="STATE", type=Path, help="router state to update")
+    p.add_argument("model", metavar="MODEL", help="LiteLLM model string, or a deployment name with --config")
     p.add_argument("--validation", type=Path, required=True, help="validation set (JSONL)")
-    p.add_argument("--router", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--name", help="the model's name in the router (default: MODEL)")
     p.add_argument("--cost", type=float, help="$ per request (default: LiteLLM's prices of the calls)")
     p.add_argument(
@@ -248,10 +224,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--out", type=Path, required=True, help="validation JSONL to write")
     m.add_argument("--split", help="only files whose name contains this, e.g. test")
     m.add_argument("--state", type=Path, help="router state whose clusters to sample from")
-    m.add_argument("--router", type=Path, help=argparse.SUPPRESS)
     m.add_argument("--per-cluster", type=int, help="prompts per cluster (needs --state)")
     m.add_argument("--task", action="append", help="keep only this task tag (repeat)")
-    m.add_argument("--grader", default="multiple_choice", choices=sorted(GRADERS))
+    add_registry_option(
+        m, "--grader", registry="uniroute.onboarding.graders:GRADERS", default="multiple_choice"
+    )
     m.add_argument("--grader-option", action="append", type=_option, metavar="KEY=VALUE")
     m.add_argument("--exclude-model", action="append", help="model whose answers must not make references")
     m.add_argument("--seed", type=int, default=0)

@@ -5,7 +5,7 @@
 * 429, 408, 409, 5xx, timeouts and connection errors are retried with exponential
   backoff and jitter (``Retry-After`` honoured, capped);
 * other 4xx fail the prompt at once: ``(None, "<status> <error>")``;
-* 401/403 raise :class:`FatalCallError`: no other prompt will escape them.
+* 401/403 raise :class:`_FatalCallError`: no other prompt will escape them.
 
 Bounding the number of calls in flight is the caller's job (a semaphore).
 """
@@ -17,17 +17,22 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._optional import require
+from ..exceptions import OnboardingError
 from .settings import CallSettings
 
 
-class FatalCallError(Exception):
-    """An error no other prompt will escape (bad key, no permission, a dead endpoint)."""
+class _FatalCallError(OnboardingError):
+    """An error no other prompt will escape (bad key, no permission, a dead endpoint).
+
+    Internal: the runner turns it into an :class:`~uniroute.OnboardingError` that
+    says the state is unchanged and where the answers so far are cached.
+    """
 
 
 def classify(exc: BaseException) -> str:
     """``"fatal"``, ``"retry"`` or ``"fail"`` for an exception raised by a LiteLLM call."""
-    import litellm
-
+    litellm = require("litellm", "litellm")
     if isinstance(exc, (litellm.AuthenticationError, litellm.PermissionDeniedError)):
         return "fatal"
     retryable = (
@@ -50,8 +55,12 @@ def retry_after(exc: BaseException) -> float | None:
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None) or getattr(exc, "headers", None) or {}
     try:
-        return float(headers.get("retry-after"))
-    except (TypeError, ValueError, AttributeError):
+        value = headers.get("retry-after")
+    except AttributeError:
+        return None
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
         return None
 
 
@@ -80,11 +89,10 @@ async def complete(settings: CallSettings, messages: Sequence[Mapping[str, Any]]
 
     Raises
     ------
-    FatalCallError
+    _FatalCallError
         401/403: the key or the permissions are wrong.
     """
-    import litellm
-
+    litellm = require("litellm", "litellm")
     s = settings
     attempt = 0
     while True:
@@ -99,7 +107,7 @@ async def complete(settings: CallSettings, messages: Sequence[Mapping[str, Any]]
         except Exception as exc:
             kind = classify(exc)
             if kind == "fatal":
-                raise FatalCallError(f"{error_name(exc)}: {exc}") from exc
+                raise _FatalCallError(f"{error_name(exc)}: {exc}") from exc
             if kind == "fail" or attempt == s.max_retries:
                 return None, error_name(exc) + ("" if kind == "fail" else f" after {attempt + 1} attempts")
             delay = min(s.backoff_max, s.backoff * 2**attempt) * (0.5 + random.random() / 2)

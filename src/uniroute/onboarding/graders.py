@@ -40,6 +40,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .._optional import require
 from ..engine.text import routing_text
 from ..exceptions import GradingError, InputError
 
@@ -266,9 +267,11 @@ class NumericGrader(ExtractingGrader):
         return parse_number(str(reference))
 
     def matches(self, answer: Hashable, reference: Any) -> bool:
+        if not isinstance(answer, float):  # extract() returns floats; anything else matches nothing
+            return False
         references = reference if isinstance(reference, list) else [reference]
         return any(
-            ref is not None and math.isclose(float(answer), ref, rel_tol=self.rel_tol, abs_tol=self.abs_tol)  # type: ignore[arg-type]
+            ref is not None and math.isclose(answer, ref, rel_tol=self.rel_tol, abs_tol=self.abs_tol)
             for ref in map(self.canonical, references)
         )
 
@@ -380,8 +383,7 @@ class LLMJudgeGrader(Grader):
         self.litellm_params = litellm_params
 
     def grade(self, response: str, item: ValidationItem) -> float:
-        import litellm
-
+        litellm = require("litellm", "litellm")
         reference = item.reference
         if reference is None:
             reference = "(none given)"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._optional import require
 from .cache import ResponseCache, cache_file
 from .settings import CallSettings, HasMessages
 
@@ -15,8 +16,7 @@ DEFAULT_OUTPUT_TOKENS = 256
 
 def litellm_price(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
     """$ LiteLLM's price list gives for a call, or None if it does not know the model."""
-    import litellm
-
+    litellm = require("litellm", "litellm")
     try:
         prompt_cost, completion_cost = litellm.cost_per_token(
             model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
@@ -30,8 +30,7 @@ def call_cost(response: Any, model: str, fixed: float | None = None) -> float | 
     """$ of one call: ``fixed`` if given, else LiteLLM's price of the response or of its usage."""
     if fixed is not None:
         return fixed
-    import litellm
-
+    litellm = require("litellm", "litellm")
     try:
         return float(litellm.completion_cost(completion_response=response))
     except Exception:
@@ -70,8 +69,7 @@ def estimate(
     output_tokens: int = DEFAULT_OUTPUT_TOKENS,
 ) -> Estimate:
     """Count the tokens and $ of the calls a run would make (cached answers are free)."""
-    import litellm
-
+    litellm = require("litellm", "litellm")
     cached, _ = ResponseCache.read(cache_file(settings.model, cache_dir))
     todo = [item for item in items if settings.cache_key(item) not in cached]
     per_call_out = int(settings.params.get("max_tokens") or output_tokens)

@@ -28,13 +28,13 @@ from typing import Any
 
 from ..datasets import RoutingDataset, load_dataset
 from ..engine.embedders import text_key
-from ..exceptions import InputError
+from ..exceptions import InputError, UniRouteError
 
 _DATA_SUFFIXES = (".csv",)
 
 
-class ReplayError(Exception):
-    """An HTTP error answer: status, OpenAI error code and message."""
+class _ReplayError(UniRouteError):
+    """An HTTP error answer: status, OpenAI error code and message (never leaves the server)."""
 
     def __init__(self, status: int, code: str, message: str):
         super().__init__(message)
@@ -50,11 +50,11 @@ def prompt_key(text: str) -> str:
 
 def _message_text(messages: Any) -> str:
     if not isinstance(messages, list) or not messages:
-        raise ReplayError(400, "invalid_request", "'messages' must be a non-empty list")
+        raise _ReplayError(400, "invalid_request", "'messages' must be a non-empty list")
     parts = []
     for message in messages:
         if not isinstance(message, dict):
-            raise ReplayError(
+            raise _ReplayError(
                 400, "invalid_request", "each message must be an object with 'role' and 'content'"
             )
         content = message.get("content")
@@ -85,8 +85,9 @@ class ReplayData:
                     continue
                 key = prompt_key(prompt)
                 for model, answers in data.responses.items():
-                    if answers[i] is not None:
-                        self.responses.setdefault(model, {}).setdefault(key, answers[i])  # type: ignore[arg-type]
+                    answer = answers[i]
+                    if answer is not None:
+                        self.responses.setdefault(model, {}).setdefault(key, answer)
             self.n_prompts += len(data.prompts)
 
     @classmethod
@@ -111,7 +112,7 @@ class ReplayData:
     def answer(self, model: Any, messages: Any) -> str:
         """The recorded answer of ``model`` to the prompt in ``messages``."""
         if not isinstance(model, str) or model not in self.responses:
-            raise ReplayError(
+            raise _ReplayError(
                 404,
                 "model_not_found",
                 f"model {model!r} has no recorded answers; known models: {self.models}",
@@ -119,7 +120,7 @@ class ReplayData:
         text = _message_text(messages)
         found = self.responses[model].get(prompt_key(text))
         if found is None:
-            raise ReplayError(
+            raise _ReplayError(
                 404,
                 "prompt_not_found",
                 f"no recorded answer of {model!r} for this prompt (starts {text[:60]!r}); the replay "
@@ -177,7 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _send_error(self, error: ReplayError) -> None:
+    def _send_error(self, error: _ReplayError) -> None:
         kind = "invalid_request_error" if error.status < 500 else "server_error"
         self._send_json(error.status, {"error": {"message": error.message, "type": kind, "code": error.code}})
 
@@ -193,25 +194,25 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/health":
             self._send_json(200, {"status": "ok"})
         else:
-            self._send_error(ReplayError(404, "not_found", f"no endpoint GET {self.path}"))
+            self._send_error(_ReplayError(404, "not_found", f"no endpoint GET {self.path}"))
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
         if self._path() != "/chat/completions":
             self._send_error(
-                ReplayError(404, "not_found", f"no endpoint POST {self.path}; use /v1/chat/completions")
+                _ReplayError(404, "not_found", f"no endpoint POST {self.path}; use /v1/chat/completions")
             )
             return
         try:
             try:
                 body = json.loads(raw)
             except ValueError as exc:
-                raise ReplayError(400, "invalid_json", f"request body is not JSON: {exc}") from exc
+                raise _ReplayError(400, "invalid_json", f"request body is not JSON: {exc}") from exc
             if not isinstance(body, dict):
-                raise ReplayError(400, "invalid_request", "request body must be a JSON object")
+                raise _ReplayError(400, "invalid_request", "request body must be a JSON object")
             answer = self.server.data.answer(body.get("model"), body.get("messages"))
-        except ReplayError as error:
+        except _ReplayError as error:
             self._send_error(error)
             return
         completion = _completion(body["model"], answer, len(_message_text(body["messages"])))
@@ -227,6 +228,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
         self.wfile.write(b"data: [DONE]\n\n")
         self.close_connection = True
+
+
+def _address(server: ThreadingHTTPServer) -> str:
+    """``host:port`` the server is bound to."""
+    host, port = server.server_address[:2]
+    return f"{host.decode() if isinstance(host, bytes) else host}:{port}"
 
 
 class ReplayHTTPServer(ThreadingHTTPServer):
@@ -256,8 +263,7 @@ class ReplayServer:
     @property
     def url(self) -> str:
         """Base URL for OpenAI clients (ends in ``/v1``)."""
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://{_address(self.httpd)}/v1"
 
     def start(self) -> ReplayServer:
         self._thread.start()

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..exceptions import InputError, OnboardingError
 from .cache import ResponseCache, cache_file
-from .client import FatalCallError, complete, response_text
+from .client import _FatalCallError, complete, response_text
 from .graders import GraderSet
 from .pricing import call_cost, litellm_price
 from .report import psi_table, summary
@@ -125,7 +125,7 @@ class _Run:
         self.bar.set_postfix(acc=accuracy, spent=f"${self.spent:.4f}", failed=self.failed, refresh=False)
         self.bar.update(1)
         if self.streak >= self.settings.max_consecutive_failures:
-            raise FatalCallError(f"{self.streak} prompts failed in a row, the last with {outcome.error}")
+            raise _FatalCallError(f"{self.streak} prompts failed in a row, the last with {outcome.error}")
 
     async def run(self) -> list[Outcome]:
         """Grade cached answers, call the model for the rest; outcomes in item order."""
@@ -293,7 +293,7 @@ async def aonboard(
         run = _Run(items, settings, cache, cost, bar)
         try:
             outcomes = await run.run()
-        except FatalCallError as exc:
+        except _FatalCallError as exc:
             raise OnboardingError(
                 f"stopped: {exc}. The router state is unchanged; answers so far are cached in {path}"
             ) from exc

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from .._optional import require
 from ..exceptions import InputError
 
 
@@ -108,8 +109,7 @@ def settings_from_config(path: str | Path, model_name: str, **overrides: Any) ->
 
     ``overrides`` set :class:`CallSettings` fields; ``None`` values are ignored.
     """
-    import yaml
-
+    yaml = require("yaml", "litellm")
     path = Path(path)
     try:
         config = yaml.safe_load(path.read_text())

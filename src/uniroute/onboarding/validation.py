@@ -75,7 +75,7 @@ def _parse_item(record: Any, number: int) -> ValidationItem:
         raise ValueError("not a JSON object")
     if ("prompt" in record) == ("messages" in record):
         raise ValueError("needs exactly one of 'prompt' (a string) or 'messages' (a list)")
-    prompt = record.get("prompt", record.get("messages"))
+    prompt: Any = record.get("prompt", record.get("messages"))
     if "prompt" in record and not isinstance(prompt, str):
         raise ValueError("'prompt' must be a string")
     if "messages" in record and not (
