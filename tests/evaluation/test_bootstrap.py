@@ -85,8 +85,11 @@ def test_qnc_warning_names_the_rule_and_the_interval() -> None:
         "oracle": metrics.prompt_paths(1.0 - quality, cost, quality, cost),
     }
     out = bootstrap.paired_bootstrap(paths, quality, cost, "r", n_resamples=1000)
-    messages = bootstrap.qnc_warnings(out)
-    assert any("'r'" in m and "6 test prompts" in m for m in messages)
+    (message,) = bootstrap.qnc_warnings(out)
+    ci = out["routers"]["r"]["qnc_ci"]
+    assert ci[1] - ci[0] > 0.5
+    assert message.startswith("test split too small for QNC: with 6 test prompts")
+    assert f"r (interval [{ci[0]:.2f}, {ci[1]:.2f}])" in message
     # a split of 4,000 prompts that separates cleanly gives no warning
     big_q = np.tile(quality, (700, 1))
     big_c = np.tile(cost, (700, 1))

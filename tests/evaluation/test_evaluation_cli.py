@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from uniroute.cli import main
 
@@ -32,13 +33,31 @@ def _write(path, data) -> None:
             handle.write(json.dumps(record) + "\n")
 
 
-def test_eval_writes_results_plots_and_summary(tmp_path, make_data) -> None:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    _write(data_dir / "train.jsonl", make_data(30, 0, 5))
-    _write(data_dir / "test.jsonl", make_data(12, 1, 5))
-    out = tmp_path / "out"
-    code = main(
+def _hand_test_set(path) -> None:
+    """Four noiseless test prompts: m0/m2 right on math, m1/m3 on poetry, m4 on both (see the test)."""
+    prompts = [
+        ("Arithmetic question: compute 12 plus 30 and answer with the number only.", "math"),
+        ("Arithmetic question: compute 7 plus 45 and answer with the number only.", "math"),
+        ("Poetry request: write a short poem about rivers, with vivid imagery.", "poetry"),
+        ("Poetry request: write a short poem about lanterns, with vivid imagery.", "poetry"),
+    ]
+    costs = {"m0": 0.001, "m1": 0.002, "m2": 0.003, "m3": 0.004, "m4": 0.01}
+    with path.open("w") as handle:
+        for prompt, task in prompts:
+            right = {
+                "m0": task == "math",
+                "m1": task == "poetry",
+                "m2": task == "math",
+                "m3": task == "poetry",
+            }
+            scores = {m: float(right.get(m, True)) for m in costs}
+            handle.write(
+                json.dumps({"prompt": prompt, "task": task, "scores": scores, "costs": costs}) + "\n"
+            )
+
+
+def _eval(data_dir, out, tmp_path, *extra: str) -> int:
+    return main(
         [
             "eval",
             "--data",
@@ -52,17 +71,57 @@ def test_eval_writes_results_plots_and_summary(tmp_path, make_data) -> None:
             "--cache-dir",
             str(tmp_path / "cache"),
             "--no-progress",
+            *extra,
         ]
     )
-    assert code == 0
+
+
+def test_eval_values_on_a_hand_computed_test_set(tmp_path, make_data, capsys) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    _write(data_dir / "train.jsonl", make_data(30, 0, 5))
+    _hand_test_set(data_dir / "test.jsonl")
+    out = tmp_path / "out"
+    assert _eval(data_dir, out, tmp_path, "--bootstrap", "1000") == 0
     results = json.loads((out / "results.json").read_text())
-    assert set(results["routers"]) == NAMES
-    for row in results["routers"].values():
-        for key in ("area", "area_50", "qnc", "quality_lambda0", "cost_lambda0", "v_b_lambda0"):
-            assert key in row
-    assert np.isfinite(results["routers"]["oracle"]["area"])
+    r = results["routers"]
+    assert set(r) == NAMES
+    # pool: mean quality 0.5, 0.5, 0.5, 0.5, 1.0; mean $ .001 .002 .003 .004 .01 (x = $ / .01)
+    assert results["models"]["m4"] == {"quality": 1.0, "cost": 0.01}
+    # oracle: math -> m0, poetry -> m1 (cheapest right): quality 1 at x = 0.15; then poetry -> m0: (0.1, 0.5).
+    # area: 0.5 * 0.1 + (0.5 + 1) / 2 * 0.05 + 1 * 0.85; QNC: 0.0015 / 0.01
+    assert r["oracle"]["area"] == pytest.approx(0.05 + 0.0375 + 0.85)
+    assert r["oracle"]["qnc"] == pytest.approx(0.15)
+    assert r["oracle"]["quality_lambda0"] == 1.0 and r["oracle"]["cost_lambda0"] == pytest.approx(0.0015)
+    # random: quality 0.6 at x = 0.4, chord from the cheapest model (0.1, 0.5); never reaches quality 1
+    assert r["random"]["area"] == pytest.approx(0.05 + 0.3 * 0.55 + 0.6 * 0.6)
+    assert r["random"]["qnc"] is None
+    assert r["random"]["e_p_lambda0"] == pytest.approx(np.log2(5))
+    assert r["random"]["share_entropy_lambda0"] == pytest.approx(np.log(5))
+    # best-single: m4 (right on both topics in training): (1, 1); chord from (0.1, 0.5)
+    assert r["best-single"]["area"] == pytest.approx(0.05 + 0.9 * 0.75)
+    assert r["best-single"]["qnc"] == pytest.approx(1.0) and r["best-single"]["v_b_lambda0"] == 1.0
+    for name in ("oracle", "knn", "uniroute-kmeans", "best-single"):
+        assert r[name]["e_p_lambda0"] == 0.0  # one model per prompt
+    # K-NN's k: chosen by CV on the 60 training prompts from the documented grid, log kept
+    knn = results["router_info"]["knn"]
+    assert knn["cv"]["grid"] == [10, 25, 50, 100, 200] and knn["k"] == knn["cv"]["chosen"]
+    assert knn["cv"]["mean"][str(knn["k"])] == max(knn["cv"]["mean"].values())
+    assert all(len(v) == 5 for v in knn["cv"]["per_fold"].values())
+    # paired bootstrap: the primary router against every other one; differences match the point values
+    boot = results["bootstrap"]
+    assert boot["primary"] == "uniroute-kmeans" and boot["n_resamples"] == 1000 and boot["n_prompts"] == 4
+    vs_oracle = boot["vs"]["oracle"]
+    assert vs_oracle["area_diff"] == pytest.approx(r["uniroute-kmeans"]["area"] - r["oracle"]["area"])
+    lo, hi = vs_oracle["area_diff_ci"]
+    assert lo <= vs_oracle["area_diff"] <= hi <= 1e-12  # the oracle is never behind
+    # four test prompts cannot pin QNC down: the run says so, in results and on stderr
+    assert any("test split too small for QNC" in w for w in results["warnings"])
+    assert "test split too small for QNC" in capsys.readouterr().err
+    summary = (out / "summary.md").read_text()
+    assert "| uniroute-kmeans |" in summary and "## Paired bootstrap" in summary
+    assert f"`knn`: k = {knn['k']} by 5-fold CV" in summary
     assert (out / "deferral.png").stat().st_size > 0 and (out / "scaling.png").stat().st_size > 0
-    assert "| uniroute-kmeans |" in (out / "summary.md").read_text()
 
 
 def test_eval_unseen_and_bad_input(tmp_path, capsys, make_data) -> None:

@@ -8,8 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
-from uniroute.datasets import LOADERS, load_dataset
-from uniroute.evaluation.loaders import load_eval_data
+from uniroute.datasets import FORMATS, load_dataset, load_pair
 from uniroute.exceptions import InputError
 
 
@@ -82,18 +81,18 @@ def test_routereval_needs_allow_pickle(tmp_path) -> None:
     data = load_dataset(path, allow_pickle=True)
     assert data.models == ("a", "b", "c")
     assert data.ids == ["train/0", "train/1", "val/0", "test/0", "test/1"]
-    train, test = load_eval_data(path, allow_pickle=True)
+    train, test = load_pair(path, allow_pickle=True)
     assert len(train) == 3 and len(test) == 2
     assert test.prompts == ["test q0", "test q1"]
 
 
 def test_registry_names() -> None:
-    assert {"routerbench", "jsonl", "npz", "embedllm", "routereval"} <= set(LOADERS)
+    assert {"routerbench", "jsonl", "npz", "embedllm", "routereval"} <= set(FORMATS)
 
 
 def test_single_file_is_split_by_task(tmp_path) -> None:
     path = tmp_path / "data.npz"
     np.savez(path, scores=np.ones((20, 2)), models=np.array(["a", "b"]), benchmark=np.array(["x", "y"] * 10))
-    train, test = load_eval_data(path)
+    train, test = load_pair(path)
     assert len(train) == 16 and len(test) == 4
     assert sorted(test.tasks) == ["x", "x", "y", "y"]

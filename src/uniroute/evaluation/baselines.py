@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..datasets import RoutingDataset
-from ..engine.cluster_maps import KMeansClusterMap, LearnedClusterMap
+from ..engine.cluster_maps import CLUSTER_MAPS, ClusterMap, KMeansClusterMap, LearnedClusterMap
 from ..engine.profiles import DEFAULT_PRIOR_STRENGTH, profile_from_scores
 from ..engine.router import Router
 from ..engine.text import routing_text
@@ -67,6 +67,8 @@ class Routing:
 
     ``errors`` (n, m) and ``costs`` (m,) for routers that trade quality for cost
     through λ; or ``choices`` (n, m) selection probabilities for fixed routers.
+    Routers evaluated from outside (:mod:`.custom`) give ``lambda_choices``
+    (L, n), the model index chosen per prompt at each of ``lambdas`` (L,).
     ``info`` holds what the router chose about itself (K-NN's k and its CV log),
     kept in results.json under ``router_info``.
     """
@@ -74,6 +76,8 @@ class Routing:
     errors: np.ndarray | None = None
     costs: np.ndarray | None = None
     choices: np.ndarray | None = None
+    lambdas: np.ndarray | None = None
+    lambda_choices: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -124,16 +128,14 @@ def _require(X: np.ndarray | None, name: str) -> np.ndarray:
 class UniRouteRouter:
     """UniRoute through the engine: fit Φ on training prompts, profile the pool on validation."""
 
-    cluster_map: Callable[[], KMeansClusterMap | LearnedClusterMap]
+    cluster_map: Callable[[], ClusterMap]
     prior_strength: float = DEFAULT_PRIOR_STRENGTH
     needs_text: bool = True
 
     def route(self, split: Split) -> Routing:
         X_train = _require(split.X_train, "uniroute")
-        cmap = self.cluster_map()
-        router = Router("hashing", cmap, prior_strength=self.prior_strength)
-        labels = split.train.scores if isinstance(cmap, LearnedClusterMap) else None
-        router.fit_embeddings(X_train, labels)
+        router = Router("hashing", self.cluster_map(), prior_strength=self.prior_strength)
+        router.fit_embeddings(X_train, split.train.scores)  # maps that learn from no labels ignore them
         valid = split.valid.select_models(split.pool)
         costs = split.valid_costs()
         router.add_models(
@@ -377,7 +379,30 @@ ROUTERS: dict[str, Callable[..., BaselineRouter]] = {
         _request_types, _all_request_types, prior_strength, needs_text=True
     ),
 }
-"""Router names (as in ``results.json``) to factories."""
+"""Router names (as in ``results.json``) to factories; ``uniroute-<map>`` also works for any
+registered cluster map (:func:`router_factory`)."""
+
+_MAP_ROUTERS = {"learned": "uniroute-learnedmap"}
+
+
+def map_router_name(cluster_map: str) -> str:
+    """The router name under which uniroute with a registered cluster map is evaluated."""
+    return _MAP_ROUTERS.get(cluster_map, f"uniroute-{cluster_map}")
+
+
+def router_factory(name: str) -> Callable[..., BaselineRouter]:
+    """The factory of a router name: :data:`ROUTERS`, or ``uniroute-<map>`` for a map in ``CLUSTER_MAPS``."""
+    if name in ROUTERS:
+        return ROUTERS[name]
+    kind = name.removeprefix("uniroute-")
+    if name.startswith("uniroute-") and kind in CLUSTER_MAPS:
+        cls = CLUSTER_MAPS[kind]
+        return lambda prior_strength=DEFAULT_PRIOR_STRENGTH, **kw: UniRouteRouter(
+            lambda: cls(**kw), prior_strength
+        )
+    choices = sorted(ROUTERS) + [map_router_name(m) for m in sorted(CLUSTER_MAPS)]
+    raise InputError(f"unknown router {name!r}; choose from {sorted(set(choices))}")
+
 
 DEFAULT_ROUTERS: tuple[str, ...] = (
     "uniroute-kmeans",

@@ -146,23 +146,26 @@ def paired_bootstrap(
 
 
 def qnc_warnings(bootstrap: Mapping[str, Any], max_width: float = QNC_MAX_WIDTH) -> list[str]:
-    """Say which routers' QNC the test split is too small to pin down (see :data:`QNC_MAX_WIDTH`)."""
-    out = []
-    n = bootstrap["n_prompts"]
+    """One message naming the routers whose QNC this test split is too small to pin down, or none.
+
+    Too small means, for a router: its QNC's bootstrap interval is wider than
+    ``max_width`` (:data:`QNC_MAX_WIDTH`, half the best model's cost), or it reaches
+    the best model's quality in some resamples but not in others (between 2.5% and
+    97.5% of them at 95% confidence), so whether it reaches it at all is unsettled.
+    """
     tail = (1.0 - bootstrap["confidence"]) / 2.0
+    noisy = []
     for name, row in bootstrap["routers"].items():
         reached, ci = row["qnc_reached"], row["qnc_ci"]
         if tail < reached < 1.0 - tail:
-            out.append(
-                f"test split too small for QNC of {name!r}: with {n} test prompts it reaches the best "
-                f"model's quality in only {reached:.0%} of bootstrap resamples, so whether it does at all "
-                "is not settled; use a larger test split before reading its QNC"
-            )
+            noisy.append(f"{name} (reaches the best model's quality in {reached:.0%} of resamples)")
         elif reached >= 1.0 - tail and ci is not None and np.isfinite(ci[1]) and ci[1] - ci[0] > max_width:
-            out.append(
-                f"test split too small for QNC of {name!r}: with {n} test prompts its "
-                f"{bootstrap['confidence']:.0%} bootstrap interval is [{ci[0]:.2f}, {ci[1]:.2f}], wider "
-                f"than {max_width} (half the best model's cost); use a larger test split before reading "
-                "its QNC"
-            )
-    return out
+            noisy.append(f"{name} (interval [{ci[0]:.2f}, {ci[1]:.2f}])")
+    if not noisy:
+        return []
+    return [
+        f"test split too small for QNC: with {bootstrap['n_prompts']} test prompts, the "
+        f"{bootstrap['confidence']:.0%} bootstrap interval of QNC is wider than {max_width} (half the best "
+        f"model's cost) or it is unsettled whether QNC is reached, for: {'; '.join(noisy)}. Read those QNC "
+        "values as noise, or evaluate on a larger test split"
+    ]

@@ -1,14 +1,41 @@
-"""``uniroute eval``: score routers on routing data and write results.json, plots and summary.md."""
+"""``uniroute eval``: score routers on routing data and write results.json, plots and summary.md.
+
+Importing this module (and :func:`register`) reads no numerical library: the
+``--embedder`` and ``--map`` choices are looked up from their registries only
+when ``uniroute eval`` itself parses or prints its help.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..datasets import FORMATS
+
 DEFAULT_CACHE = "embeddings"
+DEFAULT_MAPS = ("kmeans", "learned")
+
+
+class _RegistryChoices:
+    """argparse ``choices`` read from a registry on first use (keeps ``uniroute --help`` fast)."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self._module, self._name = module, name
+
+    def _keys(self) -> list[str]:
+        return sorted(getattr(importlib.import_module(self._module), self._name))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._keys()
 
 
 def register(subparsers: Any) -> None:
@@ -16,26 +43,52 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "eval",
         help="evaluate uniroute and baselines on routing data",
-        description="Route held-out prompts with uniroute and baseline routers; write DIR/results.json, "
-        "PNG plots and summary.md.",
+        description="Route held-out prompts with uniroute, baseline routers and optionally your own; write "
+        "DIR/results.json (with paired-bootstrap intervals), PNG plots and summary.md.",
     )
     parser.add_argument("--data", required=True, help="a file, or a directory of *train* and *test* files")
     parser.add_argument(
-        "--format", default=None, help="routerbench, jsonl, npz, embedllm or routereval (default: guess)"
+        "--format", choices=sorted(FORMATS), default=None, help="file format (default: guess)"
     )
     parser.add_argument("--protocol", choices=("static", "unseen"), default="static")
     parser.add_argument("--trials", type=int, default=20, help="random trials of the unseen-LLM protocol")
     parser.add_argument(
-        "--embedder", default="static", help="embedder registry name (static, minilm, hashing, ...)"
+        "--embedder",
+        default="static",
+        choices=_RegistryChoices("uniroute.engine.embedders", "EMBEDDERS"),
+        metavar="NAME",  # a metavar keeps argparse from reading the registry when the option is added
+        help="prompt embedder: %(choices)s (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--map",
+        action="append",
+        dest="maps",
+        choices=_RegistryChoices("uniroute.engine.cluster_maps", "CLUSTER_MAPS"),
+        metavar="MAP",
+        help="cluster map evaluated as uniroute-<map>: %(choices)s (repeatable; default: kmeans and learned)",
+    )
+    parser.add_argument(
+        "--router",
+        dest="user_router",
+        metavar="MODULE:FACTORY",
+        default=None,
+        help="also evaluate your own router (see uniroute.evaluation.custom); it becomes the primary "
+        "router of the bootstrap",
     )
     parser.add_argument(
         "--reference", default=None, help="model V_R compares with (default: the most expensive)"
     )
     parser.add_argument("--pools", type=int, default=20, help="random candidate pools per size (RouterEval)")
+    parser.add_argument(
+        "--bootstrap", type=int, default=1000, help="paired-bootstrap resamples of the test prompts (0: none)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", default=None, help="embedding cache (default: the uniroute cache dir)")
     parser.add_argument(
         "--allow-pickle", action="store_true", help="allow loading pickles (runs code: trusted files only)"
+    )
+    parser.add_argument(
+        "--skip-invalid", action="store_true", help="drop malformed rows of the data files instead of failing"
     )
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--out", required=True, help="output directory")
@@ -53,33 +106,69 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _load_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if args.allow_pickle:
+        options["allow_pickle"] = True
+    if args.skip_invalid:
+        options["skip_invalid"] = True
+    return options
+
+
+def _routers(args: argparse.Namespace, has_text: bool) -> tuple[str, ...]:
+    from .baselines import DEFAULT_ROUTERS, map_router_name
+
+    maps = [map_router_name(m) for m in (args.maps or DEFAULT_MAPS)]
+    others = [r for r in DEFAULT_ROUTERS if not r.startswith("uniroute-")]
+    return (*dict.fromkeys(maps), *others, *(() if has_text else ("uniroute-tasks",)))
+
+
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Run the chosen protocol (and RouterEval's pool study) and return results.json's content."""
+    from ..datasets import has_own_split, load_dataset, load_pair, split_by_task
+    from ..datasets._dataset import shared_prompts
     from ..engine.embedders import cache_dir
-    from .baselines import DEFAULT_ROUTERS
-    from .loaders import load_eval_data
-    from .protocols import check_pair, embed_datasets, run_pool_sizes, run_static, run_unseen
+    from .custom import UserRouter, load_factory
+    from .protocols import check_data, check_pair, embed_datasets, run_pool_sizes, run_static, run_unseen
 
     progress = False if args.no_progress else None
-    train, test = check_pair(
-        *load_eval_data(args.data, args.format, args.allow_pickle, random_state=args.seed)
-    )
+    options = _load_options(args)
     cache = Path(args.cache_dir) if args.cache_dir else cache_dir() / DEFAULT_CACHE
+    extra = {}
+    if args.user_router:
+        extra[args.user_router] = UserRouter(load_factory(args.user_router), args.user_router)
+    whole = None
+    if args.protocol == "unseen" and Path(args.data).is_file():
+        whole = load_dataset(args.data, args.format, **options)
+        if has_own_split(whole):
+            whole = None
+    if whole is not None:  # one file, unseen protocol: every trial holds out its own test prompts
+        check_data(whole)
+        train, test = check_pair(*split_by_task(whole, random_state=args.seed))  # for the pool study
+    else:
+        train, test = check_pair(*load_pair(args.data, args.format, random_state=args.seed, **options))
     embeddings = embed_datasets([train, test], args.embedder, cache, progress)
-    routers = DEFAULT_ROUTERS if embeddings is not None else (*DEFAULT_ROUTERS, "uniroute-tasks")
+    routers = _routers(args, embeddings is not None)
+    primary = args.user_router or routers[0]
+    common = dict(routers=routers, progress=progress, extra_routers=extra, primary=primary)
     if args.protocol == "static":
         result = run_static(
-            train, test, routers=routers, reference=args.reference, embeddings=embeddings, progress=progress
-        )
-    else:
-        result = run_unseen(
             train,
             test,
-            routers=routers,
-            trials=args.trials,
+            reference=args.reference,
+            bootstrap=args.bootstrap,
             random_state=args.seed,
             embeddings=embeddings,
-            progress=progress,
+            **common,
+        )
+    elif whole is not None:
+        result = run_unseen(
+            whole, None, args.embedder, trials=args.trials, random_state=args.seed, cache_dir=cache, **common
+        )
+        result.update(n_prompts=len(whole))
+    else:
+        result = run_unseen(
+            train, test, trials=args.trials, random_state=args.seed, embeddings=embeddings, **common
         )
         result.update(n_train=len(train), n_test=len(test))
     pools = run_pool_sizes(
@@ -91,11 +180,19 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         embeddings=embeddings,
         progress=progress,
     )
+    overlap = shared_prompts(train, test)
+    if overlap:
+        result.setdefault("warnings", []).append(
+            f"{overlap} test prompt(s) also appear in the training data; their results flatter every router "
+            "that learns from text"
+        )
     result.update(
         data=str(args.data),
         format=args.format,
         embedder=args.embedder,
         has_text=embeddings is not None,
+        primary=primary,
+        test_prompts_in_train=overlap,
         pool_sizes=pools,
         scaling=pools["scaling"],
     )
@@ -111,9 +208,17 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     results = evaluate(args)
+    for message in results.get("warnings", []):
+        print(f"uniroute eval: warning: {message}", file=sys.stderr)
     plots = []
     if results.get("curves"):
-        deferral_plot(results, out / "deferral.png", f"Deferral curves ({results['protocol']} protocol)")
+        shown = (
+            f"trial 1 of {results['trials']}, pool {', '.join(results['pool'])}"
+            if results.get("pool")
+            else ""
+        )
+        title = f"Deferral curves ({results['protocol']} protocol{'; ' + shown if shown else ''})"
+        deferral_plot(results, out / "deferral.png", title)
         plots.append("deferral.png")
     scaling_plot(results["pool_sizes"], out / "scaling.png")
     plots.append("scaling.png")

@@ -419,6 +419,28 @@ def paths_of_choices(choices: np.ndarray, quality: np.ndarray, cost: np.ndarray)
     return PromptPaths.fixed((quality * choices).sum(axis=1), (cost * choices).sum(axis=1))
 
 
+def paths_of_grid(
+    lambdas: np.ndarray, choices: np.ndarray, quality: np.ndarray, cost: np.ndarray
+) -> PromptPaths:
+    """The paths of a router asked at a grid of λ: ``choices`` (L, n) model indices at ``lambdas`` (L,).
+
+    Unlike an argmin router's, these choices need not move monotonically to cheaper models.
+    """
+    lambdas = np.asarray(lambdas, dtype=np.float64)
+    choices = np.asarray(choices, dtype=np.intp)
+    rows = np.arange(choices.shape[1])
+    step, prompts = np.nonzero(choices[1:] != choices[:-1])
+    j_from, j_to = choices[step, prompts], choices[step + 1, prompts]
+    return PromptPaths(
+        start_quality=quality[rows, choices[0]],
+        start_cost=cost[rows, choices[0]],
+        lambdas=lambdas[step + 1],
+        prompts=prompts,
+        d_quality=quality[prompts, j_to] - quality[prompts, j_from],
+        d_cost=cost[prompts, j_to] - cost[prompts, j_from],
+    )
+
+
 def summarize(
     paths: PromptPaths | None,
     choices0: np.ndarray,

@@ -19,26 +19,32 @@ def _pyplot() -> Any:
 
 
 def deferral_plot(result: Mapping[str, Any], path: str | Path, title: str = "Deferral curves") -> Path:
-    """Quality against mean cost (normalised by the most expensive model) for every router."""
+    """Quality against mean cost (normalised by the most expensive model, log scale) for every router.
+
+    Costs of pool models often span two or three orders of magnitude, so the cost
+    axis is logarithmic; the legend sits outside the axes so it never hides a curve.
+    """
     plt = _pyplot()
     top = max(m["cost"] for m in result["models"].values())
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    positive = [c / top for curve in result["curves"].values() for c in curve["costs"] if c > 0]
+    floor = min(positive, default=1e-3) / 2
+    fig, ax = plt.subplots(figsize=(9, 4.8))
     for name, curve in result["curves"].items():
-        xs = [c / top for c in curve["costs"]]
+        xs = [max(c / top, floor) for c in curve["costs"]]
         pairs = sorted(zip(xs, curve["qualities"], strict=True))
         marker = "o" if len(pairs) == 1 else None
         ax.plot(*zip(*pairs, strict=True), _STYLE.get(name, "-"), marker=marker, label=name, linewidth=1.4)
     for model, info in result["models"].items():
-        ax.scatter(info["cost"] / top, info["quality"], s=12, color="grey", zorder=3)
-        ax.annotate(
-            model.split("/")[-1][:18], (info["cost"] / top, info["quality"]), fontsize=6, color="grey"
-        )
-    ax.set_xlabel("mean cost per request / cost of the most expensive model")
+        x = max(info["cost"] / top, floor)
+        ax.scatter(x, info["quality"], s=12, color="grey", zorder=3)
+        ax.annotate(model.split("/")[-1][:18], (x, info["quality"]), fontsize=6, color="grey")
+    ax.set_xscale("log")
+    ax.set_xlabel("mean cost per request / cost of the most expensive model (log scale)")
     ax.set_ylabel("mean quality")
-    ax.set_xlim(0, 1.05)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.set_xlim(right=1.3)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return _save(fig, plt, path)
 
 
@@ -47,7 +53,7 @@ def scaling_plot(result: Mapping[str, Any], path: str | Path, title: str = "Mode
     plt = _pyplot()
     sizes = sorted(int(s) for s in result["scaling"])
     names = list(result["scaling"][str(sizes[0])])
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     for name in names:
         ys = [result["scaling"][str(s)][name]["mu_o"] for s in sizes]
         style = ":" if name.startswith("r_o(") else "-"
@@ -56,7 +62,7 @@ def scaling_plot(result: Mapping[str, Any], path: str | Path, title: str = "Mode
     ax.set_ylabel("μ_o (mean quality at λ = 0)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return _save(fig, plt, path)
 
 
@@ -64,6 +70,6 @@ def _save(fig: Any, plt: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # keeps the legend placed outside the axes
     plt.close(fig)
     return path

@@ -24,13 +24,13 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..datasets import RoutingDataset
+from ..datasets import RoutingDataset, split_by_task
 from ..engine.cache import CachedEmbedder
 from ..engine.embedders import Embedder, get_embedder
 from ..engine.text import routing_text
 from ..exceptions import InputError
 from . import metrics
-from .baselines import DEFAULT_ROUTERS, ROUTERS, BaselineRouter, Routing, Split
+from .baselines import DEFAULT_ROUTERS, BaselineRouter, Routing, Split, router_factory
 from .bootstrap import N_RESAMPLES
 
 R_O_PS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -127,11 +127,8 @@ def embed_datasets(
 def build_routers(
     names: Sequence[str], options: Mapping[str, Mapping[str, Any]] | None = None
 ) -> dict[str, BaselineRouter]:
-    unknown = [n for n in names if n not in ROUTERS]
-    if unknown:
-        raise InputError(f"unknown router(s) {unknown}; choose from {sorted(ROUTERS)}")
     options = options or {}
-    return {n: ROUTERS[n](**dict(options.get(n, {}))) for n in names}
+    return {n: router_factory(n)(**dict(options.get(n, {}))) for n in names}
 
 
 def usable(routers: Mapping[str, BaselineRouter], with_text: bool) -> dict[str, BaselineRouter]:
@@ -146,6 +143,10 @@ def _outcome(routing: Routing, split: Split) -> tuple[metrics.PromptPaths | None
         choices = routing.choices
         paths = None if cost is None else metrics.paths_of_choices(choices, quality, cost)
         return paths, choices
+    if routing.lambda_choices is not None and routing.lambdas is not None:
+        grid = routing.lambda_choices
+        paths = None if cost is None else metrics.paths_of_grid(routing.lambdas, grid, quality, cost)
+        return paths, metrics.one_hot(grid[0], quality.shape[1])
     assert routing.errors is not None and routing.costs is not None
     decision = routing.costs if cost is not None else np.zeros(len(split.pool))
     one_hot = metrics.one_hot(metrics.first_choice(routing.errors, decision), quality.shape[1])
@@ -348,7 +349,7 @@ def run_unseen(
         else:
             rest = order
             test_part, X_te = test, None if embeddings is None else embeddings[1]
-        n_valid = max(2, round(valid_fraction * len(order)))
+        n_valid = max(2, round(valid_fraction * len(rest)))  # of the prompts left after the test part
         valid_idx, train_idx = rest[:n_valid], rest[n_valid:]
         pool = [train.models[j] for j in unseen]
         mask = ~np.isnan(test_part.select_models(pool).scores).any(axis=1)
@@ -364,7 +365,9 @@ def run_unseen(
             if np.isnan(split.valid.scores[:, j]).all():
                 raise InputError(f"model {name!r} has no result on a validation draw; too little data")
         trial = evaluate_split(split, chosen)
-        trial["pool"] = pool
+        trial.update(
+            pool=pool, sizes={"train": len(train_idx), "valid": len(valid_idx), "test": len(split.test)}
+        )
         results.append(trial)
     return {
         "protocol": "unseen",
@@ -372,11 +375,10 @@ def run_unseen(
         "n_unseen_models": n_unseen,
         "routers": _aggregate(results),
         "paired_trials": paired_trials(results, primary or next(iter(chosen))),
-        "per_trial": [
-            {"pool": t["pool"], "routers": t["routers"], "router_info": t["router_info"]} for t in results
-        ],
+        "per_trial": [{k: t[k] for k in ("pool", "sizes", "routers", "router_info")} for t in results],
         "curves": results[0]["curves"],
         "models": results[0]["models"],
+        "curves_shown": {"trial": 1, "pool": results[0]["pool"]},
         "skipped_routers": [n for n in routers if n not in chosen],
     }
 
@@ -505,16 +507,9 @@ def run_pool_sizes(
 def holdout_split(
     data: RoutingDataset, test_fraction: float = 0.2, random_state: int = 0
 ) -> tuple[RoutingDataset, RoutingDataset]:
-    """A random train/test split, stratified by task tag (as RouterEval splits each subtask)."""
-    rng = np.random.default_rng(random_state)
-    tasks = np.asarray(data.tasks)
-    test_idx = []
-    for task in np.unique(tasks):
-        idx = rng.permutation(np.flatnonzero(tasks == task))
-        test_idx.extend(idx[: round(test_fraction * len(idx))].tolist())
-    test_mask = np.zeros(len(data), dtype=bool)
-    test_mask[test_idx] = True
-    return data.rows(np.flatnonzero(~test_mask)), data.rows(np.flatnonzero(test_mask))
+    """Deprecated name of :func:`uniroute.datasets.split_by_task`."""
+    warnings.warn("holdout_split is now uniroute.datasets.split_by_task", DeprecationWarning, stacklevel=2)
+    return split_by_task(data, test_fraction, random_state)
 
 
 __all__ = [

@@ -1,0 +1,106 @@
+"""RouterBench's CSV files."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import io
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..exceptions import InputError
+from ._dataset import RoutingDataset
+from ._lines import UTF8_HINT, settle
+
+_COST_SUFFIX = "|total_cost"
+_RESPONSE_SUFFIX = "|model_response"
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def _literal_text(value: str) -> str:
+    """RouterBench stores text as a Python list literal holding strings."""
+    value = value.strip()
+    if not value.startswith("["):
+        return value
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
+    if isinstance(parsed, (list, tuple)):
+        return "\n".join(str(x) for x in parsed)
+    return str(parsed)
+
+
+def _float_or_nan(value: str | None) -> float:
+    if value is None or value.strip() == "":
+        return float("nan")
+    return float(value)
+
+
+def read_csv_text(path: Path) -> str:
+    """The file's text; bytes that are not UTF-8 become lone surrogates, found per row later."""
+    return path.read_bytes().decode("utf-8-sig", "surrogateescape")
+
+
+def bad_bytes(row: dict[str, str | None]) -> str | None:
+    """Why a CSV row read by :func:`read_csv_text` is not text, or None."""
+    for column, value in row.items():
+        match = _ESCAPED_BYTE.search(value or "")
+        if match:
+            byte = ord(match.group()) - 0xDC00
+            return f"column {column!r} is not valid UTF-8 (byte 0x{byte:02x}; {UTF8_HINT})"
+    return None
+
+
+def load_routerbench(path: str | Path, skip_invalid: bool = False) -> RoutingDataset:
+    """Read a RouterBench CSV file (see :mod:`uniroute.datasets`).
+
+    Rows with bytes that are not UTF-8 or a score or cost that is not a number
+    raise one :class:`~uniroute.InputError` naming their lines; with
+    ``skip_invalid=True`` they are dropped with a warning.
+    """
+    path = Path(path)
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    reader = csv.DictReader(io.StringIO(read_csv_text(path), newline=""))
+    header = reader.fieldnames or []
+    if "prompt" not in header:
+        raise InputError(f"{path}: no 'prompt' column; is this a RouterBench CSV?")
+    models = tuple(c[: -len(_COST_SUFFIX)] for c in header if c.endswith(_COST_SUFFIX))
+    models = tuple(m for m in models if m in header)
+    if not models:
+        raise InputError(f"{path}: no '<model>' and '<model>|total_cost' column pairs found")
+    prompts, tasks, ids, scores, costs, problems = [], [], [], [], [], []
+    responses: dict[str, list[str | None]] = {m: [] for m in models if m + _RESPONSE_SUFFIX in header}
+    first_line = 2
+    for row in reader:
+        line, first_line = first_line, reader.line_num + 1
+        problem = bad_bytes(row)
+        try:
+            row_scores = [_float_or_nan(row[m]) for m in models]
+            row_costs = [_float_or_nan(row[m + _COST_SUFFIX]) for m in models]
+        except (ValueError, TypeError) as exc:
+            problem = problem or f"bad score or cost: {exc}"
+        if problem:
+            problems.append(f"line {line}: {problem}")
+            continue
+        scores.append(row_scores)
+        costs.append(row_costs)
+        prompts.append(_literal_text(row["prompt"]))
+        tasks.append(row.get("eval_name") or "")
+        ids.append(row.get("sample_id") or str(line - 1))
+        for m in responses:
+            raw = row.get(m + _RESPONSE_SUFFIX)
+            responses[m].append(None if raw in (None, "") else _literal_text(raw))
+    settle(path, problems, skip_invalid, "row")
+    return RoutingDataset(
+        models=models,
+        scores=np.array(scores, dtype=np.float64).reshape(len(ids), len(models)),
+        costs=np.array(costs, dtype=np.float64).reshape(len(ids), len(models)),
+        prompts=prompts,
+        tasks=tasks,
+        ids=ids,
+        responses=responses or None,
+    )

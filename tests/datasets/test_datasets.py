@@ -1,0 +1,214 @@
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from uniroute.datasets import load_dataset, load_jsonl, load_routerbench, load_split
+from uniroute.exceptions import InputError
+
+
+def write_routerbench(path, rows):
+    header = [
+        "sample_id",
+        "prompt",
+        "eval_name",
+        "m1",
+        "m1|total_cost",
+        "m1|model_response",
+        "m2",
+        "m2|total_cost",
+    ]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def test_routerbench_csv_parses_list_literals_and_missing_cells(tmp_path):
+    path = tmp_path / "x_train.csv"
+    write_routerbench(
+        path,
+        [
+            ["a.1", "['What is 2+2?\\nAnswer:']", "arc", "1.0", "0.001", "['4']", "0.0", "0.0002"],
+            ["a.2", "['Pick A or B']", "arc", "", "", "", "1.0", "0.0003"],
+        ],
+    )
+    data = load_routerbench(path)
+    assert data.models == ("m1", "m2")
+    assert data.prompts == ["What is 2+2?\nAnswer:", "Pick A or B"]
+    assert np.isnan(data.scores[1, 0]) and data.scores[1, 1] == 1.0
+    assert data.responses == {"m1": ["4", None]}
+    np.testing.assert_allclose(data.mean_costs(), [0.001, 0.00025])
+
+
+def test_jsonl_records_with_fractional_scores_and_messages(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text(
+        json.dumps({"prompt": "hi", "scores": {"a": 0.5, "b": 1}, "costs": {"a": 0.1, "b": 0.2}, "task": "t"})
+        + "\n\n"
+        + json.dumps(
+            {"messages": [{"role": "user", "content": "yo"}], "scores": {"b": 0}, "costs": {"b": 0.2}}
+        )
+        + "\n"
+    )
+    data = load_dataset(path)
+    assert data.models == ("a", "b") and data.tasks == ["t", ""]
+    assert np.isnan(data.scores[1, 0]) and data.scores[0, 0] == 0.5
+    assert data.prompts[1] == [{"role": "user", "content": "yo"}]
+
+
+def test_malformed_jsonl_lines_are_reported_by_number(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    good = json.dumps({"prompt": "ok", "scores": {"a": 1}, "costs": {"a": 0.1}})
+    path.write_text(
+        "\n".join([good, "{broken", json.dumps({"prompt": "x", "scores": {"a": 3}}), good]) + "\n"
+    )
+    with pytest.raises(InputError, match=r"2 malformed line\(s\): line 2: .*line 3: .*outside \[0, 1\]"):
+        load_jsonl(path)
+    with pytest.warns(UserWarning, match="skipped"):
+        assert len(load_jsonl(path, skip_invalid=True)) == 2
+
+
+def test_split_directory_and_unknown_formats(tmp_path):
+    for name in ("a_train.jsonl", "a_test.jsonl"):
+        (tmp_path / name).write_text(
+            json.dumps({"prompt": name, "scores": {"m": 1}, "costs": {"m": 0.0}}) + "\n"
+        )
+    train, test = load_split(tmp_path)
+    assert train.prompts == ["a_train.jsonl"] and test.prompts == ["a_test.jsonl"]
+    with pytest.raises(InputError, match="cannot tell the format"):
+        load_dataset(_touch(tmp_path / "f.txt"))
+    with pytest.raises(InputError, match="no such file"):
+        load_dataset(tmp_path / "missing.csv")
+
+
+def _touch(path):
+    path.write_text("x")
+    return path
+
+
+def test_rows_and_select_models_keep_everything_aligned(tmp_path):
+    path = tmp_path / "x.csv"
+    write_routerbench(
+        path,
+        [
+            ["1", "['p1']", "e", "1", "0.1", "['r1']", "0", "0.2"],
+            ["2", "['p2']", "e", "0", "0.1", "['r2']", "1", "0.2"],
+        ],
+    )
+    data = load_routerbench(path)
+    sub = data.rows([1]).select_models(["m2", "m1"])
+    assert sub.prompts == ["p2"] and sub.models == ("m2", "m1")
+    np.testing.assert_array_equal(sub.scores, [[1.0, 0.0]])
+    with pytest.raises(InputError, match="unknown model"):
+        data.select_models(["zz"])
+
+
+def _record(prompt, **extra):
+    return json.dumps({"prompt": prompt, "scores": {"a": 1}, "costs": {"a": 0.1}, **extra})
+
+
+def test_jsonl_bad_bytes_and_lone_surrogates_name_the_line_and_the_fix(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(
+        _record("fine").encode()
+        + b"\n"
+        + _record("cafX").encode().replace(b"cafX", b"caf\xe9")  # Latin-1, not UTF-8
+        + b"\n"
+        + _record("x").replace('"x"', '"half \\ud800 pair"').encode()  # a lone surrogate escape
+        + b"\n"
+        + _record("emoji \U0001f600").encode()  # a proper surrogate pair is fine
+        + b"\n"
+    )
+    with pytest.raises(InputError) as info:
+        load_jsonl(path)
+    message = str(info.value)
+    assert "2 malformed line(s)" in message
+    assert (
+        "line 2: not valid UTF-8 (byte 0xe9 at column" in message and "re-save the file as UTF-8" in message
+    )
+    assert "line 3: holds a lone surrogate" in message
+    assert "--skip-invalid" in message
+    with pytest.warns(UserWarning, match="skipped"):
+        data = load_jsonl(path, skip_invalid=True)
+    assert data.prompts == ["fine", "emoji \U0001f600"]
+
+
+def test_routerbench_bad_bytes_are_an_input_error_or_skipped(tmp_path):
+    path = tmp_path / "x_test.csv"
+    write_routerbench(
+        path,
+        [
+            ["a.1", "['ok']", "arc", "1.0", "0.001", "['4']", "0.0", "0.0002"],
+            ["a.2", "['BAD']", "arc", "1.0", "0.001", "['4']", "0.0", "0.0002"],
+            ["a.3", "['ok too']", "arc", "oops", "0.001", "['4']", "0.0", "0.0002"],
+        ],
+    )
+    path.write_bytes(path.read_bytes().replace(b"BAD", b"B\xffD"))
+    with pytest.raises(
+        InputError,
+        match=r"2 malformed row\(s\): line 3: column 'prompt' is not valid UTF-8 "
+        r"\(byte 0xff.*line 4: bad score or cost.*--skip-invalid",
+    ):
+        load_routerbench(path)
+    with pytest.warns(UserWarning, match="skipped"):
+        data = load_dataset(path, skip_invalid=True)
+    assert data.ids == ["a.1"] and data.prompts == ["ok"]
+
+
+def test_duplicate_ids_and_prompts_are_reported_not_fatal(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text(
+        "\n".join([_record("p", id="q1"), _record("p", id="q1"), _record("other", id="q2")]) + "\n"
+    )
+    with pytest.warns(UserWarning) as caught:
+        data = load_dataset(path)
+    messages = [str(w.message) for w in caught]
+    assert any("1 id(s) occur more than once" in m and "'q1'" in m for m in messages)
+    assert any("1 prompt(s) occur more than once (2 rows" in m for m in messages)
+    assert data.ids == ["q1", "q1#2", "q2"] and len(data) == 3
+
+
+def test_formats_registry_is_the_loader_and_imports_no_numpy():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from uniroute.datasets import FORMATS; "
+        "print(sorted(FORMATS), 'numpy' in sys.modules, 'pandas' in sys.modules, 'sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split("] ")[1].strip() == "False False False"
+    assert out.stdout.startswith("['embedllm', 'jsonl', 'npz', 'routerbench', 'routereval']")
+    from uniroute.datasets import FORMATS, load_routerbench
+
+    assert FORMATS["routerbench"].loader is load_routerbench
+
+
+def test_old_names_still_work_with_a_warning():
+    import uniroute.datasets as datasets
+
+    with pytest.warns(DeprecationWarning, match="FORMATS"):
+        assert datasets.LOADERS is datasets.FORMATS
+    from uniroute.evaluation import loaders
+
+    with pytest.warns(DeprecationWarning, match="load_pair"):
+        assert loaders.load_eval_data is datasets.load_pair
+
+
+ROUTELLM = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "routellm"
+
+
+@pytest.mark.skipif(not ROUTELLM.is_dir(), reason=f"RouteLLM data not found at {ROUTELLM}")
+def test_routellm_jsonl_loads_as_a_train_test_pair():
+    train, test = load_split(ROUTELLM)
+    # ../shared/data/README.md: 10,696 train / 4,648 test prompts, GPT-4-1106 and Mixtral on MMLU + GSM8K
+    assert (len(train), len(test)) == (10_696, 4_648)
+    assert set(train.models) == {"gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"}
+    assert train.models == test.models
+    assert sum(t == "gsm8k" for t in train.tasks) == 905 and sum(t == "gsm8k" for t in test.tasks) == 402
+    assert not np.isnan(train.scores).any() and set(np.unique(train.scores)) <= {0.0, 1.0}
+    gpt4 = train.models.index("gpt-4-1106-preview")
+    assert (train.costs[:, gpt4] > train.costs[:, 1 - gpt4]).all()  # $10/$30 vs $0.6/$0.6 per M tokens
