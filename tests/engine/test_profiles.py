@@ -16,11 +16,54 @@ def test_counts_and_errors_from_hard_assignments_with_missing_results():
 
 
 def test_smoothing_pulls_sparse_clusters_toward_the_global_error():
-    profile = ModelProfile("m", error_sums=[9.0, 0.0], counts=[10.0, 1.0], cost=0.0, prior_strength=4.0)
-    g = (9.0 + 0.5) / (11.0 + 1.0)
+    profile = ModelProfile("m", error_sums=[9.0, 1.0], counts=[10.0, 2.0], cost=0.0, prior_strength=4.0)
+    g = (10.0 + 0.5) / (12.0 + 1.0)
     assert profile.global_error == pytest.approx(g)
-    np.testing.assert_allclose(profile.errors, [(9 + 4 * g) / 14, (0 + 4 * g) / 5])
+    centre = [(10 * g + 2) / 14, (2 * g + 2) / 6]
+    np.testing.assert_allclose(profile.errors, [(9 + 4 * centre[0]) / 14, (1 + 4 * centre[1]) / 6])
     assert profile.errors[1] > 0.5
+
+
+def test_a_cluster_without_results_is_unknown_not_the_global_error():
+    # Before: Ψ of the empty cluster was the global error (0.0003 here), so a model that was only
+    # ever right on quizzes looked perfect at code too.
+    phi = np.array([[1.0, 0.0]] * 20)
+    profile = profile_from_scores("quiz-only", phi, np.ones(20), cost=0.0, prior_strength=4.0)
+    assert profile.errors[0] < 0.05
+    assert profile.errors[1] == pytest.approx(0.5)
+    assert profile.upper(0.9)[1] > 0.75
+
+
+def test_soft_leakage_into_an_uncovered_cluster_is_not_evidence():
+    # 100 quiz prompts, each with 1% of its soft weight in the code cluster: one "result" there.
+    phi = np.array([[0.99, 0.01]] * 100)
+    scores = np.ones(100)
+    leaky = profile_from_scores("quiz-only", phi, scores, cost=0.0)
+    covered = profile_from_scores("quiz-only", phi, scores, cost=0.0, reference=[0.5, 0.5])
+    assert leaky.errors[1] < 0.35  # the leaked result, all correct, drags the code cluster down
+    np.testing.assert_allclose(covered.counts, [99.0, 0.02])
+    assert covered.errors[1] > 0.49 and covered.errors[0] < 0.05
+    # a validation set spread like the training prompts keeps its full weight
+    spread = np.array([[0.9, 0.1]] * 50 + [[0.1, 0.9]] * 50)
+    assert profile_from_scores("m", spread, scores, 0.0, reference=[0.5, 0.5]).counts == pytest.approx(
+        [50, 50]
+    )
+    with pytest.raises(InputError, match="one share per cluster"):
+        profile_from_scores("m", phi, scores, 0.0, reference=[1.0])
+
+
+def test_cluster_errors_matches_one_profile_at_a_time():
+    from uniroute.engine.profiles import cluster_errors
+
+    rng = np.random.default_rng(0)
+    phi = rng.dirichlet(np.ones(3), size=40)
+    scores = rng.integers(0, 2, size=(40, 2)).astype(float)
+    scores[::7, 1] = np.nan
+    ref = phi.mean(axis=0)
+    many = cluster_errors(phi, scores, 4.0, ref)
+    for j in range(2):
+        one = profile_from_scores("m", phi, scores[:, j], 0.0, 4.0, reference=ref).errors
+        np.testing.assert_allclose(many[:, j], one)
 
 
 def test_upper_quantile_exceeds_the_mean_and_narrows_with_data():

@@ -1,16 +1,27 @@
 """Model profiles Ψ(h): a model's error rate on each cluster, with the counts behind it.
 
 A profile is measured, never trained: run the model on a labelled validation set,
-weight each result by the prompt's cluster probabilities Φ(x), and sum. With few
-results in a cluster the raw rate is noise, so each cluster's error is the mean of
-a Beta posterior whose prior is centred on the model's *global* error (not on 0.5)
-with ``prior_strength`` pseudo-results:
+weight each result by the prompt's cluster probabilities Φ(x), and sum. Each
+cluster's error is the mean of a Beta posterior with ``prior_strength`` (m)
+pseudo-results:
 
-    Ψ_k = (e_k + m·g) / (n_k + m),   g = (Σe + ½) / (Σn + 1)
+    Ψ_k = (e_k + m·μ_k) / (n_k + m),   μ_k = (n_k·g + m·½) / (n_k + m),
+    g = (Σe + ½) / (Σn + 1)
 
-where n_k is the (soft) number of results in cluster k, e_k the (soft) sum of
-errors ``1 - score`` and m the prior strength. ``upper(q)`` gives the q-quantile of
-that posterior, for routing on a conservative estimate.
+where n_k is the (soft) number of results in cluster k, e_k the (soft) sum of errors
+``1 - score``. The prior centre μ_k is the model's global error g where the
+cluster holds results and moves to ½ (unknown) where it holds few or none: a model
+validated only on multiple-choice questions says nothing about code, so its
+global error must not stand in for its error on code.
+
+Soft cluster maps give every cluster a little weight from every prompt, so a
+model validated on 1,500 quiz prompts collects ~1 "result" in a code cluster.
+:func:`profile_from_scores` therefore discounts each cluster's evidence by its
+*coverage* when it knows the training prompts' cluster shares (``reference``):
+c_k = min(1, (n_k / Σn) / reference_k), and stores c_k·n_k and c_k·e_k. A
+validation set spread like the training prompts keeps its full weight.
+``upper(q)`` gives the q-quantile of the posterior, for routing on a conservative
+estimate.
 """
 
 from __future__ import annotations
@@ -25,6 +36,47 @@ from ..exceptions import InputError
 DEFAULT_PRIOR_STRENGTH = 4.0
 
 
+def _posterior(error_sums: np.ndarray, counts: np.ndarray, m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Beta(α, β) of each cluster's error; arrays of shape (K,) or (K, n_models)."""
+    g = (error_sums.sum(axis=0) + 0.5) / (counts.sum(axis=0) + 1.0)
+    denom = counts + m
+    centre = np.divide(counts * g + m * 0.5, denom, out=np.full(counts.shape, 0.5), where=denom > 0)
+    alpha = error_sums + m * centre
+    beta = counts - error_sums + m * (1.0 - centre)
+    return np.maximum(alpha, 1e-6), np.maximum(beta, 1e-6)
+
+
+def evidence(
+    phi: np.ndarray, scores: np.ndarray, reference: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(error_sums, counts) of shape (K, n_models) from Φ (n, K) and scores (n, n_models), NaN = missing.
+
+    With ``reference`` (the training prompts' share per cluster) each cluster's
+    evidence is scaled by its coverage min(1, share of the model's results / reference).
+    """
+    observed = ~np.isnan(scores)
+    phi = np.asarray(phi, dtype=np.float64)
+    counts = phi.T @ observed
+    error_sums = phi.T @ np.where(observed, 1.0 - np.nan_to_num(scores), 0.0)
+    if reference is not None:
+        share = counts / np.maximum(counts.sum(axis=0, keepdims=True), 1e-12)
+        ref = np.asarray(reference, dtype=np.float64).reshape(-1, 1)
+        coverage = np.minimum(1.0, np.divide(share, ref, out=np.ones_like(share), where=ref > 0))
+        counts, error_sums = counts * coverage, error_sums * coverage
+    return np.minimum(error_sums, counts), counts
+
+
+def cluster_errors(
+    phi: np.ndarray,
+    scores: np.ndarray,
+    prior_strength: float = DEFAULT_PRIOR_STRENGTH,
+    reference: np.ndarray | None = None,
+) -> np.ndarray:
+    """Ψ (K, n_models) of several models at once: the posterior mean :class:`ModelProfile` uses."""
+    alpha, beta = _posterior(*evidence(phi, scores, reference), prior_strength)
+    return alpha / (alpha + beta)
+
+
 @dataclass(frozen=True, eq=False)
 class ModelProfile:
     """Ψ(h) of one model and its cost per request.
@@ -34,13 +86,15 @@ class ModelProfile:
     name : str
         The model's name in the router (a LiteLLM model string, a deployment id...).
     error_sums : ndarray of shape (n_clusters,)
-        Σ Φ_k(x)·(1 - score) over the model's validation results.
+        Σ Φ_k(x)·(1 - score) over the model's validation results (times the
+        cluster's coverage, see the module docstring).
     counts : ndarray of shape (n_clusters,)
-        Σ Φ_k(x) over the same results (sample counts, soft for soft maps).
+        Σ Φ_k(x) over the same results (effective sample counts).
     cost : float
         Expected $ per request.
     prior_strength : float, default=4.0
-        Pseudo-results pulling each cluster toward the model's global error.
+        Pseudo-results pulling each cluster toward the model's global error,
+        and toward ½ (unknown) where the cluster holds few results.
     """
 
     name: str
@@ -79,10 +133,7 @@ class ModelProfile:
 
     def posterior(self) -> tuple[np.ndarray, np.ndarray]:
         """Beta(α_k, β_k) posterior of each cluster's error rate."""
-        g = self.global_error
-        alpha = self.error_sums + self.prior_strength * g
-        beta = self.counts - self.error_sums + self.prior_strength * (1.0 - g)
-        return np.maximum(alpha, 1e-6), np.maximum(beta, 1e-6)
+        return _posterior(self.error_sums, self.counts, self.prior_strength)
 
     def upper(self, q: float = 0.9) -> np.ndarray:
         """The q-quantile of each cluster's error: a conservative Ψ."""
@@ -125,20 +176,27 @@ def profile_from_scores(
     scores: Any,
     cost: float,
     prior_strength: float = DEFAULT_PRIOR_STRENGTH,
+    reference: np.ndarray | None = None,
 ) -> ModelProfile:
     """Build Ψ(h) from cluster probabilities ``phi`` (n, K) and the model's scores (n,).
 
-    Missing results (NaN) are skipped, not counted as wrong.
+    Missing results (NaN) are skipped, not counted as wrong. ``reference`` is the
+    training prompts' share per cluster (the map's ``cluster_weights_``): with it,
+    clusters the validation set barely covers count as unknown rather than as
+    evidence (see the module docstring).
     """
     s = check_scores(scores, phi.shape[0], name)
-    observed = ~np.isnan(s)
-    if not observed.any():
+    if np.isnan(s).all():
         raise InputError(f"model {name!r} has no observed result; cannot profile it")
-    weights = phi[observed].astype(np.float64)
+    if reference is not None and np.shape(reference) != (phi.shape[1],):
+        raise InputError(
+            f"reference must hold one share per cluster ({phi.shape[1]}), got {np.shape(reference)}"
+        )
+    error_sums, counts = evidence(phi, s[:, None], reference)
     return ModelProfile(
         name=name,
-        error_sums=weights.T @ (1.0 - s[observed]),
-        counts=weights.sum(axis=0),
+        error_sums=error_sums[:, 0],
+        counts=counts[:, 0],
         cost=cost,
         prior_strength=prior_strength,
     )

@@ -1,0 +1,93 @@
+"""Cache the routing data sets of ``../shared/data`` as arrays, embedded once.
+
+Each data set becomes ``~/.cache/uniroute/quality/<name>-<embedder>.npz`` holding
+``X_train``/``X_test`` (routing-text embeddings), ``S_*`` (scores, NaN = no result),
+``C_*`` ($ per call), ``T_*`` (task tag per prompt) and ``models``. The quality
+scripts (``benchmarks/quality_*.py``) read only these files, so a sweep never
+re-embeds. The Open LLM Leaderboard set has no text: its "embedding" is empty and
+only task-tag routers run on it.
+
+    python benchmarks/quality_data.py --data ../shared/data --embedder static
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+CACHE = Path.home() / ".cache" / "uniroute" / "quality"
+
+
+def cache_path(name: str, embedder: str = "static") -> Path:
+    return CACHE / f"{name}-{embedder}.npz"
+
+
+def load(name: str, embedder: str = "static") -> dict[str, np.ndarray]:
+    """The cached arrays of one data set (build them first with this script)."""
+    with np.load(cache_path(name, embedder), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _embed(data, embedder) -> np.ndarray:
+    from uniroute.engine.text import routing_text
+
+    texts = [routing_text(p) for p in data.prompts]
+    return np.concatenate([embedder.encode(texts[i : i + 256]) for i in range(0, len(texts), 256)])
+
+
+def _arrays(train, test, embedder) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {"models": np.array(train.models)}
+    for tag, data in (("train", train), ("test", test)):
+        out[f"S_{tag}"] = data.scores.astype(np.float64)
+        out[f"C_{tag}"] = data.costs.astype(np.float64)
+        out[f"T_{tag}"] = np.array(data.tasks)
+        out[f"X_{tag}"] = _embed(data, embedder) if embedder is not None else np.zeros((len(data), 0), np.float32)
+    return out
+
+
+def build(root: Path, embedder_name: str) -> None:
+    from uniroute.datasets import concat, load_dataset
+    from uniroute.engine.embedders import get_embedder
+
+    embedder = get_embedder(embedder_name)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    rb = root / "routerbench"
+    tasks = ("arc_challenge", "mbpp", "winograde")
+    train = concat([load_dataset(rb / f"{t}_train.csv") for t in tasks])
+    test = concat([load_dataset(rb / f"{t}_test.csv") for t in tasks])
+    np.savez(cache_path("routerbench", embedder_name), **_arrays(train, test, embedder))
+    rl = root / "routellm"
+    train, test = load_dataset(rl / "train.jsonl"), load_dataset(rl / "test.jsonl")
+    np.savez(cache_path("routellm", embedder_name), **_arrays(train, test, embedder))
+    # Open LLM Leaderboard v2: no text, no costs; 80/20 split within each subtask (as the harness does).
+    with np.load(root / "open-llm-leaderboard-v2" / "correctness.npz", allow_pickle=False) as z:
+        scores, models, bench = z["scores"].astype(np.float64), z["models"], z["benchmark"]
+    rng = np.random.default_rng(0)
+    is_test = np.zeros(len(scores), dtype=bool)
+    for b in np.unique(bench):
+        idx = np.flatnonzero(bench == b)
+        is_test[rng.choice(idx, round(0.2 * len(idx)), replace=False)] = True
+    out: dict[str, np.ndarray] = {"models": models}
+    for tag, mask in (("train", ~is_test), ("test", is_test)):
+        out[f"S_{tag}"] = scores[mask]
+        out[f"C_{tag}"] = np.full(scores[mask].shape, np.nan)
+        out[f"T_{tag}"] = bench[mask]
+        out[f"X_{tag}"] = np.zeros((int(mask.sum()), 0), np.float32)
+    np.savez(cache_path("open-llm-lb-v2", embedder_name), **out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--embedder", default="static")
+    args = parser.parse_args()
+    build(Path(args.data), args.embedder)
+    for name in ("routerbench", "routellm", "open-llm-lb-v2"):
+        z = load(name, args.embedder)
+        print(name, {k: v.shape for k, v in z.items()})
+
+
+if __name__ == "__main__":
+    main()
