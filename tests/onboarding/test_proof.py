@@ -23,6 +23,7 @@ from uniroute import KMeansClusterMap, Router
 from uniroute.datasets import concat, load_routerbench
 from uniroute.engine.profiles import profile_from_scores
 from uniroute.onboarding import CallSettings, ReplayData, ReplayServer, build_validation, onboard
+from uniroute.onboarding.validation import unique_ids
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "routerbench"
 NEW = "mistralai/mixtral-8x7b-chat"
@@ -71,7 +72,7 @@ def test_onboarding_mixtral_from_recorded_answers(tmp_path: Path) -> None:
     assert result.n_failed == 0 and result.n_graded == len(items)
 
     # (a) graded labels against RouterBench's own labels for the same prompts
-    rows = {sample_id: i for i, sample_id in enumerate(test.ids)}
+    rows = {sample_id: i for i, sample_id in enumerate(unique_ids(test.ids))}
     labels = np.array([test.scores[rows[item.id], new_col] for item in items])
     labelled = ~np.isnan(labels)
     agreement = float(np.mean(result.scores[labelled] == labels[labelled]))
