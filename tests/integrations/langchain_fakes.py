@@ -108,13 +108,18 @@ def reply(
 class EchoChatModel(BaseChatModel):
     """In-process fake child: :func:`reply` behind the LangChain chat model API.
 
-    ``fail`` raises before answering; ``fail_mid_stream`` raises after the first
-    streamed chunk. ``calls`` records each request (its last user text and kwargs).
+    ``fail`` raises before answering; ``fail_times`` raises on that many first
+    calls only (for retries); ``fail_mid_stream`` raises after the first streamed
+    chunk. ``calls`` records each request (its last user text and kwargs). Tokens
+    are whitespace-separated words, as in the usage it reports; ``token_scale``
+    multiplies them (a child with a finer tokenizer).
     """
 
     model_name: str = "echo"
     fail: bool = False
+    fail_times: int = 0
     fail_mid_stream: bool = False
+    token_scale: int = 1
     calls: list[dict[str, Any]] = Field(default_factory=list)
 
     @property
@@ -125,6 +130,9 @@ class EchoChatModel(BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_name": self.model_name}
 
+    def get_token_ids(self, text: str) -> list[int]:
+        return [len(word) for word in text.split() for _ in range(self.token_scale)]
+
     def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any) -> Any:
         formatted = [convert_to_openai_tool(t) for t in tools]
         return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
@@ -134,7 +142,7 @@ class EchoChatModel(BaseChatModel):
     ) -> dict[str, Any]:
         openai_messages = convert_to_openai_messages(messages)
         self.calls.append({"text": _text(openai_messages[-1].get("content")), "kwargs": dict(kwargs)})
-        if self.fail:
+        if self.fail or len(self.calls) <= self.fail_times:
             raise RuntimeError(f"{self.model_name} is down")
         return reply(openai_messages, kwargs.get("tools"), kwargs.get("tool_choice"), stop, self.model_name)
 

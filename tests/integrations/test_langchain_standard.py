@@ -41,7 +41,7 @@ class _UniRouteParams:
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
-        return {"models": self.children(), "router": self.router}
+        return {"models": self.children(), "state": self.router}
 
     @property
     def model_override_value(self) -> str:

@@ -1,40 +1,68 @@
 """LangChain front door: a chat model that sends each request to the model the engine picks.
 
 :class:`UniRouteChatModel` is a ``BaseChatModel`` over a mapping of profile name
-to child chat model. Each call is routed by a :class:`uniroute.Router` and then
-answered by the chosen child, so it drops into LCEL chains and agents wherever a
-``ChatOpenAI`` would go. This is the only uniroute module that imports
-``langchain_core``.
+to child chat model. Each call is routed by a :class:`uniroute.Router` (the
+engine's one routing rule, :meth:`uniroute.Router.route`) and then answered by
+the chosen child, so it drops into LCEL chains and agents wherever a
+``ChatOpenAI`` would go. LangChain messages are converted to OpenAI-style dicts
+here; the engine extracts the routing text from them. This is the only uniroute
+module that imports ``langchain_core``.
 """
 
+# ruff: noqa: E402
+# (langchain_core is imported after require() names the extra that installs it)
 from __future__ import annotations
 
+import difflib
 import inspect
 import logging
-import math
+import reprlib
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from .._optional import require
+from ..exceptions import InputError, UniRouteError, UnknownModelError
+
+require("langchain_core", extra="langchain")
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManager,
+    CallbackManagerForLLMRun,
+)
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
     BaseMessage,
+    BaseMessageChunk,
     ToolMessage,
     convert_to_openai_messages,
 )
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, ensure_config
+from langchain_core.runnables import (
+    ConfigurableField,
+    Runnable,
+    RunnableBinding,
+    RunnableConfig,
+    RunnableSerializable,
+    ensure_config,
+)
+from langchain_core.runnables.base import RunnableBindingBase
 from langchain_core.runnables.config import run_in_executor
+from langchain_core.runnables.configurable import DynamicRunnable
+from langchain_core.runnables.fallbacks import RunnableWithFallbacks
+from langchain_core.runnables.utils import AnyConfigurableField
+from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from typing_extensions import Self
 
+from ..engine.decision import check_number
 from ..engine.router import Router
-from ..exceptions import InputError, UnknownModelError
 
 __all__ = ["UniRouteChatModel"]
 
@@ -43,8 +71,21 @@ T = TypeVar("T")
 
 #: Call kwargs that steer routing; consumed by the router, never sent to a child.
 CALL_OPTIONS = ("lam", "operating_point", "candidates", "conservative", "max_fallbacks", "model")
+#: Fields that ``configurable_fields`` can set per call even after ``bind_tools``,
+#: ``with_structured_output`` or inside an agent (read from ``config["configurable"]``).
+PER_CALL_FIELDS = (
+    "lam",
+    "operating_point",
+    "candidates",
+    "conservative",
+    "max_fallbacks",
+    "temperature",
+    "max_tokens",
+)
 #: Internal call kwarg carrying a routing plan made before the run started.
 ROUTE_KWARG = "uniroute_route"
+#: Internal call kwarg carrying the call's ``config["configurable"]`` to Runnable children.
+CONFIGURABLE_KWARG = "uniroute_configurable"
 #: Internal call kwarg carrying the extra ``bind_tools`` arguments for the child.
 TOOL_KWARGS = "uniroute_bind_tools_kwargs"
 #: Settings of a provider client; they belong on the children.
@@ -57,6 +98,24 @@ _CLIENT_SETTINGS = (
     "default_headers",
     "http_client",
 )
+#: What each init argument must be, for the message of a bad value.
+_EXPECTED = {
+    "models": "a dict of profile name -> chat model, chat-model Runnable or 'provider:model' string",
+    "state": "a fitted uniroute.Router or the path of a saved router state",
+    "lam": "a number >= 0 (λ, error points per $ per request), e.g. lam=20.0",
+    "operating_points": "a dict of name -> λ >= 0, e.g. {'cheap': 200.0, 'best': 0.0}",
+    "operating_point": "the name of one of operating_points",
+    "candidates": "a list of child profile names",
+    "conservative": "a quantile in (0, 1), e.g. 0.9",
+    "max_fallbacks": "an int >= 0",
+    "fallback_on": "a tuple of exception classes, e.g. (openai.APIError,)",
+    "stop": "a list of strings",
+    "temperature": "a number",
+    "max_tokens": "an int",
+    "streaming": "True or False",
+}
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 80
 
 
 class UniRouteChatModel(BaseChatModel):
@@ -72,15 +131,22 @@ class UniRouteChatModel(BaseChatModel):
         Install uniroute with its LangChain dependency and fit or load a router
         whose profiles are named like your children::
 
-            pip install uniroute          # brings langchain-core
+            pip install 'uniroute[langchain]'   # brings langchain-core
             uniroute fit ... / uniroute add-model ...   # or Router(...).fit(...)
 
     Key init args — routing:
-        models: dict[str, BaseChatModel]
-            Profile name -> child chat model. Every child needs a profile in the
-            router, and every routing candidate needs a child.
-        router: Router | str | Path
-            A fitted router, or the path of a saved router state.
+        models: dict[str, BaseChatModel | Runnable | str]
+            Profile name -> child. A child is any LangChain chat model, any
+            chat-model Runnable (``model.with_retry()``, ``model.bind(...)``,
+            ``model.with_fallbacks([...])``, a configurable model), or a
+            ``"provider:model"`` string made with ``langchain``'s ``init_chat_model``
+            (needs ``pip install langchain`` and the provider's package and
+            credentials). Every child needs a profile in the router, and every
+            routing candidate needs a child.
+        state: Router | str | Path
+            The uniroute engine: a fitted :class:`uniroute.Router`, or the path of a
+            saved router state (loaded with ``Router.load``). The loaded router is
+            ``model.router``. ``router=`` is the deprecated old name of this argument.
         lam: float
             λ, error points traded per $ of cost per request (0 = best quality).
         operating_points: dict[str, float]
@@ -109,6 +175,21 @@ class UniRouteChatModel(BaseChatModel):
     Per-call options (invoke kwargs, ``.bind(...)``, or ``configurable_fields``):
         ``lam``, ``operating_point``, ``candidates``, ``conservative``,
         ``max_fallbacks``, and ``model="<profile>"`` to pin a child (no routing).
+        Fields made configurable with ``configurable_fields`` (those and
+        ``temperature``, ``max_tokens``) are read from ``config["configurable"]`` at
+        each call, so they keep working after ``bind_tools``,
+        ``with_structured_output`` and inside agents (``create_agent``,
+        ``create_react_agent``), which bind tools to the model itself::
+
+            model = UniRouteChatModel(...).configurable_fields(
+                lam=ConfigurableField(id="uniroute_lam"),
+                candidates=ConfigurableField(id="uniroute_candidates"),
+            )
+            agent = create_agent(model, tools)
+            agent.invoke(inputs, config={"configurable": {"uniroute_lam": 0.0}})
+
+        Precedence: call kwargs and ``.bind(...)``, then ``config["configurable"]``,
+        then the init arguments.
 
     Instantiate:
         .. code-block:: python
@@ -122,7 +203,7 @@ class UniRouteChatModel(BaseChatModel):
                     "gpt-4o-mini": ChatOpenAI(model="gpt-4o-mini"),
                     "gpt-4o": ChatOpenAI(model="gpt-4o"),
                 },
-                router=Router.load("router-state/"),
+                state="router-state/",   # or a fitted uniroute.Router
                 lam=50.0,
             )
 
@@ -178,7 +259,8 @@ class UniRouteChatModel(BaseChatModel):
         and only children that support tool calling are candidates. A turn whose
         last message is a ``ToolMessage`` goes back to the child that issued the
         tool call (``reason == "tool_loop"``), read from that ``AIMessage``'s
-        ``response_metadata["uniroute"]["answered_by"]``.
+        ``response_metadata["uniroute"]["answered_by"]``, unless that child is not a
+        candidate of this call (then the turn is routed again).
 
     Structured output:
         .. code-block:: python
@@ -228,20 +310,36 @@ class UniRouteChatModel(BaseChatModel):
         is one run (``child.invoke`` would start a second chat-model run). This
         bypasses the child's own cache, callbacks, tags, metadata and
         ``output_version`` (this model's apply instead). The child's
-        ``rate_limiter`` and ``disable_streaming`` are honoured.
+        ``rate_limiter`` and ``disable_streaming`` are honoured. A child that is
+        a Runnable but not a chat model (retry, binding, fallbacks, configurable
+        model) is called through its own ``invoke`` / ``stream`` (and async
+        forms), as a nested run of this one, so its retries and bound arguments
+        apply; tools reach it through the chat model inside it.
+
+    Token counting:
+        ``get_num_tokens``, ``get_num_tokens_from_messages`` and ``get_token_ids``
+        ask the children (the ``candidates``, else all) and return the largest
+        count, so ``trim_messages(..., token_counter=model)`` keeps a request that
+        fits whichever child answers.
+
+    Copying:
+        ``copy.deepcopy`` and ``pickle`` work when the children do (the router is
+        picklable), e.g. to send the model to worker processes.
 
     Bad input:
         An empty message list and a request with only system messages raise
         :class:`uniroute.InputError`. A request with no text (e.g. image-only) is
         routed on the cluster prior — the model best on average — and
-        ``decision["note"]`` says so. Construction fails with one clear message
-        for a child with no profile, a profile with no child (outside
-        ``candidates``), an unfitted router, an unknown operating point, or a
-        client setting given here instead of on a child.
+        ``decision["note"]`` says so. Every bad init argument raises
+        :class:`uniroute.InputError` (never pydantic's ``ValidationError``) naming
+        the argument and what it must be: a child with no profile, a profile with
+        no child (outside ``candidates``), an unfitted router, an unknown operating
+        point, a misspelt argument, or a client setting given here instead of on a
+        child.
     """
 
-    models: dict[str, BaseChatModel]
-    router: Router
+    models: dict[str, Any]
+    state: Router
     lam: float = 0.0
     operating_points: dict[str, float] = Field(default_factory=dict)
     operating_point: str | None = None
@@ -256,7 +354,31 @@ class UniRouteChatModel(BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
+    #: ``ConfigurableField`` id -> field name, for fields read from ``config["configurable"]``.
+    _configurable: dict[str, str] = PrivateAttr(default_factory=dict)
+
     # ---- construction --------------------------------------------------------
+
+    def __init__(self, **kwargs: Any) -> None:
+        if "router" in kwargs:
+            if "state" in kwargs:
+                raise InputError("give state= only; router= is its deprecated old name")
+            warnings.warn(
+                "UniRouteChatModel(router=...) is deprecated; pass state=... (a fitted uniroute.Router "
+                "or the path of a saved state). The loaded router stays available as model.router.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            kwargs["state"] = kwargs.pop("router")
+        try:
+            super().__init__(**kwargs)
+        except ValidationError as error:
+            raise _input_error(error) from None
+
+    @property
+    def router(self) -> Router:
+        """The uniroute engine that ranks the children (loaded from ``state``)."""
+        return self.state
 
     @model_validator(mode="before")
     @classmethod
@@ -277,17 +399,43 @@ class UniRouteChatModel(BaseChatModel):
                     )
         return data
 
-    @field_validator("router", mode="before")
+    @field_validator("models", mode="before")
     @classmethod
-    def _load_router(cls, value: Any) -> Any:
+    def _resolve_children(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise InputError(f"models must be {_EXPECTED['models']}, got {type(value).__name__}")
+        return {_child_name(name): _resolve_child(name, child) for name, child in value.items()}
+
+    @field_validator("state", mode="before")
+    @classmethod
+    def _load_state(cls, value: Any) -> Any:
         if isinstance(value, (str, Path)):
             return Router.load(value)
         if not isinstance(value, Router):
-            raise InputError(
-                f"router must be a uniroute.Router or the path of a saved router state, "
-                f"got {type(value).__name__}"
-            )
+            raise InputError(f"state must be {_EXPECTED['state']}, got {type(value).__name__}")
         return value
+
+    @field_validator("lam", mode="before")
+    @classmethod
+    def _check_lam(cls, value: Any) -> float:
+        return check_number(value, "lam", hint="; λ is error points traded per $ per request")
+
+    @field_validator("operating_points", mode="before")
+    @classmethod
+    def _check_operating_points(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise InputError(f"operating_points must be {_EXPECTED['operating_points']}, got {value!r}")
+        return {name: check_number(lam, f"operating_points[{name!r}]") for name, lam in value.items()}
+
+    @field_validator("fallback_on", mode="before")
+    @classmethod
+    def _check_fallback_on(cls, value: Any) -> Any:
+        errors = (value,) if isinstance(value, type) else value
+        if not isinstance(errors, (tuple, list)) or not all(
+            isinstance(e, type) and issubclass(e, BaseException) for e in errors
+        ):
+            raise InputError(f"fallback_on must be {_EXPECTED['fallback_on']}, got {value!r}")
+        return tuple(errors)
 
     @model_validator(mode="after")
     def _check_routing(self) -> Self:
@@ -311,11 +459,6 @@ class UniRouteChatModel(BaseChatModel):
                 )
         else:
             self._check_candidates(self.candidates, InputError)
-        if not (math.isfinite(self.lam) and self.lam >= 0):
-            raise InputError(f"lam must be a finite number >= 0, got {self.lam!r}")
-        bad = {k: v for k, v in self.operating_points.items() if not (math.isfinite(v) and v >= 0)}
-        if bad:
-            raise InputError(f"operating_points must map names to finite λ >= 0, got {bad}")
         if self.operating_point is not None:
             self._operating_point_lam(self.operating_point)
         if self.max_fallbacks < 0:
@@ -328,8 +471,8 @@ class UniRouteChatModel(BaseChatModel):
         self, names: Sequence[str], error: type[Exception] = UnknownModelError
     ) -> list[str]:
         """Names that have both a child and a profile; ``error`` otherwise (InputError at init)."""
-        if isinstance(names, str):
-            raise InputError("candidates must be a list of profile names, not one string")
+        if isinstance(names, str) or not isinstance(names, Sequence):
+            raise InputError(f"candidates must be {_EXPECTED['candidates']}, got {names!r}")
         names = list(names)
         if not names:
             raise InputError(f"candidates is empty; name some of {sorted(self.models)}")
@@ -353,6 +496,33 @@ class UniRouteChatModel(BaseChatModel):
                 "(set operating_points={name: λ})"
             ) from None
 
+    # ---- per-call configuration ---------------------------------------------------
+
+    def configurable_fields(self, **kwargs: AnyConfigurableField) -> RunnableSerializable[Any, Any]:
+        """Make fields configurable per call, as for any Runnable.
+
+        The fields in :data:`PER_CALL_FIELDS` are also read from
+        ``config["configurable"]`` at each call of this model itself, so they keep
+        working on the model that ``bind_tools`` / ``with_structured_output`` / an
+        agent binds (LangChain's generic configurable wrapper binds the default
+        model, whose fields are fixed).
+        """
+        ids = {
+            spec.id: name
+            for name, spec in kwargs.items()
+            if name in PER_CALL_FIELDS and isinstance(spec, ConfigurableField)
+        }
+        aware = self.model_copy()
+        aware._configurable = {**self._configurable, **ids}
+        return super(UniRouteChatModel, aware).configurable_fields(**kwargs)
+
+    def _configured(self, config: RunnableConfig | None) -> dict[str, Any]:
+        """Per-call field values found in ``config["configurable"]`` (or the run's context)."""
+        if not self._configurable:
+            return {}
+        configurable = ensure_config(config).get("configurable") or {}
+        return {field: configurable[key] for key, field in self._configurable.items() if key in configurable}
+
     # ---- identity and tracing --------------------------------------------------
 
     @property
@@ -374,7 +544,8 @@ class UniRouteChatModel(BaseChatModel):
         params = LangSmithParams(ls_provider="uniroute", ls_model_name="uniroute", ls_model_type="chat")
         route = kwargs.get(ROUTE_KWARG)
         if isinstance(route, Mapping) and route.get("profile") in self.models:
-            child = self.models[route["profile"]]._get_ls_params()
+            inner = _chat_model_of(self.models[route["profile"]])
+            child = inner._get_ls_params() if inner is not None else {}
             params["ls_provider"] = child.get("ls_provider") or "uniroute"
             params["ls_model_name"] = child.get("ls_model_name") or route["profile"]
         elif isinstance(kwargs.get("model"), str):
@@ -389,11 +560,44 @@ class UniRouteChatModel(BaseChatModel):
             params["ls_stop"] = stop or self.stop
         return params
 
+    # ---- token counting: delegated to the children ------------------------------------
+
+    def _token_counters(self) -> list[Any]:
+        """One token counter per distinct child among the default candidates."""
+        counters: dict[int, Any] = {}
+        for name in self.candidates or list(self.models):
+            child = self.models[name]
+            counter = _chat_model_of(child) or child
+            counters.setdefault(id(counter), counter)
+        return list(counters.values())
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """The token ids of ``text`` by the child whose tokenizer gives the most tokens."""
+        if self.custom_get_token_ids is not None:
+            return self.custom_get_token_ids(text)
+        return max((counter.get_token_ids(text) for counter in self._token_counters()), key=len)
+
+    def get_num_tokens(self, text: str) -> int:
+        """The largest token count of ``text`` among the children."""
+        if self.custom_get_token_ids is not None:
+            return len(self.custom_get_token_ids(text))
+        return max(counter.get_num_tokens(text) for counter in self._token_counters())
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        """The largest token count of ``messages`` (and ``tools``) among the children."""
+        if self.custom_get_token_ids is not None:
+            return super().get_num_tokens_from_messages(messages, tools=tools)
+        return max(
+            counter.get_num_tokens_from_messages(messages, tools=tools) for counter in self._token_counters()
+        )
+
     # ---- tools -------------------------------------------------------------------
 
     def bind_tools(
         self,
-        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | Any],
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
         *,
         tool_choice: str | dict[str, Any] | bool | None = None,
         **kwargs: Any,
@@ -417,12 +621,20 @@ class UniRouteChatModel(BaseChatModel):
 
     # ---- routing -------------------------------------------------------------------
 
-    def _plan(self, messages: Sequence[BaseMessage], kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Decide who answers; pops the routing options out of ``kwargs``."""
+    def _plan(
+        self, messages: Sequence[BaseMessage], kwargs: dict[str, Any], config: RunnableConfig | None = None
+    ) -> dict[str, Any]:
+        """Decide who answers; pops the routing options out of ``kwargs``.
+
+        Options come from ``kwargs`` first, then ``config["configurable"]`` (fields
+        made configurable), then this model's fields.
+        """
+        for key, value in self._configured(config).items():
+            kwargs.setdefault(key, value)
         options = {key: kwargs.pop(key) for key in CALL_OPTIONS if key in kwargs}
         prompt = _openai_messages(messages)
         max_fallbacks = options.get("max_fallbacks", self.max_fallbacks)
-        if not isinstance(max_fallbacks, int) or max_fallbacks < 0:
+        if isinstance(max_fallbacks, bool) or not isinstance(max_fallbacks, int) or max_fallbacks < 0:
             raise InputError(f"max_fallbacks must be an int >= 0, got {max_fallbacks!r}")
         pinned = options.get("model")
         if pinned is not None:
@@ -437,7 +649,6 @@ class UniRouteChatModel(BaseChatModel):
                 "lambda": None,
                 "decision": None,
             }
-        lam = self._call_lam(options)
         tools = bool(kwargs.get("tools"))
         names = self._check_candidates(options.get("candidates", self.candidates or list(self.models)))
         if tools:
@@ -446,22 +657,32 @@ class UniRouteChatModel(BaseChatModel):
                 raise InputError(f"tools are bound but no candidate in {names} supports tool calling")
             names = capable
         decision = self.router.route(
-            prompt, lam=lam, candidates=names, conservative=options.get("conservative", self.conservative)
+            prompt,
+            lam=self._call_lam(options),
+            candidates=names,
+            conservative=options.get("conservative", self.conservative),
         )
         order, reason = list(decision.ranking), "routed"
         sticky = _tool_loop_profile(messages)
-        if sticky in self.models and (not tools or _supports_tools(self.models[sticky])):
+        if sticky in names:
             order, reason = [sticky, *(n for n in order if n != sticky)], "tool_loop"
         summary = decision.to_dict(top=3)
         summary.pop("cluster_probs")
         order = order[: 1 + max_fallbacks]
-        return {"profile": order[0], "reason": reason, "order": order, "lambda": lam, "decision": summary}
+        return {
+            "profile": order[0],
+            "reason": reason,
+            "order": order,
+            "lambda": decision.lam,
+            "decision": summary,
+        }
 
-    def _call_lam(self, options: Mapping[str, Any]) -> float:
+    def _call_lam(self, options: Mapping[str, Any]) -> Any:
+        """λ for this call (the engine checks it is a number >= 0)."""
         if "lam" in options and "operating_point" in options:
             raise InputError("give lam= or operating_point= for a call, not both")
         if "lam" in options:
-            return float(options["lam"])
+            return options["lam"]
         if "operating_point" in options:
             return self._operating_point_lam(options["operating_point"])
         if self.operating_point is not None:
@@ -470,19 +691,22 @@ class UniRouteChatModel(BaseChatModel):
 
     def _take_route(
         self, messages: Sequence[BaseMessage], kwargs: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+        """``(route, child call kwargs, configurable for Runnable children)`` of a call."""
         call_kwargs = dict(kwargs)
         route = call_kwargs.pop(ROUTE_KWARG, None)
+        configurable = call_kwargs.pop(CONFIGURABLE_KWARG, None)
         if route is None:
             route = self._plan(messages, call_kwargs)
+            configurable = ensure_config().get("configurable")
         else:
             for key in CALL_OPTIONS:
                 call_kwargs.pop(key, None)
-        return route, call_kwargs
+        return route, call_kwargs, configurable
 
     async def _atake_route(
         self, messages: Sequence[BaseMessage], kwargs: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
         if ROUTE_KWARG in kwargs:
             return self._take_route(messages, kwargs)
         return await run_in_executor(None, self._take_route, messages, kwargs)
@@ -499,8 +723,10 @@ class UniRouteChatModel(BaseChatModel):
             "uniroute_reason": route["reason"],
         }
         tags = [*config.get("tags", []), f"uniroute:{profile}"]
-        config = RunnableConfig(**{**config, "metadata": metadata, "tags": tags})
-        return config, {**kwargs, ROUTE_KWARG: route}
+        call = {**kwargs, ROUTE_KWARG: route}
+        if config.get("configurable"):
+            call[CONFIGURABLE_KWARG] = config["configurable"]
+        return RunnableConfig(**{**config, "metadata": metadata, "tags": tags}), call
 
     def _preroute(
         self, input: LanguageModelInput, config: RunnableConfig | None, kwargs: dict[str, Any]
@@ -508,7 +734,7 @@ class UniRouteChatModel(BaseChatModel):
         if ROUTE_KWARG in kwargs:
             return config, kwargs
         kwargs = dict(kwargs)
-        route = self._plan(self._convert_input(input).to_messages(), kwargs)
+        route = self._plan(self._convert_input(input).to_messages(), kwargs, config)
         return self._routed_call(route, config, kwargs)
 
     async def _apreroute(
@@ -518,7 +744,7 @@ class UniRouteChatModel(BaseChatModel):
             return config, kwargs
         kwargs = dict(kwargs)
         messages = self._convert_input(input).to_messages()
-        route = await run_in_executor(None, self._plan, messages, kwargs)
+        route = await run_in_executor(None, self._plan, messages, kwargs, config)
         return self._routed_call(route, config, kwargs)
 
     # ---- entry points: route before the run starts, so the run carries the decision ----
@@ -570,8 +796,8 @@ class UniRouteChatModel(BaseChatModel):
 
     # ---- delegation to the chosen child ---------------------------------------------
 
-    def _child_kwargs(self, child: BaseChatModel, call_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """Call kwargs for ``child``: forwarded defaults, and tools bound the child's way."""
+    def _target(self, child: Any, call_kwargs: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """What to call for ``child`` and its call kwargs: forwarded defaults, tools bound its way."""
         kwargs = dict(call_kwargs)
         for key in ("temperature", "max_tokens"):
             if getattr(self, key) is not None:
@@ -580,16 +806,11 @@ class UniRouteChatModel(BaseChatModel):
         tool_choice = kwargs.pop("tool_choice", None)
         extra = kwargs.pop(TOOL_KWARGS, None) or {}
         if tools is None:
-            return kwargs
+            return child, kwargs
         if tool_choice is not None:
             extra = {**extra, "tool_choice": tool_choice}
-        binding = child.bind_tools(tools, **extra)
-        if not isinstance(binding, RunnableBinding) or binding.bound is not child:
-            raise InputError(
-                f"{type(child).__name__}.bind_tools did not return a binding of the model itself; "
-                "UniRouteChatModel cannot pass its tools through"
-            )
-        return {**kwargs, **binding.kwargs}
+        target, tool_kwargs = _bind_tools(child, tools, extra)
+        return target, {**kwargs, **tool_kwargs}
 
     def _stop(self, stop: list[str] | None) -> list[str] | None:
         return stop if stop is not None else self.stop
@@ -610,16 +831,16 @@ class UniRouteChatModel(BaseChatModel):
         self,
         route: Mapping[str, Any],
         call_kwargs: Mapping[str, Any],
-        attempt: Callable[[BaseChatModel, dict[str, Any]], T],
+        attempt: Callable[[str, Any, dict[str, Any]], T],
     ) -> tuple[str, T, list[dict[str, str]]]:
-        """Run ``attempt(child, child_kwargs)`` down the route's order until one succeeds."""
+        """Run ``attempt(name, target, kwargs)`` down the route's order until one succeeds."""
         failures: list[dict[str, str]] = []
         for name in route["order"]:
-            child = self.models[name]
             try:
-                if child.rate_limiter:
-                    child.rate_limiter.acquire(blocking=True)
-                return name, attempt(child, self._child_kwargs(child, call_kwargs)), failures
+                target, kwargs = self._target(self.models[name], call_kwargs)
+                if isinstance(target, BaseChatModel) and target.rate_limiter:
+                    target.rate_limiter.acquire(blocking=True)
+                return name, attempt(name, target, kwargs), failures
             except self.fallback_on as error:
                 self._fell_back(route, name, error, failures)
         raise AssertionError("unreachable: the last failure re-raises")
@@ -628,16 +849,16 @@ class UniRouteChatModel(BaseChatModel):
         self,
         route: Mapping[str, Any],
         call_kwargs: Mapping[str, Any],
-        attempt: Callable[[BaseChatModel, dict[str, Any]], Awaitable[T]],
+        attempt: Callable[[str, Any, dict[str, Any]], Awaitable[T]],
     ) -> tuple[str, T, list[dict[str, str]]]:
         """Async :meth:`_with_fallback`."""
         failures: list[dict[str, str]] = []
         for name in route["order"]:
-            child = self.models[name]
             try:
-                if child.rate_limiter:
-                    await child.rate_limiter.aacquire(blocking=True)
-                return name, await attempt(child, self._child_kwargs(child, call_kwargs)), failures
+                target, kwargs = self._target(self.models[name], call_kwargs)
+                if isinstance(target, BaseChatModel) and target.rate_limiter:
+                    await target.rate_limiter.aacquire(blocking=True)
+                return name, await attempt(name, target, kwargs), failures
             except self.fallback_on as error:
                 self._fell_back(route, name, error, failures)
         raise AssertionError("unreachable: the last failure re-raises")
@@ -649,10 +870,14 @@ class UniRouteChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        route, call_kwargs = self._take_route(messages, kwargs)
+        route, call_kwargs, configurable = self._take_route(messages, kwargs)
+        stop = self._stop(stop)
 
-        def attempt(child: BaseChatModel, child_kwargs: dict[str, Any]) -> ChatResult:
-            return _call(child._generate, messages, self._stop(stop), run_manager, child_kwargs)
+        def attempt(name: str, target: Any, child_kwargs: dict[str, Any]) -> ChatResult:
+            if isinstance(target, BaseChatModel):
+                return _call(target._generate, messages, stop, run_manager, child_kwargs)
+            config = _child_config(run_manager, configurable)
+            return _as_result(name, target.invoke(messages, config, **_with_stop(stop, child_kwargs)))
 
         name, result, failures = self._with_fallback(route, call_kwargs, attempt)
         for generation in result.generations:
@@ -666,10 +891,14 @@ class UniRouteChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        route, call_kwargs = await self._atake_route(messages, kwargs)
+        route, call_kwargs, configurable = await self._atake_route(messages, kwargs)
+        stop = self._stop(stop)
 
-        async def attempt(child: BaseChatModel, child_kwargs: dict[str, Any]) -> ChatResult:
-            return await _call(child._agenerate, messages, self._stop(stop), run_manager, child_kwargs)
+        async def attempt(name: str, target: Any, child_kwargs: dict[str, Any]) -> ChatResult:
+            if isinstance(target, BaseChatModel):
+                return await _call(target._agenerate, messages, stop, run_manager, child_kwargs)
+            config = _child_config(run_manager, configurable)
+            return _as_result(name, await target.ainvoke(messages, config, **_with_stop(stop, child_kwargs)))
 
         name, result, failures = await self._awith_fallback(route, call_kwargs, attempt)
         for generation in result.generations:
@@ -683,15 +912,19 @@ class UniRouteChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        route, call_kwargs = self._take_route(messages, kwargs)
+        route, call_kwargs, configurable = self._take_route(messages, kwargs)
+        stop = self._stop(stop)
 
-        def start(child: BaseChatModel, child_kwargs: dict[str, Any]) -> tuple[Iterator[Any], Any]:
+        def start(name: str, target: Any, child_kwargs: dict[str, Any]) -> tuple[Iterator[Any], Any]:
             """Open the child's stream and take its first chunk (a fallback is possible until then)."""
-            if _streams(child, child_kwargs):
-                chunks = iter(_call(child._stream, messages, self._stop(stop), run_manager, child_kwargs))
+            if not isinstance(target, BaseChatModel):
+                config = _child_config(run_manager, configurable)
+                messages_out = target.stream(messages, config, **_with_stop(stop, child_kwargs))
+                chunks: Iterator[Any] = (_as_generation_chunk(name, m) for m in messages_out)
+            elif _streams(target, child_kwargs):
+                chunks = iter(_call(target._stream, messages, stop, run_manager, child_kwargs))
             else:
-                result = _call(child._generate, messages, self._stop(stop), run_manager, child_kwargs)
-                chunks = iter([_as_chunk(result)])
+                chunks = iter([_as_chunk(_call(target._generate, messages, stop, run_manager, child_kwargs))])
             return chunks, next(chunks, None)
 
         name, (chunks, first), failures = self._with_fallback(route, call_kwargs, start)
@@ -707,14 +940,21 @@ class UniRouteChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        route, call_kwargs = await self._atake_route(messages, kwargs)
+        route, call_kwargs, configurable = await self._atake_route(messages, kwargs)
+        stop = self._stop(stop)
 
-        async def start(child: BaseChatModel, child_kwargs: dict[str, Any]) -> tuple[AsyncIterator[Any], Any]:
+        async def start(
+            name: str, target: Any, child_kwargs: dict[str, Any]
+        ) -> tuple[AsyncIterator[Any], Any]:
             """Async ``start`` of :meth:`_stream`."""
-            if _streams(child, child_kwargs):
-                chunks = _call(child._astream, messages, self._stop(stop), run_manager, child_kwargs)
+            if not isinstance(target, BaseChatModel):
+                config = _child_config(run_manager, configurable)
+                messages_out = target.astream(messages, config, **_with_stop(stop, child_kwargs))
+                chunks: AsyncIterator[Any] = (_as_generation_chunk(name, m) async for m in messages_out)
+            elif _streams(target, child_kwargs):
+                chunks = _call(target._astream, messages, stop, run_manager, child_kwargs)
             else:
-                result = await _call(child._agenerate, messages, self._stop(stop), run_manager, child_kwargs)
+                result = await _call(target._agenerate, messages, stop, run_manager, child_kwargs)
                 chunks = _aiter([_as_chunk(result)])
             return chunks, await anext(chunks, None)
 
@@ -727,6 +967,166 @@ class UniRouteChatModel(BaseChatModel):
 
 
 # ---- helpers ----------------------------------------------------------------------
+
+
+def _input_error(error: ValidationError) -> UniRouteError:
+    """One uniroute error for a failed construction, naming each bad argument and the fix."""
+    problems = error.errors()
+    messages = []
+    for problem in problems:
+        original = (problem.get("ctx") or {}).get("error")
+        if isinstance(original, UniRouteError):
+            if len(problems) == 1:
+                return original
+            messages.append(str(original))
+            continue
+        field = str(problem["loc"][0]) if problem["loc"] else "arguments"
+        if problem["type"] == "extra_forbidden":
+            known = sorted(UniRouteChatModel.model_fields)
+            close = difflib.get_close_matches(field, known, n=1)
+            hint = f"did you mean {close[0]}=? " if close else ""
+            messages.append(f"unknown argument {field}=; {hint}UniRouteChatModel takes {', '.join(known)}")
+        elif problem["type"] == "missing":
+            messages.append(f"{field}= is required: {field} must be {_EXPECTED.get(field, 'given')}")
+        else:
+            expected = _EXPECTED.get(field, problem["msg"].lower())
+            messages.append(
+                f"{field}={_short.repr(problem['input'])} is not valid: {field} must be {expected}"
+            )
+    return InputError("UniRouteChatModel: " + "; ".join(messages))
+
+
+def _child_name(name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        raise InputError(f"models keys must be profile names (non-empty strings), got {name!r}")
+    return name
+
+
+def _resolve_child(name: str, child: Any) -> Any:
+    """A child as given (any Runnable), or the chat model a ``"provider:model"`` string names."""
+    if isinstance(child, Runnable):
+        return child
+    if not isinstance(child, str):
+        raise InputError(
+            f"child {name!r} is a {type(child).__name__}; give a LangChain chat model "
+            "(e.g. ChatOpenAI(model=...)), a chat-model Runnable (model.with_retry(), model.bind(...)) "
+            "or a 'provider:model' string such as 'openai:gpt-4o-mini'"
+        )
+    try:
+        from langchain.chat_models import init_chat_model
+    except ImportError:
+        raise InputError(
+            f"child {name!r} is the string {child!r}; strings are resolved with langchain's "
+            "init_chat_model: pip install langchain (or pass a chat model instance)"
+        ) from None
+    try:
+        return init_chat_model(child)
+    except Exception as error:
+        raise InputError(
+            f"cannot make child {name!r} from {child!r} with init_chat_model ({type(error).__name__}: "
+            f"{str(error).splitlines()[0]}); use 'provider:model' (e.g. 'openai:gpt-4o-mini') with "
+            "the provider's package installed and its credentials set, or pass a chat model instance"
+        ) from error
+
+
+def _chat_model_of(child: Any) -> BaseChatModel | None:
+    """The chat model inside a child: itself, or under bind / retry / fallbacks / configurable fields."""
+    while not isinstance(child, BaseChatModel):
+        if isinstance(child, RunnableBindingBase):
+            child = child.bound
+        elif isinstance(child, RunnableWithFallbacks):
+            child = child.runnable
+        elif isinstance(child, DynamicRunnable):
+            child = child.default
+        else:
+            return None
+    return child
+
+
+def _supports_tools(child: Any) -> bool:
+    inner = _chat_model_of(child)
+    if inner is None:
+        return callable(getattr(child, "bind_tools", None))
+    return type(inner).bind_tools is not BaseChatModel.bind_tools
+
+
+def _bind_tools(
+    child: Any, tools: list[dict[str, Any]], extra: Mapping[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    """``(target, kwargs)``: calling ``target`` with ``kwargs`` calls ``child`` with the tools bound.
+
+    A chat model's ``bind_tools`` gives a binding of itself, so its kwargs are
+    passed through the wrappers around it (a retry, a binding, configurable
+    fields), which then keep working. Anything else is called as its own
+    ``bind_tools`` returned it.
+    """
+    inner = None
+    if isinstance(child, RunnableBindingBase):
+        inner = child.bound
+    elif isinstance(child, DynamicRunnable):
+        inner = child.default
+    if inner is not None:
+        target, kwargs = _bind_tools(inner, tools, extra)
+        if target is inner:
+            return child, kwargs
+    bound = child.bind_tools(tools, **extra)
+    if isinstance(bound, RunnableBinding) and bound.bound is child:
+        return child, dict(bound.kwargs)
+    return bound, {}
+
+
+def _streams(child: BaseChatModel, child_kwargs: Mapping[str, Any]) -> bool:
+    """Whether ``child`` streams natively for this call (honours its ``disable_streaming``)."""
+    cls = type(child)
+    if cls._stream is BaseChatModel._stream and cls._astream is BaseChatModel._astream:
+        return False
+    if child.disable_streaming is True:
+        return False
+    return not (child.disable_streaming == "tool_calling" and child_kwargs.get("tools"))
+
+
+def _call(
+    method: Callable[..., Any],
+    messages: list[BaseMessage],
+    stop: list[str] | None,
+    run_manager: Any,
+    kwargs: Any,
+) -> Any:
+    """Call a child's ``_generate``-level method, with ``run_manager=`` if it takes one."""
+    if "run_manager" in inspect.signature(method).parameters:
+        return method(messages, stop=stop, run_manager=run_manager, **kwargs)
+    return method(messages, stop=stop, **kwargs)
+
+
+def _child_config(run_manager: Any, configurable: dict[str, Any] | None) -> RunnableConfig:
+    """Config for a Runnable child: the call's ``configurable``; its run nests under this one."""
+    config = RunnableConfig(configurable=dict(configurable or {}))
+    if run_manager is not None:
+        callbacks = CallbackManager(handlers=[], parent_run_id=run_manager.run_id)
+        callbacks.set_handlers(run_manager.inheritable_handlers)
+        callbacks.add_tags(run_manager.inheritable_tags)
+        callbacks.add_metadata(run_manager.inheritable_metadata)
+        config["callbacks"] = callbacks
+    return config
+
+
+def _with_stop(stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    return kwargs if stop is None else {**kwargs, "stop": stop}
+
+
+def _as_result(name: str, message: Any) -> ChatResult:
+    if not isinstance(message, BaseMessage):
+        raise InputError(
+            f"child {name!r} returned a {type(message).__name__}, not a chat message; children must be "
+            "chat models or Runnables that return one (not a chain ending in an output parser)"
+        )
+    return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def _as_generation_chunk(name: str, message: Any) -> ChatGenerationChunk:
+    if isinstance(message, BaseMessageChunk):
+        return ChatGenerationChunk(message=message)
+    return _as_chunk(_as_result(name, message))
 
 
 def _openai_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
@@ -757,33 +1157,6 @@ def _tool_loop_profile(messages: Sequence[BaseMessage]) -> str | None:
             meta = message.response_metadata.get("uniroute")
             return meta.get("answered_by") if isinstance(meta, Mapping) else None
     return None
-
-
-def _supports_tools(child: BaseChatModel) -> bool:
-    return type(child).bind_tools is not BaseChatModel.bind_tools
-
-
-def _streams(child: BaseChatModel, child_kwargs: Mapping[str, Any]) -> bool:
-    """Whether ``child`` streams natively for this call (honours its ``disable_streaming``)."""
-    cls = type(child)
-    if cls._stream is BaseChatModel._stream and cls._astream is BaseChatModel._astream:
-        return False
-    if child.disable_streaming is True:
-        return False
-    return not (child.disable_streaming == "tool_calling" and child_kwargs.get("tools"))
-
-
-def _call(
-    method: Callable[..., Any],
-    messages: list[BaseMessage],
-    stop: list[str] | None,
-    run_manager: Any,
-    kwargs: Any,
-) -> Any:
-    """Call a child's ``_generate``-level method, with ``run_manager=`` if it takes one."""
-    if "run_manager" in inspect.signature(method).parameters:
-        return method(messages, stop=stop, run_manager=run_manager, **kwargs)
-    return method(messages, stop=stop, **kwargs)
 
 
 def _stamp(
