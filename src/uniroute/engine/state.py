@@ -3,13 +3,24 @@
 Two layouts hold the same content:
 
 * a directory: ``state.json`` plus ``arrays-<sha256>.npz``; ``state.json`` names
-  the arrays file and its hash, so a half-written or hand-edited pair is caught;
+  the arrays file and its hash;
 * a single file ending in ``.npz``, the JSON stored in it as the string ``__state__``.
 
+The JSON carries ``state_sha256``, a digest of its own canonical form, so a
+half-written, partly copied or hand-edited state is caught (this catches
+accidents, it is not a signature).
+
+A router state is data, never code or network. Arrays load with
+``allow_pickle=False`` after their headers are checked against their real sizes;
+every number must be finite; the only file a state names must be a regular file
+inside its directory; file sizes are capped; and a state whose embedder sends
+texts over the network (``litellm``) loads only if the caller says so
+(``allow_network=True``) or passes the embedder.
+
 Every write goes to a temporary file renamed into place, so readers see the old
-state or the new one. Arrays load with ``allow_pickle=False``: a state file cannot
-run code. ``schema_version`` changes when the layout does; older versions are
-read or refused with a message, never misread.
+state or the new one. ``schema_version`` changes when the layout does; version 1
+(uniroute 0.1.0) is still read; newer versions are refused with a message, never
+misread.
 """
 
 from __future__ import annotations
@@ -17,7 +28,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +39,36 @@ import numpy as np
 from ..exceptions import EmbedderMismatchError, StateError
 from .cluster_maps import CLUSTER_MAPS
 from .embedders import Embedder, embedder_from_state, embedder_to_state
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, read_regular_file
 from .profiles import ModelProfile
 from .router import Router
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READS = (1, 2)
 FORMAT = "uniroute-router-state"
 STATE_JSON = "state.json"
+MAX_JSON_BYTES = 64 << 20
+"""Largest ``state.json`` read (a state with thousands of models is a few MB)."""
+MAX_ARRAYS_BYTES = 4 << 30
+"""Largest arrays file read, and largest total its arrays may unpack to."""
+_ARRAYS_NAME = re.compile(r"arrays-[0-9a-f]{16}\.npz")
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     """Uncompressed: the static embedder's 30 MB of vectors take ~9 s to deflate."""
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    named: dict[str, Any] = dict(arrays)  # numpy's stubs read **kwargs as its allow_pickle flag
+    np.savez(buffer, **named)
     return buffer.getvalue()
+
+
+def _canonical(meta: Mapping[str, Any]) -> bytes:
+    body = {key: value for key, value in meta.items() if key != "state_sha256"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _sealed(meta: dict[str, Any]) -> dict[str, Any]:
+    return {**meta, "state_sha256": hashlib.sha256(_canonical(meta)).hexdigest()}
 
 
 def _state_content(router: Router) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -72,7 +101,7 @@ def save_router(router: Router, path: str | Path) -> Path:
     path = Path(path)
     meta, arrays = _state_content(router)
     if path.suffix == ".npz":
-        arrays["__state__"] = np.array(json.dumps(meta))
+        arrays["__state__"] = np.array(json.dumps(_sealed(meta), allow_nan=False))
         atomic_write_bytes(path, _npz_bytes(arrays))
         return path
     path.mkdir(parents=True, exist_ok=True)
@@ -81,11 +110,64 @@ def save_router(router: Router, path: str | Path) -> Path:
     arrays_name = f"arrays-{digest[:16]}.npz"
     atomic_write_bytes(path / arrays_name, blob)
     meta.update(arrays_file=arrays_name, arrays_sha256=digest)
-    atomic_write_bytes(path / STATE_JSON, (json.dumps(meta, indent=2) + "\n").encode())
+    text = json.dumps(_sealed(meta), indent=2, allow_nan=False) + "\n"
+    atomic_write_bytes(path / STATE_JSON, text.encode())
     for old in path.glob("arrays-*.npz"):
         if old.name != arrays_name:
             old.unlink(missing_ok=True)
     return path
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a finite number")
+
+
+def _parse_json(text: str | bytes) -> Any:
+    """JSON without NaN/Infinity; nesting too deep for Python is a ValueError."""
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def _check_npz(blob: bytes, where: Path) -> None:
+    """Refuse, before numpy allocates anything, arrays whose headers claim more than the file holds."""
+    total = 0
+    with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+        for info in archive.infolist():
+            total += info.file_size
+            if total > MAX_ARRAYS_BYTES:
+                raise StateError(f"{where} unpacks to over {MAX_ARRAYS_BYTES:,} bytes; not a router state")
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(member, max_header_size=10_000)
+                else:
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(member, max_header_size=10_000)
+                claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if dtype.hasobject or claimed > info.file_size:
+                    raise StateError(
+                        f"{where}: array {info.filename!r} claims {claimed:,} bytes of {dtype} "
+                        f"in {info.file_size:,} bytes; the file is corrupt or not a router state"
+                    )
+
+
+def _check_finite(arrays: Mapping[str, np.ndarray], where: Path) -> None:
+    for key, value in arrays.items():
+        if value.dtype.kind in "fc" and not np.isfinite(value).all():
+            raise StateError(
+                f"{where}: array {key!r} holds NaN or infinity; the state is corrupt, save it again"
+            )
+
+
+def _arrays_path(folder: Path, meta: Mapping[str, Any]) -> Path:
+    name = meta.get("arrays_file")
+    if not isinstance(name, str) or not _ARRAYS_NAME.fullmatch(name):
+        raise StateError(
+            f"{folder / STATE_JSON} names arrays file {name!r}; a state names only "
+            "'arrays-<16 hex digits>.npz' inside its own directory"
+        )
+    return folder / name
 
 
 def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -96,40 +178,68 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             state_file = path / STATE_JSON
             if not state_file.exists():
                 raise StateError(f"{path} is a directory without {STATE_JSON}: not a router state")
-            meta = json.loads(state_file.read_text())
-            blob = (path / meta["arrays_file"]).read_bytes()
-            if hashlib.sha256(blob).hexdigest() != meta["arrays_sha256"]:
+            meta = _parse_json(read_regular_file(state_file, MAX_JSON_BYTES, inside=path))
+            if not isinstance(meta, dict):
+                raise StateError(f"{state_file} is not a uniroute router state")
+            arrays_file = _arrays_path(path, meta)
+            blob = read_regular_file(arrays_file, MAX_ARRAYS_BYTES, inside=path)
+            if hashlib.sha256(blob).hexdigest() != meta.get("arrays_sha256"):
                 raise StateError(
-                    f"{path / meta['arrays_file']} does not match the hash in {state_file}: "
+                    f"{arrays_file} does not match the hash in {state_file}: "
                     "the state was edited or partly copied; save it again"
                 )
         else:
-            blob = path.read_bytes()
+            blob = read_regular_file(path, MAX_ARRAYS_BYTES)
             meta = None
+        _check_npz(blob, path)
         with np.load(io.BytesIO(blob), allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
         if meta is None:
-            meta = json.loads(str(arrays.pop("__state__")))
+            meta = _parse_json(str(arrays.pop("__state__")))
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise StateError(f"{path} is not a uniroute router state")
+        version = meta.get("schema_version")
+        if type(version) is not int or version not in READS:
+            raise StateError(
+                f"{path} has schema_version {version!r}; this uniroute reads {list(READS)}. "
+                "Upgrade uniroute, or re-create the state"
+            )
+        if version >= 2 and meta.get("state_sha256") != hashlib.sha256(_canonical(meta)).hexdigest():
+            raise StateError(
+                f"the JSON of router state {path} does not match its state_sha256: it was edited "
+                "by hand or partly written; save it again with Router.save (or uniroute fit)"
+            )
     except StateError:
         raise
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError, zipfile.BadZipFile, EOFError) as exc:
         raise StateError(f"cannot read router state {path}: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise StateError(f"{path} is not a uniroute router state")
-    version = meta.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise StateError(
-            f"{path} has schema_version {version!r}; this uniroute reads {SCHEMA_VERSION}. "
-            "Upgrade uniroute, or re-create the state"
-        )
-    return meta, arrays
+    _check_finite(arrays, path)
+    return (meta if version >= 2 else _from_v1(meta)), arrays
 
 
-def load_router(path: str | Path, embedder: Embedder | None = None) -> Router:
+def _from_v1(meta: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 state (uniroute 0.1.0) in the current layout; only the embedder spec changed."""
+    old = dict(meta["embedder"])
+    kind, spec_id = old.pop("kind"), old.pop("id")
+    if kind == "static":
+        spec = {"kind": "static", "id": spec_id, "config": {"name": old["name"]}}
+    elif kind == "sentence-transformers":
+        spec = {"kind": kind, "id": spec_id, "config": {"model": old["model"]}}
+    elif kind == "registry":
+        spec = {"kind": old.pop("registry"), "id": spec_id, "config": old}
+    else:
+        spec = {"kind": "external", "id": spec_id}
+    return {**meta, "embedder": spec}
+
+
+def load_router(path: str | Path, embedder: Embedder | None = None, *, allow_network: bool = False) -> Router:
     """Load a router saved by :func:`save_router`.
 
     ``embedder`` is needed only for embedders a state cannot rebuild (e.g. a
     custom or precomputed one); if given, its id must match the state's.
+    ``allow_network``: rebuild an embedder that sends texts over the network
+    (``litellm``) from the state; without it such a state raises
+    :class:`~uniroute.StateError` unless ``embedder`` is given.
     """
     path = Path(path)
     meta, arrays = _read(path)
@@ -141,7 +251,7 @@ def load_router(path: str | Path, embedder: Embedder | None = None) -> Router:
                 "load it with the same embedder or re-fit the router"
             )
         if embedder is None:
-            embedder = embedder_from_state(spec, arrays)
+            embedder = embedder_from_state(spec, arrays, allow_network=allow_network)
         if embedder is None:
             raise EmbedderMismatchError(
                 f"{path} was made with embedder {spec['id']!r}, which a state cannot rebuild; "
@@ -164,8 +274,12 @@ def load_router(path: str | Path, embedder: Embedder | None = None) -> Router:
             )
             for i, m in enumerate(meta["models"])
         ]
+        if len(profiles) != len(arrays["profile_counts"]):
+            raise ValueError(f"{len(profiles)} models but {len(arrays['profile_counts'])} profile rows")
         router.add_profiles(profiles)
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
+    except StateError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
         raise StateError(
             f"router state {path} is incomplete or corrupt: {type(exc).__name__}: {exc}"
         ) from exc

@@ -1,19 +1,24 @@
 """Embeddings from any API LiteLLM can call (the ``"litellm"`` embedder).
 
 ``get_embedder("litellm", model="text-embedding-3-small")`` builds a
-:class:`LiteLLMEmbedder`. A saved router state records the model name (and
-``api_base`` / ``dimensions`` if given), never credentials: a serving node rebuilds
-the embedder from the state and reads its keys from the environment, as LiteLLM does.
+:class:`LiteLLMEmbedder`. The engine finds it through the ``uniroute.embedders``
+entry point (importing this module registers it too), never by importing it.
+
+A saved router state records the model name (and ``api_base`` / ``dimensions`` if
+given), never credentials. Because it sends every prompt to that endpoint, a
+state naming it loads only with ``Router.load(path, allow_network=True)`` or with
+the embedder passed (``Router.load(path, embedder=LiteLLMEmbedder(...))``); keys
+come from the environment, as LiteLLM reads them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from ..engine.embedders import normalize_rows
+from ..engine.embedders import Embedder, normalize_rows, register_embedder
 from ..exceptions import InputError
 
 BATCH_SIZE = 256
@@ -21,7 +26,7 @@ SAVED_KWARGS = ("api_base", "dimensions")
 _PROBE_TEXT = "uniroute dimension probe"
 
 
-class LiteLLMEmbedder:
+class LiteLLMEmbedder(Embedder):
     """Embeds texts with ``litellm.embedding``.
 
     Parameters
@@ -41,6 +46,8 @@ class LiteLLMEmbedder:
     >>> emb.id
     'litellm:text-embedding-3-small'
     """
+
+    kind = "litellm"
 
     def __init__(self, model: str | None = None, **litellm_kwargs: Any):
         if not model or not isinstance(model, str):
@@ -64,13 +71,25 @@ class LiteLLMEmbedder:
             self._dim = int(self._call([_PROBE_TEXT]).shape[1])
         return self._dim
 
-    def state_config(self) -> dict[str, Any]:
+    def to_config(self) -> dict[str, Any]:
         """What a saved state needs to rebuild this embedder (no credentials)."""
-        config: dict[str, Any] = {"registry": "litellm", "model": self.model}
+        config: dict[str, Any] = {"model": self.model}
         for key in SAVED_KWARGS:
             if self.litellm_kwargs.get(key):
                 config[key] = self.litellm_kwargs[key]
         return config
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Embedder:
+        """Only the model and the saved settings; a state never sets keys or other options."""
+        unknown = set(config) - {"model", *SAVED_KWARGS}
+        if unknown:
+            raise InputError(f"litellm embedder config has unexpected settings {sorted(unknown)}")
+        return cls(**config)
+
+    @classmethod
+    def uses_network(cls, config: Mapping[str, Any]) -> bool:
+        return True
 
     def _call(self, texts: list[str]) -> np.ndarray:
         import litellm
@@ -92,3 +111,6 @@ class LiteLLMEmbedder:
         out = normalize_rows(np.concatenate(chunks))
         self._dim = int(out.shape[1])
         return out
+
+
+register_embedder(LiteLLMEmbedder)
