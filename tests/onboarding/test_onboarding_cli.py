@@ -178,3 +178,38 @@ def test_the_printed_retry_command_works_as_printed(
     assert "joker: 16 of 16 prompts graded" in capsys.readouterr().out
     assert server.total_calls == calls + 3  # only the failed prompts are called again
     assert Router.load(prepared["state"]).profile("joker").n_results == pytest.approx(16)
+
+
+def test_the_retry_command_parses_back_to_the_same_arguments() -> None:
+    from uniroute.cli import build_parser
+    from uniroute.onboarding.cli import _command_line
+
+    argv = [
+        "onboard",
+        "my state",
+        "openai/x",
+        "--validation",
+        "v.jsonl",
+        "--param",
+        "seed=1",
+        "--param",
+        'stop=["\\n"]',
+        "--param",
+        "user=bob smith",
+        "--temperature",
+        "0",
+        "--max-retries",
+        "0",
+        "--concurrency",
+        "2",
+        "--no-progress",
+    ]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = shlex.split(_command_line(args, replace=True))
+    assert command[:4] == ["uniroute", "onboard", "my state", "openai/x"]
+    again = parser.parse_args(command[1:])
+    assert again.replace is True
+    assert {k: v for k, v in vars(again).items() if k != "replace"} == {
+        k: v for k, v in vars(args).items() if k != "replace"
+    }

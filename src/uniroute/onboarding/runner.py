@@ -203,7 +203,9 @@ def _scores_or_fail(outcomes: Sequence[Outcome], name: str) -> np.ndarray:
 
 
 def _lock_path(state_path: Path) -> Path:
-    return state_path.parent / f".{state_path.name}.lock"
+    """``.<name>.lock`` beside the state (not inside: a ``.npz`` state is one file)."""
+    resolved = state_path.resolve()
+    return resolved.parent / f".{resolved.name}.lock"
 
 
 def _write_profile(
