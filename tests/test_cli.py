@@ -174,3 +174,28 @@ def test_help_imports_nothing_heavy():
     )
     assert "usage: uniroute" in out.stdout
     assert out.stderr.strip() == "[]"
+
+
+def test_a_state_whose_embedder_calls_the_network_loads_only_with_allow_network(
+    tmp_path, records, capsys, monkeypatch
+):
+    from uniroute.engine import embedders
+
+    class ApiEmbedder(embedders.HashingEmbedder):
+        """Stands for an embedding API (it hashes locally, but says it calls the network)."""
+
+        kind = "test-cli-api"
+
+        @classmethod
+        def uses_network(cls, config):
+            return True
+
+    monkeypatch.setattr(embedders, "EMBEDDERS", embedders._Registry(dict(embedders.EMBEDDERS._classes)))
+    embedders.register_embedder(ApiEmbedder)
+    path = tmp_path / "state"
+    code, _, err = run(capsys, "fit", records, "--out", path, "--embedder", "test-cli-api", "--profile")
+    assert code == 0, err
+    code, _, err = run(capsys, "route", path, "Poetry request: a haiku about snow")
+    assert code == 2 and "allow_network" in err
+    code, out, err = run(capsys, "route", path, "Poetry request: a haiku about snow", "--allow-network")
+    assert code == 0 and "model:" in out, err
