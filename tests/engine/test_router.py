@@ -187,3 +187,67 @@ def test_routing_while_models_come_and_go(toy_router, toy_data):
     stop.set()
     writer.join(timeout=60)
     assert not errors
+
+
+# ---- one routing rule: candidates mapped to profiles, per-candidate costs ----------
+
+
+def test_candidates_may_share_a_profile(toy_router):
+    d = toy_router.route(MATH, lam=1000.0, candidates={"us": "mathbot", "eu": "mathbot", "verse": "poet"})
+    assert d.candidates == ("us", "eu", "verse")
+    assert d.profiles == ("mathbot", "mathbot", "poet")
+    assert d.expected_error["us"] == d.expected_error["eu"]
+    assert d.ranking[:2] == ("us", "eu") and d.model == "us"
+    assert d.near_best(0.0) == ("us", "eu")
+
+
+def test_costs_override_the_profile_cost_per_candidate(toy_router):
+    regions = {"us": "mathbot", "eu": "mathbot"}
+    d = toy_router.route(MATH, lam=1000.0, candidates=regions, costs={"eu": 0.0005})
+    assert d.model == "eu" and d.cost == {"us": 0.001, "eu": 0.0005}
+    assert d.score["eu"] == pytest.approx(d.expected_error["eu"] + 1000.0 * 0.0005)
+    batch = toy_router.route_batch([MATH, POEM], lam=1000.0, costs={"big": 0.0})
+    assert [b.model for b in batch] == ["big", "big"]
+
+
+def test_scores_match_expected_errors_and_route_scores(toy_router):
+    from uniroute.engine.decision import route_scores
+
+    X = toy_router.embed([MATH, POEM])
+    errors, costs, names = toy_router.expected_errors(X, ["poet", "big"], costs={"big": 0.002})
+    assert names == ("poet", "big") and costs.tolist() == [0.001, 0.002]
+    for row, d in zip(
+        route_scores(errors, costs, 50.0),
+        toy_router.route_batch([MATH, POEM], 50.0, ["poet", "big"], costs={"big": 0.002}),
+    ):
+        np.testing.assert_allclose(row, d.scores)
+
+
+def test_bad_costs_are_refused(toy_router):
+    with pytest.raises(InputError, match="not a candidate"):
+        toy_router.route(MATH, candidates=["big"], costs={"bigg": 0.1})
+    for bad in ("cheap", None, -1.0, float("nan"), True):
+        with pytest.raises(InputError, match="cost of candidate 'big'"):
+            toy_router.route(MATH, costs={"big": bad})
+    with pytest.raises(InputError, match="mapping"):
+        toy_router.route(MATH, costs=[0.1])
+
+
+@pytest.mark.parametrize("lam", ["20", None, True, [1.0]])
+def test_lambda_must_be_a_real_number(toy_router, lam):
+    with pytest.raises(InputError, match="lam must be a number"):
+        toy_router.route(MATH, lam=lam)
+
+
+@pytest.mark.parametrize("q", ["0.9", 0.0, 1.0, True])
+def test_conservative_must_be_a_quantile(toy_router, q):
+    with pytest.raises(InputError, match="conservative"):
+        toy_router.route(MATH, conservative=q)
+
+
+@pytest.mark.parametrize(
+    "candidates", [["big", ""], ["big", 3], {"us": ""}, {"": "big"}, {"us": ["big"]}, [["big"]], 7]
+)
+def test_candidate_names_must_be_non_empty_strings(toy_router, candidates):
+    with pytest.raises(InputError, match=r"candidate|profile"):
+        toy_router.route(MATH, candidates=candidates)

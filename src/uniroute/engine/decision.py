@@ -1,25 +1,73 @@
-"""What the router decided for one prompt, and why."""
+"""What the router decided for one prompt, and why.
+
+:func:`route_scores` is the routing rule, expected error + λ·cost; it is the one
+place the engine computes it (:class:`~uniroute.Router` routing, calibration and
+:class:`Decision` all call it), and the front doors never re-score.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
+import math
+import numbers
+import os
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from ..exceptions import InputError
+
+
+def route_scores(errors: np.ndarray, costs: np.ndarray, lam: float) -> np.ndarray:
+    """The routing rule: ``errors + lam * costs``, lower is better.
+
+    ``errors`` is Φ(x)·Ψ(h), shape (m,) or (n, m); ``costs`` is $ per request, shape (m,).
+    """
+    return errors + lam * costs
+
+
+def best_index(scores: np.ndarray) -> np.ndarray:
+    """Index of the best score along the last axis: the first of the lowest, NaN last.
+
+    The same candidate a stable ascending sort puts first, so ``model == ranking[0]``.
+    """
+    if np.isnan(scores).any():  # argmin would stop at a NaN; the ranking puts NaN last
+        return np.argsort(scores, axis=-1, kind="stable")[..., 0]
+    return scores.argmin(axis=-1)
+
+
+def check_number(value: Any, name: str, *, hint: str = "") -> float:
+    """``value`` as a finite float >= 0; anything else (str, None, bool, NaN, < 0) is an InputError."""
+    if type(value) is not float and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+        raise InputError(f"{name} must be a number >= 0, got {value!r} ({type(value).__name__}){hint}")
+    number = float(value)
+    if not number >= 0 or not math.isfinite(number):
+        raise InputError(f"{name} must be a finite number >= 0, got {value!r}{hint}")
+    return number
+
+
+def new_decision_id() -> str:
+    """A random (version 4) UUID as 32 hex digits; ~3x faster than ``uuid.uuid4().hex``."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    return raw.hex()
 
 
 @dataclass(frozen=True, eq=False)
 class Decision:
     """One routing decision: the chosen model and everything that explains it.
 
-    ``expected_error[m] + lam * cost[m] == score[m]`` for every candidate ``m``;
-    ``ranking`` orders candidates by score, best first (the fallback order).
+    ``errors[i] + lam * costs[i] == scores[i]`` for every candidate ``i``;
+    ``ranking`` orders candidates by score, best first and stable (the fallback
+    order), and ``model == ranking[0]`` always.
 
     Attributes
     ----------
-    model : str
-        The chosen model (``ranking[0]``).
+    candidates : tuple of str
+        The names routed among (a LiteLLM deployment, a LangChain child, or a model).
+    errors, costs, scores : ndarray of shape (n_candidates,)
+        Expected error Φ(x)·Ψ, $ per request, and ``errors + lam * costs``.
     lam : float
         The quality-cost trade-off used (error points per $).
     cluster_probs : ndarray of shape (n_clusters,)
@@ -28,6 +76,12 @@ class Decision:
         Candidates left out because they have no profile.
     note : str or None
         Set when a documented default applied (e.g. a prompt with no text).
+    profiles : tuple of str
+        The profile each candidate was scored with (default: its own name).
+    model : str
+        The chosen candidate, ``ranking[0]``.
+    decision_id : str
+        A uuid4 hex string, unique per decision (to attach feedback to it later).
     """
 
     candidates: tuple[str, ...]
@@ -37,22 +91,40 @@ class Decision:
     cluster_probs: np.ndarray
     skipped: tuple[str, ...] = ()
     note: str | None = None
+    profiles: tuple[str, ...] = None  # type: ignore[assignment]
+    scores: np.ndarray = None  # type: ignore[assignment]
+    model: str = None  # type: ignore[assignment]
+    decision_id: str = field(default_factory=new_decision_id)
 
-    @cached_property
-    def scores(self) -> np.ndarray:
-        return self.errors + self.lam * self.costs
-
-    @cached_property
-    def _order(self) -> np.ndarray:
-        return np.argsort(self.scores, kind="stable")
+    def __post_init__(self) -> None:
+        if self.profiles is None:
+            object.__setattr__(self, "profiles", self.candidates)
+        if self.scores is None:
+            object.__setattr__(self, "scores", route_scores(self.errors, self.costs, self.lam))
+        if self.model is None:
+            object.__setattr__(self, "model", self.candidates[int(best_index(self.scores))])
 
     @property
-    def model(self) -> str:
-        return self.candidates[int(np.argmin(self.scores))]
+    def _order(self) -> np.ndarray:
+        # Cached by hand: functools.cached_property takes a lock shared by all decisions.
+        order = self.__dict__.get("_order_cache")
+        if order is None:
+            order = np.argsort(self.scores, kind="stable")
+            self.__dict__["_order_cache"] = order
+        return order
 
     @property
     def ranking(self) -> tuple[str, ...]:
         return tuple(self.candidates[i] for i in self._order)
+
+    def near_best(self, tolerance: float) -> tuple[str, ...]:
+        """Candidates whose score is within ``tolerance`` of the best, in ranking order.
+
+        Ties (e.g. one model deployed in several regions at one price) come out
+        together, so a front door can spread load among them by its own rules.
+        """
+        limit = self.scores[self._order[0]] + check_number(tolerance, "tolerance")
+        return tuple(self.candidates[i] for i in self._order if self.scores[i] <= limit)
 
     @property
     def expected_error(self) -> dict[str, float]:
@@ -76,12 +148,14 @@ class Decision:
         order = self._order if top is None else self._order[:top]
         return {
             "model": self.model,
+            "decision_id": self.decision_id,
             "lambda": self.lam,
             "cluster": self.cluster,
             "cluster_probs": [round(float(p), 6) for p in self.cluster_probs],
             "ranking": [
                 {
                     "model": self.candidates[i],
+                    "profile": self.profiles[i],
                     "expected_error": float(self.errors[i]),
                     "cost": float(self.costs[i]),
                     "score": float(self.scores[i]),

@@ -14,33 +14,78 @@ from tqdm.auto import tqdm
 from ..exceptions import InputError, NotFittedError, UnknownModelError
 from .cache import CachedEmbedder
 from .cluster_maps import KMeansClusterMap, LearnedClusterMap, check_embeddings
-from .decision import Decision
+from .decision import Decision, best_index, check_number, route_scores
 from .embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
 from .profiles import DEFAULT_PRIOR_STRENGTH, ModelProfile, check_scores, profile_from_scores
 from .text import Prompt, routing_text
 
 ClusterMap = KMeansClusterMap | LearnedClusterMap
+Candidates = Sequence[str] | Mapping[str, str]
+"""Candidate names, or candidate name -> profile name (several candidates may share a profile)."""
 NO_TEXT_NOTE = "no routing text in the request; routed on the cluster prior"
 _BATCH = 256
+_MAX_SUBSETS = 256
+_MAX_WARNED = 1024
 
 
 class _Candidates:
     """The profiled part of a candidate list, with its Ψ and costs laid out for scoring."""
 
-    __slots__ = ("costs", "index", "names", "psi_t", "skipped")
+    __slots__ = ("costs", "index", "names", "position", "profiles", "psi_t", "skipped")
 
-    def __init__(self, pool: _Pool, names: Sequence[str]):
-        unique = list(dict.fromkeys(names))
-        known = [name for name in unique if name in pool.index]
-        self.names = tuple(known)
-        self.skipped = tuple(name for name in unique if name not in pool.index)
-        self.index = np.array([pool.index[n] for n in known], dtype=np.intp)
+    def __init__(self, pool: _Pool, pairs: Sequence[tuple[str, str]]):
+        known = [(name, profile) for name, profile in pairs if profile in pool.index]
+        self.names = tuple(name for name, _ in known)
+        self.profiles = tuple(profile for _, profile in known)
+        self.skipped = tuple(name for name, profile in pairs if profile not in pool.index)
+        self.position = {name: i for i, name in enumerate(self.names)}
+        self.index = np.array([pool.index[p] for p in self.profiles], dtype=np.intp)
         self.psi_t = np.ascontiguousarray(pool.psi[self.index].T)
         self.costs = pool.costs[self.index]
 
+    def costs_with(self, overrides: Mapping[str, Any]) -> np.ndarray:
+        """The candidates' costs, with ``overrides`` (candidate name -> $) applied."""
+        if not isinstance(overrides, Mapping):
+            raise InputError(f"costs must be a mapping of candidate name to $ per request, got {overrides!r}")
+        costs = self.costs.copy()
+        for name, value in overrides.items():
+            i = self.position.get(name)
+            if i is None:
+                if name in self.skipped:
+                    continue
+                raise InputError(
+                    f"costs names {name!r}, which is not a candidate; candidates: {list(self.names)}"
+                )
+            costs[i] = check_number(value, f"cost of candidate {name!r}", hint=" ($ per request)")
+        return costs
+
+
+def _candidate_pairs(candidates: Sequence[str] | Mapping[str, str]) -> list[tuple[str, str]]:
+    """(candidate name, profile name) pairs, checked; a sequence names its own profiles."""
+    if isinstance(candidates, Mapping):
+        pairs = list(candidates.items())
+    elif isinstance(candidates, (str, bytes)):
+        raise InputError(f"candidates must be a list of model names, not one string: {candidates!r}")
+    elif not isinstance(candidates, Iterable):
+        raise InputError(
+            "candidates must be a list of model names or a mapping of candidate name to profile "
+            f"name, got {type(candidates).__name__} {candidates!r}"
+        )
+    else:
+        pairs = [(name, name) for name in candidates]
+    for name, profile in pairs:
+        for what, value in (("candidate", name), ("profile", profile)):
+            if not isinstance(value, str) or not value:
+                raise InputError(f"each {what} name must be a non-empty string, got {value!r}")
+    return list(dict.fromkeys(pairs))
+
 
 class _Pool:
-    """An immutable snapshot of the profiles, swapped whole when models change."""
+    """An immutable snapshot of the profiles, swapped whole when models change.
+
+    Its caches (candidate subsets, conservative Ψ) only ever gain complete entries,
+    so concurrent readers need no lock: a race at worst computes an entry twice.
+    """
 
     def __init__(self, profiles: dict[str, ModelProfile], n_clusters: int):
         self.profiles = profiles
@@ -49,23 +94,35 @@ class _Pool:
         self.psi = np.stack([p.errors for p in profiles.values()]) if profiles else np.zeros((0, n_clusters))
         self.costs = np.array([p.cost for p in profiles.values()], dtype=np.float64)
         self._upper: dict[float, np.ndarray] = {}
-        self._subsets: dict[tuple[str, ...] | None, _Candidates] = {}
+        self._subsets: dict[Any, _Candidates] = {}
 
     def upper_psi_t(self, candidates: _Candidates, q: float) -> np.ndarray:
         """Transposed q-quantile Ψ of the candidates (conservative routing)."""
-        if q not in self._upper:
-            self._upper[q] = (
-                np.stack([p.upper(q) for p in self.profiles.values()]) if self.profiles else self.psi
-            )
-        return self._upper[q][candidates.index].T
+        upper = self._upper.get(q)
+        if upper is None:
+            upper = np.stack([p.upper(q) for p in self.profiles.values()]) if self.profiles else self.psi
+            self._upper[q] = upper
+        return upper[candidates.index].T
 
-    def subset(self, candidates: Sequence[str] | None) -> _Candidates:
-        key = None if candidates is None else tuple(candidates)
-        found = self._subsets.get(key)
+    def subset(self, candidates: Sequence[str] | Mapping[str, str] | None) -> _Candidates:
+        """The candidates' scoring layout, cached per candidate list (checked on a miss)."""
+        if candidates is None:
+            key: Any = None
+        elif isinstance(candidates, Mapping):
+            key = tuple(candidates.items())
+        elif isinstance(candidates, (list, tuple)):
+            key = tuple(candidates)
+        else:  # a string (refused) or another iterable: not cached
+            return _Candidates(self, _candidate_pairs(candidates))
+        try:
+            found = self._subsets.get(key)
+        except TypeError:  # an unhashable element; _candidate_pairs names it
+            found = None
         if found is None:
-            found = _Candidates(self, self.names if key is None else key)
-            if len(self._subsets) > 256:
-                self._subsets.clear()
+            pairs = [(n, n) for n in self.names] if candidates is None else _candidate_pairs(candidates)
+            found = _Candidates(self, pairs)
+            if len(self._subsets) >= _MAX_SUBSETS:
+                self._subsets = {}
             self._subsets[key] = found
         return found
 
@@ -289,9 +346,7 @@ class Router:
 
     # ---- routing ----------------------------------------------------------------
 
-    def _candidates(self, pool: _Pool, candidates: Sequence[str] | None) -> _Candidates:
-        if isinstance(candidates, str):
-            raise InputError("candidates must be a list of model names, not one string")
+    def _candidates(self, pool: _Pool, candidates: Candidates | None) -> _Candidates:
         chosen = pool.subset(candidates)
         skipped = chosen.skipped
         if skipped:
@@ -299,10 +354,7 @@ class Router:
                 raise UnknownModelError(
                     f"no profile for candidate(s) {list(skipped)}; known models: {list(pool.names)}"
                 )
-            new = [s for s in skipped if s not in self._warned]
-            if new:
-                self._warned.update(new)
-                warnings.warn(f"uniroute: skipping candidate(s) with no profile: {new}", stacklevel=3)
+            self._warn_once(skipped)
         if not chosen.names:
             raise UnknownModelError(
                 "no candidate has a profile; add models with Router.add_model (CLI: uniroute add-model)"
@@ -310,23 +362,62 @@ class Router:
             )
         return chosen
 
-    def _decide(
+    def _warn_once(self, skipped: Sequence[str]) -> None:
+        """Warn about candidates with no profile, once per name (the lock is taken only for new names)."""
+        if all(name in self._warned for name in skipped):
+            return
+        with self._lock:
+            new = [name for name in skipped if name not in self._warned]
+            if len(self._warned) + len(new) > _MAX_WARNED:  # bounded, whatever names clients send
+                self._warned = set()
+            self._warned.update(new)
+        if new:
+            warnings.warn(f"uniroute: skipping candidate(s) with no profile: {new}", stacklevel=4)
+
+    def _score(
         self,
         phi: np.ndarray,
-        lam: float,
-        candidates: Sequence[str] | None,
+        candidates: Candidates | None,
         conservative: float | None,
-        notes: Sequence[str | None],
-    ) -> list[Decision]:
-        if not lam >= 0 or not np.isfinite(lam):
-            raise InputError(f"lam must be a finite number >= 0, got {lam!r}")
+        costs: Mapping[str, Any] | None,
+    ) -> tuple[_Candidates, np.ndarray, np.ndarray]:
+        """The candidates, their expected errors Φ·Ψ (n, m) and their costs (m,)."""
+        if conservative is not None:
+            conservative = check_number(conservative, "conservative", hint=" (a quantile such as 0.9)")
+            if not 0 < conservative < 1:
+                raise InputError(f"conservative must lie in (0, 1), e.g. 0.9; got {conservative!r}")
         pool = self._pool
         chosen = self._candidates(pool, candidates)
         psi_t = chosen.psi_t if conservative is None else pool.upper_psi_t(chosen, conservative)
-        errors = phi @ psi_t
-        lam = float(lam)
+        return chosen, phi @ psi_t, chosen.costs if costs is None else chosen.costs_with(costs)
+
+    def _decide(
+        self,
+        phi: np.ndarray,
+        lam: Any,
+        candidates: Candidates | None,
+        conservative: float | None,
+        notes: Sequence[str | None],
+        costs: Mapping[str, Any] | None,
+    ) -> list[Decision]:
+        lam = check_number(lam, "lam", hint=" (error points traded per $; 0 = best quality)")
+        chosen, errors, cand_costs = self._score(phi, candidates, conservative, costs)
+        scores = route_scores(errors, cand_costs, lam)
+        names = chosen.names
+        best = best_index(scores).tolist()
         return [
-            Decision(chosen.names, errors[i], chosen.costs, lam, phi[i], chosen.skipped, notes[i])
+            Decision(
+                chosen.names,
+                errors[i],
+                cand_costs,
+                lam,
+                phi[i],
+                chosen.skipped,
+                notes[i],
+                chosen.profiles,
+                scores[i],
+                names[best[i]],
+            )
             for i in range(len(phi))
         ]
 
@@ -345,10 +436,12 @@ class Router:
         self,
         prompt: Prompt,
         lam: float = 0.0,
-        candidates: Sequence[str] | None = None,
+        candidates: Candidates | None = None,
         conservative: float | None = None,
+        *,
+        costs: Mapping[str, float] | None = None,
     ) -> Decision:
-        """Pick the model for one prompt.
+        """Pick the candidate for one prompt: argmin of Φ(x)·Ψ + λ·cost.
 
         Parameters
         ----------
@@ -357,46 +450,58 @@ class Router:
             the cluster prior: the model best on average; ``Decision.note`` says so.
         lam : float, default=0.0
             λ, error points traded per $ of cost per request; 0 = best quality.
-        candidates : list of str, optional
-            Restrict the choice to these models (default: all profiled models).
+        candidates : list of str or mapping of str to str, optional
+            Restrict the choice to these models (default: all profiled models), or
+            map candidate names to the profile each is scored with (several
+            candidates may share one profile, e.g. one model in three regions).
         conservative : float, optional
             Route on the q-quantile of each model's error posterior instead of its mean.
+        costs : mapping of str to float, optional
+            $ per request for some candidates, overriding their profile's cost.
         """
         phi, notes = self._phi_of([prompt])
-        return self._decide(phi, lam, candidates, conservative, notes)[0]
+        return self._decide(phi, lam, candidates, conservative, notes, costs)[0]
 
     def route_batch(
         self,
         prompts: Sequence[Prompt],
         lam: float = 0.0,
-        candidates: Sequence[str] | None = None,
+        candidates: Candidates | None = None,
         conservative: float | None = None,
+        *,
+        costs: Mapping[str, float] | None = None,
     ) -> list[Decision]:
         """Route many prompts at once (one embedding call, one matrix product)."""
         phi, notes = self._phi_of(list(prompts))
-        return self._decide(phi, lam, candidates, conservative, notes)
+        return self._decide(phi, lam, candidates, conservative, notes, costs)
 
     def route_embeddings(
         self,
         embeddings: Any,
         lam: float = 0.0,
-        candidates: Sequence[str] | None = None,
+        candidates: Candidates | None = None,
         conservative: float | None = None,
+        *,
+        costs: Mapping[str, float] | None = None,
     ) -> list[Decision]:
         """Route prompts given as embeddings from this router's embedder."""
         phi = self.cluster_probs(embeddings)
-        return self._decide(phi, lam, candidates, conservative, [None] * len(phi))
+        return self._decide(phi, lam, candidates, conservative, [None] * len(phi), costs)
 
     def expected_errors(
-        self, embeddings: Any, candidates: Sequence[str] | None = None
+        self,
+        embeddings: Any,
+        candidates: Candidates | None = None,
+        *,
+        costs: Mapping[str, float] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
         """Φ(x)·Ψ(h) for every prompt and candidate: ``(errors (n, m), costs (m,), names)``.
 
-        The building block for sweeping λ over a whole test set at once.
+        The building block for sweeping λ over a whole test set at once; score
+        with :func:`uniroute.engine.decision.route_scores`.
         """
-        phi = self.cluster_probs(embeddings)
-        chosen = self._candidates(self._pool, candidates)
-        return phi @ chosen.psi_t, chosen.costs, chosen.names
+        chosen, errors, cand_costs = self._score(self.cluster_probs(embeddings), candidates, None, costs)
+        return errors, cand_costs, chosen.names
 
     def calibrate(
         self,
@@ -404,7 +509,8 @@ class Router:
         *,
         max_cost: float | None = None,
         min_quality: float | None = None,
-        candidates: Sequence[str] | None = None,
+        candidates: Candidates | None = None,
+        costs: Mapping[str, float] | None = None,
     ) -> float:
         """Find the λ that meets an operating point on representative prompts.
 
@@ -414,14 +520,14 @@ class Router:
         """
         if (max_cost is None) == (min_quality is None):
             raise InputError("give exactly one of max_cost=... or min_quality=...")
-        errors, costs, _ = self.expected_errors(self.embed(prompts), candidates)
+        errors, cand_costs, _ = self.expected_errors(self.embed(prompts), candidates, costs=costs)
 
         def outcome(lam: float) -> tuple[float, float]:
-            choice = np.argmin(errors + lam * costs, axis=1)
+            choice = best_index(route_scores(errors, cand_costs, lam))
             rows = np.arange(len(errors))
-            return float(costs[choice].mean()), float(1.0 - errors[rows, choice].mean())
+            return float(cand_costs[choice].mean()), float(1.0 - errors[rows, choice].mean())
 
-        gaps = np.diff(np.unique(costs))
+        gaps = np.diff(np.unique(cand_costs))
         lam_hi = 2.0 * (np.ptp(errors) + 1.0) / (gaps.min() if len(gaps) else 1.0)
         if max_cost is not None:
 
