@@ -67,7 +67,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the kernel applies the umask
     try:
         with os.fdopen(fd, "wb") as handle:
-            if mode is not None:
+            if mode is not None and hasattr(os, "fchmod"):  # POSIX; Windows has no modes to keep
                 os.fchmod(handle.fileno(), mode)
             handle.write(data)
             handle.flush()
@@ -108,7 +108,7 @@ def read_regular_file(path: Path, max_bytes: int, inside: Path | None = None) ->
     st = os.stat(path)
     if not stat.S_ISREG(st.st_mode):
         raise InputError(f"{path} is {file_kind(st.st_mode)}, not a regular file")
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     with os.fdopen(fd, "rb") as handle:
         st = os.fstat(handle.fileno())  # the file opened may differ from the one checked
         if not stat.S_ISREG(st.st_mode):
