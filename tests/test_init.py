@@ -7,8 +7,10 @@ import uniroute
 def test_public_api_is_pinned():
     assert sorted(uniroute.__all__) == sorted(
         [
+            "CLUSTER_MAPS",
             "EMBEDDERS",
             "CachedEmbedder",
+            "ClusterMap",
             "Decision",
             "Embedder",
             "EmbedderMismatchError",
@@ -27,8 +29,11 @@ def test_public_api_is_pinned():
             "StaticEmbedder",
             "UniRouteError",
             "UnknownModelError",
+            "as_embedder",
             "get_embedder",
             "load_router",
+            "register_cluster_map",
+            "register_embedder",
             "routing_text",
             "save_router",
         ]

@@ -25,8 +25,11 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "CachedEmbedder": ".engine.cache",
+    "CLUSTER_MAPS": ".engine.cluster_maps",
+    "ClusterMap": ".engine.cluster_maps",
     "KMeansClusterMap": ".engine.cluster_maps",
     "LearnedClusterMap": ".engine.cluster_maps",
+    "register_cluster_map": ".engine.cluster_maps",
     "Decision": ".engine.decision",
     "EMBEDDERS": ".engine.embedders",
     "Embedder": ".engine.embedders",
@@ -34,7 +37,9 @@ _LAZY = {
     "PrecomputedEmbedder": ".engine.embedders",
     "SentenceTransformerEmbedder": ".engine.embedders",
     "StaticEmbedder": ".engine.embedders",
+    "as_embedder": ".engine.embedders",
     "get_embedder": ".engine.embedders",
+    "register_embedder": ".engine.embedders",
     "ModelProfile": ".engine.profiles",
     "Router": ".engine.router",
     "load_router": ".engine.state",
@@ -43,8 +48,10 @@ _LAZY = {
 }
 
 __all__ = [
+    "CLUSTER_MAPS",
     "EMBEDDERS",
     "CachedEmbedder",
+    "ClusterMap",
     "Decision",
     "Embedder",
     "EmbedderMismatchError",
@@ -63,15 +70,24 @@ __all__ = [
     "StaticEmbedder",
     "UniRouteError",
     "UnknownModelError",
+    "as_embedder",
     "get_embedder",
     "load_router",
+    "register_cluster_map",
+    "register_embedder",
     "routing_text",
     "save_router",
 ]
 
 if TYPE_CHECKING:
     from .engine.cache import CachedEmbedder
-    from .engine.cluster_maps import KMeansClusterMap, LearnedClusterMap
+    from .engine.cluster_maps import (
+        CLUSTER_MAPS,
+        ClusterMap,
+        KMeansClusterMap,
+        LearnedClusterMap,
+        register_cluster_map,
+    )
     from .engine.decision import Decision
     from .engine.embedders import (
         EMBEDDERS,
@@ -80,7 +96,9 @@ if TYPE_CHECKING:
         PrecomputedEmbedder,
         SentenceTransformerEmbedder,
         StaticEmbedder,
+        as_embedder,
         get_embedder,
+        register_embedder,
     )
     from .engine.profiles import ModelProfile
     from .engine.router import Router
