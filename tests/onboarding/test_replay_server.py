@@ -69,6 +69,25 @@ def test_known_prompts_get_the_recorded_answer(server: ReplayServer, csv_path: P
 
 
 @pytest.mark.integration
+def test_the_prompt_is_read_by_the_engine_text_helper(server: ReplayServer, csv_path: Path) -> None:
+    data = load_routerbench(csv_path)
+    prompt = data.prompts[2]
+    for messages in (
+        [{"role": "system", "content": "You are terse."}, {"role": "user", "content": prompt}],
+        [{"role": "user", "content": [{"type": "input_text", "text": prompt}]}],
+        [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": prompt}, {"type": "image_url", "image_url": {}}],
+            }
+        ],
+    ):
+        status, body = post(server.url, {"model": "sage", "messages": messages})
+        assert status == 200, body
+        assert body["choices"][0]["message"]["content"] == data.responses["sage"][2]
+
+
+@pytest.mark.integration
 def test_unknown_models_and_prompts_get_clear_errors(server: ReplayServer, csv_path: Path) -> None:
     prompt = load_routerbench(csv_path).prompts[0]
     status, body = post(server.url, {"model": "gpt-9", "messages": [{"role": "user", "content": prompt}]})

@@ -41,7 +41,7 @@ from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._optional import require
-from ..engine.text import routing_text
+from ..engine.text import prompt_text
 from ..exceptions import GradingError, InputError
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ class MultipleChoiceGrader(ExtractingGrader):
         self.choices = None if choices is None else choices.upper()
 
     def _prompt_letters(self, item: ValidationItem) -> str:
-        return "".join(sorted(set(_CHOICE_LINE.findall(routing_text(item.prompt, max_chars=20_000)))))
+        return "".join(sorted(set(_CHOICE_LINE.findall(prompt_text(item.prompt)))))
 
     def letters(self, item: ValidationItem) -> str:
         if self.choices:
@@ -389,9 +389,7 @@ class LLMJudgeGrader(Grader):
             reference = "(none given)"
         elif not isinstance(reference, str):
             reference = json.dumps(reference, ensure_ascii=False)
-        content = self.prompt.format(
-            prompt=routing_text(item.prompt, max_chars=20_000), response=response, reference=reference
-        )
+        content = self.prompt.format(prompt=prompt_text(item.prompt), response=response, reference=reference)
         try:
             reply = litellm.completion(
                 model=self.model,

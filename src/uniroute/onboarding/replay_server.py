@@ -8,7 +8,9 @@ of models for tests, demos and onboarding rehearsals.
 
 Endpoints: ``POST /v1/chat/completions`` (``stream`` supported),
 ``GET /v1/models``, ``GET /health``. A prompt is the text of the request's
-messages joined by newlines, compared with runs of whitespace collapsed. Errors
+messages as :func:`uniroute.engine.text.prompt_text` reads it (the user and
+assistant turns joined by newlines, system turns only when there are none),
+compared with runs of whitespace collapsed. Errors
 use OpenAI's error body: 404 ``model_not_found`` for an unknown model, 404
 ``prompt_not_found`` for an unknown prompt or one the model has no recorded
 answer for, 400 for a malformed request. Token counts in ``usage`` are
@@ -28,6 +30,7 @@ from typing import Any
 
 from ..datasets import RoutingDataset, load_dataset
 from ..engine.embedders import text_key
+from ..engine.text import prompt_text
 from ..exceptions import InputError, UniRouteError
 
 _DATA_SUFFIXES = (".csv",)
@@ -49,20 +52,15 @@ def prompt_key(text: str) -> str:
 
 
 def _message_text(messages: Any) -> str:
+    """The prompt text of a request's messages (:func:`uniroute.engine.text.prompt_text`), or a 400."""
     if not isinstance(messages, list) or not messages:
         raise _ReplayError(400, "invalid_request", "'messages' must be a non-empty list")
-    parts = []
-    for message in messages:
-        if not isinstance(message, dict):
-            raise _ReplayError(
-                400, "invalid_request", "each message must be an object with 'role' and 'content'"
-            )
-        content = message.get("content")
-        if isinstance(content, str):
-            parts.append(content)
-        elif isinstance(content, list):
-            parts.extend(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-    return "\n".join(parts)
+    if not all(isinstance(message, dict) for message in messages):
+        raise _ReplayError(400, "invalid_request", "each message must be an object with 'role' and 'content'")
+    try:
+        return prompt_text(messages)
+    except InputError as exc:
+        raise _ReplayError(400, "invalid_request", str(exc)) from exc
 
 
 class ReplayData:
