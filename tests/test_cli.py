@@ -114,11 +114,15 @@ def test_router_option_becomes_state_option_where_the_state_is_optional():
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("cmd").add_argument("--state")
     sub.add_parser("stateless").add_argument("--x")
+    own = sub.add_parser("own")
+    own.add_argument("--state")
+    own.add_argument("--router", help="this command's own option, e.g. a router under test")
     with pytest.warns(DeprecationWarning):
         assert _rewrite_router_option(parser, ["cmd", "--router=s", "--state", "t"]) == [
             "cmd", "--state", "t", "--state", "s"
         ]  # fmt: skip
     assert _rewrite_router_option(parser, ["stateless", "--router", "s"]) == ["stateless", "--router", "s"]
+    assert _rewrite_router_option(parser, ["own", "--router", "m:f"]) == ["own", "--router", "m:f"]
     assert _rewrite_router_option(parser, ["cmd", "--router"]) == ["cmd", "--router"]
 
 

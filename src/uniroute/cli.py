@@ -264,7 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _state_is_positional(subparser: argparse.ArgumentParser) -> bool | None:
-    """True if the subcommand takes ``STATE`` positionally, False for ``--state``, None if neither."""
+    """True if the subcommand takes ``STATE`` positionally, False for ``--state``, None if neither
+    (or if ``--router`` is the subcommand's own option, e.g. ``eval --router`` naming a router to test)."""
+    if any("--router" in action.option_strings for action in subparser._actions):
+        return None
     for action in subparser._actions:
         if action.dest == "state":
             return not action.option_strings
