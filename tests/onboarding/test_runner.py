@@ -223,6 +223,21 @@ def test_a_dead_endpoint_stops_the_run(
     assert state_bytes(toy_state) == before
 
 
+def test_a_missing_api_key_stops_at_once_and_says_how_to_pass_one(
+    fake_server,
+    toy_state: Path,
+    toy_items: list[ValidationItem],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    server = fake_server(good)
+    before = state_bytes(toy_state)
+    with pytest.raises(OnboardingError, match=r"no API key for 'openai/newbie'.*--api-key-env"):
+        run(toy_items, toy_state, server, tmp_path, settings={"api_key": None, "backoff": 1.0})
+    assert server.total_calls == 0 and state_bytes(toy_state) == before
+
+
 def test_unpriced_model_needs_a_cost(
     fake_server, toy_state: Path, toy_items: list[ValidationItem], tmp_path: Path
 ) -> None:

@@ -5,7 +5,8 @@
 * 429, 408, 409, 5xx, timeouts and connection errors are retried with exponential
   backoff and jitter (``Retry-After`` honoured, capped);
 * other 4xx fail the prompt at once: ``(None, "<status> <error>")``;
-* 401/403 raise :class:`_FatalCallError`: no other prompt will escape them.
+* 401/403, and a call made without any API key (which LiteLLM reports as a
+  500), raise :class:`_FatalCallError`: no other prompt will escape them.
 
 Bounding the number of calls in flight is the caller's job (a semaphore).
 """
@@ -30,11 +31,17 @@ class _FatalCallError(OnboardingError):
     """
 
 
+# What the provider SDK says when no key was given at all; LiteLLM reports it as a 500.
+_NO_KEY = ("Missing credentials", "api_key client option must be set")
+
+
 def classify(exc: BaseException) -> str:
-    """``"fatal"``, ``"retry"`` or ``"fail"`` for an exception raised by a LiteLLM call."""
+    """``"fatal"``, ``"no key"``, ``"retry"`` or ``"fail"`` for an exception raised by a LiteLLM call."""
     litellm = require("litellm", "litellm")
     if isinstance(exc, (litellm.AuthenticationError, litellm.PermissionDeniedError)):
         return "fatal"
+    if any(text in str(exc) for text in _NO_KEY):
+        return "no key"
     retryable = (
         asyncio.TimeoutError,
         litellm.Timeout,
@@ -108,6 +115,12 @@ async def complete(settings: CallSettings, messages: Sequence[Mapping[str, Any]]
             kind = classify(exc)
             if kind == "fatal":
                 raise _FatalCallError(f"{error_name(exc)}: {exc}") from exc
+            if kind == "no key":
+                raise _FatalCallError(
+                    f"no API key for {s.model!r}: pass api_key= (CLI: --api-key-env VAR) or set the "
+                    "provider's key variable (e.g. OPENAI_API_KEY); a local server without keys takes any "
+                    "non-empty key"
+                ) from exc
             if kind == "fail" or attempt == s.max_retries:
                 return None, error_name(exc) + ("" if kind == "fail" else f" after {attempt + 1} attempts")
             delay = min(s.backoff_max, s.backoff * 2**attempt) * (0.5 + random.random() / 2)
