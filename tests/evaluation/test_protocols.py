@@ -37,14 +37,43 @@ def test_static_protocol(pair: tuple[RoutingDataset, RoutingDataset], tmp_path) 
     assert list(tmp_path.rglob("*.npz")), "embeddings should be cached on disk"
 
 
+def _chord_area(test: RoutingDataset, pool: list[str]) -> float:
+    """Area of the random router by hand: the chord from the cheapest pool model to the pool's mean."""
+    sub = test.select_models(pool)
+    keep = ~np.isnan(sub.scores).any(axis=1)
+    q, c = sub.scores[keep].mean(axis=0), sub.costs[keep].mean(axis=0)
+    top = c.max()
+    x0, q0 = c.min() / top, q[np.argmin(c)]
+    x1, q1 = c.mean() / top, q.mean()
+    return q0 * x0 + (x1 - x0) * (q0 + q1) / 2 + (1 - x1) * q1
+
+
 def test_unseen_protocol(pair: tuple[RoutingDataset, RoutingDataset]) -> None:
     train, test = pair
     result = protocols.run_unseen(train, test, HashingEmbedder(), ROUTERS, OPTIONS, trials=3, progress=False)
-    assert result["n_unseen_models"] == 2
-    assert len(result["per_trial"]) == 3
+    assert result["n_unseen_models"] == 2  # ⌈5 / 3⌉
+    trials = result["per_trial"]
+    assert len(trials) == 3 and all(len(t["pool"]) == 2 for t in trials)
+    # 60 training prompts: validation 1/7 of them (9), the rest (51) fit Φ; the 24 test prompts are routed
+    assert all(t["sizes"] == {"train": 51, "valid": 9, "test": 24} for t in trials)
+    for t in trials:
+        assert t["routers"]["random"]["area"] == pytest.approx(_chord_area(test, t["pool"]))
+    areas = [t["routers"]["uniroute-kmeans"]["area"] for t in trials]
     row = result["routers"]["uniroute-kmeans"]
-    assert 0.0 <= row["area"] <= 1.0 and row["area_std"] >= 0.0
-    assert all(len(t["pool"]) == 2 for t in result["per_trial"])
+    assert row["area"] == pytest.approx(np.mean(areas)) and row["area_std"] == pytest.approx(np.std(areas))
+    ahead = sum(t["routers"]["uniroute-kmeans"]["area"] > t["routers"]["knn"]["area"] for t in trials)
+    assert result["paired_trials"]["knn"]["ahead"] == ahead and result["paired_trials"]["knn"]["trials"] == 3
+    assert result["curves_shown"] == {"trial": 1, "pool": trials[0]["pool"]}
+
+
+def test_unseen_protocol_on_one_file_matches_the_docs(make_data) -> None:
+    # docs/evaluation.md: with one file, 30% of the prompts are held out per trial, and the rest is split
+    # into train (6/7) and validation (1/7)
+    data = make_data(35, 0, 5)  # 70 prompts: 21 test, 49 left: 7 validation, 42 train
+    result = protocols.run_unseen(
+        data, None, HashingEmbedder(), ("random", "oracle"), trials=2, progress=False
+    )
+    assert [t["sizes"] for t in result["per_trial"]] == [{"train": 42, "valid": 7, "test": 21}] * 2
 
 
 def test_pool_sizes_and_r_o(pair: tuple[RoutingDataset, RoutingDataset]) -> None:

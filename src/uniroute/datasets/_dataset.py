@@ -40,7 +40,7 @@ class RoutingDataset:
     models: tuple[str, ...]
     scores: np.ndarray
     costs: np.ndarray
-    prompts: list[Prompt] | None
+    prompts: Sequence[Prompt] | None
     tasks: list[str]
     ids: list[str]
     responses: dict[str, list[str | None]] | None = field(default=None, repr=False)
@@ -103,18 +103,18 @@ def concat(datasets: Sequence[RoutingDataset]) -> RoutingDataset:
     if not shared:
         raise InputError("the files share no model")
     parts = [d.select_models(shared) for d in datasets]
-    has_prompts = all(p.prompts is not None for p in parts)
-    has_responses = all(p.responses is not None for p in parts)
+    prompts = [p.prompts for p in parts]
+    responses = [p.responses for p in parts]
     return RoutingDataset(
         models=tuple(shared),
         scores=np.concatenate([p.scores for p in parts]),
         costs=np.concatenate([p.costs for p in parts]),
-        prompts=[x for p in parts for x in p.prompts] if has_prompts else None,  # type: ignore[union-attr]
+        prompts=None if any(p is None for p in prompts) else [x for p in prompts for x in p or ()],
         tasks=[t for p in parts for t in p.tasks],
         ids=[i for p in parts for i in p.ids],
-        responses={m: [r for p in parts for r in p.responses[m]] for m in parts[0].responses}  # type: ignore[index,union-attr]
-        if has_responses
-        else None,
+        responses=None
+        if any(r is None for r in responses)
+        else {m: [x for r in responses for x in (r or {})[m]] for m in responses[0] or {}},
     )
 
 

@@ -65,7 +65,7 @@ def load_embedllm(path: str | Path, skip_invalid: bool = False) -> RoutingDatase
         models=tuple(models),
         scores=scores,
         costs=np.full(scores.shape, np.nan),
-        prompts=texts,  # type: ignore[arg-type]
+        prompts=texts,
         tasks=tasks,
         ids=list(prompts),
     )

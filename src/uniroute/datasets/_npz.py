@@ -46,7 +46,7 @@ def _read_npz(path: Path) -> RoutingDataset:
         models=models,
         scores=scores,
         costs=costs,
-        prompts=prompts,  # type: ignore[arg-type]
+        prompts=prompts,
         tasks=tasks,
         ids=[f"{t}/{i}" if t else i for t, i in zip(tasks, items, strict=True)],
     )

@@ -22,7 +22,7 @@ def _routereval_part(store: dict, part: str, scores: Any, models: tuple[str, ...
         models=models,
         scores=scores,
         costs=np.full(scores.shape, np.nan),
-        prompts=texts,  # type: ignore[arg-type]
+        prompts=texts,
         tasks=[""] * len(scores),
         ids=[f"{part}/{i}" for i in range(len(scores))],
     )

@@ -139,7 +139,7 @@ class UniRouteRouter:
         valid = split.valid.select_models(split.pool)
         costs = split.valid_costs()
         router.add_models(
-            range(len(valid)),  # type: ignore[arg-type]
+            [""] * len(valid),  # not embedded: the profiling embeddings are given
             {name: valid.scores[:, j] for j, name in enumerate(split.pool)},
             {name: float(costs[j]) for j, name in enumerate(split.pool)},
             embeddings=split.X_valid,
@@ -175,17 +175,18 @@ def _task_categories(data: RoutingDataset) -> list[str]:
 
 
 def _request_types(data: RoutingDataset) -> list[str]:
-    from litellm.router_strategy.adaptive_router.classifier import classify_prompt
+    from .._optional import require
 
+    classify_prompt = require("litellm.router_strategy.adaptive_router.classifier", "eval").classify_prompt
     if data.prompts is None:
         raise InputError("router 'litellm-adaptive' needs prompt text; this data has none")
     return [str(classify_prompt(_first_user_text(p))) for p in data.prompts]
 
 
 def _all_request_types(data: RoutingDataset) -> list[str]:
-    from litellm.types.router import RequestType
+    from .._optional import require
 
-    return [str(t) for t in RequestType]
+    return [str(t) for t in require("litellm.types.router", "eval").RequestType]
 
 
 def _first_user_text(prompt: Any) -> str:
@@ -269,7 +270,8 @@ def choose_k(
                 choice = one_hot(first_choice(est, mean_cost), len(data.models))
                 scores[k].append(routed_quality(quality, choice))
     means = {k: float(np.mean(v)) for k, v in scores.items()}
-    best = max(grid, key=lambda k: (means[k], -k))
+    top = max(means.values())
+    best = min(k for k in grid if means[k] >= top - 1e-9)  # ties (up to rounding): the smaller k
     log = {
         "criterion": "area" if has_costs else "quality_lambda0",
         "folds": folds,

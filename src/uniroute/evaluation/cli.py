@@ -1,41 +1,25 @@
 """``uniroute eval``: score routers on routing data and write results.json, plots and summary.md.
 
 Importing this module (and :func:`register`) reads no numerical library: the
-``--embedder`` and ``--map`` choices are looked up from their registries only
-when ``uniroute eval`` itself parses or prints its help.
+``--format``, ``--embedder`` and ``--map`` choices are looked up from their
+registries only when ``uniroute eval`` itself parses or prints its help.
+``--router`` here names a router *implementation* to evaluate (``module:factory``),
+not a router state; no ``eval`` option takes a state.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..datasets import FORMATS
+from .._cli import add_registry_option
 
 DEFAULT_CACHE = "embeddings"
 DEFAULT_MAPS = ("kmeans", "learned")
-
-
-class _RegistryChoices:
-    """argparse ``choices`` read from a registry on first use (keeps ``uniroute --help`` fast)."""
-
-    def __init__(self, module: str, name: str) -> None:
-        self._module, self._name = module, name
-
-    def _keys(self) -> list[str]:
-        return sorted(getattr(importlib.import_module(self._module), self._name))
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._keys())
-
-    def __contains__(self, value: object) -> bool:
-        return value in self._keys()
 
 
 def register(subparsers: Any) -> None:
@@ -47,25 +31,30 @@ def register(subparsers: Any) -> None:
         "DIR/results.json (with paired-bootstrap intervals), PNG plots and summary.md.",
     )
     parser.add_argument("--data", required=True, help="a file, or a directory of *train* and *test* files")
-    parser.add_argument(
-        "--format", choices=sorted(FORMATS), default=None, help="file format (default: guess)"
+    add_registry_option(
+        parser,
+        "--format",
+        registry="uniroute.datasets:FORMATS",
+        default=None,
+        help="file format (default: guess)",
     )
     parser.add_argument("--protocol", choices=("static", "unseen"), default="static")
     parser.add_argument("--trials", type=int, default=20, help="random trials of the unseen-LLM protocol")
-    parser.add_argument(
+    add_registry_option(
+        parser,
         "--embedder",
+        registry="uniroute.engine.embedders:EMBEDDERS",
         default="static",
-        choices=_RegistryChoices("uniroute.engine.embedders", "EMBEDDERS"),
-        metavar="NAME",  # a metavar keeps argparse from reading the registry when the option is added
-        help="prompt embedder: %(choices)s (default: %(default)s)",
+        help="prompt embedder",
     )
-    parser.add_argument(
+    add_registry_option(
+        parser,
         "--map",
+        registry="uniroute.engine.cluster_maps:CLUSTER_MAPS",
         action="append",
         dest="maps",
-        choices=_RegistryChoices("uniroute.engine.cluster_maps", "CLUSTER_MAPS"),
         metavar="MAP",
-        help="cluster map evaluated as uniroute-<map>: %(choices)s (repeatable; default: kmeans and learned)",
+        help="cluster map evaluated as uniroute-<map>, repeatable (default: kmeans and learned)",
     )
     parser.add_argument(
         "--router",
@@ -150,7 +139,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     embeddings = embed_datasets([train, test], args.embedder, cache, progress)
     routers = _routers(args, embeddings is not None)
     primary = args.user_router or routers[0]
-    common = dict(routers=routers, progress=progress, extra_routers=extra, primary=primary)
+    common: dict[str, Any] = dict(routers=routers, progress=progress, extra_routers=extra, primary=primary)
     if args.protocol == "static":
         result = run_static(
             train,

@@ -128,7 +128,7 @@ def evaluate_router(
     """
     from .protocols import run_static, run_unseen
 
-    run = {"static": run_static, "unseen": run_unseen}.get(protocol)
-    if run is None:
+    if protocol not in ("static", "unseen"):
         raise InputError(f"protocol must be 'static' or 'unseen', got {protocol!r}")
+    run: Callable[..., dict[str, Any]] = run_static if protocol == "static" else run_unseen
     return run(train, test, extra_routers={name: UserRouter(factory, name)}, primary=name, **options)

@@ -475,7 +475,7 @@ def summarize(
     }
     if cost is not None and paths is not None:
         top = float(np.asarray(cost, dtype=np.float64).mean(axis=0).max())
-        out["cost_lambda0"] = routed_cost(cost, choices0)
-        out["cost_lambda0_rel"] = out["cost_lambda0"] / top
+        cost0 = routed_cost(cost, choices0)
+        out["cost_lambda0"], out["cost_lambda0_rel"] = cost0, cost0 / top
         out.update({k: float(v[0]) for k, v in curve_summaries(paths, quality, cost).items()})
     return out

@@ -10,12 +10,10 @@ _STYLE = {"oracle": ":", "random": "--", "best-single": "--", "zerorouter": "-."
 
 
 def _pyplot() -> Any:
-    import matplotlib
+    from .._optional import require
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    require("matplotlib", "eval").use("Agg")
+    return require("matplotlib.pyplot", "eval")
 
 
 def deferral_plot(result: Mapping[str, Any], path: str | Path, title: str = "Deferral curves") -> Path:

@@ -115,7 +115,7 @@ def summary_markdown(results: Mapping[str, Any]) -> str:
             )
         out.append("")
     for message in results.get("warnings", []):
-        out.append(f"> **Warning:** {message}")
+        out += [f"> **Warning:** {message}", ""]
     if results.get("pool_sizes"):
         out += ["## RouterEval candidate pools (λ = 0)", "", pool_table(results["pool_sizes"]), ""]
     for name in results.get("plots", []):

@@ -1,0 +1,109 @@
+"""Evaluating a router of one's own: the documented protocol, from Python and from the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from uniroute.evaluation import evaluate_router
+from uniroute.exceptions import InputError
+
+ROUTER_MODULE = '''
+class KeywordRouter:
+    """Math to m0, everything else to m1; above λ = 100, everything to m0 (the cheapest)."""
+
+    def fit(self, train):
+        assert {"m0", "m1"} <= set(train.models)
+        self.fitted_on = len(train)
+        return self
+
+    def route(self, prompts, lambdas):
+        return [
+            ["m0" if lam > 100 or "Arithmetic" in p else "m1" for p in prompts] for lam in lambdas
+        ]
+
+
+def make_router():
+    return KeywordRouter()
+
+
+def broken():
+    return object()
+'''
+
+
+@pytest.fixture()
+def router_module(tmp_path, monkeypatch):
+    (tmp_path / "my_routers.py").write_text(ROUTER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    return importlib.import_module("my_routers")
+
+
+def test_python_entry_point_scores_a_user_router_like_the_built_in_ones(router_module, tmp_path) -> None:
+    from test_evaluation_cli import _hand_test_set  # the 4-prompt test set with hand-computed values
+
+    from uniroute.datasets import load_jsonl
+
+    _hand_test_set(tmp_path / "test.jsonl")
+    test = load_jsonl(tmp_path / "test.jsonl")
+    train = load_jsonl(tmp_path / "test.jsonl")  # fit and profile on the same 4 prompts: fine for this check
+    result = evaluate_router(
+        router_module.make_router,
+        train,
+        test,
+        name="mine",
+        embedder="hashing",
+        routers=("oracle", "random"),
+        bootstrap=200,
+        progress=False,
+    )
+    mine = result["routers"]["mine"]
+    # it routes exactly like the oracle (math -> m0, poetry -> m1, then all to m0): same curve, same numbers
+    assert mine["area"] == pytest.approx(result["routers"]["oracle"]["area"]) == pytest.approx(0.9375)
+    assert mine["qnc"] == pytest.approx(0.15) and mine["e_p_lambda0"] == 0.0
+    assert result["bootstrap"]["primary"] == "mine"
+    assert result["bootstrap"]["vs"]["oracle"]["area_diff_ci"] == pytest.approx([0.0, 0.0], abs=1e-12)
+
+
+def test_cli_router_option_and_its_errors(router_module, tmp_path, make_data, capsys) -> None:
+    from test_evaluation_cli import _eval, _hand_test_set, _write
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    _write(data_dir / "train.jsonl", make_data(30, 0, 5))
+    _hand_test_set(data_dir / "test.jsonl")
+    out = tmp_path / "out"
+    assert _eval(data_dir, out, tmp_path, "--router", "my_routers:make_router", "--map", "kmeans") == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["primary"] == "my_routers:make_router"
+    assert results["routers"]["my_routers:make_router"]["area"] == pytest.approx(0.9375)
+    assert "uniroute-learnedmap" not in results["routers"]  # --map kmeans chose the maps
+    assert set(results["bootstrap"]["vs"]) >= {"uniroute-kmeans", "knn", "oracle"}
+    for spec, message in [
+        ("my_routers:broken", "lacks fit(train) and route(prompts, lambdas)"),
+        ("my_routers", "module:factory"),
+        ("no_such_module_xyz:f", "cannot import"),
+    ]:
+        assert _eval(data_dir, out, tmp_path, "--router", spec, "--bootstrap", "0") == 2
+        assert message in capsys.readouterr().err
+
+
+def test_bad_route_output_is_an_input_error() -> None:
+    from uniroute.evaluation.custom import UserRouter
+
+    class Wrong:
+        def fit(self, train):
+            return self
+
+        def route(self, prompts, lambdas):
+            return [["not-a-model"] * len(prompts) for _ in lambdas]
+
+    from conftest import make_dataset
+    from uniroute.evaluation.baselines import Split
+
+    data = make_dataset(5, 0, 3)
+    with pytest.raises(InputError, match="one model name of"):
+        UserRouter(Wrong).route(Split(data, data, data))
