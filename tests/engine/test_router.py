@@ -251,3 +251,23 @@ def test_conservative_must_be_a_quantile(toy_router, q):
 def test_candidate_names_must_be_non_empty_strings(toy_router, candidates):
     with pytest.raises(InputError, match=r"candidate|profile"):
         toy_router.route(MATH, candidates=candidates)
+
+
+@pytest.mark.parametrize("prompt", ["sum \udce9 of 12 and 30", [{"role": "user", "content": "poem \ud800"}]])
+def test_lone_surrogates_route_through_the_cache_and_embedder(toy_router, prompt):
+    assert toy_router.route(prompt).model in toy_router.models
+    assert toy_router.route_batch([prompt, prompt])[1].model in toy_router.models
+
+
+@pytest.fixture(scope="module")
+def static_router(toy_data) -> Router:
+    """The toy router on the real default embedder (model files from the local cache)."""
+    router = Router("static", KMeansClusterMap(n_clusters=2, random_state=0)).fit(toy_data["prompts"])
+    router.add_models(toy_data["prompts"], toy_data["scores"], toy_data["costs"])
+    return router
+
+
+@pytest.mark.integration
+def test_lone_surrogates_route_with_the_default_embedder(static_router):
+    for prompt in ("sum \udce9 of 12 and 30", b"poem \xff\xfe", [{"role": "user", "content": "x \ud800"}]):
+        assert static_router.route(prompt, lam=1000.0).model in {"mathbot", "poet"}

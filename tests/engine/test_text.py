@@ -1,6 +1,7 @@
+import numpy as np
 import pytest
 
-from uniroute.engine.text import MAX_ROUTING_CHARS, routing_text
+from uniroute.engine.text import MAX_ROUTING_CHARS, prompt_text, routing_text
 from uniroute.exceptions import InputError
 
 
@@ -60,5 +61,44 @@ def test_requests_without_text_give_empty_text(messages):
 def test_bad_types_raise_input_error():
     with pytest.raises(InputError, match="cannot route"):
         routing_text(42)  # type: ignore[arg-type]
-    with pytest.raises(InputError, match="message 0"):
-        routing_text(["not a dict"])  # type: ignore[list-item]
+    with pytest.raises(InputError, match="message 1"):
+        routing_text(["fine", 42])  # type: ignore[list-item]
+
+
+def test_lone_surrogates_are_replaced_and_pairs_joined():
+    assert routing_text("caf\udce9 ok \ud800") == "caf\ufffd ok \ufffd"
+    assert routing_text("smile \ud83d\ude00") == "smile \U0001f600"
+    messages = [{"role": "user", "content": [{"type": "text", "text": "bad \udcff end"}]}]
+    assert routing_text(messages) == "bad \ufffd end"
+
+
+def test_any_text_encodes_as_utf8():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        codes = rng.integers(0, 0x110000, size=int(rng.integers(1, 60)))
+        codes[rng.random(len(codes)) < 0.3] = rng.integers(0xD800, 0xE000)
+        raw = "".join(map(chr, codes))
+        for text in (routing_text(raw), prompt_text(raw), routing_text(raw.encode("utf-8", "surrogatepass"))):
+            text.encode("utf-8")
+
+
+def test_responses_api_parts_count_as_text():
+    items = [
+        {"role": "system", "content": "be brief"},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "what is 2+2?"}]},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "4"}]},
+        {"type": "function_call", "name": "calc", "arguments": "{}"},
+        {"role": "user", "content": [{"type": "input_image", "image_url": "data:..."}]},
+    ]
+    assert routing_text(items) == "what is 2+2?\n4"
+
+
+def test_a_list_of_strings_is_joined():
+    assert routing_text(["first question", "  ", "second one"]) == "first question\nsecond one"
+
+
+def test_prompt_text_is_the_whole_text():
+    prompt = [{"role": "user", "content": "x" * 5000 + " end "}]
+    assert prompt_text(prompt) == "x" * 5000 + " end"
+    assert routing_text(prompt) == prompt_text(prompt)[-MAX_ROUTING_CHARS:]
+    assert prompt_text(b"caf\xc3\xa9 \xff") == "café \ufffd"
