@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import math
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from quality_data import load  # noqa: E402
+from quality_data import load
 
-from uniroute.evaluation.metrics import deferral_curve, first_choice  # noqa: E402
+from uniroute.evaluation.metrics import deferral_curve, first_choice
 
 
 @dataclass
@@ -78,7 +78,10 @@ def cv_tasks(d: dict[str, np.ndarray], n_folds: int = 5, unseen_draws: int = 4, 
         rest = np.setdiff1d(np.arange(n), held)
         keep = held[_complete(S[held])]
         mean_cost = np.nan_to_num(np.nanmean(cost[rest], axis=0)) if np.isfinite(C).any() else np.zeros(m)
-        yield "static", Task(X[rest], S[rest], X[rest], S[rest], mean_cost, T[rest], X[keep], S[keep], C[keep], T[keep])
+        yield (
+            "static",
+            Task(X[rest], S[rest], X[rest], S[rest], mean_cost, T[rest], X[keep], S[keep], C[keep], T[keep]),
+        )
         if m < 6:
             continue
         n_unseen = max(2, math.ceil(m / 3))
@@ -89,10 +92,25 @@ def cv_tasks(d: dict[str, np.ndarray], n_folds: int = 5, unseen_draws: int = 4, 
             n_val = round(n / 7)
             val, fit = order[:n_val], order[n_val:]
             keep = held[_complete(S[np.ix_(held, pool)])]
-            vc = np.nan_to_num(np.nanmean(cost[np.ix_(val, pool)], axis=0)) if np.isfinite(C).any() else np.zeros(len(pool))
-            yield "unseen", Task(
-                X[fit], S[np.ix_(fit, seen)], X[val], S[np.ix_(val, pool)], vc, T[val],
-                X[keep], S[np.ix_(keep, pool)], C[np.ix_(keep, pool)], T[keep],
+            vc = (
+                np.nan_to_num(np.nanmean(cost[np.ix_(val, pool)], axis=0))
+                if np.isfinite(C).any()
+                else np.zeros(len(pool))
+            )
+            yield (
+                "unseen",
+                Task(
+                    X[fit],
+                    S[np.ix_(fit, seen)],
+                    X[val],
+                    S[np.ix_(val, pool)],
+                    vc,
+                    T[val],
+                    X[keep],
+                    S[np.ix_(keep, pool)],
+                    C[np.ix_(keep, pool)],
+                    T[keep],
+                ),
             )
 
 
@@ -106,9 +124,14 @@ def run(routers: dict[str, Router], tasks: list[tuple[str, Task]]) -> dict[str, 
             for key, value in metrics(task, router(task)).items():
                 rows.setdefault(f"{kind}_{key}", []).append(value)
         out[name] = {k: float(np.mean(v)) for k, v in rows.items()}
-        out[name]["per_task_area"] = [round(a, 5) for k in ("static_area", "unseen_area") for a in rows.get(k, [])]
+        out[name]["per_task_area"] = [
+            round(a, 5) for k in ("static_area", "unseen_area") for a in rows.get(k, [])
+        ]
         out[name]["seconds"] = round(time.perf_counter() - t0, 1)
-        print(f"{name:50s} " + " ".join(f"{k} {v:.4f}" for k, v in out[name].items() if isinstance(v, float)), flush=True)
+        print(
+            f"{name:50s} " + " ".join(f"{k} {v:.4f}" for k, v in out[name].items() if isinstance(v, float)),
+            flush=True,
+        )
     return out
 
 

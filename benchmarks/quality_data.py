@@ -43,7 +43,9 @@ def _arrays(train, test, embedder) -> dict[str, np.ndarray]:
         out[f"S_{tag}"] = data.scores.astype(np.float64)
         out[f"C_{tag}"] = data.costs.astype(np.float64)
         out[f"T_{tag}"] = np.array(data.tasks)
-        out[f"X_{tag}"] = _embed(data, embedder) if embedder is not None else np.zeros((len(data), 0), np.float32)
+        out[f"X_{tag}"] = (
+            _embed(data, embedder) if embedder is not None else np.zeros((len(data), 0), np.float32)
+        )
     return out
 
 

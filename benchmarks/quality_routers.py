@@ -52,7 +52,9 @@ def uniroute(make_map: Callable[[], object], profile: Profiler | None = None, la
         cmap = make_map()
         cmap.fit(task.X_fit, task.S_fit if labels else None)
         phi_val = cmap.predict_proba(task.X_val)
-        psi = np.stack([profile(phi_val, task.S_val[:, j], cmap.cluster_weights_) for j in range(task.S_val.shape[1])])
+        psi = np.stack(
+            [profile(phi_val, task.S_val[:, j], cmap.cluster_weights_) for j in range(task.S_val.shape[1])]
+        )
         return cmap.predict_proba(task.X_test) @ psi.T
 
     return route

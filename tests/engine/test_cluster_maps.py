@@ -190,3 +190,56 @@ def test_params_follow_sklearn_without_importing_it_at_module_import():
     assert copy is not cmap and copy.get_params() == cmap.get_params()
     with pytest.raises(InputError, match="no parameter 'k'"):
         cmap.set_params(k=3)
+
+
+def _four_blobs(n_per: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """Four tight blobs on the corners of a square; LLM 0 is right on one diagonal, LLM 1 on the other."""
+    rng = np.random.default_rng(0)
+    corners = np.array([[0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
+    X = np.concatenate([c + 0.02 * rng.standard_normal((n_per, 2)) for c in corners]).astype(np.float32)
+    diagonal = np.repeat([1.0, 1.0, 0.0, 0.0], n_per)
+    return X, np.column_stack([diagonal, 1.0 - diagonal])
+
+
+def test_cv_picks_the_number_of_clusters_that_separates_the_llms():
+    from uniroute.engine.cluster_maps import select_by_cv
+
+    X, Y = _four_blobs()
+    (k, assignment), scores = select_by_cv(KMeansClusterMap(), X, Y, (2, 4), ("hard",))
+    assert (k, assignment) == (4, "hard")
+    assert scores["K=4 hard"] < 0.1 < scores["K=2 hard"]
+
+
+def test_auto_map_chooses_at_fit_time_and_keeps_its_choice_through_state():
+    X, Y = _four_blobs()
+    cmap = KMeansClusterMap(n_clusters="auto", assignment="auto").fit(X, Y)
+    assert cmap.n_clusters == "auto" and cmap.assignment == "auto"  # parameters stay as given
+    # 16 clusters would average < 20 training prompts per fold, so the grid stops at 8
+    assert set(cmap.cv_scores_) == {"K=4 soft", "K=4 hard", "K=8 soft", "K=8 hard"}
+    assert f"K={cmap.n_clusters_} {cmap.assignment_}" == min(cmap.cv_scores_, key=cmap.cv_scores_.get)
+    phi = cmap.predict_proba(X)
+    assert phi.shape == (240, cmap.n_clusters_)
+    blob = phi.argmax(axis=1)
+    assert len({blob[0], blob[60], blob[120], blob[180]}) == 4
+    params, arrays = cmap.to_state()
+    again = KMeansClusterMap.from_state(params["params"], arrays)
+    assert (again.n_clusters_, again.assignment_) == (cmap.n_clusters_, cmap.assignment_)
+    np.testing.assert_allclose(again.predict_proba(X), phi)
+    # without the training LLMs' scores "auto" means the plain default
+    plain = KMeansClusterMap(n_clusters="auto", assignment="auto").fit(X)
+    assert (plain.n_clusters_, plain.assignment_, plain.cv_scores_) == (8, "soft", {})
+
+
+def test_pairwise_brier_scores_differences_between_llms():
+    from uniroute.engine.cluster_maps import _pairwise_brier
+
+    Y = np.array([[1.0, 0.0, np.nan], [1.0, 1.0, 0.0]])
+    P = np.array([[0.8, 0.4, 0.5], [0.5, 0.5, 0.5]])
+    pairs = [
+        ((1.0 - 0.8) - (0.0 - 0.4)) ** 2,
+        0.0,
+        ((1 - 0.5) - (0 - 0.5)) ** 2,
+        ((1 - 0.5) - (0 - 0.5)) ** 2,
+    ]
+    assert _pairwise_brier(Y, P) == pytest.approx((sum(pairs), 4.0))
+    assert _pairwise_brier(Y[:, :1], P[:, :1]) == pytest.approx((0.04 + 0.25, 2.0))

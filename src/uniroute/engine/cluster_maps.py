@@ -147,33 +147,111 @@ def check_embeddings(X: Any, name: str = "X", dim: int | None = None) -> np.ndar
     return X
 
 
+def check_labels(y: Any, n: int) -> np.ndarray:
+    """Validate the training LLMs' scores: (n, n_llms) in [0, 1], NaN = missing; float64."""
+    try:
+        Y = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"y must be a numeric matrix of scores in [0, 1]: {exc}") from exc
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    if Y.ndim != 2 or Y.shape[0] != n:
+        raise InputError(f"y has shape {Y.shape}; expected one row per prompt ({n}) and one column per LLM")
+    observed = ~np.isnan(Y)
+    if not observed.any():
+        raise InputError("y has no observed score (all NaN)")
+    if ((Y[observed] < 0) | (Y[observed] > 1)).any():
+        raise InputError("scores in y must lie in [0, 1]")
+    return Y
+
+
+_AUTO_CLUSTERS = (4, 8, 16, 32, 64)
+_CV_FOLDS = 3
+_MIN_PER_CLUSTER = 20
+
+
+def _pairwise_brier(Y: np.ndarray, P: np.ndarray) -> tuple[float, float]:
+    """Sum and count of the squared error of every *difference* between two LLMs' scores on a prompt.
+
+    Routing needs which model is better on a prompt, not each model's level, so the
+    criterion compares predicted and observed differences (plain Brier for one LLM).
+    """
+    observed = ~np.isnan(Y)
+    r = np.where(observed, np.nan_to_num(Y) - P, 0.0)
+    c = observed.sum(axis=1)
+    if Y.shape[1] == 1:
+        return float((r**2).sum()), float(c.sum())
+    loss = c * (r**2).sum(axis=1) - r.sum(axis=1) ** 2
+    return float(loss.sum()), float((c * (c - 1) / 2).sum())
+
+
+def select_by_cv(
+    cmap: KMeansClusterMap,
+    X: np.ndarray,
+    Y: np.ndarray,
+    ks: tuple[int, ...],
+    assignments: tuple[str, ...],
+) -> tuple[tuple[int, str], dict[str, float]]:
+    """Choose (K, assignment) by 3-fold CV on the training prompts: fit K-means on two
+    folds, profile the training LLMs there as the router would (engine profiles), and
+    score the predicted correctness on the third by the pairwise Brier score.
+    K is capped so clusters average at least 20 training prompts.
+    """
+    from .profiles import DEFAULT_PRIOR_STRENGTH, cluster_errors
+
+    n = len(X)
+    ks = tuple(k for k in ks if k * _MIN_PER_CLUSTER <= n * (_CV_FOLDS - 1) / _CV_FOLDS) or (min(ks),)
+    folds = np.array_split(np.random.default_rng(cmap.random_state).permutation(n), _CV_FOLDS)
+    totals = {(k, a): [0.0, 0.0] for k in ks for a in assignments}
+    probe = KMeansClusterMap(temperature=cmap.temperature, random_state=cmap.random_state)
+    for held in folds:
+        train = np.setdiff1d(np.arange(n), held)
+        for k in ks:
+            probe._fit_centres(X[train], k, n_init=1)
+            for a in assignments:
+                phi = probe._proba(X[train], a)
+                psi = cluster_errors(phi, Y[train], DEFAULT_PRIOR_STRENGTH, reference=phi.mean(axis=0))
+                loss, count = _pairwise_brier(Y[held], 1.0 - probe._proba(X[held], a) @ psi)
+                totals[(k, a)][0] += loss
+                totals[(k, a)][1] += count
+    scores = {f"K={k} {a}": total / max(count, 1.0) for (k, a), (total, count) in totals.items()}
+    best = min(totals, key=lambda key: totals[key][0] / max(totals[key][1], 1.0))
+    return best, scores
+
+
 @register_cluster_map
 class KMeansClusterMap(_Params):
     """K-means clusters of prompt embeddings, with hard or soft assignment.
 
     Parameters
     ----------
-    n_clusters : int, default=8
-        Number of clusters K.
-    assignment : {"soft", "hard"}, default="soft"
+    n_clusters : int or "auto", default=8
+        Number of clusters K. ``"auto"``: chosen at fit time from 4, 8, 16, 32, 64
+        by cross-validation on the training LLMs' scores ``y`` (:func:`select_by_cv`);
+        8 when ``fit`` gets no ``y``.
+    assignment : {"soft", "hard", "auto"}, default="soft"
         ``soft``: Φ_k(x) ∝ exp(-‖x - c_k‖² / temperature), so a prompt between
         clusters borrows from each; ``hard``: Φ(x) is one-hot on the nearest centre
-        (the paper's K-means map). Soft was at least as good as hard for every K
-        in train-only cross-validation (docs/benchmarks.md).
+        (the paper's K-means map); ``auto``: the better of the two by the same
+        cross-validation (soft without ``y``).
     temperature : float or "auto", default="auto"
         Softness of the ``soft`` assignment. ``"auto"`` uses the training prompts'
         mean squared distance to their nearest centre, which scales with any
-        embedder's geometry and sat at the cross-validated optimum.
+        embedder's geometry.
     random_state : int, default=0
         Seed of the K-means initialisation.
 
     Attributes
     ----------
-    cluster_centers_ : ndarray of shape (n_clusters, dim)
-    cluster_weights_ : ndarray of shape (n_clusters,)
+    cluster_centers_ : ndarray of shape (n_clusters_, dim)
+    cluster_weights_ : ndarray of shape (n_clusters_,)
         Share of training prompts per cluster: Φ for a prompt with no text.
+    n_clusters_, assignment_ : int, str
+        The K and assignment in use (as given, or as "auto" chose them).
     temperature_ : float
         The temperature in use (``temperature``, or the value ``"auto"`` chose).
+    cv_scores_ : dict of str to float
+        Held-out pairwise Brier score of each (K, assignment) tried ({} if none).
 
     Examples
     --------
@@ -189,8 +267,8 @@ class KMeansClusterMap(_Params):
 
     def __init__(
         self,
-        n_clusters: int = 8,
-        assignment: Literal["soft", "hard"] = "soft",
+        n_clusters: int | Literal["auto"] = 8,
+        assignment: Literal["soft", "hard", "auto"] = "soft",
         temperature: float | Literal["auto"] = "auto",
         random_state: int = 0,
     ):
@@ -200,32 +278,53 @@ class KMeansClusterMap(_Params):
         self.random_state = random_state
 
     def _validate_params(self) -> None:
-        if not isinstance(self.n_clusters, (int, np.integer)) or self.n_clusters < 1:
-            raise InputError(f"n_clusters must be a positive int, got {self.n_clusters!r}")
-        if self.assignment not in ("hard", "soft"):
-            raise InputError(f"assignment must be 'hard' or 'soft', got {self.assignment!r}")
+        if self.n_clusters != "auto" and (
+            not isinstance(self.n_clusters, (int, np.integer)) or self.n_clusters < 1
+        ):
+            raise InputError(f"n_clusters must be a positive int or 'auto', got {self.n_clusters!r}")
+        if self.assignment not in ("hard", "soft", "auto"):
+            raise InputError(f"assignment must be 'hard', 'soft' or 'auto', got {self.assignment!r}")
         if self.temperature != "auto" and not (
             isinstance(self.temperature, (int, float)) and self.temperature > 0
         ):
             raise InputError(f"temperature must be a number > 0 or 'auto', got {self.temperature!r}")
 
     def fit(self, X: Any, y: Any = None) -> KMeansClusterMap:
-        """Fit K-means on training prompt embeddings ``X`` (``y`` is ignored)."""
+        """Fit K-means on training prompt embeddings ``X``.
+
+        ``y`` (n, n_llms), the training LLMs' scores, is used only to choose
+        ``n_clusters`` / ``assignment`` where they are ``"auto"`` (see
+        :func:`select_by_cv`); without it "auto" means K = 8, soft.
+        """
         self._validate_params()
         X = check_embeddings(X)
-        if X.shape[0] < self.n_clusters:
+        Y = None if y is None else check_labels(y, len(X))
+        self.cv_scores_: dict[str, float] = {}
+        k, assignment = self.n_clusters, self.assignment
+        if "auto" in (k, assignment) and Y is not None:
+            ks = _AUTO_CLUSTERS if k == "auto" else (int(k),)
+            assignments = ("soft", "hard") if assignment == "auto" else (assignment,)
+            (k, assignment), self.cv_scores_ = select_by_cv(self, X, Y, ks, assignments)
+        self.n_clusters_ = 8 if k == "auto" else int(k)
+        self.assignment_ = "soft" if assignment == "auto" else assignment
+        if X.shape[0] < self.n_clusters_:
             raise InputError(
-                f"{X.shape[0]} prompts cannot make {self.n_clusters} clusters; "
+                f"{X.shape[0]} prompts cannot make {self.n_clusters_} clusters; "
                 "pass more prompts or a smaller n_clusters"
             )
+        self._fit_centres(X, self.n_clusters_, n_init=4)
+        self.cluster_weights_ = self._proba(X).mean(axis=0)
+        return self
+
+    def _fit_centres(self, X: np.ndarray, k: int, n_init: int) -> None:
         from sklearn.cluster import KMeans, MiniBatchKMeans
 
         if X.shape[0] > _MINIBATCH_ABOVE:
             km: KMeans | MiniBatchKMeans = MiniBatchKMeans(
-                self.n_clusters, random_state=self.random_state, n_init=3, batch_size=4096
+                k, random_state=self.random_state, n_init=min(3, n_init), batch_size=4096
             )
         else:
-            km = KMeans(self.n_clusters, random_state=self.random_state, n_init=4)
+            km = KMeans(k, random_state=self.random_state, n_init=n_init)
         km.fit(X)
         self.cluster_centers_ = km.cluster_centers_.astype(np.float32)
         self._center_sq = np.einsum("kd,kd->k", self.cluster_centers_, self.cluster_centers_)
@@ -234,16 +333,14 @@ class KMeansClusterMap(_Params):
             self.temperature_ = max(float(nearest), 1e-6)
         else:
             self.temperature_ = float(self.temperature)
-        self.cluster_weights_ = self._proba(X).mean(axis=0)
-        return self
 
     def _sq_dist(self, X: np.ndarray) -> np.ndarray:
         """‖x - c_k‖² less ‖x‖², which is the same for every k."""
         return self._center_sq[None, :] - 2.0 * (X @ self.cluster_centers_.T)
 
-    def _proba(self, X: np.ndarray) -> np.ndarray:
+    def _proba(self, X: np.ndarray, assignment: str | None = None) -> np.ndarray:
         sq_dist = self._sq_dist(X)
-        if self.assignment == "hard":
+        if (assignment or self.assignment_) == "hard":
             out = np.zeros(sq_dist.shape, dtype=np.float32)
             out[np.arange(len(X)), sq_dist.argmin(axis=1)] = 1.0
             return out
@@ -260,6 +357,7 @@ class KMeansClusterMap(_Params):
             "cluster_centers": self.cluster_centers_,
             "cluster_weights": self.cluster_weights_,
             "temperature": np.array(self.temperature_),
+            "assignment": np.array(self.assignment_),
         }
 
     @classmethod
@@ -269,6 +367,8 @@ class KMeansClusterMap(_Params):
         cmap._center_sq = np.einsum("kd,kd->k", cmap.cluster_centers_, cmap.cluster_centers_)
         cmap.cluster_weights_ = arrays["cluster_weights"]
         cmap.temperature_ = float(arrays["temperature"])
+        cmap.n_clusters_ = len(cmap.cluster_centers_)
+        cmap.assignment_ = str(arrays["assignment"]) if "assignment" in arrays else str(params["assignment"])
         return cmap
 
 

@@ -1,0 +1,163 @@
+"""The issue-10 targets on the TEST splits, at package defaults, with paired-bootstrap CIs.
+
+* static protocol on RouterBench and RouteLLM: fit Φ and profile every model on the train
+  file, route the test file; uniroute's deferral area minus K-NN's (k chosen by train-only
+  CV from 10, 25, 50, 100, 200 on the same protocol), 95% paired-bootstrap CI over test prompts;
+* unseen-LLM protocol on RouterBench, 20 trials (4 unseen models profiled on a seventh of
+  the train file, Φ fitted on the rest with the 7 other models' results): paired wins vs K-NN;
+* V_B at λ = 0 on every data set (Open LLM Leaderboard: task-tag clusters vs best single).
+
+    nice -n 10 python benchmarks/quality_test.py --out benchmarks/results/cv_test_targets.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from quality_cv import Task, cv_tasks, metrics
+from quality_data import load
+from quality_routers import knn, tags, uniroute
+
+from uniroute.engine.cluster_maps import KMeansClusterMap
+
+KS = (10, 25, 50, 100, 200)
+
+
+def default_uniroute():
+    return uniroute(lambda: KMeansClusterMap())
+
+
+def choose_k(d, kind: str) -> tuple[int, dict[int, float]]:
+    """K-NN's k by train-only 5-fold CV (mean area of the given protocol)."""
+    tasks = [t for k, t in cv_tasks(d, unseen_draws=2) if k == kind]
+    areas = {k: float(np.mean([metrics(t, knn(k)(t))["area"] for t in tasks])) for k in KS}
+    return max(areas, key=areas.get), areas
+
+
+def static_task(d) -> Task:
+    keep = ~np.isnan(d["S_test"]).any(axis=1)
+    mean_cost = np.nan_to_num(np.nanmean(d["C_train"], axis=0))
+    return Task(
+        d["X_train"],
+        d["S_train"],
+        d["X_train"],
+        d["S_train"],
+        mean_cost,
+        d["T_train"],
+        d["X_test"][keep],
+        d["S_test"][keep],
+        d["C_test"][keep],
+        d["T_test"][keep],
+    )
+
+
+def bootstrap_area_diff(task: Task, err_a: np.ndarray, err_b: np.ndarray, n_boot: int = 1000, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    n = len(task.S_test)
+    diffs = []
+    for _ in range(n_boot):
+        i = rng.integers(0, n, n)
+        sub = Task(**{**task.__dict__, "S_test": task.S_test[i], "C_test": task.C_test[i]})
+        diffs.append(metrics(sub, err_a[i])["area"] - metrics(sub, err_b[i])["area"])
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def unseen_trials(d, k: int, trials: int = 20, seed: int = 0):
+    X, S, C = d["X_train"], d["S_train"], d["C_train"]
+    m = S.shape[1]
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(trials):
+        pool = np.sort(rng.choice(m, max(2, math.ceil(m / 3)), replace=False))
+        seen = np.setdiff1d(np.arange(m), pool)
+        order = rng.permutation(len(X))
+        n_val = round(len(X) / 7)
+        val, fit = order[:n_val], order[n_val:]
+        keep = ~np.isnan(d["S_test"][:, pool]).any(axis=1)
+        task = Task(
+            X[fit],
+            S[np.ix_(fit, seen)],
+            X[val],
+            S[np.ix_(val, pool)],
+            np.nan_to_num(np.nanmean(C[np.ix_(val, pool)], axis=0)),
+            d["T_train"][val],
+            d["X_test"][keep],
+            d["S_test"][np.ix_(keep, pool)],
+            d["C_test"][np.ix_(keep, pool)],
+            d["T_test"][keep],
+        )
+        u, kn = metrics(task, default_uniroute()(task)), metrics(task, knn(k)(task))
+        rows.append({"pool": pool.tolist(), "uniroute": u, "knn": kn})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--boot", type=int, default=1000)
+    args = parser.parse_args()
+    out: dict = {}
+    for name in ("routerbench", "routellm"):
+        d = load(name)
+        k, k_areas = choose_k(d, "static")
+        task = static_task(d)
+        err_u, err_k = default_uniroute()(task), knn(k)(task)
+        mu, mk = metrics(task, err_u), metrics(task, err_k)
+        lo, hi = bootstrap_area_diff(task, err_u, err_k, args.boot)
+        out[name] = {
+            "knn_k": k,
+            "knn_cv_areas": k_areas,
+            "uniroute": mu,
+            "knn": mk,
+            "area_diff": mu["area"] - mk["area"],
+            "area_diff_ci95": [lo, hi],
+        }
+        print(name, json.dumps(out[name]), flush=True)
+    d = load("routerbench")
+    k_unseen, k_areas = choose_k(d, "unseen")
+    rows = unseen_trials(d, k_unseen)
+    diffs = np.array([r["uniroute"]["area"] - r["knn"]["area"] for r in rows])
+    out["routerbench_unseen"] = {
+        "knn_k": k_unseen,
+        "knn_cv_areas": k_areas,
+        "wins": int((diffs > 0).sum()),
+        "trials": len(rows),
+        "mean_diff": float(diffs.mean()),
+        "std_diff": float(diffs.std()),
+        "uniroute_area": float(np.mean([r["uniroute"]["area"] for r in rows])),
+        "knn_area": float(np.mean([r["knn"]["area"] for r in rows])),
+        "uniroute_v_b": float(np.mean([r["uniroute"]["v_b"] for r in rows])),
+        "knn_v_b": float(np.mean([r["knn"]["v_b"] for r in rows])),
+        "rows": rows,
+    }
+    print("unseen", {k: v for k, v in out["routerbench_unseen"].items() if k != "rows"}, flush=True)
+    d = load("open-llm-lb-v2")
+    keep = ~np.isnan(d["S_test"]).any(axis=1)
+    task = Task(
+        d["X_train"],
+        d["S_train"],
+        d["X_train"],
+        d["S_train"],
+        np.zeros(d["S_train"].shape[1]),
+        d["T_train"],
+        d["X_test"][keep],
+        d["S_test"][keep],
+        d["C_test"][keep],
+        d["T_test"][keep],
+    )
+    out["open-llm-lb-v2"] = {"uniroute-tasks": metrics(task, tags()(task)), "test_items": int(keep.sum())}
+    print("open-llm-lb-v2", out["open-llm-lb-v2"], flush=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
