@@ -156,7 +156,7 @@ def check_labels(y: Any, n: int) -> np.ndarray:
     if Y.ndim == 1:
         Y = Y[:, None]
     if Y.ndim != 2 or Y.shape[0] != n:
-        raise InputError(f"y has shape {Y.shape}; expected one row per prompt ({n}) and one column per LLM")
+        raise InputError(f"y has shape {Y.shape} but X has {n} prompts; y must be (n_prompts, n_llms) rows")
     observed = ~np.isnan(Y)
     if not observed.any():
         raise InputError("y has no observed score (all NaN)")
@@ -432,16 +432,8 @@ class LearnedClusterMap(_Params):
                 "LearnedClusterMap needs the training LLMs' scores: fit(X, y) with y of shape "
                 "(n_prompts, n_llms); use KMeansClusterMap to cluster prompts alone"
             )
-        Y = np.asarray(y, dtype=np.float64)
-        if Y.ndim == 1:
-            Y = Y[:, None]
-        if Y.shape[0] != X.shape[0]:
-            raise InputError(f"y has {Y.shape[0]} rows but X has {X.shape[0]} prompts")
+        Y = check_labels(y, len(X))
         observed = ~np.isnan(Y)
-        if not observed.any():
-            raise InputError("y has no observed score (all NaN)")
-        if ((Y[observed] < 0) | (Y[observed] > 1)).any():
-            raise InputError("scores in y must lie in [0, 1]")
         if not self.l2 >= 0 or not self.init_temperature > 0:
             raise InputError("l2 must be >= 0 and init_temperature > 0")
         init = KMeansClusterMap(self.n_clusters, random_state=self.random_state).fit(X)
