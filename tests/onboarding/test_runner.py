@@ -221,6 +221,8 @@ def test_a_dead_endpoint_stops_the_run(
         run(toy_items[:3], toy_state, bad_request, tmp_path)
     assert bad_request.total_calls == 3
     assert state_bytes(toy_state) == before
+    healthy = fake_server(good)  # "fix the cause and run the same command again"
+    assert run(toy_items, toy_state, healthy, tmp_path).n_graded == 60
 
 
 def test_a_missing_api_key_stops_at_once_and_says_how_to_pass_one(

@@ -297,7 +297,8 @@ async def aonboard(
             outcomes = await run.run()
         except _FatalCallError as exc:
             raise OnboardingError(
-                f"stopped: {exc}. The router state is unchanged; answers so far are cached in {path}"
+                f"stopped: {exc}. The router state is unchanged; answers so far are cached in {path}: "
+                "fix the cause and run the same command again, cached answers are not called twice"
             ) from exc
     scores = _scores_or_fail(outcomes, name)
     call_costs = [o.cost for o in outcomes if o.status != "failed" and o.cost is not None]
