@@ -369,3 +369,22 @@ def test_version_1_static_and_external_states_still_load(toy_data, tmp_path):
     with pytest.raises(EmbedderMismatchError, match="pass it"):
         Router.load(external)
     assert Router.load(external, embedder=emb).models == router.models
+
+
+def test_a_version_1_state_with_a_broken_embedder_spec_is_a_state_error(toy_router, tmp_path):
+    """Before: the KeyError of the missing field escaped as a KeyError."""
+    path = write_v1_state(toy_router, tmp_path / "broken", {"kind": "static", "id": "model2vec:x:1"}, {})
+    with pytest.raises(StateError, match="KeyError"):
+        Router.load(path)
+
+
+def test_read_state_builds_any_router_class(toy_router, toy_data, tmp_path):
+    class MyRouter(Router):
+        pass
+
+    parts = state_module.read_state(toy_router.save(tmp_path / "s"))
+    mine = parts.build(MyRouter)
+    assert type(mine) is MyRouter and mine.models == toy_router.models
+    assert (
+        mine.route(toy_data["prompts"][0], 3.0).model == toy_router.route(toy_data["prompts"][0], 3.0).model
+    )

@@ -592,7 +592,7 @@ def embedder_from_state(
         raise StateError(
             f"the state's embedder {spec.get('id')!r} sends every prompt over the network (to {where}) "
             "and a state file alone may not decide that. If you trust this state, load it with "
-            "Router.load(path, allow_network=True) (load_router(path, allow_network=True)); or build "
+            "Router.load(path, allow_network=True) (CLI: --allow-network); or build "
             f"the embedder yourself and pass it: Router.load(path, embedder=get_embedder({kind!r}, ...))"
         )
     own = {key[len(ARRAY_PREFIX) :]: value for key, value in arrays.items() if key.startswith(ARRAY_PREFIX)}

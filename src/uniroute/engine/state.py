@@ -31,17 +31,22 @@ import json
 import re
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from ..exceptions import EmbedderMismatchError, StateError
 from .cluster_maps import CLUSTER_MAPS
-from .embedders import Embedder, embedder_from_state, embedder_to_state
+from .embedders import embedder_from_state, embedder_to_state
 from .files import atomic_write_bytes, read_regular_file
 from .profiles import ModelProfile
-from .router import Router
+
+if TYPE_CHECKING:
+    from .router import Router
+
+R = TypeVar("R", bound="Router")
 
 SCHEMA_VERSION = 2
 READS = (1, 2)
@@ -209,12 +214,14 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                 f"the JSON of router state {path} does not match its state_sha256: it was edited "
                 "by hand or partly written; save it again with Router.save (or uniroute fit)"
             )
+        if version == 1:
+            meta = _from_v1(meta)
     except StateError:
         raise
     except (OSError, ValueError, KeyError, TypeError, RecursionError, zipfile.BadZipFile, EOFError) as exc:
         raise StateError(f"cannot read router state {path}: {type(exc).__name__}: {exc}") from exc
     _check_finite(arrays, path)
-    return (meta if version >= 2 else _from_v1(meta)), arrays
+    return meta, arrays
 
 
 def _from_v1(meta: dict[str, Any]) -> dict[str, Any]:
@@ -232,8 +239,34 @@ def _from_v1(meta: dict[str, Any]) -> dict[str, Any]:
     return {**meta, "embedder": spec}
 
 
-def load_router(path: str | Path, embedder: Embedder | None = None, *, allow_network: bool = False) -> Router:
-    """Load a router saved by :func:`save_router`.
+@dataclass(frozen=True)
+class RouterParts:
+    """What a saved state holds, checked and rebuilt: everything a router is made of.
+
+    :func:`read_state` returns it; :meth:`build` makes the router. The state
+    module never imports the router module (the router imports this one).
+    """
+
+    path: Path
+    embedder: Any
+    cluster_map: Any
+    options: dict[str, Any]
+    profiles: list[ModelProfile]
+
+    def build(self, router_cls: type[R]) -> R:
+        """``router_cls(embedder, cluster_map, **options)`` with the profiles added."""
+        try:
+            router = router_cls(self.embedder, self.cluster_map, **self.options)
+            router.add_profiles(self.profiles)
+        except (TypeError, ValueError) as exc:
+            raise StateError(
+                f"router state {self.path} is incomplete or corrupt: {type(exc).__name__}: {exc}"
+            ) from exc
+        return router
+
+
+def read_state(path: str | Path, embedder: Any = None, *, allow_network: bool = False) -> RouterParts:
+    """Read and check a saved state; rebuild its embedder, cluster map and profiles.
 
     ``embedder`` is needed only for embedders a state cannot rebuild (e.g. a
     custom or precomputed one); if given, its id must match the state's.
@@ -263,7 +296,6 @@ def load_router(path: str | Path, embedder: Embedder | None = None, *, allow_net
         cmap = cmap_cls.from_state(
             cmap_spec["params"], {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
         )
-        router = Router(embedder, cmap, **meta["router"])
         profiles = [
             ModelProfile(
                 name=m["name"],
@@ -276,7 +308,7 @@ def load_router(path: str | Path, embedder: Embedder | None = None, *, allow_net
         ]
         if len(profiles) != len(arrays["profile_counts"]):
             raise ValueError(f"{len(profiles)} models but {len(arrays['profile_counts'])} profile rows")
-        router.add_profiles(profiles)
+        options = dict(meta["router"])
     except StateError:
         raise
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
@@ -287,4 +319,11 @@ def load_router(path: str | Path, embedder: Embedder | None = None, *, allow_net
         raise EmbedderMismatchError(
             f"{path} was made with embedder {spec['id']!r} but rebuilt {embedder.id!r}"
         )
-    return router
+    return RouterParts(path, embedder, cmap, options, profiles)
+
+
+def load_router(path: str | Path, embedder: Any = None, *, allow_network: bool = False) -> Router:
+    """Load a router saved by :func:`save_router` (see :func:`read_state` for the arguments)."""
+    from .router import Router
+
+    return read_state(path, embedder, allow_network=allow_network).build(Router)
