@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, cast
 
 import litellm
 
@@ -36,8 +36,9 @@ def shuffle(
     """LiteLLM's ``simple-shuffle`` pick: request weights, ``weight``, ``rpm``, ``tpm``, else uniform."""
     from litellm.router_strategy.simple_shuffle import simple_shuffle
 
+    resolve = getattr(litellm_router, "get_model_from_alias", None)  # _get_model_from_alias before 1.106
     return simple_shuffle(
-        resolve_model_alias=litellm_router.get_model_from_alias,
+        resolve_model_alias=resolve or litellm_router._get_model_from_alias,
         healthy_deployments=deployments,
         model=model,
         request_kwargs=request_kwargs,
@@ -89,7 +90,6 @@ def healthy_deployments(
 ) -> tuple[str, list[dict[str, Any]] | dict[str, Any]]:
     """Sync counterpart of :func:`async_healthy_deployments`: LiteLLM's sync filters
     (cooldowns, blocked); raises LiteLLM's own error when every deployment cools down."""
-    from litellm.router_utils.cooldown_handlers import get_cooldown_deployments
     from litellm.types.router import RouterRateLimitError
 
     model, found = litellm_router._common_checks_available_deployment(
@@ -101,7 +101,7 @@ def healthy_deployments(
     )
     if isinstance(found, dict):
         return model, found
-    cooling = get_cooldown_deployments(litellm_router_instance=litellm_router, parent_otel_span=None)
+    cooling = cooling_down(litellm_router)
     healthy = litellm_router._filter_blocked_deployments(
         litellm_router._filter_cooldown_deployments(healthy_deployments=found, cooldown_deployments=cooling)
     )
@@ -117,6 +117,16 @@ def healthy_deployments(
             model_ids=model_ids,
         )
     return model, list(healthy)
+
+
+def cooling_down(litellm_router: Any) -> list[str]:
+    """Ids of the router's deployments in cooldown (named ``_get_cooldown_deployments`` before 1.106)."""
+    from litellm.router_utils import cooldown_handlers
+
+    get = getattr(cooldown_handlers, "get_cooldown_deployments", None)
+    if get is None:
+        get = cooldown_handlers._get_cooldown_deployments
+    return list(get(litellm_router_instance=litellm_router, parent_otel_span=None))
 
 
 def own_selectors(litellm_router: Any) -> tuple[Callable[..., Any], Callable[..., Awaitable[Any]]]:
@@ -162,9 +172,12 @@ def hidden_params(response: Any) -> dict[str, Any] | None:
 
 
 async def tag_and_order_filtered(
-    litellm_router: Any, model: str, deployments: list[dict[str, Any]], request_kwargs: dict[str, Any]
-) -> list[dict[str, Any]]:
-    """What LiteLLM's tag and ``order`` filters will keep of ``deployments`` (read only).
+    litellm_router: Any, model: str, deployments: list[Any], request_kwargs: dict[str, Any]
+) -> list[Any]:
+    """What LiteLLM's tag and ``order`` filters will keep of ``deployments``.
+
+    ``_target_order`` stays on the request for LiteLLM's own filter (which pops it); the
+    tag filter notes its match in the metadata, as it does again when LiteLLM runs it.
 
     The proxy callback runs before these filters; ranking only what they keep means
     uniroute never hands LiteLLM a choice its tags or ``order`` then remove.
@@ -172,7 +185,9 @@ async def tag_and_order_filtered(
     from litellm.router_strategy.tag_based_routing import get_deployments_for_tag
     from litellm.utils import get_order_filtered_deployments
 
-    metadata_key = "litellm_metadata" if "litellm_metadata" in request_kwargs else "metadata"
+    metadata_key: Literal["metadata", "litellm_metadata"] = (
+        "litellm_metadata" if "litellm_metadata" in request_kwargs else "metadata"
+    )
     tagged = await get_deployments_for_tag(
         llm_router_instance=litellm_router,
         model=model,
@@ -180,7 +195,9 @@ async def tag_and_order_filtered(
         request_kwargs=request_kwargs,
         metadata_variable_name=metadata_key,
     )
-    return get_order_filtered_deployments(list(tagged), target_order=request_kwargs.get("_target_order"))
+    return get_order_filtered_deployments(
+        list(cast(list, tagged)), target_order=request_kwargs.get("_target_order")
+    )
 
 
 def proxy_llm_router() -> Any:

@@ -15,12 +15,12 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import litellm
 
 from ...engine.router import Router
-from ...engine.text import Prompt, routing_text
+from ...engine.text import Prompt, prompt_text
 from ...exceptions import InputError, UniRouteError, UnknownModelError
 from . import _compat
 
@@ -125,7 +125,7 @@ def request_prompt(messages: Sequence[Any] | None, input: Any) -> Prompt:
         return input
     if isinstance(input, Sequence) and input:
         if all(isinstance(x, str) for x in input):
-            return "\n".join(input)
+            return list(input)
         return [m for m in input if isinstance(m, Mapping)]
     return ""
 
@@ -152,7 +152,7 @@ def writable_metadata(request_kwargs: dict[str, Any]) -> dict[str, Any]:
     return bucket
 
 
-class Record(dict):  # type: ignore[type-arg]  # a plain JSON-ready dict with a marker type
+class Record(dict[str, Any]):
     """A decision uniroute wrote. A client can put any JSON under ``metadata.uniroute_decision``
     but never an instance of this class, so only uniroute's own decisions are read back."""
 
@@ -255,7 +255,7 @@ def load_state(state: Router | str | Path, embedder: Any = None) -> Router:
     return Router.load(Path(state).expanduser(), embedder=embedder)
 
 
-def resolve_prices(prices: str | None, cost: str | None, where: str) -> str:
+def resolve_prices(prices: str | None, cost: str | None, where: str) -> PriceSource:
     """``prices``, or the deprecated ``cost`` spelling of it (with a warning)."""
     if cost is not None:
         warnings.warn(
@@ -266,7 +266,7 @@ def resolve_prices(prices: str | None, cost: str | None, where: str) -> str:
         if prices is not None and prices != cost:
             raise InputError(f"{where}: give 'prices' or the deprecated 'cost', not both")
         prices = cost
-    return "auto" if prices is None else prices
+    return cast(PriceSource, "auto" if prices is None else prices)
 
 
 class DeploymentRanker:
@@ -328,7 +328,7 @@ class DeploymentRanker:
         router = load_state(state, embedder)
         if not router.is_fitted:
             raise InputError("the uniroute router is not fitted; fit it or load a saved state")
-        prices = resolve_prices(prices, cost, "DeploymentRanker")  # type: ignore[assignment]
+        prices = resolve_prices(prices, cost, "DeploymentRanker")
         if prices not in PRICE_SOURCES:
             raise InputError(f"prices must be one of {list(PRICE_SOURCES)}, got {prices!r}")
         if isinstance(expected_output_tokens, bool) or not (
@@ -477,7 +477,7 @@ class DeploymentRanker:
         messages: Sequence[Any] | None,
         input: Any,
         request_kwargs: dict[str, Any],
-        group: Sequence[Mapping[str, Any]] | None = None,
+        group: Sequence[dict[str, Any]] | None = None,
     ) -> Ranking | None:
         """The healthy deployments ranked, or ``None`` if none of the group has a profile.
 
@@ -498,7 +498,7 @@ class DeploymentRanker:
         messages: Sequence[Any] | None,
         input: Any,
         request_kwargs: dict[str, Any],
-        group: Sequence[Mapping[str, Any]] | None,
+        group: Sequence[dict[str, Any]] | None,
     ) -> Ranking | None:
         control = self.control(request_kwargs, model)
         by_id = {deployment_id(d): d for d in [*(group or ()), *healthy]}
@@ -526,7 +526,7 @@ class DeploymentRanker:
             if i not in candidates:
                 self._unprofiled(model, by_id[i])
         prompt = request_prompt(messages, input)
-        input_tokens = len(routing_text(prompt, max_chars=10**12)) / CHARS_PER_TOKEN
+        input_tokens = len(prompt_text(prompt)) / CHARS_PER_TOKEN
         costs = {}
         for i in candidates:
             prices = self._prices(by_id[i])

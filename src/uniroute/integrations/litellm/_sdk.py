@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import litellm
 from litellm.types.router import CustomRoutingStrategyBase
@@ -59,7 +59,7 @@ class UniRouteStrategy(CustomRoutingStrategyBase):
         return self.ranker.router
 
     def _group(self, model: str) -> list[dict[str, Any]]:
-        return self.litellm_router.get_model_list(model_name=model) or []
+        return cast(list[dict[str, Any]], self.litellm_router.get_model_list(model_name=model) or [])
 
     def _unranked(self, model: str, group: list[dict[str, Any]], request_kwargs: dict[str, Any]) -> bool:
         """Record why uniroute leaves this request to LiteLLM; ``False`` if it ranks it."""
@@ -87,7 +87,7 @@ class UniRouteStrategy(CustomRoutingStrategyBase):
         pick(ranking.record, chosen)
         return chosen
 
-    async def async_get_available_deployment(
+    async def async_get_available_deployment(  # type: ignore[override]  # LiteLLM's base says None; the Router uses the deployment returned
         self,
         model: str,
         messages: list[dict[str, str]] | None = None,
@@ -110,7 +110,7 @@ class UniRouteStrategy(CustomRoutingStrategyBase):
         )
         return self._choose(model, healthy, messages, input, request_kwargs, group)
 
-    def get_available_deployment(
+    def get_available_deployment(  # type: ignore[override]  # as above
         self,
         model: str,
         messages: list[dict[str, str]] | None = None,

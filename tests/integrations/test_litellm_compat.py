@@ -1,0 +1,180 @@
+"""One test per LiteLLM private touch point in uniroute.integrations.litellm._compat.
+
+``make test-compat`` runs this file (and the other LiteLLM front-door tests) against the
+oldest supported LiteLLM, so a LiteLLM release that moves one of these breaks here first.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+
+import litellm
+import pytest
+from litellm.integrations.custom_logger import CustomLogger
+from litellm.types.router import RouterRateLimitError
+from litellm_fakes import MATH_PROMPT, deployment
+
+from uniroute.integrations.litellm import _compat
+
+MESSAGES = [{"role": "user", "content": MATH_PROMPT}]
+
+
+def group(*deployments: dict, **router_kwargs) -> litellm.Router:
+    return litellm.Router(model_list=list(deployments), **router_kwargs)
+
+
+def test_logger_is_litellms_router_logger() -> None:
+    assert _compat.logger is logging.getLogger("LiteLLM Router")
+
+
+class _Seen(CustomLogger):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def async_filter_deployments(self, model, healthy_deployments, messages, request_kwargs=None, **kw):
+        self.calls += 1
+        return healthy_deployments
+
+
+@pytest.mark.parametrize("strategy", [*sorted(_compat.ASYNC_FILTER_STRATEGIES), "usage-based-routing"])
+async def test_which_strategies_call_the_proxy_callback(strategy: str, monkeypatch) -> None:
+    seen = _Seen()
+    monkeypatch.setattr(litellm, "callbacks", [seen])
+    router = group(
+        deployment("a", rpm=1000, tpm=10**6), deployment("b", rpm=1000, tpm=10**6), routing_strategy=strategy
+    )
+    await router.acompletion(model="demo", messages=MESSAGES)
+    assert (seen.calls > 0) == (strategy in _compat.ASYNC_FILTER_STRATEGIES)
+
+
+def test_shuffle_follows_litellm_weights() -> None:
+    random.seed(0)
+    router = group(deployment("a", weight=3), deployment("b", weight=1), deployment("c", weight=0))
+    healthy = router.get_model_list(model_name="demo")
+    hits = Counter(_compat.shuffle(router, healthy, "demo", {})["model_info"]["id"] for _ in range(400))
+    assert hits["c"] == 0 and 2.0 < hits["a"] / hits["b"] < 4.5, hits
+
+
+async def test_failed_deployment_ids_from_a_real_retry() -> None:
+    seen: list[list[str]] = []
+    router = group(deployment("bad", fail="litellm.InternalServerError"), deployment("good"), num_retries=1)
+
+    async def spy(model, request_kwargs, **kwargs):
+        seen.append(_compat.failed_deployment_ids(request_kwargs))
+        wanted = "good" if seen[-1] else "bad"
+        return next(d for d in router.get_model_list(model_name=model) if d["model_info"]["id"] == wanted)
+
+    router.async_get_available_deployment = spy
+    response = await router.acompletion(model="demo", messages=MESSAGES)
+    assert seen == [[], ["bad"]] and response._hidden_params["model_id"] == "good"
+
+
+async def test_async_healthy_deployments_filters_cooldowns_and_names() -> None:
+    router = group(deployment("a", fail=True), deployment("b"), num_retries=0)
+    assert _compat.cooling_down(router) == []
+    with pytest.raises(litellm.RateLimitError):  # a mock 429 cools "a" down at once
+        await router.acompletion(model="a", messages=MESSAGES)
+    assert _compat.cooling_down(router) == ["a"]
+    healthy = await _compat.async_healthy_deployments(router, "demo", MESSAGES, None, False, {})
+    assert [d["model_info"]["id"] for d in healthy] == ["b"]
+    named = await _compat.async_healthy_deployments(router, "b", MESSAGES, None, False, {})
+    assert isinstance(named, dict) and named["model_info"]["id"] == "b"
+
+
+def test_sync_healthy_deployments_filters_cooldowns_and_raises_litellms_error() -> None:
+    router = group(deployment("a", fail=True), deployment("b", fail=True), num_retries=0)
+    model, healthy = _compat.healthy_deployments(router, "demo", MESSAGES, None, False, {})
+    assert model == "demo" and {d["model_info"]["id"] for d in healthy} == {"a", "b"}
+    for dep in ("a", "b"):
+        with pytest.raises(litellm.RateLimitError):
+            router.completion(model=dep, messages=MESSAGES)
+    with pytest.raises(RouterRateLimitError):
+        _compat.healthy_deployments(router, "demo", MESSAGES, None, False, {})
+    assert _compat.healthy_deployments(router, "b", MESSAGES, None, False, {})[1]["model_info"]["id"] == "b"
+
+
+async def test_set_strategy_and_own_selectors() -> None:
+    router = group(deployment("a", weight=1), deployment("b", weight=0))
+
+    class Fixed:
+        async def async_get_available_deployment(self, model, **kwargs):
+            return router.get_model_list(model_name=model)[1]
+
+        def get_available_deployment(self, model, **kwargs):
+            return router.get_model_list(model_name=model)[1]
+
+    _compat.set_strategy(router, Fixed())
+    assert (await router.acompletion(model="demo", messages=MESSAGES))._hidden_params["model_id"] == "b"
+    own_sync, own_async = _compat.own_selectors(router)
+    assert (await own_async(model="demo", messages=MESSAGES, request_kwargs={}))["model_info"]["id"] == "a"
+    assert own_sync(model="demo", messages=MESSAGES, request_kwargs={})["model_info"]["id"] == "a"
+
+
+async def test_wrap_methods_once_on_the_instance() -> None:
+    router = group(deployment("a"))
+    calls = Counter()
+
+    def sync_wrapper(method):
+        def call(*args, **kwargs):
+            calls[method.__name__] += 1
+            return method(*args, **kwargs)
+
+        return call
+
+    def async_wrapper(method):
+        async def call(*args, **kwargs):
+            calls[method.__name__] += 1
+            return await method(*args, **kwargs)
+
+        return call
+
+    _compat.wrap_methods(router, sync_wrapper, async_wrapper)
+    _compat.wrap_methods(router, sync_wrapper, async_wrapper)
+    await router.acompletion(model="demo", messages=MESSAGES)
+    await router.atext_completion(model="demo", prompt=MATH_PROMPT)
+    router.completion(model="demo", messages=MESSAGES)
+    assert calls == {"acompletion": 1, "atext_completion": 1, "completion": 1}
+    assert "acompletion" in vars(router) and "acompletion" not in vars(group(deployment("b")))
+
+
+async def test_hidden_params_carry_the_model_id() -> None:
+    response = await group(deployment("a")).acompletion(model="demo", messages=MESSAGES)
+    assert _compat.hidden_params(response)["model_id"] == "a"
+    assert _compat.hidden_params(object()) is None
+
+
+async def test_tag_and_order_filtered_is_litellms_filter_and_leaves_the_request() -> None:
+    router = group(
+        deployment("us", tags=["us"], order=1),
+        deployment("eu-1", tags=["eu"], order=2),
+        deployment("eu-2", tags=["eu"], order=1),
+        enable_tag_filtering=True,
+    )
+    healthy = router.get_model_list(model_name="demo")
+    request = {"metadata": {"tags": ["eu"]}, "_target_order": None}
+    kept = await _compat.tag_and_order_filtered(router, "demo", healthy, request)
+    assert [d["model_info"]["id"] for d in kept] == ["eu-2"]
+    assert "_target_order" in request and request["metadata"]["tags"] == ["eu"]
+    request = {"metadata": {}, "_target_order": 2}
+    assert [
+        d["model_info"]["id"] for d in await _compat.tag_and_order_filtered(router, "demo", healthy, request)
+    ] == ["eu-1"]
+
+
+def test_proxy_globals(monkeypatch) -> None:
+    import litellm.proxy.proxy_server as proxy_server
+
+    assert hasattr(proxy_server, "llm_router")
+    router = group(deployment("a"))
+    monkeypatch.setattr(proxy_server, "llm_router", router)
+    assert _compat.proxy_llm_router() is router
+    before = proxy_server.proxy_config.get_config_state()
+    config = {"model_list": [deployment("a")], "router_settings": {"routing_strategy": "simple-shuffle"}}
+    proxy_server.proxy_config.update_config_state(config)
+    try:
+        assert _compat.proxy_config()["router_settings"] == config["router_settings"]
+    finally:
+        proxy_server.proxy_config.update_config_state(dict(before))
