@@ -388,3 +388,16 @@ def test_read_state_builds_any_router_class(toy_router, toy_data, tmp_path):
     assert (
         mine.route(toy_data["prompts"][0], 3.0).model == toy_router.route(toy_data["prompts"][0], 3.0).model
     )
+
+
+def test_a_hub_model_named_by_a_state_needs_consent(toy_router, tmp_path):
+    """Before: a state naming any sentence-transformers model loaded (fetched from the Hub on first use)."""
+    spec = {
+        "kind": "sentence-transformers",
+        "id": "sentence-transformers:someone/model",
+        "model": "someone/model",
+    }
+    path = write_v1_state(toy_router, tmp_path / "hub", spec, {})
+    with pytest.raises(StateError, match="allow_network=True"):
+        Router.load(path)
+    assert state_module.load_router(path, allow_network=True).embedder.model == "someone/model"

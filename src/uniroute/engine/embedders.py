@@ -79,7 +79,7 @@ class Embedder(abc.ABC):
     ...     def encode(self, texts):
     ...         return normalize_rows([[sum(c.isupper() for c in t), 1.0] for t in texts])
     >>> _ = register_embedder(Upper)
-    >>> get_embedder("upper-demo").encode(["AB"]).round(3).tolist()
+    >>> get_embedder("upper-demo").encode(["AB"]).astype(float).round(3).tolist()
     [[0.894, 0.447]]
     """
 
