@@ -6,7 +6,10 @@ Three fake children stand in for real chat models (a cheap math model, a cheap
 poetry model and an expensive all-rounder); each signs its answer. A router is
 fitted on synthetic validation results with the hashing embedder, so nothing is
 downloaded and no API key is needed. Swap the children for ``ChatOpenAI(...)``
-and the router for ``Router.load("your-state/")`` to use it for real.
+(or ``"openai:gpt-4o-mini"`` strings) and the state for ``"your-state/"`` to use
+it for real. The operating point is a configurable field, so it is chosen per
+call through ``config["configurable"]`` (it would keep working after
+``bind_tools`` and inside agents too).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import ConfigurableField
 
 from uniroute import HashingEmbedder, KMeansClusterMap, Router
 from uniroute.integrations.langchain import UniRouteChatModel
@@ -64,12 +68,14 @@ class AnsweredBy(BaseCallbackHandler):
 
 
 def main() -> None:
+    children = {name: SignedEcho(name=name) for name in COSTS}
     model = UniRouteChatModel(
-        models={name: SignedEcho(name=name) for name in COSTS},
-        router=fitted_router(),
+        # any chat-model Runnable is a child: here the big model retries once on errors
+        models={**children, "big": children["big"].with_retry(stop_after_attempt=2)},
+        state=fitted_router(),
         operating_points={"best": 0.0, "balanced": 20.0},
         operating_point="balanced",
-    )
+    ).configurable_fields(operating_point=ConfigurableField(id="uniroute_point"))
     prompt = ChatPromptTemplate.from_messages([("system", "Answer briefly."), ("human", "{question}")])
     chain = prompt | model | StrOutputParser()
 
@@ -84,10 +90,10 @@ def main() -> None:
     for question, answer in zip(questions, answers, strict=True):
         print(f"  {seen.profiles[question]:>8} <- {question[:50]:<50} | {answer[:40]}")
 
-    best = prompt | model.bind(operating_point="best") | StrOutputParser()
+    best = {"configurable": {"uniroute_point": "best"}}
     print("operating point 'best' (λ = 0): the most accurate model for every prompt")
     for question in questions:
-        print(f"  {best.invoke({'question': question})[:60]}")
+        print(f"  {chain.invoke({'question': question}, config=best)[:60]}")
 
     message = (prompt | model).invoke({"question": questions[1]})
     meta = message.response_metadata["uniroute"]
