@@ -162,3 +162,19 @@ def test_eval_unseen_and_bad_input(tmp_path, capsys, make_data) -> None:
     _write(single / "test.jsonl", one)
     assert main(["eval", "--data", str(single), "--embedder", "hashing", "--out", str(out)]) == 2
     assert "only one model" in capsys.readouterr().err
+
+
+def test_eval_skip_invalid_drops_bad_lines_and_says_so(tmp_path, make_data, capsys) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    _write(data_dir / "train.jsonl", make_data(30, 0, 5))
+    _write(data_dir / "test.jsonl", make_data(12, 1, 5))
+    with (data_dir / "train.jsonl").open("ab") as handle:
+        handle.write(b'{"prompt": "caf\xe9", "scores": {"m0": 1}, "costs": {"m0": 0.001}}\n')  # Latin-1 byte
+    out = tmp_path / "out"
+    assert _eval(data_dir, out, tmp_path, "--bootstrap", "0") == 2
+    err = capsys.readouterr().err
+    assert "train.jsonl: 1 malformed line(s): line 61: not valid UTF-8 (byte 0xe9" in err
+    assert "--skip-invalid" in err and "Traceback" not in err
+    assert _eval(data_dir, out, tmp_path, "--bootstrap", "0", "--skip-invalid") == 0
+    assert json.loads((out / "results.json").read_text())["n_train"] == 60

@@ -1,0 +1,49 @@
+"""The deferral plot: log cost axis, legend outside the curves, the trial shown named."""
+
+from __future__ import annotations
+
+import pytest
+
+from uniroute.evaluation import plots
+
+RESULT = {
+    "models": {"big": {"cost": 1.0, "quality": 0.9}, "small": {"cost": 0.01, "quality": 0.5}},
+    "curves": {
+        "uniroute-kmeans": {"costs": [1.0, 0.3, 0.01], "qualities": [0.9, 0.85, 0.5]},
+        "oracle": {"costs": [0.2, 0.0], "qualities": [0.95, 0.5]},  # a zero cost is drawn at the floor
+    },
+}
+
+
+@pytest.fixture()
+def figures(monkeypatch):
+    kept = []
+
+    def keep(fig, plt, path):
+        fig.canvas.draw()
+        kept.append(fig)
+        return path
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return kept
+
+
+def test_log_cost_axis_and_legend_outside_the_axes(figures, tmp_path) -> None:
+    plots.deferral_plot(
+        RESULT, tmp_path / "d.png", "Deferral curves, unseen protocol\ntrial 1 of 20, pool a, b"
+    )
+    (fig,) = figures
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["uniroute-kmeans", "oracle"]
+    renderer = fig.canvas.get_renderer()
+    # the legend box starts right of the axes box: it cannot cover a curve
+    assert legend.get_window_extent(renderer).x0 > ax.get_window_extent(renderer).x1
+    assert "trial 1 of 20" in ax.get_title()
+    assert min(min(line.get_xdata()) for line in ax.get_lines()) > 0  # log axis: no point at 0
+
+
+def test_files_are_written(tmp_path) -> None:
+    path = plots.deferral_plot(RESULT, tmp_path / "d.png")
+    assert path.stat().st_size > 1000
