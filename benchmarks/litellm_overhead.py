@@ -6,16 +6,18 @@ no network) and a unique prompt per request (the embedding cache never answers):
 * **proxy**: requests per second through the real LiteLLM proxy with the
   examples/litellm_proxy/config.yaml callback, and through the same model list
   with LiteLLM's default ``simple-shuffle``, at concurrency 1 and 16. Both proxies
-  run side by side; measurements alternate between them, ``--rounds`` times,
-  and the median round is reported. The load generator shares the 2 cores.
+  run side by side; measurements alternate between them, ``--rounds`` times.
+  The load generator shares the machine's cores.
 * **sdk**: mean wall time of ``Router.acompletion`` (sequential) with
-  :func:`uniroute.integrations.litellm.install` vs simple-shuffle, and the
-  ranking step alone.
+  :func:`uniroute.integrations.litellm.install` vs simple-shuffle, alternating,
+  ``--rounds`` times, and the ranking step alone.
 
-Prints a table, then one JSON object as the last line; writes it to
-benchmarks/results/litellm_overhead.json too.
+Every figure is reported as min / median / max over the rounds; a ratio whose two
+sides' ranges overlap is flagged "inside the spread" (the difference is not
+resolved by this run). Prints a table and one JSON object as the last line; writes
+the JSON to ``--out`` only when given (never over committed results by default).
 
-    python benchmarks/litellm_overhead.py [--embedder static|hashing] [--seconds 6] [--rounds 5]
+    python benchmarks/litellm_overhead.py [--embedder static|hashing] [--seconds 6] [--rounds 10] [--out F]
 """
 
 from __future__ import annotations
@@ -24,9 +26,7 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,10 +42,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "litellm_proxy"
-RESULTS = Path(__file__).resolve().parent / "results" / "litellm_overhead.json"
-LITELLM = Path(sys.executable).parent / "litellm"
+sys.path.insert(0, str(EXAMPLE))
+from proxy_launcher import start_proxy, stop_proxy, wait_ready  # noqa: E402
+
 MASTER_KEY = "sk-uniroute-bench"
-START_TIMEOUT = 180.0
+MIN_ROUNDS = 10
 _unique = count()
 
 
@@ -57,46 +58,26 @@ def prompt() -> str:
     return f"Poetry request #{i}: write a short haiku about lantern number {i}, with vivid imagery."
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def spread(samples: list[float], digits: int = 3) -> dict:
+    """min / median / max of one side's rounds."""
+    return {
+        "min": round(min(samples), digits),
+        "median": round(statistics.median(samples), digits),
+        "max": round(max(samples), digits),
+    }
 
 
-def start_proxy(config: Path, state: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = dict(os.environ, UNIROUTE_STATE=str(state), LITELLM_MASTER_KEY=MASTER_KEY)
-    process = subprocess.Popen(
-        [str(LITELLM), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    return process, f"http://127.0.0.1:{port}"
-
-
-def wait_ready(process: subprocess.Popen, url: str, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"proxy exited with {process.returncode}:\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/health/liveliness", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise SystemExit(f"proxy at {url} not ready after {START_TIMEOUT}s")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+def compare(uniroute: list[float], shuffle: list[float], digits: int = 3) -> dict:
+    """Both sides' spreads, the ratio of medians and whether the ranges overlap."""
+    uni, shuf = spread(uniroute, digits), spread(shuffle, digits)
+    return {
+        "uniroute": uni,
+        "simple_shuffle": shuf,
+        "ratio_of_medians": round(statistics.median(uniroute) / statistics.median(shuffle), 3),
+        "inside_spread": uni["min"] <= shuf["max"] and shuf["min"] <= uni["max"],
+        "uniroute_rounds": [round(x, digits) for x in uniroute],
+        "simple_shuffle_rounds": [round(x, digits) for x in shuffle],
+    }
 
 
 async def load(url: str, concurrency: int, seconds: float, max_requests: int = 100_000) -> dict:
@@ -136,39 +117,31 @@ def proxy_benchmark(state: Path, tmp: Path, seconds: float, rounds: int) -> dict
     shuffle = {k: v for k, v in config.items() if k not in {"litellm_settings", "callback_settings"}}
     shuffle_cfg = tmp / "shuffle.yaml"
     shuffle_cfg.write_text(yaml.safe_dump(shuffle))
+    env = {"UNIROUTE_STATE": str(state), "LITELLM_MASTER_KEY": MASTER_KEY}
+    logs = {"uniroute": tmp / "uniroute.log", "simple-shuffle": tmp / "shuffle.log"}
     procs = {
-        "uniroute": start_proxy(uniroute_cfg, state, tmp / "uniroute.log"),
-        "simple-shuffle": start_proxy(shuffle_cfg, state, tmp / "shuffle.log"),
+        "uniroute": start_proxy(uniroute_cfg, logs["uniroute"], env),
+        "simple-shuffle": start_proxy(shuffle_cfg, logs["simple-shuffle"], env),
     }
     try:
-        for name, (process, url) in procs.items():
-            wait_ready(process, url, tmp / f"{name}.log")
+        urls = {name: wait_ready(process, logs[name]) for name, process in procs.items()}
         samples: dict[str, dict[int, list[float]]] = {name: {1: [], 16: []} for name in procs}
         for _ in range(rounds):
             for concurrency in (1, 16):
-                for name, (_, url) in procs.items():
+                for name, url in urls.items():
                     result = asyncio.run(load(url, concurrency, seconds))
                     if result["errors"]:
                         raise SystemExit(f"{name}: {result['errors']} failed requests")
                     samples[name][concurrency].append(result["rps"])
     finally:
-        for process, _ in procs.values():
-            stop(process)
-    out: dict = {}
-    for concurrency in (1, 16):
-        uni = statistics.median(samples["uniroute"][concurrency])
-        shuf = statistics.median(samples["simple-shuffle"][concurrency])
-        out[f"c{concurrency}"] = {
-            "uniroute_rps": round(uni, 1),
-            "simple_shuffle_rps": round(shuf, 1),
-            "ratio": round(uni / shuf, 3),
-            "uniroute_rounds": [round(x, 1) for x in samples["uniroute"][concurrency]],
-            "simple_shuffle_rounds": [round(x, 1) for x in samples["simple-shuffle"][concurrency]],
-        }
-    return out
+        for process in procs.values():
+            stop_proxy(process)
+    return {
+        f"c{c}_rps": compare(samples["uniroute"][c], samples["simple-shuffle"][c], digits=1) for c in (1, 16)
+    }
 
 
-async def sdk_benchmark(state: Path, calls: int) -> dict:
+async def sdk_benchmark(state: Path, calls: int, rounds: int) -> dict:
     import litellm
 
     from uniroute.integrations.litellm import install
@@ -187,24 +160,31 @@ async def sdk_benchmark(state: Path, calls: int) -> dict:
         return (time.perf_counter() - start) / calls
 
     shuffle_s, routed_s = [], []
-    for _ in range(5):  # alternate to share any drift
-        shuffle_s.append(await mean_call(shuffle))
-        routed_s.append(await mean_call(routed))
+    for _ in range(rounds):  # alternate to share any drift
+        shuffle_s.append(await mean_call(shuffle) * 1e3)
+        routed_s.append(await mean_call(routed) * 1e3)
     healthy = routed.get_model_list(model_name="demo")
     rank_times = []
     for _ in range(calls):
         messages = [{"role": "user", "content": prompt()}]
         start = time.perf_counter()
         strategy.ranker.rank("demo", healthy, messages, None, {}, healthy)
-        rank_times.append(time.perf_counter() - start)
-    shuffle_ms, routed_ms = statistics.median(shuffle_s) * 1e3, statistics.median(routed_s) * 1e3
+        rank_times.append((time.perf_counter() - start) * 1e3)
     return {
         "calls": calls,
-        "simple_shuffle_ms_per_call": round(shuffle_ms, 3),
-        "uniroute_ms_per_call": round(routed_ms, 3),
-        "overhead_ms_per_call": round(routed_ms - shuffle_ms, 3),
-        "rank_only_ms_p50": round(statistics.median(rank_times) * 1e3, 3),
+        "ms_per_call": compare(routed_s, shuffle_s),
+        "rank_only_ms": spread(rank_times, 4),
     }
+
+
+def _line(label: str, row: dict, unit: str) -> str:
+    u, s = row["uniroute"], row["simple_shuffle"]
+    verdict = "inside the spread" if row["inside_spread"] else "outside the spread"
+    return (
+        f"{label:22} uniroute {u['min']:g} / {u['median']:g} / {u['max']:g} {unit}   "
+        f"simple-shuffle {s['min']:g} / {s['median']:g} / {s['max']:g} {unit}   "
+        f"ratio of medians {row['ratio_of_medians']:.3f} ({verdict})"
+    )
 
 
 def main() -> None:
@@ -215,9 +195,15 @@ def main() -> None:
         "--embedder", default="static", help="embedder of the router state (static or hashing)"
     )
     parser.add_argument("--seconds", type=float, default=6.0, help="seconds per load measurement")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per proxy and concurrency")
+    parser.add_argument(
+        "--rounds", type=int, default=MIN_ROUNDS, help=f"alternating rounds (at least {MIN_ROUNDS})"
+    )
     parser.add_argument("--sdk-calls", type=int, default=200, help="acompletion calls per SDK measurement")
+    parser.add_argument("--out", type=Path, help="write the JSON result here (default: print only)")
+    parser.add_argument("--note", default="", help="free text stored with the result (e.g. 'machine busy')")
     args = parser.parse_args()
+    if args.rounds < MIN_ROUNDS:
+        parser.error(f"--rounds must be at least {MIN_ROUNDS} to report a spread")
 
     sys.path.insert(0, str(ROOT / "examples"))
     from litellm_sdk import build_demo_router
@@ -226,29 +212,27 @@ def main() -> None:
         tmp = Path(tmp_dir)
         state = build_demo_router(args.embedder).save(tmp / "state")
         proxy = proxy_benchmark(state, tmp, args.seconds, args.rounds)
-        sdk = asyncio.run(sdk_benchmark(state, args.sdk_calls))
+        sdk = asyncio.run(sdk_benchmark(state, args.sdk_calls, args.rounds))
     result = {
         "benchmark": "litellm_overhead",
         "embedder": args.embedder,
         "seconds_per_measurement": args.seconds,
         "rounds": args.rounds,
         "cpu_count": os.cpu_count(),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "note": args.note,
         "proxy": proxy,
         "sdk": sdk,
     }
-    print(f"{'proxy':8} {'conc':>4} {'uniroute rps':>13} {'shuffle rps':>12} {'ratio':>6}")
+    print(f"min / median / max over {args.rounds} alternating rounds")
     for key, row in proxy.items():
-        print(
-            f"{'':8} {key[1:]:>4} {row['uniroute_rps']:13.1f} "
-            f"{row['simple_shuffle_rps']:12.1f} {row['ratio']:6.3f}"
-        )
-    print(
-        f"sdk acompletion: simple-shuffle {sdk['simple_shuffle_ms_per_call']:.2f} ms, uniroute "
-        f"{sdk['uniroute_ms_per_call']:.2f} ms (+{sdk['overhead_ms_per_call']:.2f} ms); "
-        f"ranking alone p50 {sdk['rank_only_ms_p50']:.3f} ms"
-    )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        print(_line(f"proxy rps, conc {key[1:].split('_')[0]}", row, "rps"))
+    print(_line("sdk acompletion", sdk["ms_per_call"], "ms"))
+    rank = sdk["rank_only_ms"]
+    print(f"{'ranking alone':22} {rank['min']:g} / {rank['median']:g} / {rank['max']:g} ms")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))
 
 

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import socket
+import json
 import subprocess
 import sys
-import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 import yaml
-from litellm_fakes import MATH_PROMPT, ODD_REQUESTS, POETRY_PROMPT
+from litellm_fakes import MATH_PROMPT, ODD_REQUESTS, POETRY_PROMPT, deployment
 
 from uniroute import Router
 from uniroute.engine.router import NO_TEXT_NOTE
@@ -23,68 +21,47 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "litellm_proxy"
-LITELLM = Path(sys.executable).parent / "litellm"
+sys.path.insert(0, str(EXAMPLE))
+from proxy_launcher import ProxyError, running_proxy  # noqa: E402
+
 MASTER_KEY = "sk-uniroute-test"
-START_TIMEOUT = 120.0
+START_TIMEOUT = 180.0
 LAM = 30.0  # the example's default operating point, "balanced"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _deployment(dep_id: str, profile: str | None, group: str, fail: bool = False) -> dict:
-    info = {"id": dep_id} | ({"uniroute_profile": profile} if profile else {})
-    reply = "litellm.RateLimitError" if fail else f"[{dep_id}]"
-    return {
-        "model_name": group,
-        "litellm_params": {"model": f"openai/{dep_id}", "api_key": "unused", "mock_response": reply},
-        "model_info": info,
-    }
-
-
-def _test_config(tmp: Path) -> Path:
-    """The example config plus groups for the failure and no-profile cases."""
+def _test_config(tmp: Path, **router_settings) -> Path:
+    """The example config plus groups for the failure, no-profile, tag and order cases."""
     config = yaml.safe_load((EXAMPLE / "config.yaml").read_text())
     config["model_list"] += [
-        _deployment("plain-1", None, "plain"),
-        _deployment("plain-2", None, "plain"),
-        _deployment("flaky-mathbot", "mathbot", "flaky", fail=True),
-        _deployment("flaky-poet", "poet", "flaky"),
-        _deployment("flaky-big", "big", "flaky"),
-        _deployment("down-mathbot", "mathbot", "down", fail=True),
-        _deployment("down-poet", "poet", "down", fail=True),
+        deployment("plain-1", group="plain"),
+        deployment("plain-2", group="plain"),
+        deployment("flaky-mathbot", "mathbot", group="flaky", fail=True),
+        deployment("flaky-poet", "poet", group="flaky"),
+        deployment("flaky-big", "big", group="flaky"),
+        deployment("down-mathbot", "mathbot", group="down", fail=True),
+        deployment("down-poet", "poet", group="down", fail=True),
+        deployment("broken-mathbot", "mathbot", group="broken", fail="litellm.InternalServerError"),
+        deployment("broken-poet", "poet", group="broken"),
+        deployment("broken-big", "big", group="broken"),
+        deployment("tagged-mathbot", "mathbot", group="tagged", tags=["us"]),
+        deployment("tagged-poet", "poet", group="tagged", tags=["eu"]),
+        deployment("tagged-big", "big", group="tagged", tags=["eu"]),
+        deployment("ordered-mathbot", "mathbot", group="ordered", order=2),
+        deployment("ordered-poet", "poet", group="ordered", order=1),
+        deployment("ordered-big", "big", group="ordered", order=1),
     ]
+    config["router_settings"].update(enable_tag_filtering=True, **router_settings)
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
 
-def _start(config: Path, state: str, log: Path) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
-    env = dict(
-        os.environ, UNIROUTE_STATE=state, LITELLM_MASTER_KEY=MASTER_KEY, LITELLM_LOCAL_MODEL_COST_MAP="True"
-    )
-    process = subprocess.Popen(
-        [str(LITELLM), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=log.parent,
-    )
-    return process, port
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+def _env(state: Path | str) -> dict[str, str]:
+    return {
+        "UNIROUTE_STATE": str(state),
+        "LITELLM_MASTER_KEY": MASTER_KEY,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -98,26 +75,12 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         timeout=120,
     )
     log = tmp / "proxy.log"
-    process, port = _start(_test_config(tmp), str(state), log)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"proxy exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health/liveliness", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        else:
-            pytest.fail(f"proxy not up after {START_TIMEOUT}s:\n{log.read_text()[-3000:]}")
-        client = openai.OpenAI(
-            base_url=f"http://127.0.0.1:{port}", api_key=MASTER_KEY, max_retries=0, timeout=60
-        )
-        yield {"client": client, "engine": Router.load(state), "log": log}
-    finally:
-        _stop(process)
+        with running_proxy(_test_config(tmp), log, _env(state), START_TIMEOUT) as url:
+            client = openai.OpenAI(base_url=url, api_key=MASTER_KEY, max_retries=0, timeout=60)
+            yield {"client": client, "engine": Router.load(state), "log": log}
+    except ProxyError as exc:
+        pytest.fail(str(exc))
 
 
 def _expected(engine: Router, prompt, lam: float = LAM, rank: int = 0, group: str = "") -> str:
@@ -204,6 +167,9 @@ def test_failing_first_choice_falls_back_to_next_best(proxy: dict) -> None:
             engine, user(MATH_PROMPT), rank=1, group="flaky"
         )
         assert raw.headers["x-uniroute-rank"] == "2"
+        decision = json.loads(raw.headers["x-uniroute-decision"])
+        assert decision["answered"] == raw.headers["x-litellm-model-id"]
+    assert decision["failed"] == []  # the second request found flaky-mathbot cooling down
 
 
 def test_all_deployments_cooled_down_is_litellms_own_error(proxy: dict) -> None:
@@ -213,15 +179,73 @@ def test_all_deployments_cooled_down_is_litellms_own_error(proxy: dict) -> None:
         assert "uniroute" not in str(info.value)
 
 
+def _startup_failure(config: Path, state: str, tmp: Path) -> str:
+    log = tmp / "proxy.log"
+    with (
+        pytest.raises(ProxyError, match="proxy startup failed"),
+        running_proxy(config, log, _env(state), START_TIMEOUT),
+    ):
+        pass
+    return log.read_text()
+
+
 def test_corrupt_state_stops_the_proxy_at_startup(tmp_path: Path) -> None:
     """One real start (a missing state is covered in process by test_litellm.py)."""
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(b"this is not a router state")
-    process = _start(EXAMPLE / "config.yaml", str(corrupt), tmp_path / "proxy.log")[0]
-    try:
-        assert process.wait(timeout=START_TIMEOUT) != 0
-    finally:
-        _stop(process)
-    output = (tmp_path / "proxy.log").read_text()
+    output = _startup_failure(EXAMPLE / "config.yaml", str(corrupt), tmp_path)
     assert f"cannot load router state {corrupt}" in output
     assert "Application startup failed" in output
+
+
+def test_a_strategy_that_never_calls_the_callback_stops_the_proxy(proxy: dict, tmp_path: Path) -> None:
+    """Issue 9, LiteLLM item 5: before, usage-based-routing silently switched uniroute off."""
+    state = proxy["engine"].save(tmp_path / "state")
+    output = _startup_failure(
+        _test_config(tmp_path, routing_strategy="usage-based-routing"), str(state), tmp_path
+    )
+    assert "routing_strategy 'usage-based-routing'" in output and "Application startup failed" in output
+
+
+def test_startup_log_names_routed_groups(proxy: dict) -> None:
+    log = proxy["log"].read_text()
+    assert "uniroute routes model groups ['broken', 'demo', 'down', 'flaky', 'ordered', 'tagged']" in log
+    assert "left to LiteLLM (no profiled deployment): ['plain']" in log
+
+
+def test_a_failing_deployment_is_not_retried_in_the_same_request(proxy: dict) -> None:
+    """Issue 9, LiteLLM item 2: a 500 under the default allowed_fails; all 8 requests succeed."""
+    answered = Counter()
+    for _ in range(8):
+        raw = proxy["client"].chat.completions.with_raw_response.create(
+            model="broken", messages=user(MATH_PROMPT)
+        )
+        decision = json.loads(raw.headers["x-uniroute-decision"])
+        assert (
+            decision["failed"] in ([], ["broken-mathbot"])
+            and decision["answered"] == raw.headers["x-litellm-model-id"]
+        )
+        answered[decision["answered"]] += 1
+    assert "broken-mathbot" not in answered
+
+
+def test_tags_and_order_are_kept(proxy: dict) -> None:
+    """Issue 9, LiteLLM item 3: before, tags=["eu"] failed and an order-2 backup took primary traffic."""
+    client = proxy["client"]
+    raw = client.chat.completions.with_raw_response.create(
+        model="tagged", messages=user(MATH_PROMPT), extra_body={"metadata": {"tags": ["eu"]}}
+    )
+    assert raw.headers["x-litellm-model-id"] in {"tagged-poet", "tagged-big"}
+    for _ in range(3):
+        raw = client.chat.completions.with_raw_response.create(model="ordered", messages=user(MATH_PROMPT))
+        assert raw.headers["x-litellm-model-id"] != "ordered-mathbot"
+
+
+def test_client_metadata_is_never_echoed_into_headers(proxy: dict) -> None:
+    """Issue 9, LiteLLM item 7: before, a CR/LF here reset the connection."""
+    forged = {"uniroute_decision": {"profile": "x\r\nset-cookie: a=b", "rank": "1\r\n"}}
+    raw = proxy["client"].chat.completions.with_raw_response.create(
+        model="demo", messages=user(MATH_PROMPT), extra_body={"metadata": forged}
+    )
+    assert raw.headers["x-uniroute-profile"] == _expected(proxy["engine"], user(MATH_PROMPT))
+    assert "set-cookie" not in raw.headers and "x\r" not in raw.headers["x-uniroute-decision"]
