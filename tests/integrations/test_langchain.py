@@ -466,7 +466,6 @@ def test_trim_messages_with_the_model_as_token_counter(model: UniRouteChatModel)
 # ---- copies ----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(raises=TypeError, strict=True, reason="uniroute.Router pickles once helper A lands it")
 def test_deepcopy_and_pickle(model: UniRouteChatModel, configurable: Any) -> None:
     for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
         assert clone.router is not model.router
