@@ -38,7 +38,9 @@ lint: $(VENV)/.installed
 
 # The front doors against the oldest LiteLLM and LangChain versions uniroute supports
 # (constraints/oldest.txt), in a second virtualenv.
-COMPAT_TESTS ?= tests/integrations
+COMPAT_TESTS ?= tests/integrations/test_litellm.py tests/integrations/test_litellm_compat.py \
+	tests/integrations/test_langchain.py tests/integrations/test_langchain_standard.py \
+	tests/integrations/test_litellm_langchain.py
 
 $(COMPAT)/bin/python:
 	$(PYTHON) -m venv $(COMPAT)

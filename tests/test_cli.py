@@ -200,6 +200,6 @@ def test_a_state_whose_embedder_calls_the_network_loads_only_with_allow_network(
     code, _, err = run(capsys, "fit", records, "--out", path, "--embedder", "test-cli-api", "--profile")
     assert code == 0, err
     code, _, err = run(capsys, "route", path, "Poetry request: a haiku about snow")
-    assert code == 2 and "allow_network" in err
+    assert code == 2 and "--allow-network" in err
     code, out, err = run(capsys, "route", path, "Poetry request: a haiku about snow", "--allow-network")
     assert code == 0 and "model:" in out, err
