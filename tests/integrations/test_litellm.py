@@ -371,7 +371,8 @@ async def test_ties_share_load_by_litellm_weights(engine: Router) -> None:
     for _ in range(30):
         response = await router.acompletion(model="demo", messages=user(MATH_PROMPT))
         hits[response._hidden_params["model_id"]] += 1
-        assert len(response._hidden_params["uniroute"]["tied"]) == 3
+        decision = response._hidden_params["uniroute"]
+        assert len(decision["tied"]) == 3 and decision["rank"] == 1
     assert hits["big-0"] >= 8 and hits["big-1"] >= 8 and hits["big-2"] == 0, hits
     sync = Counter(
         router.completion(model="demo", messages=user(MATH_PROMPT))._hidden_params["model_id"]

@@ -178,7 +178,8 @@ def pick(record: Record, deployment: Mapping[str, Any]) -> None:
     dep_id = deployment_id(deployment)
     row = next((r for r in record.get("ranking", ()) if r["deployment"] == dep_id), None)
     record["deployment"] = dep_id
-    record["rank"] = None if row is None else record["ranking"].index(row) + 1
+    # rank 1 = no candidate scored better (deployments that tie for first place all rank 1)
+    record["rank"] = None if row is None else 1 + sum(r["score"] < row["score"] for r in record["ranking"])
     for key in ("profile", "expected_error", "cost", "score"):
         record[key] = None if row is None else row[key]
     if record.get("chosen") is None:
