@@ -108,9 +108,9 @@ def _construct(cls: Any, **settings: Any) -> Any:
 
 
 def _cmd_add_model(args: argparse.Namespace) -> int:
-    from .engine.state import load_router
+    from .engine.router import Router
 
-    router = load_router(args.state, allow_network=args.allow_network)
+    router = Router.load(args.state, allow_network=args.allow_network)
     data = _load_data(args)
     profiles = _profile_all(router, data, args.model, args.cost, args.replace)
     router.save(args.state)
@@ -120,9 +120,9 @@ def _cmd_add_model(args: argparse.Namespace) -> int:
 
 
 def _cmd_remove_model(args: argparse.Namespace) -> int:
-    from .engine.state import load_router
+    from .engine.router import Router
 
-    router = load_router(args.state, allow_network=args.allow_network)
+    router = Router.load(args.state, allow_network=args.allow_network)
     for name in args.model:
         router.remove_model(name)
     router.save(args.state)
@@ -131,10 +131,10 @@ def _cmd_remove_model(args: argparse.Namespace) -> int:
 
 
 def _cmd_route(args: argparse.Namespace) -> int:
-    from .engine.state import load_router
+    from .engine.router import Router
 
     prompt = _read_stdin() if args.prompt == "-" else args.prompt
-    router = load_router(args.state, allow_network=args.allow_network)
+    router = Router.load(args.state, allow_network=args.allow_network)
     candidates = args.candidates.split(",") if args.candidates else None
     decision = router.route(prompt, lam=args.lam, candidates=candidates)
     if args.json:
@@ -163,9 +163,9 @@ def _read_stdin() -> str:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .engine.state import load_router
+    from .engine.router import Router
 
-    router = load_router(args.state, allow_network=args.allow_network)
+    router = Router.load(args.state, allow_network=args.allow_network)
     weights = router.cluster_map.cluster_weights_
     profiles = router.profiles
     if args.json:
