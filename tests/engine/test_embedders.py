@@ -135,9 +135,21 @@ def test_external_embedder_cannot_be_rebuilt():
     assert embedder_from_state(spec, arrays) is None
 
 
+class InstancePlain:
+    """Duck-typed with instance attributes, as uniroute 0.1's Protocol accepted."""
+
+    def __init__(self):
+        self.id, self.dim = "instance-plain", 4
+
+    def encode(self, texts):
+        return np.ones((len(texts), 4), dtype=np.float32) / 2
+
+
 def test_plain_objects_still_count_as_embedders_and_are_wrapped():
     plain = PlainEmbedder()
-    assert isinstance(plain, Embedder)
+    assert isinstance(plain, Embedder) and isinstance(InstancePlain(), Embedder)
+    assert not isinstance(object(), Embedder) and not issubclass(PlainEmbedder, Embedder)
+    assert as_embedder(InstancePlain()).id == "instance-plain"
     wrapped = as_embedder(plain)
     assert isinstance(wrapped, ExternalEmbedder) and wrapped.id == "plain-hashing" and wrapped.dim == 64
     assert as_embedder(wrapped) is wrapped

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import inspect
 import os
 import threading
 import warnings
@@ -56,7 +57,19 @@ ENTRY_POINT_GROUP = "uniroute.embedders"
 ARRAY_PREFIX = "embedder_"
 
 
-class Embedder(abc.ABC):
+class _DuckTyped(abc.ABCMeta):
+    """``isinstance(obj, Embedder)`` is also true for plain objects with ``id``, ``dim`` and ``encode``."""
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        if super().__instancecheck__(obj):
+            return True
+        missing = object()  # getattr_static: never runs a property (e.g. one that loads a model)
+        return cls is Embedder and all(
+            inspect.getattr_static(obj, name, missing) is not missing for name in ("id", "dim", "encode")
+        )
+
+
+class Embedder(metaclass=_DuckTyped):
     """Maps texts to an ``(n, dim)`` float32 matrix of unit-length rows.
 
     Subclass it and implement ``id``, ``dim`` and ``encode``. To be saved in a
@@ -130,13 +143,6 @@ class Embedder(abc.ABC):
         )
         return {"registry": self.kind, **self.to_config()}
 
-    @classmethod
-    def __subclasshook__(cls, other: type) -> bool:
-        if cls is Embedder:
-            found = [any(a in vars(k) for k in other.__mro__) for a in ("id", "dim", "encode")]
-            return all(found) or NotImplemented
-        return NotImplemented
-
 
 class ExternalEmbedder(Embedder):
     """Wraps a plain object with ``id``, ``dim`` and ``encode`` (not rebuildable from a state)."""
@@ -158,7 +164,7 @@ class ExternalEmbedder(Embedder):
 
 def as_embedder(obj: Any) -> Embedder:
     """``obj`` itself if it subclasses :class:`Embedder`, else wrapped in :class:`ExternalEmbedder`."""
-    if Embedder in type(obj).__mro__:
+    if issubclass(type(obj), Embedder):
         return obj
     if not isinstance(obj, Embedder):
         raise InputError(
@@ -513,7 +519,7 @@ class _Registry(Mapping[str, "type[Embedder]"]):
         return f"EMBEDDERS({sorted(self)})"
 
     def register(self, name: str, cls: type[Embedder]) -> None:
-        if not (isinstance(cls, type) and issubclass(cls, Embedder) and Embedder in cls.__mro__):
+        if not (isinstance(cls, type) and issubclass(cls, Embedder)):
             raise InputError(f"embedder {name!r} must be a subclass of uniroute.Embedder, got {cls!r}")
         if self._classes.setdefault(name, cls) is not cls:
             raise InputError(f"embedder name {name!r} is taken by {self._classes[name].__qualname__}")
