@@ -155,6 +155,18 @@ def test_eval_unseen_and_bad_input(tmp_path, capsys, make_data) -> None:
     )
     results = json.loads((out / "results.json").read_text())
     assert results["protocol"] == "unseen" and len(results["per_trial"]) == 2
+    # 60 training prompts: 9 validation (1/7), 51 fit Φ; ⌈5/3⌉ = 2 unseen models; all 24 test prompts routed
+    assert [t["sizes"] for t in results["per_trial"]] == [{"train": 51, "valid": 9, "test": 24}] * 2
+    assert all(len(t["pool"]) == 2 for t in results["per_trial"])
+    assert results["paired_trials"]["knn"]["trials"] == 2
+    # one file: every trial holds out 30% of its prompts (docs/evaluation.md): 84 -> 25 test, 59 -> 8 + 51
+    one_file = tmp_path / "all.jsonl"
+    _write(one_file, make_data(42, 0, 5))
+    args = ["--protocol", "unseen", "--trials", "2", "--bootstrap", "0", "--pools", "2"]
+    assert _eval(one_file, out, tmp_path, *args) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [t["sizes"] for t in results["per_trial"]] == [{"train": 51, "valid": 8, "test": 25}] * 2
+    assert results["n_prompts"] == 84
     single = tmp_path / "one"
     single.mkdir()
     one = make_data(10, 0, 5).select_models(["m0"])

@@ -1,4 +1,4 @@
-"""Loaders of published formats, on tiny files written in tmp_path."""
+"""Loaders of the published formats (npz, EmbedLLM, RouterEval), on tiny files written in tmp_path."""
 
 from __future__ import annotations
 
