@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import uniroute
 
 SRC = Path(uniroute.__file__).parent
@@ -30,14 +32,17 @@ def _imports(module: str, path: Path, is_package: bool, known: set[str]) -> tupl
     tree = ast.parse(path.read_text(encoding="utf-8"))
     typing_only = {id(n) for block in tree.body if _is_typing_block(block) for n in ast.walk(block)}
     module_level = {id(n) for block in tree.body for n in ast.walk(block) if not _is_typing_block(block)}
-    module_level -= {id(n) for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    for fn in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
+    functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for fn in functions:
         module_level -= {id(n) for n in ast.walk(fn)}
+    # A module-level __getattr__ (PEP 562) is a lazy namespace or a deprecated alias, not a dependency.
+    shims = {id(n) for fn in tree.body if isinstance(fn, ast.FunctionDef) and fn.name == "__getattr__"
+             for n in ast.walk(fn)}  # fmt: skip
     eager: set[str] = set()
     lazy: set[str] = set()
     package = module.split(".") if is_package else module.split(".")[:-1]
     for node in ast.walk(tree):
-        if id(node) in typing_only or not isinstance(node, (ast.Import, ast.ImportFrom)):
+        if id(node) in typing_only | shims or not isinstance(node, (ast.Import, ast.ImportFrom)):
             continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
@@ -107,3 +112,8 @@ def test_the_engine_imports_nothing_outside_itself():
 
 def test_no_module_level_import_cycle():
     assert _cycles({module: eager for module, (eager, _) in _graph().items()}) == []
+
+
+@pytest.mark.xfail(strict=True, reason="engine.router <-> engine.state via Router.save/load (A, B)")
+def test_no_import_cycle_even_through_imports_inside_functions():
+    assert _cycles({module: eager | lazy for module, (eager, lazy) in _graph().items()}) == []
