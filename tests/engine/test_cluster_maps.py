@@ -12,7 +12,7 @@ def test_kmeans_follows_the_estimator_contract():
     cmap = KMeansClusterMap(n_clusters=2, random_state=3)
     assert cmap.get_params() == {
         "n_clusters": 2,
-        "assignment": "soft",
+        "assignment": "auto",
         "temperature": "auto",
         "random_state": 3,
     }
@@ -226,8 +226,11 @@ def test_auto_map_chooses_at_fit_time_and_keeps_its_choice_through_state():
     assert (again.n_clusters_, again.assignment_) == (cmap.n_clusters_, cmap.assignment_)
     np.testing.assert_allclose(again.predict_proba(X), phi)
     # without the training LLMs' scores "auto" means the plain default
-    plain = KMeansClusterMap(n_clusters="auto", assignment="auto").fit(X)
+    plain = KMeansClusterMap().fit(X)
     assert (plain.n_clusters_, plain.assignment_, plain.cv_scores_) == (8, "soft", {})
+    # too few prompts for any K of the grid to keep 20 per cluster: no CV, the plain default
+    few = KMeansClusterMap().fit(X[::8], Y[::8])
+    assert (few.n_clusters_, few.assignment_, few.cv_scores_) == (8, "soft", {})
 
 
 def test_pairwise_brier_scores_differences_between_llms():

@@ -195,12 +195,11 @@ def select_by_cv(
     """Choose (K, assignment) by 3-fold CV on the training prompts: fit K-means on two
     folds, profile the training LLMs there as the router would (engine profiles), and
     score the predicted correctness on the third by the pairwise Brier score.
-    K is capped so clusters average at least 20 training prompts.
+    ``fit`` passes only the K for which clusters average at least 20 training prompts.
     """
     from .profiles import DEFAULT_PRIOR_STRENGTH, cluster_errors
 
     n = len(X)
-    ks = tuple(k for k in ks if k * _MIN_PER_CLUSTER <= n * (_CV_FOLDS - 1) / _CV_FOLDS) or (min(ks),)
     folds = np.array_split(np.random.default_rng(cmap.random_state).permutation(n), _CV_FOLDS)
     totals = {(k, a): [0.0, 0.0] for k in ks for a in assignments}
     probe = KMeansClusterMap(temperature=cmap.temperature, random_state=cmap.random_state)
@@ -225,11 +224,13 @@ class KMeansClusterMap(_Params):
 
     Parameters
     ----------
-    n_clusters : int or "auto", default=8
+    n_clusters : int or "auto", default="auto"
         Number of clusters K. ``"auto"``: chosen at fit time from 4, 8, 16, 32, 64
-        by cross-validation on the training LLMs' scores ``y`` (:func:`select_by_cv`);
-        8 when ``fit`` gets no ``y``.
-    assignment : {"soft", "hard", "auto"}, default="soft"
+        (those that leave ≥ 20 training prompts per cluster) by cross-validation on
+        the training LLMs' scores ``y`` (:func:`select_by_cv`); 8 when ``fit`` gets
+        no ``y``. The data decide: soft K = 16 on the RouterBench subset, hard
+        K = 64 on RouteLLM's MMLU + GSM8K (docs/benchmarks.md).
+    assignment : {"soft", "hard", "auto"}, default="auto"
         ``soft``: Φ_k(x) ∝ exp(-‖x - c_k‖² / temperature), so a prompt between
         clusters borrows from each; ``hard``: Φ(x) is one-hot on the nearest centre
         (the paper's K-means map); ``auto``: the better of the two by the same
@@ -267,8 +268,8 @@ class KMeansClusterMap(_Params):
 
     def __init__(
         self,
-        n_clusters: int | Literal["auto"] = 8,
-        assignment: Literal["soft", "hard", "auto"] = "soft",
+        n_clusters: int | Literal["auto"] = "auto",
+        assignment: Literal["soft", "hard", "auto"] = "auto",
         temperature: float | Literal["auto"] = "auto",
         random_state: int = 0,
     ):
@@ -302,9 +303,13 @@ class KMeansClusterMap(_Params):
         self.cv_scores_: dict[str, float] = {}
         k, assignment = self.n_clusters, self.assignment
         if "auto" in (k, assignment) and Y is not None:
-            ks = _AUTO_CLUSTERS if k == "auto" else (int(k),)
+            n_fit = len(X) * (_CV_FOLDS - 1) // _CV_FOLDS
+            ks = tuple(
+                c for c in (_AUTO_CLUSTERS if k == "auto" else (int(k),)) if c * _MIN_PER_CLUSTER <= n_fit
+            )
             assignments = ("soft", "hard") if assignment == "auto" else (assignment,)
-            (k, assignment), self.cv_scores_ = select_by_cv(self, X, Y, ks, assignments)
+            if len(ks) * len(assignments) > 1:
+                (k, assignment), self.cv_scores_ = select_by_cv(self, X, Y, ks, assignments)
         self.n_clusters_ = 8 if k == "auto" else int(k)
         self.assignment_ = "soft" if assignment == "auto" else assignment
         if X.shape[0] < self.n_clusters_:
