@@ -171,6 +171,13 @@ def test_duplicate_ids_and_prompts_are_reported_not_fatal(tmp_path):
     assert data.ids == ["q1", "q1#2", "q2"] and len(data) == 3
 
 
+def test_unique_ids_never_collide_with_existing_ids():
+    from uniroute.datasets import unique_ids
+
+    assert unique_ids(["x", "x", "x#2"]) == ["x", "x#3", "x#2"]
+    assert unique_ids(["a", "a", "a", "b"]) == ["a", "a#2", "a#3", "b"]
+
+
 def test_formats_registry_is_the_loader_and_imports_no_numpy():
     import subprocess
     import sys

@@ -50,6 +50,7 @@ _LAZY = {
     "RoutingDataset": "._dataset",
     "concat": "._dataset",
     "split_by_task": "._dataset",
+    "unique_ids": "._dataset",
     "read_jsonl": "._lines",
     "load_routerbench": "._routerbench",
     "load_jsonl": "._jsonl",
@@ -75,6 +76,7 @@ __all__ = [
     "load_split",
     "read_jsonl",
     "split_by_task",
+    "unique_ids",
 ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -156,6 +156,30 @@ def prompt_key(prompt: Prompt) -> str:
     return json.dumps(prompt, sort_keys=True, default=str)
 
 
+def unique_ids(ids: Iterable[str]) -> list[str]:
+    """``ids`` with repeats renamed: the second ``x`` becomes ``x#2``, the third ``x#3``, ...
+
+    A new name never collides with an id already present (``["x", "x", "x#2"]`` gives
+    ``["x", "x#3", "x#2"]``), so the result has no repeats.
+    """
+    ids = [str(i) for i in ids]
+    taken = set(ids)
+    count: Counter[str] = Counter()
+    out = []
+    for original in ids:
+        count[original] += 1
+        if count[original] == 1:
+            out.append(original)
+            continue
+        n = count[original]
+        while f"{original}#{n}" in taken:
+            n += 1
+        count[original] = n
+        taken.add(f"{original}#{n}")
+        out.append(f"{original}#{n}")
+    return out
+
+
 def report_duplicates(data: RoutingDataset, source: str) -> RoutingDataset:
     """Warn about repeated ids and prompts; repeated ids get ``#2``, ``#3``, ... so every id is unique.
 
@@ -164,17 +188,12 @@ def report_duplicates(data: RoutingDataset, source: str) -> RoutingDataset:
     """
     repeated_ids = [i for i, n in Counter(data.ids).items() if n > 1]
     if repeated_ids:
-        seen: Counter[str] = Counter()
-        ids = []
-        for i in data.ids:
-            seen[i] += 1
-            ids.append(i if seen[i] == 1 else f"{i}#{seen[i]}")
         warnings.warn(
             f"{source}: {len(repeated_ids)} id(s) occur more than once (e.g. {repeated_ids[:3]}); "
             "renamed the repeats to id#2, id#3, ...",
             stacklevel=3,
         )
-        data = replace(data, ids=ids)
+        data = replace(data, ids=unique_ids(data.ids))
     if data.prompts is not None:
         counts = Counter(prompt_key(p) for p in data.prompts)
         repeated = {k: n for k, n in counts.items() if n > 1}
