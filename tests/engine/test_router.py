@@ -1,3 +1,5 @@
+import copy
+import pickle
 import threading
 import warnings
 
@@ -271,3 +273,86 @@ def static_router(toy_data) -> Router:
 def test_lone_surrogates_route_with_the_default_embedder(static_router):
     for prompt in ("sum \udce9 of 12 and 30", b"poem \xff\xfe", [{"role": "user", "content": "x \ud800"}]):
         assert static_router.route(prompt, lam=1000.0).model in {"mathbot", "poet"}
+
+
+# ---- copies, pickles and bad arguments ----------------------------------------------
+
+
+def test_router_deepcopies_and_pickles(toy_router):
+    before = toy_router.route_batch([MATH, POEM], lam=5.0)
+    for clone in (copy.deepcopy(toy_router), pickle.loads(pickle.dumps(toy_router))):
+        assert clone.models == toy_router.models and clone._lock is not toy_router._lock
+        for old, new in zip(before, clone.route_batch([MATH, POEM], lam=5.0)):
+            assert new.model == old.model
+            np.testing.assert_allclose(new.scores, old.scores)
+        clone.remove_model("big")
+        assert "big" in toy_router.models
+
+
+@pytest.mark.integration
+def test_router_on_the_default_embedder_pickles(static_router):
+    clone = pickle.loads(pickle.dumps(static_router))
+    for prompt in (MATH, POEM):
+        np.testing.assert_allclose(
+            clone.route(prompt, lam=5.0).scores, static_router.route(prompt, lam=5.0).scores, rtol=1e-6
+        )
+
+
+@pytest.mark.parametrize("cost", ["cheap", None, True, -0.01, float("inf"), ["a", "b"]])
+def test_add_model_refuses_a_cost_that_is_not_dollars(toy_router, toy_data, cost):
+    with pytest.raises(InputError, match="cost"):
+        toy_router.add_model("new", toy_data["prompts"], toy_data["scores"]["big"], cost=cost)
+
+
+def test_add_models_wants_mappings(toy_router, toy_data):
+    with pytest.raises(InputError, match=r"mapping of model name.*add_model"):
+        toy_router.add_models(toy_data["prompts"], [toy_data["scores"]["big"]], {"big": 0.1})
+    with pytest.raises(InputError, match="costs as a mapping"):
+        toy_router.add_models(toy_data["prompts"], {"x": toy_data["scores"]["big"]}, 0.1)
+
+
+@pytest.mark.parametrize("name", ["", "   ", 3, None])
+def test_model_names_are_non_empty_strings(toy_router, toy_data, name):
+    with pytest.raises(InputError, match="model name must be a non-empty string"):
+        toy_router.add_model(name, toy_data["prompts"], toy_data["scores"]["big"], cost=0.1)
+    with pytest.raises(InputError, match="model name must be a non-empty string"):
+        toy_router.add_profile(ModelProfile(name, [0.0, 0.0], [1.0, 1.0], cost=0.0))
+
+
+def test_calibrate_needs_prompts_and_numbers(toy_router):
+    with pytest.raises(InputError, match="representative prompts"):
+        toy_router.calibrate([], max_cost=0.01)
+    with pytest.raises(InputError, match="max_cost"):
+        toy_router.calibrate([MATH], max_cost="0.01")
+
+
+def test_init_stores_arguments_and_fit_checks_them(toy_data):
+    router = Router(HashingEmbedder(), unknown_models="sometimes", prior_strength="4")
+    assert router.unknown_models == "sometimes" and router.prior_strength == "4"
+    with pytest.raises(InputError, match="unknown_models"):
+        router.fit(toy_data["prompts"])
+    router.unknown_models = "skip"
+    with pytest.raises(InputError, match="prior_strength"):
+        router.fit(toy_data["prompts"])
+
+
+def test_a_fitted_map_is_used_as_is(toy_router):
+    fitted = toy_router.cluster_map_
+    router = Router(toy_router.embedder, fitted)
+    assert router.is_fitted and router.cluster_map_ is fitted
+    router.add_profiles(toy_router.profiles.values())
+    np.testing.assert_allclose(router.route(MATH, lam=5.0).scores, toy_router.route(MATH, lam=5.0).scores)
+
+
+class RecordingMap(KMeansClusterMap):
+    """A third-party map: records what fit was given."""
+
+    def fit(self, X, y=None):
+        self.seen_y = y
+        return super().fit(X)
+
+
+def test_fit_passes_the_training_scores_to_any_map(toy_data):
+    y = np.column_stack([toy_data["scores"]["mathbot"], toy_data["scores"]["poet"]])
+    router = Router(HashingEmbedder(), RecordingMap(n_clusters=2, random_state=0)).fit(toy_data["prompts"], y)
+    np.testing.assert_array_equal(router.cluster_map_.seen_y, y)

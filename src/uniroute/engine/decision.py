@@ -91,9 +91,10 @@ class Decision:
     cluster_probs: np.ndarray
     skipped: tuple[str, ...] = ()
     note: str | None = None
-    profiles: tuple[str, ...] = None  # type: ignore[assignment]
-    scores: np.ndarray = None  # type: ignore[assignment]
-    model: str = None  # type: ignore[assignment]
+    # None = derived in __post_init__ (from candidates / the routing rule); never None afterwards.
+    profiles: tuple[str, ...] = None  # type: ignore[assignment]  # see above
+    scores: np.ndarray = None  # type: ignore[assignment]  # see above
+    model: str = None  # type: ignore[assignment]  # see above
     decision_id: str = field(default_factory=new_decision_id)
 
     def __post_init__(self) -> None:

@@ -13,19 +13,19 @@ from tqdm.auto import tqdm
 
 from ..exceptions import InputError, NotFittedError, UnknownModelError
 from .cache import CachedEmbedder
-from .cluster_maps import KMeansClusterMap, LearnedClusterMap, check_embeddings
+from .cluster_maps import ClusterMap, KMeansClusterMap, check_embeddings
 from .decision import Decision, best_index, check_number, route_scores
 from .embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
 from .profiles import DEFAULT_PRIOR_STRENGTH, ModelProfile, check_scores, profile_from_scores
 from .text import Prompt, routing_text
 
-ClusterMap = KMeansClusterMap | LearnedClusterMap
 Candidates = Sequence[str] | Mapping[str, str]
 """Candidate names, or candidate name -> profile name (several candidates may share a profile)."""
 NO_TEXT_NOTE = "no routing text in the request; routed on the cluster prior"
 _BATCH = 256
 _MAX_SUBSETS = 256
 _MAX_WARNED = 1024
+_RUNTIME = frozenset({"_lock", "_encoder", "_warned", "_pool"})
 
 
 class _Candidates:
@@ -87,11 +87,11 @@ class _Pool:
     so concurrent readers need no lock: a race at worst computes an entry twice.
     """
 
-    def __init__(self, profiles: dict[str, ModelProfile], n_clusters: int):
+    def __init__(self, profiles: dict[str, ModelProfile]):
         self.profiles = profiles
         self.names = tuple(profiles)
         self.index = {name: i for i, name in enumerate(self.names)}
-        self.psi = np.stack([p.errors for p in profiles.values()]) if profiles else np.zeros((0, n_clusters))
+        self.psi = np.stack([p.errors for p in profiles.values()]) if profiles else np.zeros((0, 0))
         self.costs = np.array([p.cost for p in profiles.values()], dtype=np.float64)
         self._upper: dict[float, np.ndarray] = {}
         self._subsets: dict[Any, _Candidates] = {}
@@ -134,18 +134,30 @@ class Router:
     model's :class:`~uniroute.ModelProfile`. A model joins with :meth:`add_model`
     (its results on a labelled validation set); nothing else is refitted.
 
+    Follows scikit-learn's estimator contract: ``__init__`` stores its arguments;
+    they are checked on first use; :meth:`fit` learns ``cluster_map_``. A router
+    pickles and deep-copies (its lock and caches are rebuilt), so it can go to
+    worker processes.
+
     Parameters
     ----------
     embedder : Embedder or str, default="static"
         An embedder or a registry name (see :func:`~uniroute.get_embedder`).
         Wrapped in a bounded in-memory cache.
-    cluster_map : KMeansClusterMap or LearnedClusterMap, optional
-        Fitted by :meth:`fit` if it is not fitted yet. Default: ``KMeansClusterMap()``.
+    cluster_map : ClusterMap, optional
+        Any :class:`~uniroute.engine.cluster_maps.ClusterMap`. If it is fitted
+        already (as in a loaded state) it is used as is; otherwise :meth:`fit`
+        fits it. Default: ``KMeansClusterMap()``.
     unknown_models : {"skip", "error"}, default="skip"
         What to do with a candidate that has no profile: leave it out with a
         warning (and list it in ``Decision.skipped``), or raise.
     prior_strength : float, default=4.0
         Pseudo-results that pull a profile's sparse clusters toward its global error.
+
+    Attributes
+    ----------
+    cluster_map_ : ClusterMap
+        The fitted cluster map.
 
     Examples
     --------
@@ -166,22 +178,37 @@ class Router:
         unknown_models: Literal["skip", "error"] = "skip",
         prior_strength: float = DEFAULT_PRIOR_STRENGTH,
     ):
-        if unknown_models not in ("skip", "error"):
-            raise InputError(f"unknown_models must be 'skip' or 'error', got {unknown_models!r}")
         self.embedder = embedder
         self.cluster_map = cluster_map if cluster_map is not None else KMeansClusterMap()
         self.unknown_models = unknown_models
         self.prior_strength = prior_strength
-        self._encoder: CachedEmbedder | None = None
+        self._start(profiles={})
+
+    def _start(self, profiles: dict[str, ModelProfile]) -> None:
+        """Make the runtime parts: lock, embedding cache (lazily), warned names, model pool."""
         self._lock = threading.Lock()
+        self._encoder: CachedEmbedder | None = None
         self._warned: set[str] = set()
-        self._pool = _Pool({}, self._n_clusters_or_zero())
+        self._pool = _Pool(profiles)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Arguments and learned state; the lock and caches are rebuilt on unpickling."""
+        state = {k: v for k, v in self.__dict__.items() if k not in _RUNTIME}
+        state["profiles"] = self._pool.profiles
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        profiles = state.pop("profiles")
+        self.__dict__.update(state)
+        self._start(profiles)
+
+    def _check_params(self) -> None:
+        if self.unknown_models not in ("skip", "error"):
+            raise InputError(f"unknown_models must be 'skip' or 'error', got {self.unknown_models!r}")
+        check_number(self.prior_strength, "prior_strength", hint=" (pseudo-results per cluster, e.g. 4)")
 
     # ---- embedding and clusters -------------------------------------------------
-
-    def _n_clusters_or_zero(self) -> int:
-        weights = getattr(self.cluster_map, "cluster_weights_", None)
-        return 0 if weights is None else len(weights)
 
     @property
     def encoder(self) -> CachedEmbedder:
@@ -195,15 +222,33 @@ class Router:
                     self._encoder = CachedEmbedder(embedder)
         return self._encoder
 
-    @property
-    def is_fitted(self) -> bool:
-        return hasattr(self.cluster_map, "cluster_weights_")
+    def _fitted_map(self) -> ClusterMap | None:
+        fitted = self.__dict__.get("_cluster_map")
+        if fitted is None and hasattr(self.cluster_map, "cluster_weights_"):
+            fitted = self.cluster_map  # given fitted (e.g. by a saved state): used as is
+        return fitted
 
-    def _check_fitted(self) -> None:
-        if not self.is_fitted:
+    @property
+    def cluster_map_(self) -> ClusterMap:
+        """The fitted cluster map: learned by :meth:`fit`, or ``cluster_map`` if it came fitted."""
+        fitted = self._fitted_map()
+        if fitted is None:
             raise NotFittedError(
                 "the router's cluster map is not fitted; call router.fit(prompts) or load a saved state"
             )
+        return fitted
+
+    @property
+    def is_fitted(self) -> bool:
+        return self._fitted_map() is not None
+
+    def _check_fitted(self) -> ClusterMap:
+        """The fitted map, after checking the arguments (first use validates them)."""
+        self._check_params()
+        return self.cluster_map_
+
+    def _n_clusters(self) -> int:
+        return len(self._check_fitted().cluster_weights_)
 
     def embed(self, prompts: Iterable[Prompt], progress: bool | None = None) -> np.ndarray:
         """Embed the routing text of each prompt (see :mod:`uniroute.engine.text`)."""
@@ -217,14 +262,14 @@ class Router:
 
     def cluster_probs(self, embeddings: Any) -> np.ndarray:
         """Φ for each row of a matrix of embeddings."""
-        self._check_fitted()
-        return self.cluster_map.predict_proba(embeddings)
+        return self._check_fitted().predict_proba(embeddings)
 
     def fit(self, prompts: Sequence[Prompt], scores: Any = None, progress: bool | None = None) -> Router:
         """Fit the cluster map on training prompts; returns ``self``.
 
-        ``scores`` (n_prompts, n_training_llms, NaN = missing) is needed by
-        :class:`LearnedClusterMap` and ignored by K-means.
+        ``scores`` (n_prompts, n_training_llms; 1 = correct, NaN = missing) goes to
+        the map's ``fit``: :class:`LearnedClusterMap` needs it, K-means ignores it.
+        Profiles added before are dropped (they were built on the old clusters).
         """
         if len(prompts) == 0:
             raise InputError("fit needs at least one training prompt")
@@ -233,13 +278,13 @@ class Router:
 
     def fit_embeddings(self, X: Any, scores: Any = None) -> Router:
         """Like :meth:`fit`, on embeddings computed with this router's embedder."""
+        self._check_params()
         X = check_embeddings(X)
-        if isinstance(self.cluster_map, LearnedClusterMap):
-            self.cluster_map.fit(X, scores)
-        else:
-            self.cluster_map.fit(X)
+        cmap = self.cluster_map
+        cmap.fit(X, scores)
         with self._lock:
-            self._pool = _Pool({}, self._n_clusters_or_zero())
+            self._cluster_map = cmap
+            self._pool = _Pool({})
         return self
 
     # ---- the model pool ---------------------------------------------------------
@@ -266,12 +311,12 @@ class Router:
         self.add_profiles([profile], replace=replace)
 
     def add_profiles(self, profiles: Iterable[ModelProfile], replace: bool = False) -> None:
-        self._check_fitted()
+        n_clusters = self._n_clusters()
         profiles = list(profiles)
-        n_clusters = self._n_clusters_or_zero()
         with self._lock:
             current = dict(self._pool.profiles)
             for profile in profiles:
+                _check_model_name(profile.name)
                 if len(profile.counts) != n_clusters:
                     raise InputError(
                         f"profile {profile.name!r} has {len(profile.counts)} clusters; "
@@ -283,7 +328,7 @@ class Router:
                         "(CLI: --replace) to overwrite its profile"
                     )
                 current[profile.name] = profile
-            self._pool = _Pool(current, n_clusters)
+            self._pool = _Pool(current)
 
     def remove_model(self, name: str) -> ModelProfile:
         """Drop a model from the pool; returns its profile."""
@@ -294,7 +339,7 @@ class Router:
                     f"cannot remove {name!r}: not in the router; known models: {list(current)}"
                 )
             removed = current.pop(name)
-            self._pool = _Pool(current, self._n_clusters_or_zero())
+            self._pool = _Pool(current)
         return removed
 
     def add_models(
@@ -318,16 +363,25 @@ class Router:
         embeddings : array, optional
             Precomputed embeddings of ``prompts`` (skips embedding).
         """
-        self._check_fitted()
-        X = self.embed(prompts, progress=progress) if embeddings is None else check_embeddings(embeddings)
-        phi = self.cluster_map.predict_proba(X)
-        profiles = []
-        for name, model_scores in scores.items():
+        for what, value in (("scores", scores), ("costs", costs)):
+            if not isinstance(value, Mapping):
+                raise InputError(
+                    f"add_models takes {what} as a mapping of model name to {what} "
+                    f"(got {type(value).__name__}); for one model use add_model(name, prompts, scores, cost)"
+                )
+        for name in scores:
+            _check_model_name(name)
             if name not in costs:
                 raise InputError(f"no cost given for model {name!r}; pass costs={{{name!r}: $}}")
+        cmap = self._check_fitted()
+        X = self.embed(prompts, progress=progress) if embeddings is None else check_embeddings(embeddings)
+        phi = cmap.predict_proba(X)
+        profiles = []
+        for name, model_scores in scores.items():
             s = check_scores(model_scores, len(X), name)
+            cost = _mean_cost(name, costs[name], s)
             profiles.append(
-                profile_from_scores(name, phi, s, _mean_cost(name, costs[name], s), self.prior_strength)
+                profile_from_scores(name, phi, s, cost, self.prior_strength, reference=cmap.cluster_weights_)
             )
         self.add_profiles(profiles, replace=replace)
         return profiles
@@ -422,14 +476,13 @@ class Router:
         ]
 
     def _phi_of(self, prompts: Sequence[Prompt]) -> tuple[np.ndarray, list[str | None]]:
-        self._check_fitted()
+        cmap = self._check_fitted()
         texts = [routing_text(p) for p in prompts]
         has_text = [bool(t) for t in texts]
-        weights = self.cluster_map.cluster_weights_
-        phi = np.tile(np.asarray(weights, dtype=np.float32), (len(texts), 1))
+        phi = np.tile(np.asarray(cmap.cluster_weights_, dtype=np.float32), (len(texts), 1))
         with_text = [t for t in texts if t]
         if with_text:
-            phi[np.array(has_text)] = self.cluster_map.predict_proba(self.encoder.encode(with_text))
+            phi[np.array(has_text)] = cmap.predict_proba(self.encoder.encode(with_text))
         return phi, [None if ok else NO_TEXT_NOTE for ok in has_text]
 
     def route(
@@ -520,48 +573,51 @@ class Router:
         """
         if (max_cost is None) == (min_quality is None):
             raise InputError("give exactly one of max_cost=... or min_quality=...")
+        budget = max_cost is not None
+        target = (
+            check_number(max_cost, "max_cost", hint=" ($ per request)")
+            if budget
+            else check_number(min_quality, "min_quality", hint=" (expected share correct, 0..1)")
+        )
+        if len(prompts) == 0:
+            raise InputError("calibrate needs representative prompts (a sample of real traffic); got none")
         errors, cand_costs, _ = self.expected_errors(self.embed(prompts), candidates, costs=costs)
+        rows = np.arange(len(errors))
 
         def outcome(lam: float) -> tuple[float, float]:
             choice = best_index(route_scores(errors, cand_costs, lam))
-            rows = np.arange(len(errors))
             return float(cand_costs[choice].mean()), float(1.0 - errors[rows, choice].mean())
+
+        def meets(lam: float) -> bool:  # False -> True as λ grows for a budget, True -> False for quality
+            cost, quality = outcome(lam)
+            return cost <= target if budget else quality >= target
 
         gaps = np.diff(np.unique(cand_costs))
         lam_hi = 2.0 * (np.ptp(errors) + 1.0) / (gaps.min() if len(gaps) else 1.0)
-        if max_cost is not None:
-
-            def ok(lam: float) -> bool:
-                return outcome(lam)[0] <= max_cost
-
-            if ok(0.0):
+        if budget:
+            if meets(0.0):
                 return 0.0
-            if not ok(lam_hi):
+            if not meets(lam_hi):
                 raise InputError(
                     f"no λ meets max_cost={max_cost}: the cheapest routing costs "
                     f"${outcome(lam_hi)[0]:.6g} per request"
                 )
-            lo, hi = 0.0, lam_hi
         else:
-
-            def ok(lam: float) -> bool:
-                return outcome(lam)[1] >= min_quality  # type: ignore[operator]
-
-            if not ok(0.0):
+            if not meets(0.0):
                 raise InputError(
                     f"no λ meets min_quality={min_quality}: the best expected quality is "
                     f"{outcome(0.0)[1]:.4f}"
                 )
-            if ok(lam_hi):
+            if meets(lam_hi):
                 return float(lam_hi)
-            lo, hi = 0.0, lam_hi
+        lo, hi = 0.0, lam_hi
         for _ in range(100):
             mid = (lo + hi) / 2
-            if ok(mid) == (max_cost is not None):
+            if meets(mid) == budget:
                 hi = mid
             else:
                 lo = mid
-        return float(hi if max_cost is not None else lo)
+        return float(hi if budget else lo)
 
     # ---- persistence ------------------------------------------------------------
 
@@ -572,24 +628,37 @@ class Router:
         return save_router(self, path)
 
     @classmethod
-    def load(cls, path: str | Path, embedder: Embedder | None = None) -> Router:
-        """Load a saved router (see :func:`uniroute.engine.state.load_router`)."""
+    def load(
+        cls, path: str | Path, embedder: Embedder | None = None, *, allow_network: bool = False
+    ) -> Router:
+        """Load a saved router (see :func:`uniroute.engine.state.load_router`).
+
+        ``allow_network=True`` rebuilds an embedder that sends texts over the network
+        (e.g. LiteLLM's) from the state; without it such a state needs ``embedder=``.
+        """
         from .state import load_router
 
-        return load_router(path, embedder=embedder)
+        return load_router(path, embedder=embedder, allow_network=allow_network)
+
+
+def _check_model_name(name: Any) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise InputError(f"a model name must be a non-empty string, got {name!r}")
 
 
 def _mean_cost(name: str, cost: Any, scores: np.ndarray) -> float:
-    values = np.asarray(cost, dtype=np.float64)
-    if values.ndim == 0:
-        value = float(values)
-    else:
-        if values.shape != scores.shape:
-            raise InputError(f"costs of {name!r}: give one $ per request or one per prompt ({len(scores)})")
-        values = values[~np.isnan(scores) & np.isfinite(values)]
-        if not len(values):
-            raise InputError(f"model {name!r} has no finite cost on its observed prompts")
-        value = float(values.mean())
-    if not np.isfinite(value) or value < 0:
-        raise InputError(f"cost of {name!r} must be a finite $ >= 0, got {value}")
-    return value
+    """$ per request of a model: ``cost`` itself, or the mean of per-prompt costs over observed prompts."""
+    hint = f" ($ per request, or one $ per prompt: {len(scores)} values)"
+    if np.ndim(cost) == 0:
+        value = cost.item() if isinstance(cost, np.ndarray) else cost
+        return check_number(value, f"cost of {name!r}", hint=hint)
+    try:
+        values = np.asarray(cost, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"cost of {name!r} must be numbers{hint}, got {cost!r:.80}") from None
+    if values.shape != scores.shape:
+        raise InputError(f"costs of {name!r}: give one $ per request or one per prompt ({len(scores)})")
+    values = values[~np.isnan(scores) & np.isfinite(values)]
+    if not len(values):
+        raise InputError(f"model {name!r} has no finite cost on its observed prompts")
+    return check_number(float(values.mean()), f"cost of {name!r}", hint=hint)
