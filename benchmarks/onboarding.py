@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from uniroute import KMeansClusterMap, Router
-from uniroute.datasets import concat, load_routerbench
+from uniroute.datasets import concat, load_routerbench, unique_ids
 from uniroute.onboarding import (
     CallSettings,
     ReplayData,
@@ -37,7 +37,7 @@ from uniroute.onboarding import (
     make_grader,
     onboard,
 )
-from uniroute.onboarding.validation import consensus_reference, unique_ids
+from uniroute.onboarding.validation import consensus_reference
 
 TASKS = ["arc-challenge", "winogrande"]
 

@@ -20,10 +20,9 @@ import numpy as np
 import pytest
 
 from uniroute import KMeansClusterMap, Router
-from uniroute.datasets import concat, load_routerbench
+from uniroute.datasets import concat, load_routerbench, unique_ids
 from uniroute.engine.profiles import profile_from_scores
 from uniroute.onboarding import CallSettings, ReplayData, ReplayServer, build_validation, onboard
-from uniroute.onboarding.validation import unique_ids
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "routerbench"
 NEW = "mistralai/mixtral-8x7b-chat"

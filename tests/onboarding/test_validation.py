@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 
 from uniroute import HashingEmbedder, InputError, KMeansClusterMap, Router
-from uniroute.datasets import RoutingDataset
+from uniroute.datasets import RoutingDataset, unique_ids
 from uniroute.onboarding import ValidationItem, build_validation, load_validation, save_validation
-from uniroute.onboarding.validation import unique_ids
 
 
 def test_round_trip(tmp_path: Path) -> None:

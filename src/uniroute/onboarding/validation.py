@@ -22,14 +22,14 @@ from __future__ import annotations
 import json
 import warnings
 from collections import Counter
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..datasets import RoutingDataset, read_jsonl
+from ..datasets import RoutingDataset, read_jsonl, unique_ids
 from ..engine.files import atomic_write_bytes
 from ..engine.text import Prompt
 from ..exceptions import InputError
@@ -119,30 +119,6 @@ def load_validation(path: str | Path, skip_invalid: bool = False) -> list[Valida
             f"{path}: {len(renamed)} duplicate id(s) made unique: {', '.join(renamed[:5])}", stacklevel=2
         )
     return [item if item.id == new else replace(item, id=new) for item, new in zip(items, ids, strict=True)]
-
-
-def unique_ids(ids: Iterable[str]) -> list[str]:
-    """``ids`` with repeats made unique: the second ``x`` becomes ``x#2``, the third ``x#3``...
-
-    Source data repeats ids (RouterBench's ARC-Challenge test split has one twice);
-    a validation set needs one id per item, so repeats are renamed, not refused.
-    """
-    ids = [str(i) for i in ids]
-    taken = set(ids)
-    seen: Counter[str] = Counter()
-    out = []
-    for original in ids:
-        seen[original] += 1
-        new = original
-        if seen[original] > 1:
-            n = seen[original]
-            while f"{original}#{n}" in taken:
-                n += 1
-            new = f"{original}#{n}"
-            seen[original] = n
-            taken.add(new)
-        out.append(new)
-    return out
 
 
 def save_validation(items: Sequence[ValidationItem], path: str | Path) -> Path:
