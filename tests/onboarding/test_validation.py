@@ -30,6 +30,13 @@ def test_round_trip(tmp_path: Path) -> None:
     path = save_validation(items, tmp_path / "val.jsonl")
     assert load_validation(path) == items
     assert items[0].messages() == [{"role": "user", "content": "What is 2+2?"}]
+    turns = ValidationItem(
+        ["Hi.", {"role": "assistant", "content": "Hello."}], None, "regex", {"pattern": "x"}
+    )
+    assert turns.messages() == [
+        {"role": "user", "content": "Hi."},
+        {"role": "assistant", "content": "Hello."},
+    ]
 
 
 def test_malformed_lines_are_reported_with_line_numbers(tmp_path: Path) -> None:

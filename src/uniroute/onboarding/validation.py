@@ -51,12 +51,12 @@ class ValidationItem:
     id: str = ""
 
     def messages(self) -> list[dict[str, Any]]:
-        """The prompt as OpenAI chat messages."""
+        """The prompt as OpenAI chat messages (a string in a list is a user turn, as for routing)."""
         if isinstance(self.prompt, str):
             return [{"role": "user", "content": self.prompt}]
         if isinstance(self.prompt, (bytes, bytearray)):
             return [{"role": "user", "content": bytes(self.prompt).decode("utf-8", errors="replace")}]
-        return [dict(m) for m in self.prompt]
+        return [{"role": "user", "content": m} if isinstance(m, str) else dict(m) for m in self.prompt]
 
     def to_json(self) -> dict[str, Any]:
         record: dict[str, Any] = {"id": self.id}
