@@ -310,7 +310,7 @@ def test_oversized_files_are_refused_unread(toy_router, tmp_path, monkeypatch):
 
 def write_v1_state(router, path, embedder_spec, embedder_arrays):
     """The layout uniroute 0.1.0 wrote (schema_version 1, no JSON digest), byte for byte in content."""
-    cmap_spec, cmap_arrays = router.cluster_map.to_state()
+    cmap_spec, cmap_arrays = router.cluster_map_.to_state()
     profiles = list(router.profiles.values())
     arrays = {**embedder_arrays, **{f"cluster_map_{k}": v for k, v in cmap_arrays.items()}}
     arrays["profile_error_sums"] = np.stack([p.error_sums for p in profiles])

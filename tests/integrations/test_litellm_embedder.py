@@ -65,7 +65,7 @@ def test_the_engine_finds_the_litellm_embedder_through_its_entry_point() -> None
 
 def v1_litellm_state(router: Router, path, api_base: str):
     """A hand-made schema-1 state (uniroute 0.1.0's layout) naming the litellm embedder at ``api_base``."""
-    cmap_spec, cmap_arrays = router.cluster_map.to_state()
+    cmap_spec, cmap_arrays = router.cluster_map_.to_state()
     profiles = list(router.profiles.values())
     arrays = {f"cluster_map_{k}": v for k, v in cmap_arrays.items()}
     arrays["profile_error_sums"] = np.stack([p.error_sums for p in profiles])

@@ -80,10 +80,10 @@ def _state_content(router: Router) -> tuple[dict[str, Any], dict[str, np.ndarray
     if not router.is_fitted:
         raise StateError("cannot save an unfitted router; call fit first")
     embedder_spec, arrays = embedder_to_state(router.encoder.embedder)
-    cmap_spec, cmap_arrays = router.cluster_map.to_state()
+    cmap_spec, cmap_arrays = router.cluster_map_.to_state()
     arrays.update({f"cluster_map_{k}": v for k, v in cmap_arrays.items()})
     profiles = list(router.profiles.values())
-    n_clusters = len(router.cluster_map.cluster_weights_)
+    n_clusters = len(router.cluster_map_.cluster_weights_)
     arrays["profile_error_sums"] = (
         np.stack([p.error_sums for p in profiles]) if profiles else np.zeros((0, n_clusters))
     )
