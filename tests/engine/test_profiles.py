@@ -97,3 +97,23 @@ def test_scores_must_be_in_unit_interval_and_one_per_prompt():
         profile_from_scores("m", phi, [0.5], cost=0.0)
     with pytest.raises(InputError, match="no observed result"):
         profile_from_scores("m", phi, [np.nan, np.nan], cost=0.0)
+
+
+def test_a_model_validated_only_on_quizzes_is_not_sent_code():
+    """Issue 10 target 4 in miniature: before, every code prompt went to the quiz-only model."""
+    from uniroute import KMeansClusterMap, PrecomputedEmbedder, Router
+
+    rng = np.random.default_rng(0)
+    quiz = [f"quiz {i}" for i in range(60)]
+    code = [f"code {i}" for i in range(60)]
+    vectors = {p: [1.0, 0.0] + 0.3 * rng.standard_normal(2) for p in quiz}
+    vectors |= {p: [0.0, 1.0] + 0.3 * rng.standard_normal(2) for p in code}
+    router = Router(PrecomputedEmbedder(vectors), KMeansClusterMap(n_clusters=2, assignment="soft"))
+    router.fit(quiz + code)
+    generalist = np.r_[np.ones(60), np.tile([1.0, 1.0, 0.0], 20)]  # right on 2/3 of the code prompts
+    router.add_model("generalist", quiz + code, generalist, cost=0.01)
+    router.add_model("quiz-only", quiz, np.ones(60), cost=0.0001)
+    assert router.profile("quiz-only").errors.max() > 0.45  # its code cluster is unknown, not 0
+    chosen = [d.model for d in router.route_batch(code, lam=10.0)]
+    assert chosen.count("quiz-only") == 0
+    assert {d.model for d in router.route_batch(quiz, lam=10.0)} == {"quiz-only"}

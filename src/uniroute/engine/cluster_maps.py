@@ -88,6 +88,8 @@ class _Params:
     ``sklearn.base.clone`` works on any object with these methods.
     """
 
+    name: ClassVar[str]
+
     @classmethod
     def _param_names(cls) -> list[str]:
         sig = inspect.signature(cls.__init__)
@@ -117,7 +119,7 @@ class _Params:
         return f"{type(self).__name__}({', '.join(changed)})"
 
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return {"kind": self.name, "params": self.get_params()}, self._state_arrays()  # type: ignore[attr-defined]
+        return {"kind": self.name, "params": self.get_params()}, self._state_arrays()
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -301,7 +303,8 @@ class KMeansClusterMap(_Params):
         X = check_embeddings(X)
         Y = None if y is None else check_labels(y, len(X))
         self.cv_scores_: dict[str, float] = {}
-        k, assignment = self.n_clusters, self.assignment
+        k: int | str = self.n_clusters
+        assignment: str = self.assignment
         if "auto" in (k, assignment) and Y is not None:
             n_fit = len(X) * (_CV_FOLDS - 1) // _CV_FOLDS
             ks = tuple(
@@ -310,8 +313,10 @@ class KMeansClusterMap(_Params):
             assignments = ("soft", "hard") if assignment == "auto" else (assignment,)
             if len(ks) * len(assignments) > 1:
                 (k, assignment), self.cv_scores_ = select_by_cv(self, X, Y, ks, assignments)
+            elif ks:
+                k = ks[0]
         self.n_clusters_ = 8 if k == "auto" else int(k)
-        self.assignment_ = "soft" if assignment == "auto" else assignment
+        self.assignment_: str = "soft" if assignment == "auto" else assignment
         if X.shape[0] < self.n_clusters_:
             raise InputError(
                 f"{X.shape[0]} prompts cannot make {self.n_clusters_} clusters; "
@@ -373,7 +378,7 @@ class KMeansClusterMap(_Params):
         cmap.cluster_weights_ = arrays["cluster_weights"]
         cmap.temperature_ = float(arrays["temperature"])
         cmap.n_clusters_ = len(cmap.cluster_centers_)
-        cmap.assignment_ = str(arrays["assignment"]) if "assignment" in arrays else str(params["assignment"])
+        cmap.assignment_ = str(arrays["assignment"] if "assignment" in arrays else params["assignment"])
         return cmap
 
 
