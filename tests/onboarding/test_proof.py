@@ -82,7 +82,10 @@ def test_onboarding_mixtral_from_recorded_answers(tmp_path: Path) -> None:
     onboarded = Router.load(state)
     profile = onboarded.profile(NEW)
     phi = onboarded.cluster_probs(onboarded.embed([item.prompt for item in items]))
-    from_labels = profile_from_scores(NEW, phi, labels, original.cost, onboarded.prior_strength)
+    shares = onboarded.cluster_map_.cluster_weights_  # as Router.add_model: thin clusters count as unknown
+    from_labels = profile_from_scores(
+        NEW, phi, labels, original.cost, onboarded.prior_strength, reference=shares
+    )
     covered = profile.counts > 0
     rate_new = profile.error_sums / np.maximum(profile.counts, 1)
     rate_labels = from_labels.error_sums / np.maximum(from_labels.counts, 1)
@@ -95,7 +98,9 @@ def test_onboarding_mixtral_from_recorded_answers(tmp_path: Path) -> None:
     train_phi = onboarded.cluster_probs(
         onboarded.embed([p for p, keep in zip(train.prompts, same_tasks, strict=True) if keep])
     )
-    from_train = profile_from_scores(NEW, train_phi, train.scores[same_tasks, new_col], original.cost)
+    from_train = profile_from_scores(
+        NEW, train_phi, train.scores[same_tasks, new_col], original.cost, reference=shares
+    )
     both = (profile.counts >= 20) & (from_train.counts >= 20)
     rate_train = from_train.error_sums / np.maximum(from_train.counts, 1)
     bound = two_sample_bound(rate_new[both], profile.counts[both], rate_train[both], from_train.counts[both])
