@@ -198,13 +198,11 @@ def test_a_network_embedder_in_a_state_needs_consent(toy_data, tmp_path, monkeyp
     router = Router(NetworkEmbedder("http://127.0.0.1:9"), KMeansClusterMap(n_clusters=2, random_state=0))
     router.fit(toy_data["prompts"]).add_models(toy_data["prompts"], toy_data["scores"], toy_data["costs"])
     path = router.save(tmp_path / "net.npz")
-    from uniroute.engine.state import load_router
-
     with pytest.raises(StateError, match="allow_network=True") as info:
-        load_router(path)
+        Router.load(path)
     assert "embedder=" in str(info.value)
-    assert load_router(path, allow_network=True).embedder.url == "http://127.0.0.1:9"
-    assert load_router(path, embedder=NetworkEmbedder("http://127.0.0.1:9")).is_fitted
+    assert Router.load(path, allow_network=True).embedder.url == "http://127.0.0.1:9"
+    assert Router.load(path, embedder=NetworkEmbedder("http://127.0.0.1:9")).is_fitted
 
 
 def test_entry_points_register_third_party_embedders_without_importing_them(tmp_path, monkeypatch):

@@ -400,4 +400,4 @@ def test_a_hub_model_named_by_a_state_needs_consent(toy_router, tmp_path):
     path = write_v1_state(toy_router, tmp_path / "hub", spec, {})
     with pytest.raises(StateError, match="allow_network=True"):
         Router.load(path)
-    assert state_module.load_router(path, allow_network=True).embedder.model == "someone/model"
+    assert Router.load(path, allow_network=True).embedder.model == "someone/model"

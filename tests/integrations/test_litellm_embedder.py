@@ -15,7 +15,6 @@ from litellm_fakes import EMBED_DIM, MATH_PROMPT, POETRY_PROMPT, fake_openai_ser
 
 from uniroute import EMBEDDERS, InputError, KMeansClusterMap, Router, StateError, get_embedder
 from uniroute.engine.embedders import Embedder, normalize_rows
-from uniroute.engine.state import load_router
 from uniroute.integrations import litellm_embedder
 from uniroute.integrations.litellm_embedder import LiteLLMEmbedder
 
@@ -108,7 +107,7 @@ def test_a_state_naming_a_network_embedder_loads_only_with_consent(
             Router.load(path)
         assert "embedder=" in str(info.value) and server.base_url in str(info.value)
         assert server.requests == []
-        trusted = load_router(path, allow_network=True)
+        trusted = Router.load(path, allow_network=True)
         assert isinstance(trusted.embedder, LiteLLMEmbedder) and trusted.embedder.model == MODEL
         passed = Router.load(path, embedder=LiteLLMEmbedder(MODEL, api_base=server.base_url))
         assert passed.models == toy_router.models and server.requests == []
@@ -123,7 +122,7 @@ def test_saved_state_rebuilds_the_embedder_and_routes(tmp_path, monkeypatch: pyt
         router = Router(emb, KMeansClusterMap(n_clusters=2, random_state=0)).fit(prompts)
         router.add_models(prompts, {"a": np.ones(6), "b": np.zeros(6)}, {"a": 0.01, "b": 0.001})
         path = router.save(tmp_path / "state")
-        loaded = load_router(path, allow_network=True)
+        loaded = Router.load(path, allow_network=True)
         assert isinstance(loaded.embedder, LiteLLMEmbedder) and loaded.embedder.model == MODEL
         assert loaded.route(MATH_PROMPT).model == router.route(MATH_PROMPT).model == "a"
         np.testing.assert_allclose(
