@@ -395,8 +395,13 @@ class LearnedClusterMap(_Params):
     Parameters
     ----------
     n_clusters : int, default=8
-    l2 : float, default=1e-3
-        Ridge penalty on θ.
+    l2 : float, default=1e-5
+        Ridge penalty on θ. θ starts at ‖θ_k‖ ≈ 1 / ``init_temperature`` (≈ 10), so
+        the penalty is ≈ l2·K·100: the old default 1e-3 outweighed the log-loss, L-BFGS
+        shrank θ first (‖θ_k‖ 10 → 0.37 on the RouterBench train file), 6 of 8 clusters
+        died and routing collapsed to "always the best model". 1e-5 keeps every
+        cluster and was better by train-only CV on RouterBench and RouteLLM
+        (docs/benchmarks.md).
     max_iter : int, default=200
         L-BFGS iterations.
     init_temperature : float, default=0.1
@@ -417,7 +422,7 @@ class LearnedClusterMap(_Params):
     def __init__(
         self,
         n_clusters: int = 8,
-        l2: float = 1e-3,
+        l2: float = 1e-5,
         max_iter: int = 200,
         init_temperature: float = 0.1,
         random_state: int = 0,
