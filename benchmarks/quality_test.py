@@ -34,6 +34,10 @@ def default_uniroute():
     return uniroute(lambda: KMeansClusterMap())
 
 
+def old_default():
+    return uniroute(lambda: KMeansClusterMap(n_clusters=8, assignment="soft"))
+
+
 def choose_k(d, kind: str) -> tuple[int, dict[int, float]]:
     """K-NN's k by train-only 5-fold CV (mean area of the given protocol)."""
     tasks = [t for k, t in cv_tasks(d, unseen_draws=2) if k == kind]
@@ -95,7 +99,14 @@ def unseen_trials(d, k: int, trials: int = 20, seed: int = 0):
             d["T_test"][keep],
         )
         u, kn = metrics(task, default_uniroute()(task)), metrics(task, knn(k)(task))
-        rows.append({"pool": pool.tolist(), "uniroute": u, "knn": kn})
+        rows.append(
+            {
+                "pool": pool.tolist(),
+                "uniroute": u,
+                "knn": kn,
+                "old_default": metrics(task, old_default()(task)),
+            }
+        )
     return rows
 
 
@@ -112,7 +123,11 @@ def main() -> None:
         err_u, err_k = default_uniroute()(task), knn(k)(task)
         mu, mk = metrics(task, err_u), metrics(task, err_k)
         lo, hi = bootstrap_area_diff(task, err_u, err_k, args.boot)
+        err_o = old_default()(task)
+        olo, ohi = bootstrap_area_diff(task, err_o, err_k, args.boot)
         out[name] = {
+            "old_default": metrics(task, err_o),
+            "old_area_diff_ci95": [olo, ohi],
             "knn_k": k,
             "knn_cv_areas": k_areas,
             "uniroute": mu,
@@ -130,6 +145,8 @@ def main() -> None:
         "knn_cv_areas": k_areas,
         "wins": int((diffs > 0).sum()),
         "trials": len(rows),
+        "old_wins": int(sum(r["old_default"]["area"] > r["knn"]["area"] for r in rows)),
+        "old_area": float(np.mean([r["old_default"]["area"] for r in rows])),
         "mean_diff": float(diffs.mean()),
         "std_diff": float(diffs.std()),
         "uniroute_area": float(np.mean([r["uniroute"]["area"] for r in rows])),

@@ -1,0 +1,56 @@
+"""Route latency of the default map as fitted on each data set (issue 10, target 5).
+
+The map chosen by "auto" can be larger (K = 64 on RouteLLM); this times ``Router.route``
+on ~2,000-token prompts (a RouteLLM test prompt padded to 8,000 characters, made unique
+at its end, where the 1,000-character routing text is cut, so the embedding cache never
+answers): p50 of 100 routes, min / median / max over 5 rounds.
+
+    nice -n 10 python benchmarks/quality_latency.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from quality_data import load
+
+from uniroute import KMeansClusterMap, Router
+
+
+def p50_ms(router: Router, prompts: list[str]) -> float:
+    times = []
+    for p in prompts:
+        t = time.perf_counter()
+        router.route(p, lam=1.0)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1e3)
+
+
+def main() -> None:
+    base = (Path(__file__).parents[2] / "shared/data/routellm/test.jsonl").read_text().splitlines()[0]
+    text = (json.loads(base)["prompt"] * 40)[:8000]
+    out = {}
+    for name in ("routerbench", "routellm"):
+        d = load(name)
+        for label, cmap in (("default", KMeansClusterMap()), ("K=8 soft", KMeansClusterMap(8, "soft"))):
+            router = Router("static", cmap).fit_embeddings(d["X_train"], d["S_train"])
+            for j, model in enumerate(d["models"]):
+                costs = np.nan_to_num(np.nanmean(d["C_train"][:, j]))
+                router.add_model(
+                    str(model), range(len(d["X_train"])), d["S_train"][:, j], costs, embeddings=d["X_train"]
+                )
+            fitted = router.cluster_map_
+            rounds = [p50_ms(router, [f"{text} {r} {i}" for i in range(100)]) for r in range(5)]
+            key = f"{name} {label} (K={fitted.n_clusters_} {fitted.assignment_})"
+            out[key] = {"route_p50_ms_min_median_max": [min(rounds), float(np.median(rounds)), max(rounds)]}
+            print(key, out[key], flush=True)
+
+
+if __name__ == "__main__":
+    main()
