@@ -13,7 +13,8 @@ from quality_routers import uniroute
 from uniroute.engine.cluster_maps import LearnedClusterMap
 
 routers = {
-    f"learned K=8 l2={l2:g}": uniroute(lambda l2=l2: LearnedClusterMap(l2=l2)) for l2 in (1e-3, 1e-4, 1e-5, 0.0)
+    f"learned K=8 l2={l2:g}": uniroute(lambda l2=l2: LearnedClusterMap(l2=l2))
+    for l2 in (1e-3, 1e-4, 1e-5, 0.0)
 }
 
 if __name__ == "__main__":
