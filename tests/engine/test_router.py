@@ -1,5 +1,6 @@
 import copy
 import pickle
+import re
 import threading
 import warnings
 
@@ -356,3 +357,49 @@ def test_fit_passes_the_training_scores_to_any_map(toy_data):
     y = np.column_stack([toy_data["scores"]["mathbot"], toy_data["scores"]["poet"]])
     router = Router(HashingEmbedder(), RecordingMap(n_clusters=2, random_state=0)).fit(toy_data["prompts"], y)
     np.testing.assert_array_equal(router.cluster_map_.seen_y, y)
+
+
+def test_eight_threads_route_consistently_and_warn_once_per_unknown_name(toy_router):
+    """Shared state under concurrent routing: the candidate-layout cache churns (more lists than it
+    keeps), and every unknown candidate is warned about exactly once."""
+    models = ["mathbot", "poet", "big"]
+    lists = [
+        [f"ghost-{i}", *models[: 1 + i % 3]] if i % 2 else {f"r{i}": models[i % 3], "big": "big"}
+        for i in range(600)
+    ]
+    reference = copy.deepcopy(toy_router)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = [reference.route(MATH, lam=50.0, candidates=c).ranking for c in lists]
+    errors: list[BaseException] = []
+    mismatches: list[int] = []
+
+    def work(offset: int) -> None:
+        try:
+            for k in range(len(lists)):
+                i = (k + 75 * offset) % len(lists)
+                if toy_router.route(MATH, lam=50.0, candidates=lists[i]).ranking != expected[i]:
+                    mismatches.append(i)
+        except BaseException as exc:
+            errors.append(exc)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not any(t.is_alive() for t in threads)
+    assert not errors and not mismatches
+    warned = [str(w.message) for w in caught if "no profile" in str(w.message)]
+    named = [name for message in warned for name in re.findall(r"ghost-\d+", message)]
+    assert sorted(named) == sorted(f"ghost-{i}" for i in range(1, 600, 2))
+
+
+def test_warned_names_are_bounded(toy_router):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i in range(3000):
+            toy_router.route(MATH, candidates=[f"client-typo-{i}", "big"])
+    assert len(toy_router._warned) <= 1024
