@@ -355,3 +355,16 @@ def test_sentence_transformer_embedder_from_many_threads(monkeypatch):
     np.testing.assert_allclose(got, expected, atol=1e-5)
     clone = copy.deepcopy(emb)
     np.testing.assert_allclose(clone.encode(texts[:2]), expected[:2], atol=1e-5)
+
+
+def test_broken_entry_points_and_unknown_kinds_say_what_to_do(tmp_path, monkeypatch):
+    dist = tmp_path / "broken_emb-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-emb\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[uniroute.embedders]\nbroken = no_such_module_xyz:Thing\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(embedders, "EMBEDDERS", embedders._Registry(dict(EMBEDDERS._classes)))
+    with pytest.raises(InputError, match=r"cannot be imported.*ModuleNotFoundError"):
+        get_embedder("broken")
+    with pytest.raises(StateError, match="no installed package registers"):
+        embedder_from_state({"kind": "made-up", "id": "x"}, {})
