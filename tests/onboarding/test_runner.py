@@ -113,7 +113,13 @@ def test_429_and_500_for_a_while_are_retried_then_counted_as_missing(
     assert "missing, not wrong" in result.summary()
     assert np.isnan(result.scores[:30:10]).all() and np.isfinite(result.scores).sum() == 57
     assert result.accuracy == pytest.approx(27 / 57)
-    assert Router.load(toy_state).profile("newbie").n_results == pytest.approx(57)
+    onboarded = Router.load(toy_state).profile("newbie")
+    answered = np.flatnonzero(np.isfinite(result.scores))
+    only_answered = Router.load(toy_state).add_model(
+        "check", [toy_items[i].prompt for i in answered], result.scores[answered], 0.0005
+    )  # failed prompts are left out of Ψ, exactly as if they had not been asked
+    np.testing.assert_allclose(onboarded.counts, only_answered.counts)
+    np.testing.assert_allclose(onboarded.error_sums, only_answered.error_sums)
     assert all(server.calls[p] == 4 for p in always_down)
     assert all(server.calls[p] >= 3 for p in server.calls if p not in always_down)
 
