@@ -203,3 +203,22 @@ def test_a_state_whose_embedder_calls_the_network_loads_only_with_allow_network(
     assert code == 2 and "--allow-network" in err
     code, out, err = run(capsys, "route", path, "Poetry request: a haiku about snow", "--allow-network")
     assert code == 0 and "model:" in out, err
+
+
+def test_fit_keeps_the_maps_own_k_unless_clusters_is_given(tmp_path, records, capsys, monkeypatch):
+    from uniroute.engine.cluster_maps import CLUSTER_MAPS, KMeansClusterMap
+
+    class ThreeByDefault(KMeansClusterMap):
+        name = "three-by-default"
+
+        def __init__(self, n_clusters: int = 3, random_state: int = 0):
+            super().__init__(n_clusters=n_clusters, random_state=random_state)
+
+    monkeypatch.setitem(CLUSTER_MAPS, ThreeByDefault.name, ThreeByDefault)
+    for extra, k in [((), 3), (("--clusters", "2"), 2)]:
+        path = tmp_path / f"state{k}"
+        argv = ["fit", records, "--out", path, "--embedder", "hashing", "--map", "three-by-default", *extra]
+        code, out, err = run(capsys, *argv)
+        assert code == 0 and f"K={k}," in out, err
+        code, out, _ = run(capsys, "inspect", path, "--json")
+        assert len(json.loads(out)["cluster_weights"]) == k

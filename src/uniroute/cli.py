@@ -77,14 +77,15 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from .engine.router import Router
 
     data = _load_data(args)
-    cmap = _construct(CLUSTER_MAPS[args.map], n_clusters=args.clusters, random_state=args.seed)
+    settings = {"random_state": args.seed} | ({"n_clusters": args.clusters} if args.clusters else {})
+    cmap = _construct(CLUSTER_MAPS[args.map], **settings)  # the map's own default K unless --clusters
     router = Router(args.embedder, cmap)
-    router.fit(data.prompts, scores=data.scores)  # maps that learn from scores use them; K-means ignores
+    router.fit(data.prompts, scores=data.scores)  # the scores, for maps that learn from them
     if args.profile:
         _profile_all(router, data, None, None, replace=False)
     path = router.save(args.out)
     print(
-        f"fitted {args.map} map, K={args.clusters}, on {len(data)} prompts; "
+        f"fitted {args.map} map, K={len(router.cluster_map_.cluster_weights_)}, on {len(data)} prompts; "
         f"{len(router.models)} models -> {path}"
     )
     return 0
@@ -166,14 +167,14 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from .engine.router import Router
 
     router = Router.load(args.state, allow_network=args.allow_network)
-    weights = router.cluster_map.cluster_weights_
+    weights = router.cluster_map_.cluster_weights_
     profiles = router.profiles
     if args.json:
         print(
             json.dumps(
                 {
                     "embedder": router.encoder.id,
-                    "cluster_map": type(router.cluster_map).__name__,
+                    "cluster_map": type(router.cluster_map_).__name__,
                     "cluster_weights": [float(w) for w in weights],
                     "models": {
                         name: {
@@ -188,7 +189,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    print(f"embedder: {router.encoder.id}   map: {type(router.cluster_map).__name__}, K={len(weights)}")
+    print(f"embedder: {router.encoder.id}   map: {type(router.cluster_map_).__name__}, K={len(weights)}")
     header = "".join(f"{'c' + str(k):>7}" for k in range(len(weights)))
     print(f"{'model':<36} {'$/request':>10} {'error':>6} {'n':>6}{header}")
     print(f"{'(share of training prompts)':<61}" + "".join(f"{w:>7.2f}" for w in weights))
@@ -226,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="kmeans",
         help="cluster map",
     )
-    fit.add_argument("--clusters", type=int, default=8, help="number of clusters K")
+    fit.add_argument("--clusters", type=int, help="number of clusters K (default: the map's own)")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--profile", action="store_true", help="also add every model in the file")
     fit.set_defaults(func=_cmd_fit)
