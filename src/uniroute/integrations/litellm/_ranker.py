@@ -560,7 +560,8 @@ class DeploymentRanker:
             cluster=decision.cluster,
             note=decision.note,
             tied=ties,
-            chosen=None if previous is None else previous.get("chosen"),
+            # the first deployment this request went to: an earlier attempt's pick, else the first to fail
+            chosen=(previous.get("chosen") if previous else None) or (failed[0] if failed else None),
             failed=failed,
             decision_id=decision.decision_id,
             ranking=[
