@@ -7,6 +7,10 @@ the unseen-LLM protocol (fit on 2/3 of the models, profile the other 1/3 on a
 validation part of the other folds, route the held-out fold over them).
 
     python benchmarks/choose_defaults.py --data ../shared/data/routerbench --embedder static
+
+This is the previous session's sweep through the evaluation harness (RouterBench only). The
+issue-10 trials on all three data sets run faster on cached embeddings with
+``benchmarks/quality_cv.py`` and the ``benchmarks/quality_*.py`` scripts (docs/benchmarks.md).
 """
 
 from __future__ import annotations
