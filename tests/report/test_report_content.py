@@ -1,0 +1,225 @@
+"""build_report: cluster shares, examples and terms; Ψ and missing data; operating points."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+from report_toys import COSTS
+
+from uniroute import HashingEmbedder, InputError, Router
+from uniroute.onboarding.validation import ValidationItem, save_validation
+from uniroute.report import build_report, read_prompts, read_validation
+
+
+def _cluster_of(router: Router, prompts: list[str]) -> np.ndarray:
+    return router.cluster_probs(router.embed(prompts)).argmax(axis=1)
+
+
+def test_every_model_and_cluster_with_shares_from_the_prompts(report_router, topics_data):
+    data = build_report(report_router, prompts=topics_data["prompts"])
+    assert sorted(data.models) == sorted(COSTS)
+    assert [c.index for c in data.clusters] == [0, 1, 2]
+    assert data.share_source == "prompts" and data.n_traffic == 36
+    assert sum(c.share for c in data.clusters) == pytest.approx(1.0)
+    assert [c.n_prompts for c in data.clusters] == [12, 12, 12]
+    assert data.psi.shape == data.counts.shape == (4, 3)
+
+
+def test_shares_follow_the_traffic_sample(report_router, topics_data):
+    """Only math prompts in the sample: the math cluster gets the whole share."""
+    math = [p for p, t in zip(topics_data["prompts"], topics_data["topics"], strict=True) if t == "math"]
+    data = build_report(report_router, prompts=math)
+    k = int(_cluster_of(report_router, math[:1])[0])
+    assert data.clusters[k].share == pytest.approx(1.0, abs=1e-6)
+    assert data.clusters[k].n_prompts == len(math)
+
+
+def test_without_prompts_shares_are_the_map_weights_and_no_budget_point(report_router):
+    data = build_report(report_router, budget=0.003)
+    weights = report_router.cluster_map_.cluster_weights_
+    assert [c.share for c in data.clusters] == pytest.approx(list(weights))
+    assert data.share_source == "map" and all(not c.examples for c in data.clusters)
+    assert [p.name for p in data.points] == ["best", "balanced", "cheapest"]
+    assert any("--budget needs prompts" in n for n in data.notes)
+
+
+def test_validation_prompts_are_the_sample_when_no_prompts(report_router, report_dataset):
+    data = build_report(report_router, validation=report_dataset)
+    assert data.share_source == "validation" and data.n_traffic == len(report_dataset)
+    assert data.n_validation == len(report_dataset)
+
+
+def test_examples_are_the_prompts_nearest_the_centre(report_router, topics_data):
+    prompts = topics_data["prompts"]
+    data = build_report(report_router, prompts=prompts)
+    X = report_router.embed(prompts)
+    hard = _cluster_of(report_router, prompts)
+    centres = report_router.cluster_map_.cluster_centers_
+    for c in data.clusters:
+        members = np.flatnonzero(hard == c.index)
+        distance = ((X[members] - centres[c.index]) ** 2).sum(axis=1)
+        expected = [prompts[members[i]] for i in np.argsort(distance, kind="stable")[:3]]
+        assert c.examples == expected
+
+
+class _NoCentres:
+    """A fitted cluster map without centres: Φ is a fixed function of the first two coordinates."""
+
+    name = "no-centres"
+
+    def __init__(self) -> None:
+        self.cluster_weights_ = np.array([0.5, 0.5])
+
+    def fit(self, X: Any, y: Any = None) -> _NoCentres:
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        z = np.asarray(X)[:, :2] * 50.0
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def to_state(self) -> tuple[dict, dict]:
+        return {}, {}
+
+    @classmethod
+    def from_state(cls, params: dict, arrays: dict) -> _NoCentres:
+        return cls()
+
+
+def test_examples_by_highest_phi_when_the_map_has_no_centres(topics_data):
+    prompts = topics_data["prompts"]
+    router = Router(HashingEmbedder(), _NoCentres())
+    router.add_models(prompts, topics_data["scores"], COSTS)
+    data = build_report(router, prompts=prompts, n_examples=2)
+    phi = router.cluster_probs(router.embed(prompts))
+    for c in data.clusters:
+        members = np.flatnonzero(phi.argmax(axis=1) == c.index)
+        best = members[np.argsort(-phi[members, c.index], kind="stable")[:2]]
+        assert c.examples == [prompts[i] for i in best]
+
+
+def test_terms_name_each_topic(report_router, topics_data):
+    prompts = topics_data["prompts"]
+    data = build_report(report_router, prompts=prompts)
+    topic_of = {int(k): t for k, t in zip(_cluster_of(report_router, prompts), topics_data["topics"])}
+    expected = {"math": "arithmetic", "poetry": "poem", "cooking": "oven"}
+    for c in data.clusters:
+        assert expected[topic_of[c.index]] in c.terms
+        assert len(c.terms) <= 8
+        # terms shared by every topic's template ("short" is only poetry, "question" only math) never
+        # appear in two clusters' lists
+    all_terms = [t for c in data.clusters for t in c.terms]
+    assert len(all_terms) == len(set(all_terms))
+
+
+def test_a_model_profiled_on_one_topic_lacks_data_in_the_others(report_router, topics_data):
+    prompts = topics_data["prompts"]
+    data = build_report(report_router, prompts=prompts)
+    i = data.models.index("mathbot")
+    math_cluster = int(_cluster_of(report_router, prompts[:1])[0])  # the first prompts are math
+    assert not data.lacking[i, math_cluster]
+    assert data.lacking[i].sum() == 2
+    others = [j for j, m in enumerate(data.models) if m != "mathbot"]
+    assert not data.lacking[others].any()
+    assert data.counts[i, math_cluster] == pytest.approx(12)
+
+
+def test_operating_points(report_router, topics_data):
+    data = build_report(report_router, prompts=topics_data["prompts"])
+    best, balanced, cheapest = data.points
+    assert (best.lam, best.saved) == (0.0, 0.0)
+    assert best.shares["big"] == pytest.approx(1.0)
+    assert data.strongest == "big" and data.strongest_cost == COSTS["big"]
+    assert cheapest.shares["cheap"] == pytest.approx(1.0)
+    assert cheapest.cost == pytest.approx(COSTS["cheap"])
+    assert cheapest.saved == pytest.approx(COSTS["big"] - COSTS["cheap"])
+    assert cheapest.saved_fraction == pytest.approx(1 - COSTS["cheap"] / COSTS["big"])
+    assert best.cost > balanced.cost > cheapest.cost
+    assert best.expected_quality > balanced.expected_quality > cheapest.expected_quality
+    for p in data.points:
+        assert sum(p.shares.values()) == pytest.approx(1.0)
+    # the knee lies on or above the straight line from cheapest to best
+    t = (balanced.cost - cheapest.cost) / (best.cost - cheapest.cost)
+    line = cheapest.expected_quality + t * (best.expected_quality - cheapest.expected_quality)
+    assert balanced.expected_quality >= line
+
+
+def test_expected_quality_is_the_routers_own_estimate(report_router, topics_data):
+    prompts = topics_data["prompts"]
+    data = build_report(report_router, prompts=prompts)
+    for p in data.points:
+        decisions = report_router.route_batch(prompts, lam=p.lam)
+        quality = np.mean([1 - d.errors[d.candidates.index(d.model)] for d in decisions])
+        assert p.expected_quality == pytest.approx(quality)
+        assert p.cost == pytest.approx(np.mean([COSTS[d.model] for d in decisions]))
+
+
+def test_budget_point_is_what_calibrate_finds(report_router, topics_data):
+    prompts = topics_data["prompts"]
+    data = build_report(report_router, prompts=prompts, budget=0.003)
+    point = data.points[-1]
+    assert point.name == "budget $0.003"
+    assert point.lam == report_router.calibrate(prompts, max_cost=0.003)
+    assert point.cost <= 0.003
+
+
+def test_a_budget_below_the_cheapest_model_is_a_note(report_router, topics_data):
+    data = build_report(report_router, prompts=topics_data["prompts"], budget=0.00001)
+    assert len(data.points) == 3
+    assert any(n.startswith("budget $1e-05: no λ meets") for n in data.notes)
+
+
+def test_measured_quality_from_the_validation_scores(report_router, report_dataset):
+    data = build_report(report_router, validation=report_dataset)
+    assert data.has_scores
+    column = {m: j for j, m in enumerate(report_dataset.models)}
+    for p in data.points:
+        decisions = report_router.route_batch(report_dataset.prompts, lam=p.lam)
+        measured = np.mean([report_dataset.scores[i, column[d.model]] for i, d in enumerate(decisions)])
+        assert p.measured_quality == pytest.approx(measured)
+    assert data.strongest_measured == 1.0  # big is right everywhere
+
+
+def test_no_measured_quality_without_scores(report_router, topics_data, tmp_path):
+    items = [ValidationItem(p, "1", "exact", id=str(i)) for i, p in enumerate(topics_data["prompts"])]
+    path = save_validation(items, tmp_path / "val.jsonl")
+    data = build_report(report_router, validation=path)
+    assert not data.has_scores and data.points[0].measured_quality is None
+    assert data.validation == str(path) and data.n_validation == len(items)
+
+
+def test_a_saved_state_is_loaded(report_router, topics_data, tmp_path):
+    path = report_router.save(tmp_path / "state")
+    assert build_report(path, prompts=topics_data["prompts"]).models == list(report_router.models)
+
+
+def test_a_router_without_models_is_refused(topics_data):
+    router = Router(HashingEmbedder()).fit(topics_data["prompts"])
+    with pytest.raises(InputError, match="no profiled model"):
+        build_report(router)
+
+
+def test_read_prompts_formats(tmp_path):
+    path = tmp_path / "log.jsonl"
+    lines = [
+        json.dumps({"prompt": "one"}),
+        json.dumps({"messages": [{"role": "user", "content": "two"}]}),
+        json.dumps("three"),
+        "",
+        "four, as plain text",
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    assert read_prompts(path) == ["one", [{"role": "user", "content": "two"}], "three", "four, as plain text"]
+    with pytest.raises(InputError, match="no prompts file"):
+        read_prompts(tmp_path / "missing.jsonl")
+
+
+def test_read_validation_tells_a_validation_set_from_results(tmp_path, topics_data):
+    items = [ValidationItem("q?", "A", "exact")]
+    assert isinstance(read_validation(save_validation(items, tmp_path / "v.jsonl")), list)
+    results = tmp_path / "r.jsonl"
+    results.write_text(json.dumps({"prompt": "q?", "scores": {"a": 1.0}, "costs": {"a": 0.1}}) + "\n")
+    assert read_validation(results).models == ("a",)
