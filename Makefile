@@ -48,7 +48,7 @@ $(COMPAT)/bin/python:
 $(COMPAT)/.installed: pyproject.toml constraints/oldest.txt | $(COMPAT)/bin/python
 	$(COMPAT)/bin/pip install --quiet --upgrade pip
 	$(COMPAT)/bin/pip install --quiet torch==2.13.0
-	$(COMPAT)/bin/pip install --quiet -c constraints/oldest.txt -e ".[dev]"
+	$(COMPAT)/bin/pip install --quiet -c constraints/oldest.txt -e ".[litellm,langchain,local,test]"
 	touch $@
 
 test-compat: $(COMPAT)/.installed
