@@ -46,18 +46,22 @@ def register(subparsers: Any) -> None:
         "report",
         help="write an HTML report and markdown summary of a router (clusters, Ψ, quality/cost)",
         description="Describe a router for people: what each cluster is, each model's error per cluster, "
-        "and the quality/cost frontier with its operating points. Writes OUT/report.html (one "
-        "self-contained file) and OUT/summary.md.",
+        "and the quality/cost frontier with its operating points. Writes DIR/report.html (one "
+        "self-contained file) and DIR/summary.md.",
     )
     p.add_argument("state", type=Path, metavar="STATE", help="router state (directory or .npz)")
     p.add_argument(
         "--validation",
         type=Path,
+        metavar="FILE",
         help="validation set (JSONL) or routing data with scores (e.g. a RouterBench CSV): the traffic "
         "sample when --prompts is not given; scores add measured quality",
     )
     p.add_argument(
-        "--prompts", type=Path, help="a sample of traffic: JSONL of prompt/messages, or one prompt a line"
+        "--prompts",
+        type=Path,
+        metavar="FILE",
+        help="a sample of traffic: JSONL of prompt/messages, or one prompt a line",
     )
     p.add_argument(
         "--budget", type=_budget, metavar="$", help="add the operating point for this $ per request"
