@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from report_toys import COSTS
 
-from uniroute import HashingEmbedder, InputError, Router
+from uniroute import HashingEmbedder, InputError, KMeansClusterMap, Router
 from uniroute.onboarding.validation import ValidationItem, save_validation
 from uniroute.report import build_report, read_prompts, read_validation
 
@@ -113,6 +113,26 @@ def test_terms_name_each_topic(report_router, topics_data):
         # appear in two clusters' lists
     all_terms = [t for c in data.clusters for t in c.terms]
     assert len(all_terms) == len(set(all_terms))
+
+
+def test_text_two_clusters_share_is_distinctive_of_neither_or_one(report_router, topics_data):
+    """Boilerplate in two of the three topics (as few-shot examples repeat in a benchmark)."""
+    tail = " Reply in lowercase letters, politely and briefly."
+    prompts = [
+        p + tail if t != "cooking" else p for p, t in zip(topics_data["prompts"], topics_data["topics"])
+    ]
+    data = build_report(report_router, prompts=prompts, n_terms=40)
+    terms = [t for c in data.clusters for t in c.terms]
+    assert len(terms) == len(set(terms))
+    assert sum("lowercase" in c.terms for c in data.clusters) <= 1
+
+
+def test_one_cluster_shows_its_top_terms(topics_data):
+    prompts = topics_data["prompts"]
+    router = Router(HashingEmbedder(), KMeansClusterMap(n_clusters=1, random_state=0)).fit(prompts)
+    router.add_model("only", prompts, topics_data["scores"]["big"], cost=0.001)
+    (cluster,) = build_report(router, prompts=prompts).clusters
+    assert len(cluster.terms) == 8
 
 
 def test_a_model_profiled_on_one_topic_lacks_data_in_the_others(report_router, topics_data):

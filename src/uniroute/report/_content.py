@@ -188,7 +188,8 @@ def _terms(texts: Sequence[str], hard: np.ndarray, n_clusters: int, n_terms: int
     """Per cluster, the terms whose mean TF-IDF there most exceeds their mean in every other cluster.
 
     Measuring against the *nearest* other cluster (the max) drops terms several
-    clusters share, e.g. the few-shot examples every prompt of a benchmark repeats.
+    clusters share, e.g. the few-shot examples every prompt of a benchmark repeats;
+    so a term is distinctive of one cluster at most.
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -202,14 +203,13 @@ def _terms(texts: Sequence[str], hard: np.ndarray, n_clusters: int, n_terms: int
     vocabulary = tfidf.get_feature_names_out()
     present = [k for k in range(n_clusters) if (hard == k).any()]
     means = {k: np.asarray(matrix[np.flatnonzero(hard == k)].mean(axis=0)).ravel() for k in present}
-    overall = np.asarray(matrix.mean(axis=0)).ravel()
     out: list[list[str]] = []
     for k in range(n_clusters):
         if k not in means:
             out.append([])
             continue
         others = [means[j] for j in present if j != k]
-        lift = means[k] - (np.max(others, axis=0) if others else overall)
+        lift = means[k] - np.max(others, axis=0) if others else means[k]  # one cluster: its top terms
         order = np.argsort(-lift, kind="stable")[:n_terms]
         out.append([str(vocabulary[i]) for i in order if lift[i] > 0])
     return out
