@@ -4,6 +4,7 @@ and no module-level import cycle exists (docs/architecture.md)."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,13 @@ def test_no_module_level_import_cycle():
 @pytest.mark.xfail(strict=True, reason="engine.router <-> engine.state via Router.save/load (A, B)")
 def test_no_import_cycle_even_through_imports_inside_functions():
     assert _cycles({module: eager | lazy for module, (eager, lazy) in _graph().items()}) == []
+
+
+def test_every_type_ignore_names_its_code_and_says_why():
+    bare = [
+        f"{path.relative_to(SRC.parent)}:{number}"
+        for path in SRC.rglob("*.py")
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if "type: ignore" in line and not re.search(r"# type: ignore\[[\w,-]+\]\s+#\s*\S", line)
+    ]
+    assert bare == []
