@@ -71,7 +71,7 @@ def test_unknown_candidates_raise_when_asked(toy_data):
 def test_requests_without_text_route_on_the_cluster_prior(toy_router, prompt):
     d = toy_router.route(prompt)
     assert d.note == NO_TEXT_NOTE
-    np.testing.assert_allclose(d.cluster_probs, toy_router.cluster_map.cluster_weights_)
+    np.testing.assert_allclose(d.cluster_probs, toy_router.cluster_map_.cluster_weights_)
     assert d.model == "big"
 
 
@@ -107,10 +107,10 @@ def test_add_remove_and_replace(toy_router, toy_data):
 
 
 def test_new_model_joins_without_refitting(toy_router, toy_data):
-    centres = toy_router.cluster_map.cluster_centers_.copy()
+    centres = toy_router.cluster_map_.cluster_centers_.copy()
     is_math = np.array([t == "math" for t in toy_data["topics"]])
     toy_router.add_model("cheap-math", toy_data["prompts"], is_math.astype(float), cost=0.0001)
-    np.testing.assert_array_equal(centres, toy_router.cluster_map.cluster_centers_)
+    np.testing.assert_array_equal(centres, toy_router.cluster_map_.cluster_centers_)
     assert toy_router.route(MATH, lam=100.0).model == "cheap-math"
     assert toy_router.route(POEM, lam=100.0).model == "poet"
 
@@ -403,3 +403,17 @@ def test_warned_names_are_bounded(toy_router):
         for i in range(3000):
             toy_router.route(MATH, candidates=[f"client-typo-{i}", "big"])
     assert len(toy_router._warned) <= 1024
+
+
+def test_fit_leaves_the_given_map_alone(toy_data):
+    given = KMeansClusterMap(n_clusters=2, random_state=0)
+    router = Router(HashingEmbedder(), given).fit(toy_data["prompts"])
+    assert router.cluster_map is given and not hasattr(given, "cluster_weights_")
+    assert router.cluster_map_ is not given and router.cluster_map_.get_params() == given.get_params()
+    default = Router(HashingEmbedder()).fit(toy_data["prompts"])
+    assert default.cluster_map is None and isinstance(default.cluster_map_, KMeansClusterMap)
+    weights = router.cluster_map_.cluster_weights_.copy()
+    refit = Router(HashingEmbedder(), router.cluster_map_).fit(toy_data["prompts"][:40])
+    assert refit.cluster_map_ is not router.cluster_map_
+    np.testing.assert_array_equal(router.cluster_map_.cluster_weights_, weights)
+    assert not np.array_equal(refit.cluster_map_.cluster_weights_, weights)

@@ -146,8 +146,10 @@ class Router:
         Wrapped in a bounded in-memory cache.
     cluster_map : ClusterMap, optional
         Any :class:`~uniroute.engine.cluster_maps.ClusterMap`. If it is fitted
-        already (as in a loaded state) it is used as is; otherwise :meth:`fit`
-        fits it. Default: ``KMeansClusterMap()``.
+        already (as in a loaded state) it is used as is; :meth:`fit` fits a
+        clone of it and never changes the object given. Default:
+        ``KMeansClusterMap()`` (K and assignment chosen by CV on the training
+        scores; K = 8 soft without scores).
     unknown_models : {"skip", "error"}, default="skip"
         What to do with a candidate that has no profile: leave it out with a
         warning (and list it in ``Decision.skipped``), or raise.
@@ -157,7 +159,8 @@ class Router:
     Attributes
     ----------
     cluster_map_ : ClusterMap
-        The fitted cluster map.
+        The fitted cluster map: learned by :meth:`fit`, or ``cluster_map`` itself
+        if it was given fitted.
 
     Examples
     --------
@@ -179,7 +182,7 @@ class Router:
         prior_strength: float = DEFAULT_PRIOR_STRENGTH,
     ):
         self.embedder = embedder
-        self.cluster_map = cluster_map if cluster_map is not None else KMeansClusterMap()
+        self.cluster_map = cluster_map
         self.unknown_models = unknown_models
         self.prior_strength = prior_strength
         self._start(profiles={})
@@ -280,7 +283,7 @@ class Router:
         """Like :meth:`fit`, on embeddings computed with this router's embedder."""
         self._check_params()
         X = check_embeddings(X)
-        cmap = self.cluster_map
+        cmap = KMeansClusterMap() if self.cluster_map is None else _unfitted_copy(self.cluster_map)
         cmap.fit(X, scores)
         with self._lock:
             self._cluster_map = cmap
@@ -639,6 +642,13 @@ class Router:
         from .state import load_router
 
         return load_router(path, embedder=embedder, allow_network=allow_network)
+
+
+def _unfitted_copy(cluster_map: ClusterMap) -> ClusterMap:
+    """``sklearn.base.clone`` of the map (a deep copy for a map without ``get_params``)."""
+    from sklearn.base import clone
+
+    return clone(cluster_map, safe=False)
 
 
 def _check_model_name(name: Any) -> None:
