@@ -248,7 +248,9 @@ def _cluster_section(data: ReportData) -> list[str]:
 
 def _psi_section(data: ReportData) -> list[str]:
     lo, hi = float(np.min(data.psi)), float(np.max(data.psi))
-    head = "<tr><th class=l>model</th>" + "".join(f"<th>c{c.index}</th>" for c in data.clusters)
+    head = "<tr><th class=l>model</th>" + "".join(
+        f"<th>c{c.index}<br><small>{escape(', '.join(c.terms[:2]))}</small></th>" for c in data.clusters
+    )
     rows = []
     for i in sorted(range(len(data.models)), key=lambda i: -data.model_costs[data.models[i]]):
         m = data.models[i]
@@ -271,7 +273,7 @@ def _psi_section(data: ReportData) -> list[str]:
     return [
         "<h2>Ψ: error rate per model and cluster</h2>",
         "<p>Models from the most to the least expensive. Each cell: the model's estimated error rate "
-        "in the cluster (green = low, red = high, "
+        "in the cluster (the column heads give its top terms; green = low, red = high, "
         "scaled to this table) and <i>n</i>, its validation results there (soft counts). Hatched "
         "cells have fewer than one.</p>",
         f"<table class=psi>{head}</tr>{''.join(rows)}</table>",
