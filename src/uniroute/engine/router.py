@@ -17,6 +17,7 @@ from .cluster_maps import ClusterMap, KMeansClusterMap, check_embeddings
 from .decision import Decision, best_index, check_number, route_scores
 from .embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
 from .profiles import DEFAULT_PRIOR_STRENGTH, ModelProfile, check_scores, profile_from_scores
+from .state import read_state, save_router
 from .text import Prompt, routing_text
 
 Candidates = Sequence[str] | Mapping[str, str]
@@ -626,22 +627,24 @@ class Router:
 
     def save(self, path: str | Path) -> Path:
         """Save the router (see :func:`uniroute.engine.state.save_router`)."""
-        from .state import save_router
-
         return save_router(self, path)
 
     @classmethod
     def load(
         cls, path: str | Path, embedder: Embedder | None = None, *, allow_network: bool = False
     ) -> Router:
-        """Load a saved router (see :func:`uniroute.engine.state.load_router`).
+        """Load a saved router (see :func:`uniroute.engine.state.read_state`).
 
         ``allow_network=True`` rebuilds an embedder that sends texts over the network
         (e.g. LiteLLM's) from the state; without it such a state needs ``embedder=``.
+        A subclass loads as itself.
         """
-        from .state import load_router
+        return read_state(path, embedder, allow_network=allow_network).build(cls)
 
-        return load_router(path, embedder=embedder, allow_network=allow_network)
+
+def load_router(path: str | Path, embedder: Embedder | None = None, *, allow_network: bool = False) -> Router:
+    """Load a router saved by :func:`~uniroute.engine.state.save_router` (same as :meth:`Router.load`)."""
+    return Router.load(path, embedder, allow_network=allow_network)
 
 
 def _unfitted_copy(cluster_map: ClusterMap) -> ClusterMap:
