@@ -37,7 +37,8 @@ lint: $(VENV)/.installed
 	$(BIN)/mypy
 
 # The front doors against the oldest LiteLLM and LangChain versions uniroute supports
-# (constraints/oldest.txt), in a second virtualenv.
+# (constraints/oldest.txt), in a second virtualenv. Without [proxy]: litellm[proxy]==1.104.0 needs
+# cryptography>=49 and langchain-litellm==0.7.0 needs cryptography<49, so they cannot share a venv.
 COMPAT_TESTS ?= tests/integrations/test_litellm.py tests/integrations/test_litellm_compat.py \
 	tests/integrations/test_langchain.py tests/integrations/test_langchain_standard.py \
 	tests/integrations/test_litellm_langchain.py
