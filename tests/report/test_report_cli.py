@@ -47,9 +47,13 @@ def test_report_with_a_validation_file_of_scores(main, report_router, report_dat
         }
         for i in range(len(report_dataset))
     ]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert main(["report", str(state), "--validation", str(path), "--out", str(tmp_path / "r")]) == 0
-    assert "| measured quality |" in (tmp_path / "r" / "summary.md").read_text(encoding="utf-8")
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows[:20]))
+    more = tmp_path / "more.jsonl"
+    more.write_text("".join(json.dumps(r) + "\n" for r in rows[20:]))
+    out = tmp_path / "r"
+    assert main(["report", str(state), "--validation", str(path), str(more), "--out", str(out)]) == 0
+    assert "| measured quality |" in (out / "summary.md").read_text(encoding="utf-8")
+    assert "traffic sample: 36 validation prompts" in (out / "summary.md").read_text(encoding="utf-8")
 
 
 def test_a_missing_state_is_an_error_not_a_traceback(main, tmp_path, capsys):

@@ -243,3 +243,38 @@ def test_read_validation_tells_a_validation_set_from_results(tmp_path, topics_da
     results = tmp_path / "r.jsonl"
     results.write_text(json.dumps({"prompt": "q?", "scores": {"a": 1.0}, "costs": {"a": 0.1}}) + "\n")
     assert read_validation(results).models == ("a",)
+
+
+def _results_jsonl(path, dataset, rows):
+    records = [
+        {
+            "id": dataset.ids[i],
+            "prompt": dataset.prompts[i],
+            "scores": dict(zip(dataset.models, dataset.scores[i].tolist(), strict=True)),
+            "costs": dict(zip(dataset.models, dataset.costs[i].tolist(), strict=True)),
+        }
+        for i in rows
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_several_validation_files_are_joined(report_router, report_dataset, tmp_path):
+    first = _results_jsonl(tmp_path / "a_test.jsonl", report_dataset, range(0, 20))
+    second = _results_jsonl(tmp_path / "b_test.jsonl", report_dataset, range(20, 36))
+    data = build_report(report_router, validation=[first, second])
+    assert data.n_validation == data.n_traffic == 36 and data.has_scores
+    assert data.validation == f"{first}, {second}"
+    whole = build_report(report_router, validation=report_dataset)
+    assert [p.measured_quality for p in data.points] == pytest.approx(
+        [p.measured_quality for p in whole.points]
+    )
+
+
+def test_validation_sets_are_joined_and_kinds_not_mixed(report_dataset, tmp_path):
+    one = save_validation([ValidationItem("q1?", "A", "exact", id="1")], tmp_path / "one.jsonl")
+    two = save_validation([ValidationItem("q2?", "B", "exact", id="2")], tmp_path / "two.jsonl")
+    assert [item.id for item in read_validation(one, two)] == ["1", "2"]
+    results = _results_jsonl(tmp_path / "r.jsonl", report_dataset, range(3))
+    with pytest.raises(InputError, match="mix"):
+        read_validation(one, results)

@@ -136,8 +136,28 @@ def read_prompts(path: str | Path) -> list[Prompt]:
     return out
 
 
-def read_validation(path: str | Path) -> list[ValidationItem] | RoutingDataset:
-    """A validation set (JSONL with ``grader``) or routing data with scores (RouterBench CSV, ...)."""
+def read_validation(*paths: str | Path) -> list[ValidationItem] | RoutingDataset:
+    """Validation sets (JSONL with ``grader``) or routing data with scores (RouterBench CSV, ...).
+
+    Several files are joined (e.g. RouterBench's per-task ``*_test.csv``): validation
+    items one after the other, routing data stacked over the models all files share.
+    They must be all of one kind.
+    """
+    if not paths:
+        raise InputError("give at least one validation file")
+    parts = [_read_one_validation(p) for p in paths]
+    if len(parts) == 1:
+        return parts[0]
+    if all(isinstance(p, list) for p in parts):
+        return [item for part in parts for item in part]
+    if any(isinstance(p, list) for p in parts):
+        raise InputError("the validation files mix validation sets and routing data; give one kind")
+    from ..datasets import concat
+
+    return concat(parts)
+
+
+def _read_one_validation(path: str | Path) -> list[ValidationItem] | RoutingDataset:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"no validation file at {path}")
@@ -303,7 +323,7 @@ def _balanced(frontier: Sequence[tuple[float, float, float]]) -> int:
 def build_report(
     router: Router | str | Path,
     prompts: Sequence[Prompt] | None = None,
-    validation: Sequence[ValidationItem] | RoutingDataset | str | Path | None = None,
+    validation: Sequence[ValidationItem] | RoutingDataset | str | Path | Sequence[str | Path] | None = None,
     budget: float | None = None,
     *,
     n_examples: int = N_EXAMPLES,
@@ -318,7 +338,7 @@ def build_report(
     router : Router, or the path of a saved state
     prompts : sequence of prompts, optional
         A sample of real traffic: gives cluster shares, examples, terms and the frontier.
-    validation : validation items, RoutingDataset, or a path to either, optional
+    validation : validation items, RoutingDataset, or the path(s) of such files, optional
         The traffic sample when ``prompts`` is not given; routing data with scores
         also gives the measured quality of each operating point.
     budget : float, optional
@@ -339,8 +359,14 @@ def build_report(
         raise InputError("the router has no profiled model; add models (uniroute add-model / onboard) first")
     validation_name = None
     if isinstance(validation, (str, Path)):
-        validation_name = str(validation)
-        validation = read_validation(validation)
+        validation = [validation]
+    if (
+        isinstance(validation, (list, tuple))
+        and validation
+        and all(isinstance(v, (str, Path)) for v in validation)
+    ):
+        validation_name = ", ".join(str(v) for v in validation)
+        validation = read_validation(*validation)
     elif validation is not None and not hasattr(validation, "scores"):
         validation = list(validation)
     traffic, source = _traffic(prompts, validation)

@@ -53,9 +53,10 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--validation",
         type=Path,
+        nargs="+",
         metavar="FILE",
-        help="validation set (JSONL) or routing data with scores (e.g. a RouterBench CSV): the traffic "
-        "sample when --prompts is not given; scores add measured quality",
+        help="validation set(s) (JSONL) or routing data with scores (e.g. RouterBench's *_test.csv, joined): "
+        "the traffic sample when --prompts is not given; scores add measured quality",
     )
     p.add_argument(
         "--prompts",
