@@ -1,0 +1,374 @@
+"""Feedback shared by every replica through Redis or Valkey (extra ``[redis]``, client ``redis-py``).
+
+Layout, under one key prefix per router state (``namespace``, e.g. the state's digest;
+the ``{...}`` hash tag keeps every key in one Redis Cluster slot):
+
+* ``uniroute:{ns}:counts`` — a hash, field ``<model>\\t<k>\\tn`` = Σ w·Φ_k(x) and
+  ``<model>\\t<k>\\te`` = Σ w·Φ_k(x)·(1 - score), moved by ``HINCRBYFLOAT``;
+* ``uniroute:{ns}:events`` — a hash, field ``<model>`` = number of feedback events;
+* ``uniroute:{ns}:batch:<id>`` — a short-lived marker that makes a retried batch count once.
+
+:meth:`RedisFeedbackStore.record` never touches the network: it validates the event
+and appends it to a bounded buffer. A writer thread sums the buffered events per
+(model, cluster) and sends each batch as one atomic script call (the increments plus
+its marker), so a batch retried after a lost reply is not counted twice. A reader
+thread copies the counts into an in-memory snapshot every ``refresh_interval``
+seconds; routing reads only the snapshot. With Redis down, recording goes on,
+events wait in the buffer (at most ``max_buffer``; beyond it the oldest are dropped,
+counted and logged) and are sent on reconnect; :meth:`stats` says how many were
+sent, are buffered, arrived late (``delayed``) or were dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from ..engine.feedback import check_feedback, combine
+from ..engine.profiles import ModelProfile
+from ..exceptions import InputError
+
+try:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+except ModuleNotFoundError as exc:  # pragma: no cover - exercised without the extra
+    raise ImportError(
+        "redis is not installed; the shared feedback store needs it: pip install 'uniroute[redis]'",
+        name="redis",
+    ) from exc
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["RedisFeedbackStore"]
+
+# KEYS: batch marker, counts hash, events hash. ARGV: marker ttl, number of count pairs,
+# then (field, float increment) pairs for the counts and (model, int) pairs for the events.
+_APPLY_BATCH = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', tonumber(ARGV[1])) then
+  return 0
+end
+local i = 3
+for _ = 1, tonumber(ARGV[2]) do
+  redis.call('HINCRBYFLOAT', KEYS[2], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+while i <= #ARGV do
+  redis.call('HINCRBY', KEYS[3], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+return 1
+"""
+
+
+class _Batch:
+    """Buffered events summed per (model, cluster), ready to send (and to resend with the same id)."""
+
+    def __init__(self, events: list[tuple[str, np.ndarray, float, float]]):
+        sums: dict[str, list[Any]] = {}
+        for model, phi, error, _ in events:
+            acc = sums.get(model)
+            if acc is None:
+                sums[model] = [phi.copy(), phi * error, 1]
+            else:
+                acc[0] += phi
+                if error:
+                    acc[1] += phi * error
+                acc[2] += 1
+        pairs: list[Any] = []
+        tallies: list[Any] = []
+        for model, (counts, error_sums, n) in sums.items():
+            for k in np.flatnonzero(counts):
+                pairs += [f"{model}\t{k}\tn", repr(float(counts[k]))]
+                if error_sums[k] > 0:
+                    pairs += [f"{model}\t{k}\te", repr(float(error_sums[k]))]
+            tallies += [model, n]
+        self.id = uuid.uuid4().hex
+        self.args = [len(pairs) // 2, *pairs, *tallies]
+        self.recorded_at = [t for *_, t in events]
+        self.attempts = 0
+
+
+class RedisFeedbackStore:
+    """Feedback counts shared through Redis; reads from a local snapshot, writes in the background.
+
+    Parameters
+    ----------
+    client : redis.Redis
+        A redis-py client (``redis.Redis(...)``, thread-safe); see :meth:`from_url`.
+    namespace : str
+        The key prefix of one router state (e.g. its digest): replicas serving the same
+        state share it, another state gets another.
+    n_clusters : int
+        K of that router state.
+    refresh_interval : float, default=0.5
+        Seconds between two snapshot refreshes (the staleness of reads, at most ~1 s).
+    flush_interval : float, default=0.05
+        Seconds the writer waits for more events before sending a batch.
+    batch_size : int, default=2000
+        Most events summed into one call.
+    max_buffer : int, default=100000
+        Most events waiting to be sent; beyond it the oldest are dropped (counted, logged).
+    delay_threshold : float, default=1.0
+        An event that reaches Redis later than this many seconds after it was recorded counts as delayed.
+    start : bool, default=True
+        Start the writer and reader threads now (else call :meth:`start`).
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        namespace: str,
+        n_clusters: int,
+        *,
+        refresh_interval: float = 0.5,
+        flush_interval: float = 0.05,
+        batch_size: int = 2000,
+        max_buffer: int = 100_000,
+        delay_threshold: float = 1.0,
+        start: bool = True,
+    ):
+        if not isinstance(namespace, str) or not namespace or "}" in namespace:
+            raise InputError(
+                f"namespace must be a non-empty string without '}}', e.g. the state digest; got {namespace!r}"
+            )
+        for value, name in (
+            (n_clusters, "n_clusters"),
+            (batch_size, "batch_size"),
+            (max_buffer, "max_buffer"),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InputError(f"{name} must be an int >= 1, got {value!r}")
+        self.client = client
+        self.namespace = namespace
+        self.n_clusters = n_clusters
+        self.refresh_interval = refresh_interval
+        self.flush_interval = flush_interval
+        self.batch_size = batch_size
+        self.max_buffer = max_buffer
+        self.delay_threshold = delay_threshold
+        base = f"uniroute:{{{namespace}}}"
+        self._keys = (f"{base}:batch:", f"{base}:counts", f"{base}:events")
+        self._apply = client.register_script(_APPLY_BATCH)
+        self._buffer: deque[tuple[str, np.ndarray, float, float]] = deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._inflight: _Batch | None = None
+        self._snapshot: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._snapshot_at: float | None = None
+        self._counters = dict.fromkeys(
+            ("recorded", "sent", "delayed", "dropped", "send_errors", "refresh_errors", "duplicates"), 0
+        )
+        self._max_delay = 0.0
+        self._down = False
+        self._threads: list[threading.Thread] = []
+        if start:
+            self.start()
+
+    @classmethod
+    def from_url(cls, url: str, namespace: str, n_clusters: int, **options: Any) -> RedisFeedbackStore:
+        """A store on ``url`` (``redis://host:port/db``) with short timeouts and no client-side retry.
+
+        The store retries failed batches itself (with backoff), so a dead server costs the
+        writer thread one timeout per attempt and never blocks :meth:`record`.
+        """
+        client = redis.Redis.from_url(
+            url, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0)
+        )
+        return cls(client, namespace, n_clusters, **options)
+
+    def start(self) -> None:
+        """Start the writer and snapshot threads (idempotent)."""
+        if self._threads:
+            return
+        self._threads = [
+            threading.Thread(target=self._write_loop, name="uniroute-feedback-writer", daemon=True),
+            threading.Thread(target=self._refresh_loop, name="uniroute-feedback-reader", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    # -- recording (no network) ---------------------------------------------------------------
+
+    def record(self, model: str, cluster_probs: Any, score: Any, weight: float = 1.0) -> None:
+        """Queue one feedback event (see :meth:`FeedbackLedger.record`); never waits on Redis."""
+        if not isinstance(model, str) or not model:
+            raise InputError(f"model must be a non-empty profile name, got {model!r}")
+        phi, error = check_feedback(cluster_probs, score, weight, self.n_clusters)
+        with self._lock:
+            if len(self._buffer) >= self.max_buffer:
+                self._buffer.popleft()
+                self._counters["dropped"] += 1
+                dropped = self._counters["dropped"]
+                if dropped == 1 or dropped % 1000 == 0:
+                    logger.error(
+                        "uniroute feedback: buffer full (max_buffer=%d, Redis unreachable?); "
+                        "dropped the oldest event, %d dropped so far",
+                        self.max_buffer,
+                        dropped,
+                    )
+            self._buffer.append((model, phi, error, time.monotonic()))
+            self._counters["recorded"] += 1
+            if len(self._buffer) >= self.batch_size:
+                self._wake.set()
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def _take(self) -> _Batch | None:
+        """Move up to ``batch_size`` buffered events into the in-flight batch (one step, under the lock)."""
+        with self._lock:
+            if self._inflight is None and self._buffer:
+                n = min(len(self._buffer), self.batch_size)
+                self._inflight = _Batch([self._buffer.popleft() for _ in range(n)])
+            return self._inflight
+
+    def _send(self, batch: _Batch) -> None:
+        batch.attempts += 1
+        marker, counts, events = self._keys
+        applied = self._apply(keys=[marker + batch.id, counts, events], args=[3600, *batch.args])
+        now = time.monotonic()
+        late = [now - t for t in batch.recorded_at if now - t > self.delay_threshold]
+        with self._lock:
+            self._counters["sent"] += len(batch.recorded_at)
+            self._counters["delayed"] += len(late)
+            self._counters["duplicates"] += 0 if applied else 1
+            self._max_delay = max([self._max_delay, *late])
+            self._inflight = None
+
+    def _write_loop(self) -> None:
+        backoff = 0.05
+        while True:
+            batch = self._take()
+            if batch is None:
+                if self._stop.is_set():
+                    return
+                self._wake.wait(self.flush_interval)
+                self._wake.clear()
+                continue
+            try:
+                self._send(batch)
+            except redis.RedisError as exc:
+                with self._lock:
+                    self._counters["send_errors"] += 1
+                    buffered = len(self._buffer) + len(batch.recorded_at)
+                if not self._down:
+                    self._down = True
+                    logger.warning(
+                        "uniroute feedback: Redis unreachable (%s); buffering events (%d buffered)",
+                        exc,
+                        buffered,
+                    )
+                if self._stop.wait(backoff):
+                    return  # closing: close() counts what is left
+                backoff = min(2 * backoff, 1.0)
+                continue
+            backoff = 0.05
+            if self._down:
+                self._down = False
+                logger.warning("uniroute feedback: Redis reachable again; sending the buffered events")
+
+    # -- reading (the snapshot) ---------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Copy the counts from Redis into the snapshot now; False if Redis could not be read."""
+        try:
+            raw = self.client.hgetall(self._keys[1])
+        except redis.RedisError as exc:
+            with self._lock:
+                self._counters["refresh_errors"] += 1
+            logger.debug("uniroute feedback: snapshot refresh failed: %s", exc)
+            return False
+        snapshot: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for field, value in raw.items():
+            model, k, kind = (field.decode() if isinstance(field, bytes) else field).rsplit("\t", 2)
+            k_int = int(k)
+            if k_int >= self.n_clusters:
+                continue  # written by a state with more clusters under the same namespace
+            pair = snapshot.get(model)
+            if pair is None:
+                pair = snapshot[model] = (np.zeros(self.n_clusters), np.zeros(self.n_clusters))
+            pair[0 if kind == "e" else 1][k_int] = float(value)
+        self._snapshot = snapshot
+        self._snapshot_at = time.monotonic()
+        return True
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.is_set():
+            self.refresh()
+            self._stop.wait(self.refresh_interval)
+
+    def counts(self, model: str) -> tuple[np.ndarray, np.ndarray]:
+        """(error_sums, counts) of ``model`` in the last snapshot; zeros if it has none."""
+        pair = self._snapshot.get(model)
+        if pair is None:
+            return np.zeros(self.n_clusters), np.zeros(self.n_clusters)
+        return pair[0].copy(), pair[1].copy()
+
+    def profile(self, validation: ModelProfile, feedback_weight: float = 1.0) -> ModelProfile:
+        """``validation`` plus ``feedback_weight`` × the shared feedback in the last snapshot."""
+        return combine(validation, *self.counts(validation.name), feedback_weight)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Models with feedback in the last snapshot."""
+        return tuple(self._snapshot)
+
+    def events_in_store(self) -> dict[str, int]:
+        """Feedback events per model as Redis holds them now (a network read; for checks and sync)."""
+        raw = self.client.hgetall(self._keys[2])
+        return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every recorded event is in Redis (True) or ``timeout`` seconds pass (False)."""
+        deadline = time.monotonic() + timeout
+        self._wake.set()
+        while time.monotonic() < deadline:
+            with self._lock:
+                idle = not self._buffer and self._inflight is None
+            if idle:
+                return True
+            self._wake.set()
+            time.sleep(0.005)
+        return False
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Send what is buffered (up to ``timeout`` s), stop the threads; what is left is dropped, logged."""
+        self.flush(timeout)
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout=max(timeout, 1.0) + 2.0)
+        with self._lock:
+            left = len(self._buffer) + (len(self._inflight.recorded_at) if self._inflight else 0)
+            self._buffer.clear()
+            self._inflight = None
+            self._counters["dropped"] += left
+        if left:
+            logger.error("uniroute feedback: closed with %d events not sent to Redis (dropped)", left)
+
+    def __enter__(self) -> RedisFeedbackStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: recorded, sent, buffered, delayed (arrived > delay_threshold s late), dropped..."""
+        with self._lock:
+            out: dict[str, Any] = dict(self._counters)
+            out["buffered"] = len(self._buffer) + (len(self._inflight.recorded_at) if self._inflight else 0)
+            out["max_delay_s"] = round(self._max_delay, 3)
+        out["connected"] = not self._down
+        age = None if self._snapshot_at is None else time.monotonic() - self._snapshot_at
+        out["snapshot_age_s"] = None if age is None else round(age, 3)
+        out["snapshot_models"] = len(self._snapshot)
+        return out

