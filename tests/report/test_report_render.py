@@ -168,3 +168,13 @@ def test_write_report_writes_both_files(report_router, topics_data, tmp_path):
     paths = write_report(data, tmp_path / "out" / "report", title="Team <A>")
     assert paths["html"].read_text(encoding="utf-8") == render_html(data, "Team <A>")
     assert paths["summary"].read_text(encoding="utf-8").startswith("# Team &lt;A&gt;\n")
+
+
+def test_long_prompts_show_their_end_from_a_word_start():
+    from uniroute.report._html import _tail
+
+    text = "preamble " * 100 + "Question: which gas do plants take in? Answer:"
+    shown = _tail(text, 60)
+    assert shown.startswith("… ") and shown.endswith("Answer:")
+    assert text.endswith(shown[2:]) and text[-len(shown) + 1] == " "  # cut before a whole word
+    assert _tail("short prompt", 60) == "short prompt"

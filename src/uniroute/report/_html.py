@@ -57,7 +57,11 @@ def _short(text: str, limit: int = _EXAMPLE_CHARS) -> str:
 def _tail(text: str, limit: int = _EXAMPLE_CHARS) -> str:
     """The end of a prompt (where the question usually is), cut at ``limit`` characters."""
     text = text.strip()
-    return text if len(text) <= limit else "… " + text[-limit:].lstrip()
+    if len(text) <= limit:
+        return text
+    cut = text[-limit:]
+    space = cut.find(" ", 0, 40)  # start at a word, not in the middle of one
+    return "… " + cut[space + 1 :].lstrip()
 
 
 def _legend(data: ReportData) -> str:
