@@ -36,7 +36,7 @@ def test_record_is_phi_weighted_and_scores_count_as_errors():
     error_sums, counts = ledger.counts("m", now=0.0)
     np.testing.assert_allclose(counts, [0.75 * 3, 0.25 * 3, 1.0])
     np.testing.assert_allclose(error_sums, [0.75 * 2, 0.25 * 2, 0.75])
-    assert ledger.stats()["events"] == 3
+    assert ledger.stats()["events"] == 3 and ledger.version == 3
 
 
 def test_bools_are_thumbs_up_and_down():
@@ -112,7 +112,9 @@ def test_profile_adds_weighted_feedback_to_validation_and_weight_zero_resets():
     reset = ledger.profile(validation, feedback_weight=0.0, now=0.0)
     np.testing.assert_array_equal(reset.errors, validation.errors)
     assert (learned.name, learned.cost, learned.prior_strength) == ("m", 0.5, validation.prior_strength)
+    version = ledger.version
     ledger.reset("m")
+    assert ledger.version > version  # a router watching the version rebuilds its profiles
     np.testing.assert_array_equal(ledger.profile(validation).errors, validation.errors)
 
 

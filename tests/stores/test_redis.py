@@ -131,6 +131,9 @@ def test_16_threads_lose_no_event_and_counts_match_an_in_memory_ledger(server):
         for model in ("m0", "m1"):
             for got, want in zip(store.counts(model), ledger.counts(model, now=0.0)):
                 np.testing.assert_allclose(got, want, rtol=1e-9)
+        saved = store.to_ledger()  # what `uniroute state sync` will write into a state
+        assert saved.models == ("m0", "m1") and saved.stats()["events"] == 8000
+        np.testing.assert_allclose(saved.counts("m1")[0], ledger.counts("m1", now=0.0)[0], rtol=1e-9)
         stats = store.stats()
     assert stats["recorded"] == stats["sent"] == 8000
     assert stats["dropped"] == stats["buffered"] == stats["send_errors"] == 0
@@ -144,7 +147,7 @@ def test_a_second_replica_sees_the_feedback_within_a_second(server):
         RedisFeedbackStore.from_url(server.url, "digest-a", K, refresh_interval=0.2) as b,
         RedisFeedbackStore.from_url(server.url, "digest-b", K, refresh_interval=0.2) as other,
     ):
-        before = b.profile(validation).errors
+        before, version = b.profile(validation).errors, b.version
         for _ in range(50):
             a.record("m0", [1.0, 0.0, 0.0, 0.0], 0.0)
         assert a.flush(timeout=10)
@@ -152,7 +155,7 @@ def test_a_second_replica_sees_the_feedback_within_a_second(server):
         while b.counts("m0")[1][0] < 50 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert b.counts("m0")[1][0] == 50
-        assert b.profile(validation).errors[0] > before[0] + 0.3
+        assert b.profile(validation).errors[0] > before[0] + 0.3 and b.version > version
         assert other.counts("m0")[1].sum() == 0 and other.refresh() and other.models == ()
 
 

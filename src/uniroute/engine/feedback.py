@@ -329,6 +329,8 @@ class FeedbackLedger:
         self._lock = threading.Lock()
         self.events = 0
         self.evicted_models = 0
+        # Grows whenever the counts change: a router rebuilds its profiles only when it moved.
+        self.version = 0
 
     def _decay(self, cell: _Cell, now: float) -> None:
         if self.half_life is not None and now > cell.at:
@@ -366,6 +368,7 @@ class FeedbackLedger:
                 cell.error_sums += phi * error
             cell.events += 1
             self.events += 1
+            self.version += 1
 
     def remember(self, decision: Decision, now: float | None = None) -> None:
         """Keep ``decision`` so :meth:`record_decision` can name it by id later."""
@@ -414,6 +417,7 @@ class FeedbackLedger:
                 self._cells.clear()
             else:
                 self._cells.pop(model, None)
+            self.version += 1
 
     def stats(self) -> dict[str, Any]:
         """Counters for monitoring: events, models, evictions, remembered decisions."""
@@ -454,7 +458,8 @@ class FeedbackLedger:
         names = list(meta["models"])
         if counts.ndim != 2 or error_sums.shape != counts.shape or not len(names) == len(counts) == len(at):
             raise InputError("feedback arrays do not match the model list; the state's feedback is corrupt")
-        ledger = cls(int(counts.shape[1]), meta.get("half_life"), int(meta.get("max_models", 1000)))
+        max_models = max(int(meta.get("max_models", 1000)), len(names))
+        ledger = cls(int(counts.shape[1]), meta.get("half_life"), max_models)
         for i, name in enumerate(names):
             cell = _Cell(ledger.n_clusters, float(at[i]))
             cell.error_sums, cell.counts = error_sums[i].copy(), counts[i].copy()

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.feedback import check_feedback, combine
+from ..engine.feedback import FeedbackLedger, check_feedback, combine
 from ..engine.profiles import ModelProfile
 from ..exceptions import InputError
 
@@ -163,6 +163,9 @@ class RedisFeedbackStore:
         self._inflight: _Batch | None = None
         self._snapshot: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._snapshot_at: float | None = None
+        self._raw: dict[Any, Any] = {}
+        # Grows whenever the snapshot changes: a router rebuilds its profiles only when it moved.
+        self.version = 0
         self._counters = dict.fromkeys(
             ("recorded", "sent", "delayed", "dropped", "send_errors", "refresh_errors", "duplicates"), 0
         )
@@ -285,6 +288,14 @@ class RedisFeedbackStore:
                 self._counters["refresh_errors"] += 1
             logger.debug("uniroute feedback: snapshot refresh failed: %s", exc)
             return False
+        if raw != self._raw:
+            self._snapshot = self._parse(raw)
+            self._raw = raw
+            self.version += 1
+        self._snapshot_at = time.monotonic()
+        return True
+
+    def _parse(self, raw: dict[Any, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         snapshot: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for field, value in raw.items():
             model, k, kind = (field.decode() if isinstance(field, bytes) else field).rsplit("\t", 2)
@@ -295,9 +306,7 @@ class RedisFeedbackStore:
             if pair is None:
                 pair = snapshot[model] = (np.zeros(self.n_clusters), np.zeros(self.n_clusters))
             pair[0 if kind == "e" else 1][k_int] = float(value)
-        self._snapshot = snapshot
-        self._snapshot_at = time.monotonic()
-        return True
+        return snapshot
 
     def _refresh_loop(self) -> None:
         while not self._stop.is_set():
@@ -324,6 +333,25 @@ class RedisFeedbackStore:
         """Feedback events per model as Redis holds them now (a network read; for checks and sync)."""
         raw = self.client.hgetall(self._keys[2])
         return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+
+    def to_ledger(self, half_life: float | None = None) -> FeedbackLedger:
+        """The shared counts, read now, as an in-memory ledger (to save them into a state: ``state sync``).
+
+        Raises ``redis.RedisError`` if Redis cannot be read.
+        """
+        counts_raw = self.client.hgetall(self._keys[1])
+        snapshot = self._parse(counts_raw)
+        events = self.events_in_store()
+        names = sorted(snapshot)
+        now = time.time()
+        meta = {"half_life": half_life, "models": names, "events": [events.get(m, 0) for m in names]}
+        shape = (len(names), self.n_clusters)
+        arrays = {
+            "feedback_error_sums": np.array([snapshot[m][0] for m in names]).reshape(shape),
+            "feedback_counts": np.array([snapshot[m][1] for m in names]).reshape(shape),
+            "feedback_at": np.full(len(names), now),
+        }
+        return FeedbackLedger.from_state(meta, arrays)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
