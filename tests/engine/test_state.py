@@ -401,3 +401,12 @@ def test_a_hub_model_named_by_a_state_needs_consent(toy_router, tmp_path):
     with pytest.raises(StateError, match="allow_network=True"):
         Router.load(path)
     assert Router.load(path, allow_network=True).embedder.model == "someone/model"
+
+
+def test_load_router_lives_with_the_router_and_the_old_name_warns(toy_router, tmp_path):
+    from uniroute.engine.router import load_router
+
+    path = toy_router.save(tmp_path / "s")
+    assert load_router(path).models == toy_router.models
+    with pytest.warns(DeprecationWarning, match="uniroute.load_router"):
+        assert state_module.load_router is load_router

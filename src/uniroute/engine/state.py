@@ -29,6 +29,7 @@ import hashlib
 import io
 import json
 import re
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -322,8 +323,15 @@ def read_state(path: str | Path, embedder: Any = None, *, allow_network: bool = 
     return RouterParts(path, embedder, cmap, options, profiles)
 
 
-def load_router(path: str | Path, embedder: Any = None, *, allow_network: bool = False) -> Router:
-    """Load a router saved by :func:`save_router` (see :func:`read_state` for the arguments)."""
-    from .router import Router
+def __getattr__(name: str) -> Any:
+    """``load_router`` moved to the router module (the state module never imports it)."""
+    if name == "load_router":
+        warnings.warn(
+            "uniroute.engine.state.load_router is deprecated; use uniroute.load_router or Router.load",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from .router import load_router
 
-    return read_state(path, embedder, allow_network=allow_network).build(Router)
+        return load_router
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
