@@ -42,7 +42,7 @@ _LAZY = {
     "register_embedder": ".engine.embedders",
     "ModelProfile": ".engine.profiles",
     "Router": ".engine.router",
-    "load_router": ".engine.state",
+    "load_router": ".engine.router",
     "save_router": ".engine.state",
     "routing_text": ".engine.text",
 }
@@ -101,8 +101,8 @@ if TYPE_CHECKING:
         register_embedder,
     )
     from .engine.profiles import ModelProfile
-    from .engine.router import Router
-    from .engine.state import load_router, save_router
+    from .engine.router import Router, load_router
+    from .engine.state import save_router
     from .engine.text import routing_text
 
 

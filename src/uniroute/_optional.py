@@ -2,7 +2,7 @@
 
 The core install (``pip install uniroute``) is the engine and the CLI. Each front
 door's SDK comes with an extra (``[litellm]``, ``[langchain]``, ``[proxy]``,
-``[eval]``, ``[local]``); a module that needs one calls :func:`require` at its top,
+``[eval]``, ``[local]``, ``[redis]``); a module that needs one calls :func:`require` at its top,
 so a missing extra is an ``ImportError`` that names the install command instead of
 a bare ``ModuleNotFoundError`` from deep inside.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-EXTRAS = ("litellm", "langchain", "proxy", "eval", "local")
+EXTRAS = ("litellm", "langchain", "proxy", "eval", "local", "redis")
 
 
 def require(module: str, extra: str) -> ModuleType:
