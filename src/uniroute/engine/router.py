@@ -429,8 +429,8 @@ class Router:
             if len(self._warned) + len(new) > _MAX_WARNED:  # bounded, whatever names clients send
                 self._warned = set()
             self._warned.update(new)
-        if new:
-            warnings.warn(f"uniroute: skipping candidate(s) with no profile: {new}", stacklevel=4)
+        if new:  # stacklevel 6: the caller of route()
+            warnings.warn(f"uniroute: skipping candidate(s) with no profile: {new}", stacklevel=6)
 
     def _score(
         self,
