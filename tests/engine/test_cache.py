@@ -1,3 +1,6 @@
+import copy
+import pickle
+
 import numpy as np
 
 from uniroute import CachedEmbedder, HashingEmbedder
@@ -38,3 +41,12 @@ def test_disk_cache_survives_a_new_wrapper(tmp_path):
     again = CachedEmbedder(second, directory=tmp_path).encode(["q", "p"])
     assert second.seen == []
     np.testing.assert_array_equal(vectors[::-1], again)
+
+
+def test_cache_copies_and_pickles_with_its_own_lock(tmp_path):
+    cached = CachedEmbedder(HashingEmbedder(dim=16), maxsize=8, directory=tmp_path)
+    vectors = cached.encode(["a", "b"])
+    for clone in (copy.deepcopy(cached), pickle.loads(pickle.dumps(cached))):
+        assert clone._lock is not cached._lock and clone.maxsize == 8
+        np.testing.assert_array_equal(clone.encode(["a", "b"]), vectors)
+        assert set(clone._disk) == set(cached._disk)

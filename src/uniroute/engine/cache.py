@@ -14,6 +14,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,11 +39,23 @@ class CachedEmbedder:
         self.embedder = embedder
         self.maxsize = maxsize
         self.directory = None if directory is None else Path(directory)
+        self._start()
+
+    def _start(self) -> None:
+        """Empty memory cache, a new lock, and the disk shards read (if any)."""
         self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
         self._disk: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
         if self.directory is not None:
             self._read_disk()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The arguments only: a copy starts with an empty memory cache and its own lock."""
+        return {"embedder": self.embedder, "maxsize": self.maxsize, "directory": self.directory}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._start()
 
     @property
     def id(self) -> str:
