@@ -417,3 +417,19 @@ def test_fit_leaves_the_given_map_alone(toy_data):
     assert refit.cluster_map_ is not router.cluster_map_
     np.testing.assert_array_equal(router.cluster_map_.cluster_weights_, weights)
     assert not np.array_equal(refit.cluster_map_.cluster_weights_, weights)
+
+
+def test_a_model_joins_with_no_validation_results(toy_router):
+    toy_router.add_model_prior("newcomer", 0.0001, accuracy=0.99, strength=100.0)
+    d = toy_router.route(POEM, lam=10.0)
+    assert d.model == "newcomer" and d.expected_error["newcomer"] < 0.05
+    toy_router.add_model_prior("poet-2", 0.001, like="poet")
+    d = toy_router.route(POEM, candidates=["poet", "poet-2", "mathbot"])
+    assert d.ranking[-1] == "mathbot"
+    assert d.expected_error["poet"] < d.expected_error["poet-2"] < 0.5 < d.expected_error["mathbot"]
+    with pytest.raises(InputError, match="exactly one"):
+        toy_router.add_model_prior("x", 0.1)
+    with pytest.raises(InputError, match="cost"):
+        toy_router.add_model_prior("x", "cheap", accuracy=0.5)
+    with pytest.raises(UnknownModelError, match="ghost"):
+        toy_router.add_model_prior("x", 0.1, like="ghost")

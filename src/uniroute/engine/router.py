@@ -402,6 +402,38 @@ class Router:
         """Profile one model from its validation results; nothing else changes."""
         return self.add_models(prompts, {name: scores}, {name: cost}, replace, embeddings)[0]
 
+    def add_model_prior(
+        self,
+        name: str,
+        cost: float,
+        *,
+        accuracy: float | None = None,
+        like: str | None = None,
+        strength: float = 4.0,
+        replace: bool = False,
+    ) -> ModelProfile:
+        """Add a model with no validation results (cold start), from a prior.
+
+        Give ``accuracy`` (its stated share of right answers, the same in every
+        cluster) or ``like`` (the name of a profiled model it resembles: that
+        model's per-cluster error rates). ``strength`` is the pseudo-results per
+        cluster the prior counts for: small = feedback takes over quickly.
+        """
+        from .feedback import prior_profile
+
+        _check_model_name(name)
+        profile = prior_profile(
+            name,
+            self._n_clusters(),
+            check_number(cost, f"cost of {name!r}", hint=" ($ per request)"),
+            accuracy=accuracy,
+            like=None if like is None else self.profile(like),
+            strength=strength,
+            prior_strength=self.prior_strength,
+        )
+        self.add_profiles([profile], replace=replace)
+        return profile
+
     # ---- routing ----------------------------------------------------------------
 
     def _candidates(self, pool: _Pool, candidates: Candidates | None) -> _Candidates:
