@@ -297,11 +297,9 @@ def test_state_config_is_a_deprecated_alias_of_to_config():
 
 
 @pytest.fixture(scope="module")
-def static_state(tmp_path_factory):
+def static_state(tmp_path_factory, toy_data):
     """A router on the real default embedder, saved and loaded back (as a server would)."""
-    from conftest import make_prompts
-
-    prompts, topics = make_prompts()
+    prompts, topics = toy_data["prompts"], toy_data["topics"]
     is_math = np.array([t == "math" for t in topics])
     router = Router("static", KMeansClusterMap(n_clusters=2, random_state=0)).fit(prompts)
     router.add_models(

@@ -91,7 +91,7 @@ def test_cli_router_option_and_its_errors(router_module, tmp_path, make_data, ca
         assert message in capsys.readouterr().err
 
 
-def test_bad_route_output_is_an_input_error() -> None:
+def test_bad_route_output_is_an_input_error(make_data) -> None:
     from uniroute.evaluation.custom import UserRouter
 
     class Wrong:
@@ -101,9 +101,8 @@ def test_bad_route_output_is_an_input_error() -> None:
         def route(self, prompts, lambdas):
             return [["not-a-model"] * len(prompts) for _ in lambdas]
 
-    from conftest import make_dataset
     from uniroute.evaluation.baselines import Split
 
-    data = make_dataset(5, 0, 3)
+    data = make_data(5, 0, 3)
     with pytest.raises(InputError, match="one model name of"):
         UserRouter(Wrong).route(Split(data, data, data))
