@@ -39,6 +39,8 @@ lint: $(VENV)/.installed
 # The front doors against the oldest LiteLLM and LangChain versions uniroute supports
 # (constraints/oldest.txt), in a second virtualenv. Without [proxy]: litellm[proxy]==1.104.0 needs
 # cryptography>=49 and langchain-litellm==0.7.0 needs cryptography<49, so they cannot share a venv.
+# test_proxy_globals imports LiteLLM's proxy server, which needs [proxy] (not in this venv, see above).
+COMPAT_DESELECT := --deselect tests/integrations/test_litellm_compat.py::test_proxy_globals
 COMPAT_TESTS ?= tests/integrations/test_litellm.py tests/integrations/test_litellm_compat.py \
 	tests/integrations/test_langchain.py tests/integrations/test_langchain_standard.py \
 	tests/integrations/test_litellm_langchain.py
@@ -54,7 +56,7 @@ $(COMPAT)/.installed: pyproject.toml constraints/oldest.txt | $(COMPAT)/bin/pyth
 
 test-compat: $(COMPAT)/.installed
 	$(COMPAT)/bin/pip check
-	$(COMPAT)/bin/python -m pytest $(COMPAT_TESTS)
+	$(COMPAT)/bin/python -m pytest $(COMPAT_TESTS) $(COMPAT_DESELECT)
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/overhead.py --json
