@@ -164,14 +164,16 @@ def test_killed_server_recording_goes_on_and_buffered_events_arrive_late(server,
     raised: list[BaseException] = []
     recorded = threading.Event()
     half = threading.Event()
+    killed = threading.Event()
     stream = events(7, 3000)
 
     def client():
         try:
             for i, (m, phi, y) in enumerate(stream):
-                store.record(m, phi, y)
-                if i == 1000:
+                if i == 1000:  # the rest is recorded only once the server is down, however slow the machine
                     half.set()
+                    killed.wait(timeout=30)
+                store.record(m, phi, y)
                 time.sleep(0.001)
         except BaseException as exc:  # recording must never raise
             raised.append(exc)
@@ -186,6 +188,7 @@ def test_killed_server_recording_goes_on_and_buffered_events_arrive_late(server,
         store.refresh()
         seen = store.counts("m0")[1].sum()
         server.kill()
+        killed.set()
         time.sleep(1.5)  # longer than delay_threshold (1 s): events buffered now arrive late
         assert store.stats()["buffered"] > 0 and not store.stats()["connected"]
         assert store.counts("m0")[1].sum() == seen > 0  # reads keep the last snapshot
