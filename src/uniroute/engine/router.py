@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from .cache import CachedEmbedder
 from .cluster_maps import ClusterMap, KMeansClusterMap, check_embeddings
 from .decision import Decision, best_index, check_number, route_scores
 from .embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
+from .feedback import DecisionCache, ExplorationCap, FeedbackLedger, thompson_errors
 from .profiles import DEFAULT_PRIOR_STRENGTH, ModelProfile, check_scores, profile_from_scores
 from .state import read_state, save_router
 from .text import Prompt, routing_text
@@ -26,7 +28,8 @@ NO_TEXT_NOTE = "no routing text in the request; routed on the cluster prior"
 _BATCH = 256
 _MAX_SUBSETS = 256
 _MAX_WARNED = 1024
-_RUNTIME = frozenset({"_lock", "_encoder", "_warned", "_pool"})
+_RUNTIME = frozenset({"_lock", "_encoder", "_warned", "_pool", "_feedback", "_routing", "_cap", "_decisions"})
+EXPLORED_NOTE = "explored: Thompson sample"
 
 
 class _Candidates:
@@ -156,6 +159,20 @@ class Router:
         warning (and list it in ``Decision.skipped``), or raise.
     prior_strength : float, default=4.0
         Pseudo-results that pull a profile's sparse clusters toward its global error.
+    feedback_weight : float, default=1.0
+        Weight of production feedback (:meth:`record_feedback`) added to the
+        validation counts when routing; 0 = route on validation only.
+    feedback_half_life : float, optional
+        Seconds after which a feedback count weighs half (drift); None = no decay.
+    remember_decisions : bool, default=False
+        Keep each decision (bounded, 1 h) so feedback can name it by ``decision_id``.
+    explore_share : float, default=0.1
+        With ``explore="thompson"``: largest share of decisions that may go to a
+        model worse than the best by more than ``explore_margin``.
+    explore_margin : float, default=0.02
+        Score difference within which an explored model counts as good as the best.
+    feedback_refresh : float, default=1.0
+        Seconds between rebuilds of the routing profiles while feedback flows.
 
     Attributes
     ----------
@@ -181,36 +198,75 @@ class Router:
         *,
         unknown_models: Literal["skip", "error"] = "skip",
         prior_strength: float = DEFAULT_PRIOR_STRENGTH,
+        feedback_weight: float = 1.0,
+        feedback_half_life: float | None = None,
+        remember_decisions: bool = False,
+        explore_share: float = 0.1,
+        explore_margin: float = 0.02,
+        feedback_refresh: float = 1.0,
     ):
         self.embedder = embedder
         self.cluster_map = cluster_map
         self.unknown_models = unknown_models
         self.prior_strength = prior_strength
+        self.feedback_weight = feedback_weight
+        self.feedback_half_life = feedback_half_life
+        self.remember_decisions = remember_decisions
+        self.explore_share = explore_share
+        self.explore_margin = explore_margin
+        self.feedback_refresh = feedback_refresh
         self._start(profiles={})
 
-    def _start(self, profiles: dict[str, ModelProfile]) -> None:
-        """Make the runtime parts: lock, embedding cache (lazily), warned names, model pool."""
+    def _start(self, profiles: dict[str, ModelProfile], feedback: Any = None) -> None:
+        """Make the runtime parts: lock, embedding cache (lazily), warned names, model pool, feedback."""
         self._lock = threading.Lock()
         self._encoder: CachedEmbedder | None = None
         self._warned: set[str] = set()
-        self._pool = _Pool(profiles)
+        self._pool = _Pool(profiles)  # the validation profiles (what add_profiles got, what save writes)
+        self._feedback: Any = feedback  # a FeedbackLedger or a shared store; None until first used
+        # (validation pool, source version, monotonic time built, routing pool) or None
+        self._routing: tuple[_Pool, int, float, _Pool] | None = None
+        self._cap: ExplorationCap | None = None
+        self._decisions: DecisionCache | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        """Arguments and learned state; the lock and caches are rebuilt on unpickling."""
+        """Arguments and learned state; the lock and caches are rebuilt on unpickling.
+
+        An in-memory feedback ledger travels with the router (its counts, not its
+        remembered decisions); a shared store (e.g. Redis) does not.
+        """
         state = {k: v for k, v in self.__dict__.items() if k not in _RUNTIME}
         state["profiles"] = self._pool.profiles
+        if isinstance(self._feedback, FeedbackLedger):
+            state["feedback"] = self._feedback.to_state()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
         profiles = state.pop("profiles")
+        feedback = state.pop("feedback", None)
+        for name, default in (
+            ("feedback_weight", 1.0),
+            ("feedback_half_life", None),
+            ("remember_decisions", False),
+            ("explore_share", 0.1),
+            ("explore_margin", 0.02),
+            ("feedback_refresh", 1.0),
+        ):  # routers pickled before these parameters existed
+            state.setdefault(name, default)
         self.__dict__.update(state)
-        self._start(profiles)
+        self._start(profiles, None if feedback is None else FeedbackLedger.from_state(*feedback))
 
     def _check_params(self) -> None:
         if self.unknown_models not in ("skip", "error"):
             raise InputError(f"unknown_models must be 'skip' or 'error', got {self.unknown_models!r}")
         check_number(self.prior_strength, "prior_strength", hint=" (pseudo-results per cluster, e.g. 4)")
+        check_number(
+            self.feedback_weight, "feedback_weight", hint=" (0 = validation only, 1 = feedback as is)"
+        )
+        check_number(self.feedback_refresh, "feedback_refresh", hint=" (seconds, e.g. 1)")
+        if not isinstance(self.remember_decisions, (bool, np.bool_)):
+            raise InputError(f"remember_decisions must be True or False, got {self.remember_decisions!r}")
 
     # ---- embedding and clusters -------------------------------------------------
 
@@ -289,6 +345,8 @@ class Router:
         with self._lock:
             self._cluster_map = cmap
             self._pool = _Pool({})
+            self._feedback = None  # feedback counts belong to the old clusters
+            self._routing = None
         return self
 
     # ---- the model pool ---------------------------------------------------------
@@ -434,6 +492,134 @@ class Router:
         self.add_profiles([profile], replace=replace)
         return profile
 
+    # ---- feedback ---------------------------------------------------------------
+
+    @property
+    def feedback(self) -> Any:
+        """Where feedback counts go: a :class:`~uniroute.engine.feedback.FeedbackLedger`
+        (in memory, saved with the state; made on first use) or the store given to
+        :meth:`use_feedback_store`."""
+        if self._feedback is None:
+            n_clusters = self._n_clusters()
+            with self._lock:
+                if self._feedback is None:
+                    self._feedback = FeedbackLedger(n_clusters, half_life=self.feedback_half_life)
+        return self._feedback
+
+    def use_feedback_store(self, store: Any) -> None:
+        """Route on, and record feedback into, ``store`` (e.g. a shared Redis store).
+
+        Any object with ``record(model, cluster_probs, score, weight)``,
+        ``counts(model) -> (error_sums, counts)``, ``profile(validation, weight)``
+        and an int ``version`` that grows when the counts change qualifies.
+        """
+        for attr in ("record", "counts", "profile", "version"):
+            if not hasattr(store, attr):
+                raise InputError(
+                    f"a feedback store needs record, counts, profile and version; {type(store).__name__} "
+                    f"has no {attr!r} (use uniroute.engine.feedback.FeedbackLedger or RedisFeedbackStore)"
+                )
+        with self._lock:
+            self._feedback = store
+            self._routing = None
+
+    def _decision_cache(self) -> DecisionCache:
+        source = self.feedback
+        if isinstance(source, FeedbackLedger):
+            return source.decisions
+        if self._decisions is None:
+            with self._lock:
+                if self._decisions is None:
+                    self._decisions = DecisionCache()
+        return self._decisions
+
+    def record_feedback(
+        self, target: Any, score: Any, *, weight: float = 1.0, model: str | None = None
+    ) -> str:
+        """Record how well a routed request went; returns the profile credited.
+
+        ``target`` is the :class:`Decision` (``model``: the candidate that actually
+        answered, default ``decision.model``), a ``decision_id`` (needs
+        ``remember_decisions=True``), or the prompt itself with ``model=`` the
+        profile that answered. ``score``: a number in [0, 1] (1 = right) or a bool.
+        Each cluster's counts move by Φ_k(x)·weight; validation profiles stay as they are.
+        """
+        if isinstance(target, Decision):
+            answered = target.model if model is None else model
+            if answered not in target.candidates:
+                raise InputError(
+                    f"model {answered!r} is not a candidate of this decision; "
+                    f"candidates: {list(target.candidates)}"
+                )
+            profile = target.profiles[target.candidates.index(answered)]
+            phi: Any = target.cluster_probs
+        elif isinstance(target, str) and model is None:
+            item = self._decision_cache().get(target)
+            if item is None:
+                raise InputError(
+                    f"decision {target!r} is unknown or expired (remembered only with "
+                    "remember_decisions=True, for 1 h); pass the Decision, or the prompt with "
+                    "model= the model that answered"
+                )
+            profile, phi = item.profile, item.cluster_probs
+        elif model is None:
+            raise InputError(
+                "record_feedback(prompt, score) needs model= (the model that answered); "
+                "or pass the Decision or its decision_id"
+            )
+        else:
+            profile = model
+            phi = self._phi_of([target])[0][0]
+        if profile not in self._pool.index:
+            raise UnknownModelError(f"no profile for model {profile!r}; known models: {list(self.models)}")
+        self.feedback.record(profile, phi, score, weight)
+        return profile
+
+    def reset_feedback(self, model: str | None = None) -> None:
+        """Forget the feedback of ``model`` (or of all models): routing on validation profiles again."""
+        source = self.feedback
+        if not hasattr(source, "reset"):
+            raise InputError(
+                f"{type(source).__name__} cannot be reset from here; clear its counts in the store"
+            )
+        source.reset(model)
+        self._routing = None
+
+    @property
+    def exploration_cap(self) -> ExplorationCap:
+        """The cap on exploration to clearly worse models (``stats()`` counts explored and capped picks)."""
+        if self._cap is None:
+            with self._lock:
+                if self._cap is None:
+                    self._cap = ExplorationCap(self.explore_share, self.explore_margin)
+        return self._cap
+
+    def _routing_pool(self) -> _Pool:
+        """The validation pool with feedback added, rebuilt only when the feedback moved.
+
+        The rebuild happens at most once per ``feedback_refresh`` seconds; when
+        nothing changed this is one int compare.
+        """
+        source = self._feedback
+        if source is None or self.feedback_weight == 0:
+            return self._pool
+        validation = self._pool
+        version = source.version
+        built = self._routing
+        if built is not None and built[0] is validation:
+            if built[1] == version:
+                return built[3]
+            if time.monotonic() - built[2] < self.feedback_refresh:
+                return built[3]
+        names = getattr(source, "models", None)
+        touched = validation.names if names is None else [n for n in names if n in validation.index]
+        profiles = dict(validation.profiles)
+        for name in touched:
+            profiles[name] = source.profile(validation.profiles[name], self.feedback_weight)
+        pool = _Pool(profiles)
+        self._routing = (validation, version, time.monotonic(), pool)
+        return pool
+
     # ---- routing ----------------------------------------------------------------
 
     def _candidates(self, pool: _Pool, candidates: Candidates | None) -> _Candidates:
@@ -470,16 +656,16 @@ class Router:
         candidates: Candidates | None,
         conservative: float | None,
         costs: Mapping[str, Any] | None,
-    ) -> tuple[_Candidates, np.ndarray, np.ndarray]:
-        """The candidates, their expected errors Φ·Ψ (n, m) and their costs (m,)."""
+    ) -> tuple[_Pool, _Candidates, np.ndarray, np.ndarray]:
+        """The pool scored on, the candidates, their expected errors Φ·Ψ (n, m) and their costs (m,)."""
         if conservative is not None:
             conservative = check_number(conservative, "conservative", hint=" (a quantile such as 0.9)")
             if not 0 < conservative < 1:
                 raise InputError(f"conservative must lie in (0, 1), e.g. 0.9; got {conservative!r}")
-        pool = self._pool
+        pool = self._routing_pool()
         chosen = self._candidates(pool, candidates)
         psi_t = chosen.psi_t if conservative is None else pool.upper_psi_t(chosen, conservative)
-        return chosen, phi @ psi_t, chosen.costs if costs is None else chosen.costs_with(costs)
+        return pool, chosen, phi @ psi_t, chosen.costs if costs is None else chosen.costs_with(costs)
 
     def _decide(
         self,
@@ -489,13 +675,17 @@ class Router:
         conservative: float | None,
         notes: Sequence[str | None],
         costs: Mapping[str, Any] | None,
+        explore: str | None = None,
+        rng: Any = None,
     ) -> list[Decision]:
         lam = check_number(lam, "lam", hint=" (error points traded per $; 0 = best quality)")
-        chosen, errors, cand_costs = self._score(phi, candidates, conservative, costs)
+        if explore not in (None, "thompson"):
+            raise InputError(f"explore must be None (deterministic) or 'thompson', got {explore!r}")
+        pool, chosen, errors, cand_costs = self._score(phi, candidates, conservative, costs)
         scores = route_scores(errors, cand_costs, lam)
         names = chosen.names
         best = best_index(scores).tolist()
-        return [
+        decisions = [
             Decision(
                 chosen.names,
                 errors[i],
@@ -510,6 +700,42 @@ class Router:
             )
             for i in range(len(phi))
         ]
+        if explore is not None:
+            decisions = self._explore(decisions, pool, chosen, rng)
+        if self.remember_decisions:
+            cache = self._decision_cache()
+            for decision in decisions:
+                cache.remember(decision)
+        return decisions
+
+    def _explore(
+        self, decisions: list[Decision], pool: _Pool, chosen: _Candidates, rng: Any
+    ) -> list[Decision]:
+        """Thompson sampling under the exploration cap (the routing rule scores the sample)."""
+        generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        cap = self.exploration_cap
+        profiles = [pool.profiles[p] for p in chosen.profiles]
+        out = []
+        for decision in decisions:
+            sampled = decision.cluster_probs @ thompson_errors(profiles, generator).T
+            sampled_scores = route_scores(sampled, decision.costs, decision.lam)
+            pick = cap.choose(decision.scores, sampled_scores)
+            if decision.candidates[pick] == decision.model:
+                out.append(decision)
+                continue
+            out.append(
+                Decision(
+                    decision.candidates,
+                    sampled,
+                    decision.costs,
+                    decision.lam,
+                    decision.cluster_probs,
+                    decision.skipped,
+                    EXPLORED_NOTE,
+                    decision.profiles,
+                )
+            )
+        return out
 
     def _phi_of(self, prompts: Sequence[Prompt]) -> tuple[np.ndarray, list[str | None]]:
         cmap = self._check_fitted()
@@ -529,6 +755,8 @@ class Router:
         conservative: float | None = None,
         *,
         costs: Mapping[str, float] | None = None,
+        explore: str | None = None,
+        rng: Any = None,
     ) -> Decision:
         """Pick the candidate for one prompt: argmin of Φ(x)·Ψ + λ·cost.
 
@@ -547,9 +775,16 @@ class Router:
             Route on the q-quantile of each model's error posterior instead of its mean.
         costs : mapping of str to float, optional
             $ per request for some candidates, overriding their profile's cost.
+        explore : {None, "thompson"}, default=None
+            None routes deterministically on the posterior mean. "thompson" routes on
+            a posterior sample (so uncertain and new models get measured), capped by
+            :attr:`exploration_cap`; an explored decision carries the sampled errors
+            and ``note == "explored: Thompson sample"``.
+        rng : numpy Generator or int, optional
+            Randomness for ``explore="thompson"``.
         """
         phi, notes = self._phi_of([prompt])
-        return self._decide(phi, lam, candidates, conservative, notes, costs)[0]
+        return self._decide(phi, lam, candidates, conservative, notes, costs, explore, rng)[0]
 
     def route_batch(
         self,
@@ -559,10 +794,12 @@ class Router:
         conservative: float | None = None,
         *,
         costs: Mapping[str, float] | None = None,
+        explore: str | None = None,
+        rng: Any = None,
     ) -> list[Decision]:
-        """Route many prompts at once (one embedding call, one matrix product)."""
+        """Route many prompts at once (one embedding call, one matrix product); see :meth:`route`."""
         phi, notes = self._phi_of(list(prompts))
-        return self._decide(phi, lam, candidates, conservative, notes, costs)
+        return self._decide(phi, lam, candidates, conservative, notes, costs, explore, rng)
 
     def route_embeddings(
         self,
@@ -589,7 +826,7 @@ class Router:
         The building block for sweeping λ over a whole test set at once; score
         with :func:`uniroute.engine.decision.route_scores`.
         """
-        chosen, errors, cand_costs = self._score(self.cluster_probs(embeddings), candidates, None, costs)
+        _, chosen, errors, cand_costs = self._score(self.cluster_probs(embeddings), candidates, None, costs)
         return errors, cand_costs, chosen.names
 
     def calibrate(

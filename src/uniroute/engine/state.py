@@ -38,9 +38,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from ..exceptions import EmbedderMismatchError, StateError
+from ..exceptions import EmbedderMismatchError, InputError, StateError
 from .cluster_maps import CLUSTER_MAPS
 from .embedders import embedder_from_state, embedder_to_state
+from .feedback import FeedbackLedger
 from .files import atomic_write_bytes, read_regular_file
 from .profiles import ModelProfile
 
@@ -99,6 +100,10 @@ def _state_content(router: Router) -> tuple[dict[str, Any], dict[str, np.ndarray
         "router": {"unknown_models": router.unknown_models, "prior_strength": router.prior_strength},
         "models": [p.to_dict() for p in profiles],
     }
+    ledger = router.__dict__.get("_feedback")  # the in-memory ledger, if feedback was recorded
+    if isinstance(ledger, FeedbackLedger) and ledger.models:
+        meta["feedback"], feedback_arrays = ledger.to_state()
+        arrays.update(feedback_arrays)
     return meta, arrays
 
 
@@ -253,12 +258,15 @@ class RouterParts:
     cluster_map: Any
     options: dict[str, Any]
     profiles: list[ModelProfile]
+    feedback: FeedbackLedger | None = None
 
     def build(self, router_cls: type[R]) -> R:
-        """``router_cls(embedder, cluster_map, **options)`` with the profiles added."""
+        """``router_cls(embedder, cluster_map, **options)`` with the profiles (and feedback) added."""
         try:
             router = router_cls(self.embedder, self.cluster_map, **self.options)
             router.add_profiles(self.profiles)
+            if self.feedback is not None:
+                router.use_feedback_store(self.feedback)
         except (TypeError, ValueError) as exc:
             raise StateError(
                 f"router state {self.path} is incomplete or corrupt: {type(exc).__name__}: {exc}"
@@ -310,6 +318,14 @@ def read_state(path: str | Path, embedder: Any = None, *, allow_network: bool = 
         if len(profiles) != len(arrays["profile_counts"]):
             raise ValueError(f"{len(profiles)} models but {len(arrays['profile_counts'])} profile rows")
         options = dict(meta["router"])
+        feedback = None
+        if "feedback" in meta:
+            try:
+                feedback = FeedbackLedger.from_state(meta["feedback"], arrays)
+            except InputError as exc:
+                raise StateError(f"router state {path}: {exc}") from exc
+            if feedback.n_clusters != len(cmap.cluster_weights_):
+                raise StateError(f"router state {path}: feedback has {feedback.n_clusters} clusters; corrupt")
     except StateError:
         raise
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
@@ -320,7 +336,7 @@ def read_state(path: str | Path, embedder: Any = None, *, allow_network: bool = 
         raise EmbedderMismatchError(
             f"{path} was made with embedder {spec['id']!r} but rebuilt {embedder.id!r}"
         )
-    return RouterParts(path, embedder, cmap, options, profiles)
+    return RouterParts(path, embedder, cmap, options, profiles, feedback)
 
 
 def __getattr__(name: str) -> Any:

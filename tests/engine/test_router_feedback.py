@@ -1,0 +1,283 @@
+"""Router + feedback: record_feedback, routing on validation + feedback, exploration, save/load."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from uniroute import HashingEmbedder, KMeansClusterMap, Router
+from uniroute.engine.router import EXPLORED_NOTE
+from uniroute.exceptions import InputError, StateError, UnknownModelError
+
+MATH = "Arithmetic question: compute 3 plus 4 and answer with the number only."
+POEM = "Poetry request: write a short haiku about snow, with vivid imagery."
+# a model joined with zero validation prompts; on the mean ~0.018 worse than 'big' on math, but uncertain
+NEWBIE = {"accuracy": 0.99, "strength": 20.0}
+N_FAILURES = 10  # failures of 'big' on math after which 'mathbot' is better on math (measured: 5 suffice)
+
+
+def make_router(toy_data: dict, **params) -> Router:
+    """The toy router (K=2: math, poetry) with feedback seen at once (no refresh throttle)."""
+    params.setdefault("feedback_refresh", 0)
+    router = Router(HashingEmbedder(), KMeansClusterMap(n_clusters=2, random_state=0), **params)
+    router.fit(toy_data["prompts"])
+    router.add_models(toy_data["prompts"], toy_data["scores"], toy_data["costs"])
+    return router
+
+
+def math_prompts(toy_data: dict) -> list[str]:
+    return [p for p, t in zip(toy_data["prompts"], toy_data["topics"]) if t == "math"]
+
+
+def fail_big_on_math(router: Router, toy_data: dict, n: int = N_FAILURES) -> None:
+    for prompt in math_prompts(toy_data)[:n]:
+        router.record_feedback(prompt, 0.0, model="big")
+
+
+@pytest.fixture()
+def router(toy_data):
+    return make_router(toy_data)
+
+
+def test_parameters_are_stored_unchanged(toy_data):
+    params = dict(
+        feedback_weight=0.5,
+        feedback_half_life=60.0,
+        remember_decisions=True,
+        explore_share=0.2,
+        explore_margin=0.05,
+        feedback_refresh=2.0,
+    )
+    r = Router(HashingEmbedder(), **params)
+    assert {k: getattr(r, k) for k in params} == params
+
+
+def test_failures_on_math_move_math_and_not_poetry(router, toy_data):
+    assert router.route(MATH).model == "big" and router.route(POEM).model == "big"
+    validation = router.profile("big")
+    fail_big_on_math(router, toy_data)
+    assert router.route(MATH).model == "mathbot"
+    assert router.route(POEM).model == "big"
+    # the validation profile is untouched: feedback is kept apart
+    assert router.profile("big") is validation
+    assert router.feedback.stats()["events"] == N_FAILURES
+
+
+def test_feedback_by_decision_credits_the_model_that_answered(toy_data):
+    router = make_router(toy_data)
+    decisions = router.route_batch(
+        math_prompts(toy_data)[:N_FAILURES], candidates={"big-eu": "big", "mb": "mathbot"}
+    )
+    assert {d.model for d in decisions} == {"big-eu"}
+    assert {router.record_feedback(d, False) for d in decisions} == {"big"}
+    assert router.route(MATH).model == "mathbot"
+    # a fallback answered: credit it, not the chosen one
+    assert router.record_feedback(decisions[0], 1.0, model="mb") == "mathbot"
+    with pytest.raises(InputError, match="not a candidate"):
+        router.record_feedback(decisions[0], 1.0, model="poet")
+
+
+def test_feedback_by_decision_id(toy_data):
+    router = make_router(toy_data, remember_decisions=True)
+    ids = [router.route(p).decision_id for p in math_prompts(toy_data)[:N_FAILURES]]
+    assert {router.record_feedback(i, 0) for i in ids} == {"big"}
+    assert router.route(MATH).model == "mathbot"
+    with pytest.raises(InputError, match="prompt with model="):
+        router.record_feedback("0" * 32, 0)
+
+
+def test_decision_ids_are_not_remembered_by_default(router):
+    decision = router.route(MATH)
+    with pytest.raises(InputError, match="remember_decisions=True"):
+        router.record_feedback(decision.decision_id, 0)
+
+
+def test_feedback_is_validated(router):
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        router.record_feedback(MATH, 1.5, model="big")
+    with pytest.raises(InputError, match="needs model="):
+        router.record_feedback([{"role": "user", "content": MATH}], 0.0)
+    with pytest.raises(InputError, match="prompt with model="):
+        router.record_feedback(MATH, 0.0)  # a str without model= is a decision id
+    with pytest.raises(UnknownModelError, match="nobody"):
+        router.record_feedback(MATH, 0.0, model="nobody")
+    with pytest.raises(InputError, match="weight"):
+        router.record_feedback(MATH, 0.0, model="big", weight=-1)
+    assert router.feedback.stats()["events"] == 0
+
+
+def test_reset_gives_the_validation_decision_back(router, toy_data):
+    fail_big_on_math(router, toy_data)
+    assert router.route(MATH).model == "mathbot"
+    router.reset_feedback("poet")  # another model's reset changes nothing
+    assert router.route(MATH).model == "mathbot"
+    router.reset_feedback("big")
+    assert router.route(MATH).model == "big"
+    fail_big_on_math(router, toy_data)
+    router.reset_feedback()
+    assert router.route(MATH).model == "big"
+
+
+def test_feedback_weight_zero_routes_on_validation_only(toy_data):
+    router = make_router(toy_data, feedback_weight=0)
+    fail_big_on_math(router, toy_data)
+    assert router.feedback.stats()["events"] == N_FAILURES  # still recorded
+    assert router.route(MATH).model == "big"
+
+
+def test_half_life_decays_old_feedback(toy_data):
+    router = make_router(toy_data, feedback_half_life=1.0)
+    phi = router.route(MATH).cluster_probs
+    long_ago = time.time() - 100.0  # 100 half-lives: ~nothing left
+    for _ in range(N_FAILURES):
+        router.feedback.record("big", phi, 0.0, now=long_ago)
+    assert router.route(MATH).model == "big"
+    for _ in range(N_FAILURES):
+        router.feedback.record("big", phi, 0.0)
+    assert router.route(MATH).model == "mathbot"
+
+
+def test_profiles_are_rebuilt_at_most_once_per_refresh(toy_data):
+    router = make_router(toy_data, feedback_refresh=3600)
+    assert router.feedback.models == ()  # makes the ledger; the next route builds the routing pool
+    assert router.route(MATH).model == "big"
+    fail_big_on_math(router, toy_data)
+    assert router.route(MATH).model == "big"  # within the refresh period: the last snapshot
+    router.feedback_refresh = 0
+    assert router.route(MATH).model == "mathbot"
+
+
+def test_explore_none_is_deterministic(router):
+    decisions = [router.route(MATH) for _ in range(20)]
+    assert {d.model for d in decisions} == {"big"}
+    assert all(d.note is None for d in decisions)
+    assert all(np.array_equal(d.errors, decisions[0].errors) for d in decisions)
+    with pytest.raises(InputError, match="thompson"):
+        router.route(MATH, explore="epsilon")
+
+
+def _explore_counts(router: Router, n: int = 400) -> tuple[int, int]:
+    """(decisions that went to newbie, decisions that went to any model other than the mean best)."""
+    mean = router.route(MATH)
+    assert mean.model == "big"
+    assert mean.scores[mean.candidates.index("newbie")] - mean.scores.min() > router.explore_margin or (
+        router.explore_margin >= 1
+    )
+    decisions = [router.route(MATH, explore="thompson", rng=seed) for seed in range(n)]
+    for d in decisions:
+        assert d.model == d.ranking[0]
+        assert (d.note == EXPLORED_NOTE) == (d.model != "big")
+    return sum(d.model == "newbie" for d in decisions), sum(d.model != "big" for d in decisions)
+
+
+def test_thompson_explores_a_new_model_within_the_cap(toy_data):
+    router = make_router(toy_data, explore_share=0.1, explore_margin=0.01)
+    router.add_model_prior("newbie", 0.001, **NEWBIE)
+    assert router.route(MATH).model == "big"  # on the mean, the newcomer is worse by > margin
+    picks, explored = _explore_counts(router)
+    stats = router.exploration_cap.stats()
+    assert picks > 0
+    assert explored <= 0.1 * 400
+    assert stats["capped"] > 0  # the cap was needed: the samples wanted more
+    assert stats["share"] <= 0.1
+
+
+def test_thompson_without_a_cap_explores_more(toy_data):
+    router = make_router(toy_data, explore_margin=1.0)  # every model counts as good as the best
+    router.add_model_prior("newbie", 0.001, **NEWBIE)
+    picks, _ = _explore_counts(router)
+    assert picks > 0.1 * 400
+
+
+def test_thompson_never_explores_a_worse_model_at_share_zero(toy_data):
+    router = make_router(toy_data, explore_share=0.0, explore_margin=0.01)
+    router.add_model_prior("newbie", 0.001, **NEWBIE)
+    _, explored = _explore_counts(router, 200)
+    assert explored == 0 and router.exploration_cap.stats()["capped"] > 0
+
+
+def test_save_load_keeps_the_feedback_counts(router, toy_data, tmp_path):
+    validation = router.profile("big")
+    fail_big_on_math(router, toy_data, 3)
+    router.save(tmp_path / "state")
+    loaded = Router.load(tmp_path / "state")
+    assert loaded.feedback.models == ("big",)
+    for a, b in zip(router.feedback.counts("big", now=0), loaded.feedback.counts("big", now=0)):
+        np.testing.assert_allclose(a, b)
+    assert loaded.feedback.stats()["events"] == 3
+    # the saved profiles are the validation ones
+    np.testing.assert_array_equal(loaded.profile("big").counts, validation.counts)
+
+
+def test_loaded_feedback_routes(router, toy_data, tmp_path):
+    fail_big_on_math(router, toy_data)
+    router.save(tmp_path / "state")
+    loaded = Router.load(tmp_path / "state")
+    loaded.feedback_refresh = 0
+    assert loaded.route(MATH).model == "mathbot"
+
+
+def test_a_state_without_feedback_loads_with_an_empty_ledger(router, tmp_path):
+    router.save(tmp_path / "state")
+    assert "feedback" not in json.loads(next((tmp_path / "state").glob("*.json")).read_text())
+    assert Router.load(tmp_path / "state").feedback.models == ()
+
+
+def test_the_state_digest_covers_the_feedback(router, toy_data, tmp_path):
+    fail_big_on_math(router, toy_data, 3)
+    router.save(tmp_path / "state")
+    meta_file = next((tmp_path / "state").glob("*.json"))
+    meta = json.loads(meta_file.read_text())
+    meta["feedback"]["events"] = [300]
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(StateError):
+        Router.load(tmp_path / "state")
+
+
+def test_copies_and_pickles_keep_the_feedback(router, toy_data):
+    fail_big_on_math(router, toy_data)
+    for clone in (copy.deepcopy(router), pickle.loads(pickle.dumps(router))):
+        assert clone.route(MATH).model == "mathbot"
+        assert clone.feedback is not router.feedback
+        np.testing.assert_array_equal(
+            clone.feedback.counts("big", now=0)[1], router.feedback.counts("big", now=0)[1]
+        )
+
+
+def test_routing_while_feedback_flows(router, toy_data):
+    prompts = toy_data["prompts"]
+    errors: list[BaseException] = []
+    per_writer = 150
+
+    def route() -> None:
+        try:
+            for i in range(100):
+                decision = router.route(prompts[i % len(prompts)])
+                assert decision.model == decision.ranking[0]
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    def record(model: str) -> None:
+        try:
+            for i in range(per_writer):
+                router.record_feedback(prompts[i % len(prompts)], i % 2, model=model)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=route) for _ in range(8)]
+    threads += [threading.Thread(target=record, args=(m,)) for m in ("big", "poet")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+    assert router.feedback.stats()["events"] == 2 * per_writer
+    total = sum(router.feedback.counts(m, now=0)[1].sum() for m in ("big", "poet"))
+    assert total == pytest.approx(2 * per_writer)
