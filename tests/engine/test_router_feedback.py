@@ -131,6 +131,19 @@ def test_feedback_weight_zero_routes_on_validation_only(toy_data):
     assert router.route(MATH).model == "big"
 
 
+def test_changed_weight_and_other_models_feedback_are_seen(router, toy_data):
+    fail_big_on_math(router, toy_data)
+    assert router.route(MATH).model == "mathbot"
+    router.feedback_weight = 0.1  # 10 failures count as 1: not enough
+    assert router.route(MATH).model == "big"
+    router.feedback_weight = 1.0
+    assert router.route(MATH).model == "mathbot"
+    # feedback on another model: big's combined profile is reused, mathbot's is rebuilt
+    for prompt in math_prompts(toy_data)[: 3 * N_FAILURES]:
+        router.record_feedback(prompt, 0.0, model="mathbot")
+    assert router.route(MATH).model == "big"
+
+
 def test_half_life_decays_old_feedback(toy_data):
     router = make_router(toy_data, feedback_half_life=1.0)
     phi = router.route(MATH).cluster_probs

@@ -7,7 +7,7 @@ import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -17,7 +17,7 @@ from .cache import CachedEmbedder
 from .cluster_maps import ClusterMap, KMeansClusterMap, check_embeddings
 from .decision import Decision, best_index, check_number, route_scores
 from .embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
-from .feedback import DecisionCache, ExplorationCap, FeedbackLedger, thompson_errors
+from .feedback import DecisionCache, ExplorationCap, FeedbackLedger, combine, thompson_errors
 from .profiles import DEFAULT_PRIOR_STRENGTH, ModelProfile, check_scores, profile_from_scores
 from .state import read_state, save_router
 from .text import Prompt, routing_text
@@ -131,6 +131,17 @@ class _Pool:
         return found
 
 
+class _Routing(NamedTuple):
+    """The routing pool built from ``validation`` + ``weight`` × feedback at ``version`` (time ``at``)."""
+
+    validation: _Pool
+    weight: float
+    version: int
+    at: float
+    pool: _Pool
+    feedback: dict[str, tuple[np.ndarray, np.ndarray]]  # the feedback counts it was built from
+
+
 class Router:
     """Routes each prompt to the model with the best expected quality for its price.
 
@@ -224,8 +235,7 @@ class Router:
         self._warned: set[str] = set()
         self._pool = _Pool(profiles)  # the validation profiles (what add_profiles got, what save writes)
         self._feedback: Any = feedback  # a FeedbackLedger or a shared store; None until first used
-        # (validation pool, source version, monotonic time built, routing pool) or None
-        self._routing: tuple[_Pool, int, float, _Pool] | None = None
+        self._routing: _Routing | None = None
         self._cap: ExplorationCap | None = None
         self._decisions: DecisionCache | None = None
 
@@ -598,26 +608,33 @@ class Router:
         """The validation pool with feedback added, rebuilt only when the feedback moved.
 
         The rebuild happens at most once per ``feedback_refresh`` seconds; when
-        nothing changed this is one int compare.
+        nothing changed this is one int compare. A rebuild recombines only the
+        models whose feedback counts moved since the last one.
         """
         source = self._feedback
-        if source is None or self.feedback_weight == 0:
+        weight = self.feedback_weight
+        if source is None or weight == 0:
             return self._pool
         validation = self._pool
         version = source.version
         built = self._routing
-        if built is not None and built[0] is validation:
-            if built[1] == version:
-                return built[3]
-            if time.monotonic() - built[2] < self.feedback_refresh:
-                return built[3]
+        previous = built if built and built.validation is validation and built.weight == weight else None
+        if previous is not None:
+            if previous.version == version or time.monotonic() - previous.at < self.feedback_refresh:
+                return previous.pool
         names = getattr(source, "models", None)
         touched = validation.names if names is None else [n for n in names if n in validation.index]
         profiles = dict(validation.profiles)
+        feedback: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name in touched:
-            profiles[name] = source.profile(validation.profiles[name], self.feedback_weight)
+            error_sums, counts = feedback[name] = source.counts(name)
+            old = None if previous is None else previous.feedback.get(name)
+            if previous is not None and old is not None and _same(old, (error_sums, counts)):
+                profiles[name] = previous.pool.profiles[name]
+            else:
+                profiles[name] = combine(validation.profiles[name], error_sums, counts, weight)
         pool = _Pool(profiles)
-        self._routing = (validation, version, time.monotonic(), pool)
+        self._routing = _Routing(validation, weight, version, time.monotonic(), pool, feedback)
         return pool
 
     # ---- routing ----------------------------------------------------------------
@@ -921,6 +938,11 @@ def _unfitted_copy(cluster_map: ClusterMap) -> ClusterMap:
     from sklearn.base import clone
 
     return clone(cluster_map, safe=False)
+
+
+def _same(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> bool:
+    """Whether two (error_sums, counts) pairs are equal."""
+    return np.array_equal(a[1], b[1]) and np.array_equal(a[0], b[0])
 
 
 def _check_model_name(name: Any) -> None:
