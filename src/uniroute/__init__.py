@@ -7,9 +7,9 @@ loads only when a router or cluster map is touched).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._lazy import attach
 from .exceptions import (
     EmbedderMismatchError,
     GradingError,
@@ -106,17 +106,12 @@ if TYPE_CHECKING:
     from .engine.text import routing_text
 
 
+_lazy_getattr, __dir__ = attach(__name__, _LAZY)
+
+
 def __getattr__(name: str) -> Any:
-    if name == "UnirouteError":
+    if name == "UnirouteError":  # deprecated spelling: resolved on every access, so it always warns
         from . import exceptions
 
         return exceptions.UnirouteError
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'uniroute' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+    return _lazy_getattr(name)
