@@ -21,7 +21,7 @@ from .exceptions import (
     UnknownModelError,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
     "CachedEmbedder": ".engine.cache",
