@@ -19,6 +19,14 @@ MATH = "Arithmetic question: compute 3 plus 4 and answer with the number only."
 POEM = "Poetry request: write a short haiku about snow, with vivid imagery."
 # a model joined with zero validation prompts; on the mean ~0.018 worse than 'big' on math, but uncertain
 NEWBIE = {"accuracy": 0.99, "strength": 20.0}
+SETTINGS = dict(  # every feedback parameter, none at its default
+    feedback_weight=0.5,
+    feedback_half_life=600.0,
+    remember_decisions=True,
+    explore_share=0.2,
+    explore_margin=0.05,
+    feedback_refresh=2.0,
+)
 N_FAILURES = 10  # failures of 'big' on math after which 'mathbot' is better on math (measured: 5 suffice)
 
 
@@ -45,17 +53,9 @@ def router(toy_data):
     return make_router(toy_data)
 
 
-def test_parameters_are_stored_unchanged(toy_data):
-    params = dict(
-        feedback_weight=0.5,
-        feedback_half_life=60.0,
-        remember_decisions=True,
-        explore_share=0.2,
-        explore_margin=0.05,
-        feedback_refresh=2.0,
-    )
-    r = Router(HashingEmbedder(), **params)
-    assert {k: getattr(r, k) for k in params} == params
+def test_parameters_are_stored_unchanged():
+    r = Router(HashingEmbedder(), **SETTINGS)
+    assert {k: getattr(r, k) for k in SETTINGS} == SETTINGS
 
 
 def test_failures_on_math_move_math_and_not_poetry(router, toy_data):
@@ -294,3 +294,132 @@ def test_routing_while_feedback_flows(router, toy_data):
     assert router.feedback.stats()["events"] == 2 * per_writer
     total = sum(router.feedback.counts(m, now=0)[1].sum() for m in ("big", "poet"))
     assert total == pytest.approx(2 * per_writer)
+
+
+# ---- the routing profiles are rebuilt in the background ------------------------------------------
+
+
+def _spy_rebuilds(router: Router) -> list[str]:
+    """The names of the threads that rebuild ``router``'s routing profiles, in order."""
+    threads: list[str] = []
+    rebuild = router._rebuild
+
+    def spy(*args):
+        threads.append(threading.current_thread().name)
+        return rebuild(*args)
+
+    router._rebuild = spy
+    return threads
+
+
+def _wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def test_feedback_is_seen_within_the_refresh_and_the_route_path_never_rebuilds(toy_data):
+    refresh = 0.05
+    router = make_router(toy_data, feedback_refresh=refresh)
+    router.feedback  # noqa: B018 (makes the ledger)
+    assert router.route(MATH).model == "big"  # the first route builds the pool and starts the thread
+    threads = _spy_rebuilds(router)
+    fail_big_on_math(router, toy_data)
+    assert _wait_for(lambda: router.route(MATH).model == "mathbot", refresh + 5.0)
+    assert threads and set(threads) == {"uniroute-feedback-refresh"}
+    # a changed weight is a configuration change: seen at the next route, built on the route path
+    router.feedback_weight = 0.1
+    assert router.route(MATH).model == "big"
+    assert threads[-1] == threading.current_thread().name
+    router.close()
+
+
+def test_close_stops_the_thread_and_routing_goes_on(toy_data):
+    with make_router(toy_data, feedback_refresh=0.01) as router:
+        fail_big_on_math(router, toy_data, 1)
+        router.route(MATH)
+        thread = router._refresher
+        assert thread is not None and thread.is_alive()
+    assert not thread.is_alive() and router._refresher is None
+    fail_big_on_math(router, toy_data)  # a closed router rebuilds on the route path
+    assert _wait_for(lambda: router.route(MATH).model == "mathbot", 5.0)
+    assert router._refresher is None
+    router.close()  # idempotent
+
+
+def test_a_collected_router_ends_its_thread(toy_data):
+    import gc
+
+    router = make_router(toy_data, feedback_refresh=3600)
+    fail_big_on_math(router, toy_data, 1)
+    router.route(MATH)
+    thread = router._refresher
+    assert thread is not None and thread.is_alive()
+    del router
+    gc.collect()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def test_copies_and_pickles_start_their_own_thread(toy_data):
+    router = make_router(toy_data, feedback_refresh=0.05)
+    fail_big_on_math(router, toy_data, 1)
+    router.route(MATH)
+    for clone in (copy.deepcopy(router), pickle.loads(pickle.dumps(router))):
+        assert clone._refresher is None
+        fail_big_on_math(clone, toy_data)
+        assert _wait_for(lambda c=clone: c.route(MATH).model == "mathbot", 5.0)
+        assert clone._refresher is not None and clone._refresher is not router._refresher
+        clone.close()
+    assert router.route(MATH).model == "big" and router._refresher.is_alive()
+    router.close()
+
+
+def test_without_feedback_no_thread_starts(router):
+    router.feedback_refresh = 1.0
+    router.route(MATH)
+    assert router._refresher is None
+
+
+# ---- feedback settings saved with the state; the feedback namespace ---------------------------------
+
+def test_feedback_settings_are_saved_with_the_state(toy_data, tmp_path):
+    make_router(toy_data, **SETTINGS).save(tmp_path / "state")
+    loaded = Router.load(tmp_path / "state")
+    assert {k: getattr(loaded, k) for k in SETTINGS} == SETTINGS
+    # the digest covers them
+    meta_file = tmp_path / "state" / "state.json"
+    meta = json.loads(meta_file.read_text())
+    meta["router"]["feedback_weight"] = 5.0
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(StateError, match="state_sha256"):
+        Router.load(tmp_path / "state")
+
+
+def test_a_state_saved_without_feedback_settings_loads_with_the_defaults(toy_data, tmp_path):
+    from uniroute.engine.state import _sealed
+
+    make_router(toy_data, **SETTINGS).save(tmp_path / "state")
+    meta_file = tmp_path / "state" / "state.json"
+    meta = json.loads(meta_file.read_text())
+    meta.pop("state_sha256")
+    for name in SETTINGS:
+        del meta["router"][name]
+    meta_file.write_text(json.dumps(_sealed(meta)))
+    loaded = Router.load(tmp_path / "state")
+    defaults = Router(HashingEmbedder())
+    assert {k: getattr(loaded, k) for k in SETTINGS} == {k: getattr(defaults, k) for k in SETTINGS}
+
+
+def test_the_feedback_namespace_follows_the_clusters(router, toy_data, tmp_path):
+    namespace = router.feedback_namespace
+    assert len(namespace) == 16 and namespace == router.feedback_namespace
+    fail_big_on_math(router, toy_data, 2)
+    router.add_model_prior("newbie", 0.001, accuracy=0.5)
+    router.save(tmp_path / "state")
+    assert Router.load(tmp_path / "state").feedback_namespace == namespace
+    other = Router(HashingEmbedder(), KMeansClusterMap(n_clusters=3, random_state=0)).fit(toy_data["prompts"])
+    assert other.feedback_namespace != namespace

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -19,8 +21,10 @@ from .decision import Decision, best_index, check_number, route_scores
 from .embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
 from .feedback import DecisionCache, ExplorationCap, FeedbackLedger, combine, thompson_errors
 from .profiles import DEFAULT_PRIOR_STRENGTH, ModelProfile, check_scores, profile_from_scores
-from .state import read_state, save_router
+from .state import feedback_namespace, read_state, save_router
 from .text import Prompt, routing_text
+
+logger = logging.getLogger(__name__)
 
 Candidates = Sequence[str] | Mapping[str, str]
 """Candidate names, or candidate name -> profile name (several candidates may share a profile)."""
@@ -28,7 +32,21 @@ NO_TEXT_NOTE = "no routing text in the request; routed on the cluster prior"
 _BATCH = 256
 _MAX_SUBSETS = 256
 _MAX_WARNED = 1024
-_RUNTIME = frozenset({"_lock", "_encoder", "_warned", "_pool", "_feedback", "_routing", "_cap", "_decisions"})
+_RUNTIME = frozenset(
+    {
+        "_lock",
+        "_encoder",
+        "_warned",
+        "_pool",
+        "_feedback",
+        "_routing",
+        "_cap",
+        "_decisions",
+        "_refresher",
+        "_refresher_stop",
+        "_closed",
+    }
+)
 EXPLORED_NOTE = "explored: Thompson sample"
 
 
@@ -238,6 +256,9 @@ class Router:
         self._routing: _Routing | None = None
         self._cap: ExplorationCap | None = None
         self._decisions: DecisionCache | None = None
+        self._refresher: threading.Thread | None = None  # rebuilds the routing pool in the background
+        self._refresher_stop: threading.Event | None = None
+        self._closed = False
 
     def __getstate__(self) -> dict[str, Any]:
         """Arguments and learned state; the lock and caches are rebuilt on unpickling.
@@ -516,6 +537,15 @@ class Router:
                     self._feedback = FeedbackLedger(n_clusters, half_life=self.feedback_half_life)
         return self._feedback
 
+    @property
+    def feedback_namespace(self) -> str:
+        """The key prefix under which the replicas of this state share feedback (e.g. in Redis).
+
+        A digest of the embedder id and the fitted cluster map: it stays when models or
+        feedback are added and changes when the clusters do, so states never mix counts.
+        """
+        return feedback_namespace(self)
+
     def use_feedback_store(self, store: Any) -> None:
         """Route on, and record feedback into, ``store`` (e.g. a shared Redis store).
 
@@ -605,23 +635,44 @@ class Router:
         return self._cap
 
     def _routing_pool(self) -> _Pool:
-        """The validation pool with feedback added, rebuilt only when the feedback moved.
+        """The validation pool with feedback added: what routing scores on.
 
-        The rebuild happens at most once per ``feedback_refresh`` seconds; when
-        nothing changed this is one int compare. A rebuild recombines only the
-        models whose feedback counts moved since the last one.
+        With ``feedback_refresh > 0`` the route path only reads the last routing
+        pool; a daemon thread (started by the first route that finds feedback)
+        rebuilds it when the feedback's ``version`` moved, every
+        ``feedback_refresh`` seconds. Only a missing pool, a changed
+        ``feedback_weight`` or changed validation profiles are rebuilt here, at
+        once. With ``feedback_refresh == 0``, or after :meth:`close`, the rebuild
+        happens here when the version moved (at most once per ``feedback_refresh``).
         """
         source = self._feedback
         weight = self.feedback_weight
         if source is None or weight == 0:
             return self._pool
-        validation = self._pool
-        version = source.version
+        background = self.feedback_refresh > 0 and not self._closed
+        if background:
+            refresher = self._refresher
+            if refresher is None or not refresher.is_alive():
+                self._start_refresher()
         built = self._routing
+        if built is not None and built.validation is self._pool and built.weight == weight:
+            if background:
+                return built.pool
+            if built.version == source.version or time.monotonic() - built.at < self.feedback_refresh:
+                return built.pool
+        return self._rebuild(source, weight, built)
+
+    def _refresh_routing(self) -> None:
+        """Rebuild the routing pool if the feedback moved (the refresher thread's step)."""
+        source, weight, built = self._feedback, self.feedback_weight, self._routing
+        if source is not None and weight != 0 and built is not None and built.version != source.version:
+            self._rebuild(source, weight, built)
+
+    def _rebuild(self, source: Any, weight: float, built: _Routing | None) -> _Pool:
+        """Combine validation + feedback; reuses the combined profiles whose counts did not move."""
+        validation = self._pool
+        version = source.version  # read first: feedback arriving during the build moves it again
         previous = built if built and built.validation is validation and built.weight == weight else None
-        if previous is not None:
-            if previous.version == version or time.monotonic() - previous.at < self.feedback_refresh:
-                return previous.pool
         names = getattr(source, "models", None)
         touched = validation.names if names is None else [n for n in names if n in validation.index]
         profiles = dict(validation.profiles)
@@ -636,6 +687,43 @@ class Router:
         pool = _Pool(profiles)
         self._routing = _Routing(validation, weight, version, time.monotonic(), pool, feedback)
         return pool
+
+    def _start_refresher(self) -> None:
+        with self._lock:
+            if self._closed or (self._refresher is not None and self._refresher.is_alive()):
+                return
+            stop = threading.Event()
+            thread = threading.Thread(
+                target=_refresh_loop,
+                args=(weakref.ref(self), stop),
+                name="uniroute-feedback-refresh",
+                daemon=True,
+            )
+            self._refresher, self._refresher_stop = thread, stop
+            weakref.finalize(self, stop.set)  # a collected router wakes its thread, which then ends
+            thread.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the background rebuild of the routing profiles (idempotent).
+
+        Routing keeps working: a closed router rebuilds on the route path, at most
+        once per ``feedback_refresh`` seconds. A feedback store given to
+        :meth:`use_feedback_store` is closed by its owner, not here.
+        """
+        with self._lock:
+            self._closed = True
+            thread, stop = self._refresher, self._refresher_stop
+            self._refresher = None
+        if thread is not None and stop is not None:
+            stop.set()
+            if thread is not threading.current_thread():
+                thread.join(timeout)
+
+    def __enter__(self) -> Router:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ---- routing ----------------------------------------------------------------
 
@@ -938,6 +1026,31 @@ def _unfitted_copy(cluster_map: ClusterMap) -> ClusterMap:
     from sklearn.base import clone
 
     return clone(cluster_map, safe=False)
+
+
+def _refresh_loop(ref: weakref.ref[Router], stop: threading.Event) -> None:
+    """Rebuild the router's routing pool every ``feedback_refresh`` s; ends when it is closed or collected.
+
+    Holds the router only weakly (and only during a step), so an unused router is
+    collected and its thread ends.
+    """
+    last = time.monotonic()
+    while not stop.is_set():
+        router = ref()
+        if router is None:
+            return
+        try:
+            interval = float(router.feedback_refresh)
+            if not interval > 0:
+                return  # the route path rebuilds at once now
+            if time.monotonic() - last >= interval:
+                last = time.monotonic()
+                router._refresh_routing()
+        except Exception:  # the route path keeps the last pool; say why it does not move
+            logger.exception("uniroute: rebuilding the routing profiles from feedback failed")
+            last, interval = time.monotonic(), 1.0
+        del router
+        stop.wait(min(max(interval - (time.monotonic() - last), 0.001), 1.0))
 
 
 def _same(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> bool:

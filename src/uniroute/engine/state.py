@@ -59,6 +59,16 @@ MAX_JSON_BYTES = 64 << 20
 MAX_ARRAYS_BYTES = 4 << 30
 """Largest arrays file read, and largest total its arrays may unpack to."""
 _ARRAYS_NAME = re.compile(r"arrays-[0-9a-f]{16}\.npz")
+FEEDBACK_SETTINGS = (
+    "feedback_weight",
+    "feedback_half_life",
+    "remember_decisions",
+    "explore_share",
+    "explore_margin",
+    "feedback_refresh",
+)
+"""Router parameters saved under ``"router"`` so a state reloads with the same feedback behaviour;
+a state saved before them loads with the defaults."""
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -76,6 +86,28 @@ def _canonical(meta: Mapping[str, Any]) -> bytes:
 
 def _sealed(meta: dict[str, Any]) -> dict[str, Any]:
     return {**meta, "state_sha256": hashlib.sha256(_canonical(meta)).hexdigest()}
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python number JSON can hold."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def feedback_namespace(router: Router) -> str:
+    """The feedback key prefix of a router state: a digest of its embedder id and fitted cluster map.
+
+    Feedback counts are per (model, cluster), so they stay valid while the clusters do: adding a
+    model or saving new feedback keeps the namespace, re-fitting (or another embedder) changes it,
+    and two states with different clusters never mix their counts in a shared store.
+    """
+    spec, arrays = router.cluster_map_.to_state()
+    digest = hashlib.sha256()
+    digest.update(json.dumps([router.encoder.embedder.id, spec], sort_keys=True, default=str).encode())
+    for key in sorted(arrays):
+        array = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}:{array.dtype.str}:{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _state_content(router: Router) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -97,7 +129,11 @@ def _state_content(router: Router) -> tuple[dict[str, Any], dict[str, np.ndarray
         "schema_version": SCHEMA_VERSION,
         "embedder": embedder_spec,
         "cluster_map": cmap_spec,
-        "router": {"unknown_models": router.unknown_models, "prior_strength": router.prior_strength},
+        "router": {
+            "unknown_models": router.unknown_models,
+            "prior_strength": router.prior_strength,
+            **{name: _plain(getattr(router, name)) for name in FEEDBACK_SETTINGS},
+        },
         "models": [p.to_dict() for p in profiles],
     }
     ledger = router.__dict__.get("_feedback")  # the in-memory ledger, if feedback was recorded
