@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import pytest
+from onboarding_fakes import completion
 
 from uniroute import InputError
 from uniroute.onboarding import GRADERS, GradingError, ValidationItem, make_grader
-from uniroute.onboarding.graders import LLMJudgeGrader, normalize_text, parse_number
+from uniroute.onboarding.graders import GraderSet, LLMJudgeGrader, normalize_text, parse_number
 
 MC_PROMPT = "Which gas do plants take in?\nA) oxygen\nB) carbon dioxide\nC) helium\nD) argon\nAnswer:"
 
@@ -155,43 +159,54 @@ def test_registry_and_option_errors() -> None:
     assert normalize_text("The  Cat, sat!") == "cat sat"
 
 
-def test_llm_judge_reads_the_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
-    import litellm
-
+@pytest.mark.integration
+def test_llm_judge_reads_the_verdict(fake_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("UNIROUTE_CACHE_DIR", str(tmp_path))
     seen: list[dict] = []
 
-    def fake_completion(**kwargs: object) -> object:
-        seen.append(kwargs)
-        text = kwargs["messages"][0]["content"]  # type: ignore[index]
-        verdict = "CORRECT" if "Model's answer:\n42" in text else "The answer is INCORRECT."
-        return litellm.ModelResponse(choices=[{"message": {"role": "assistant", "content": verdict}}])
+    def judge(prompt: str, attempt: int, body: dict) -> tuple[int, dict, float]:
+        seen.append(body)
+        return (
+            200,
+            completion("CORRECT" if "Model's answer:\n42" in prompt else "The answer is INCORRECT."),
+            0,
+        )
 
-    monkeypatch.setattr(litellm, "completion", fake_completion)
-    judge = make_grader("llm_judge", {"model": "openai/judge", "api_base": "http://127.0.0.1:1"})
-    assert judge.grade("42", item("42", "llm_judge", "What is 6*7?")) == 1.0
-    assert judge.grade("41", item("42", "llm_judge", "What is 6*7?")) == 0.0
-    assert seen[0]["model"] == "openai/judge" and seen[0]["api_base"] == "http://127.0.0.1:1"
+    server = fake_server(judge)
+    grader = make_grader("llm_judge", {"model": "openai/judge", "api_base": server.url, "api_key": "k"})
+    assert grader.grade("42", item("42", "llm_judge", "What is 6*7?")) == 1.0
+    assert grader.grade("41", item("42", "llm_judge", "What is 6*7?")) == 0.0
+    assert seen[0]["model"] == "judge" and seen[0]["temperature"] == 0
     assert "What is 6*7?" in seen[0]["messages"][0]["content"]
+    assert grader.grade("42", item("42", "llm_judge", "What is 6*7?")) == 1.0  # a cached verdict
+    assert server.total_calls == 2
 
 
-def test_llm_judge_failures_are_grading_errors(monkeypatch: pytest.MonkeyPatch) -> None:
-    import litellm
+@pytest.mark.integration
+async def test_llm_judge_failures_are_grading_errors(
+    fake_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("UNIROUTE_CACHE_DIR", str(tmp_path))
 
-    replies = iter([RuntimeError("down"), "maybe?"])
+    def judge(prompt: str, attempt: int, body: dict) -> tuple[int, dict | None, float]:
+        return (500, None, 0) if "down" in prompt else (200, completion("maybe?"), 0)
 
-    def fake_completion(**kwargs: object) -> object:
-        reply = next(replies)
-        if isinstance(reply, Exception):
-            raise reply
-        return litellm.ModelResponse(choices=[{"message": {"role": "assistant", "content": reply}}])
-
-    monkeypatch.setattr(litellm, "completion", fake_completion)
-    judge = LLMJudgeGrader(model="openai/judge", prompt="Q {prompt} A {response}")
-    with pytest.raises(GradingError, match="down"):
-        judge.grade("x", item(None, "llm_judge"))
-    with pytest.raises(GradingError, match="neither"):
-        judge.grade("x", item(None, "llm_judge"))
-    with pytest.raises(InputError, match="template"):
-        LLMJudgeGrader(model="m", prompt="{question}")
+    server = fake_server(judge)
+    grader = LLMJudgeGrader(
+        model="openai/judge",
+        prompt="Q {prompt} A {response}",
+        api_base=server.url,
+        api_key="k",
+        num_retries=0,
+    )
+    graders = GraderSet()
+    for answer, reason in (("down", "judge call failed: 500"), ("x", "neither CORRECT nor INCORRECT")):
+        with pytest.raises(GradingError, match=reason):
+            await grader.agrade(answer, item(None, "llm_judge"))
+    judged = item(None, "llm_judge", model="openai/judge", api_base=server.url, api_key="k", num_retries=0)
+    score, error = await graders.grade("down", judged)
+    assert math.isnan(score) and error is not None and "500" in error
+    with pytest.raises(InputError, match=r"unknown placeholder\(s\) \{question\}"):
+        LLMJudgeGrader(model="m", prompt="{question} {prompt} {response}")
     with pytest.raises(InputError, match="model"):
         make_grader("llm_judge")

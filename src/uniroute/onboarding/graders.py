@@ -22,7 +22,8 @@ CLI's ``--grader`` choices:
     match is correct.
 ``llm_judge``
     Another model, called through LiteLLM, says CORRECT or INCORRECT
-    (``model``, ``prompt`` template and LiteLLM options configurable).
+    (``model``, ``prompt`` template and LiteLLM options configurable); it is
+    :class:`uniroute.build.judges.CorrectnessJudge`, verdicts cached.
 
 Graders that read an answer (all but the judge) also ``extract`` it, which is
 how a reference is derived from other models' recorded answers. Executing
@@ -32,6 +33,7 @@ does not ship.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -40,9 +42,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._optional import require
 from ..engine.text import prompt_text
 from ..exceptions import GradingError, InputError
+from .settings import CallSettings
 
 if TYPE_CHECKING:
     from .validation import ValidationItem
@@ -53,8 +55,9 @@ class Grader(ABC):
 
     Subclasses set ``name`` (their registry key), take their options as keyword
     arguments (checked in ``__init__``: they come from files and the CLI) and
-    implement :meth:`grade`. ``blocking = True`` marks graders that do I/O, which
-    the runner calls in a worker thread.
+    implement :meth:`grade`. The runner awaits :meth:`agrade`: a grader that does
+    I/O either sets ``blocking = True`` (its :meth:`grade` then runs in a worker
+    thread) or overrides :meth:`agrade` (the LLM judge).
     """
 
     name: ClassVar[str]
@@ -64,6 +67,12 @@ class Grader(ABC):
     @abstractmethod
     def grade(self, response: str, item: ValidationItem) -> float:
         """Score in [0, 1] of ``response``; raise :class:`GradingError` if undecidable."""
+
+    async def agrade(self, response: str, item: ValidationItem) -> float:
+        """:meth:`grade` from async code (in a worker thread when ``blocking``)."""
+        if self.blocking:
+            return await asyncio.to_thread(self.grade, response, item)
+        return self.grade(response, item)
 
     def check_reference(self, reference: Any) -> None:
         """Raise ``ValueError`` if ``reference`` cannot be graded against."""
@@ -327,86 +336,76 @@ class RegexGrader(ExtractingGrader):
         return super().grade(response, item)
 
 
-DEFAULT_JUDGE_PROMPT = """You grade an AI model's answer.
-
-Question:
-{prompt}
-
-Reference answer:
-{reference}
-
-Model's answer:
-{response}
-
-Is the model's answer correct? Reply with one word: CORRECT or INCORRECT."""
-
-
 class LLMJudgeGrader(Grader):
-    """Asks a judge model through ``litellm.completion`` whether the answer is right.
+    """A judge model, called through LiteLLM, says CORRECT or INCORRECT.
+
+    This is :class:`uniroute.build.judges.CorrectnessJudge` (same calls, retries,
+    template checks and verdict cache as the ``uniroute build`` judges): a reply
+    without a verdict, or a call that still fails after its retries, is a
+    :class:`GradingError` (the answer is left out, not counted wrong).
 
     Parameters
     ----------
     model : str
         Any LiteLLM model string.
-    prompt : str, default=DEFAULT_JUDGE_PROMPT
-        Template with ``{prompt}``, ``{response}`` and ``{reference}`` fields.
+    prompt : str, optional
+        Template text with ``{prompt}``, ``{response}`` and optionally ``{reference}``;
+        default the packaged ``correct-v1`` (:data:`DEFAULT_JUDGE_PROMPT`).
     timeout : float, default=60
     num_retries : int, default=2
     **litellm_params
-        Passed to ``litellm.completion`` (``api_base``, ``temperature``...).
+        Other ``litellm.acompletion`` arguments (``api_base``, ``api_key``,
+        ``temperature``...; ``temperature`` defaults to 0).
     """
 
     name = "llm_judge"
     requires_reference = False
-    blocking = True
 
     def __init__(
         self,
         model: str | None = None,
-        prompt: str = DEFAULT_JUDGE_PROMPT,
+        prompt: str | None = None,
         timeout: float = 60.0,
         num_retries: int = 2,
         **litellm_params: Any,
     ):
+        from ..build.judges import CorrectnessJudge, JudgeTemplate
+
         if not isinstance(model, str) or not model:
             raise InputError("llm_judge grader needs option 'model' (a LiteLLM model string)")
-        try:
-            prompt.format(prompt="", response="", reference="")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise InputError(
-                f"llm_judge: the prompt template may only use {{prompt}}, {{response}}, {{reference}}: {exc}"
-            ) from exc
+        if prompt is not None and not isinstance(prompt, str):
+            raise InputError(f"llm_judge: 'prompt' must be template text, got {prompt!r}")
+        params = dict(litellm_params)
+        settings = CallSettings(
+            model,
+            api_base=params.pop("api_base", None),
+            api_key=params.pop("api_key", None),
+            params=params,
+            timeout=float(timeout),
+            max_retries=int(num_retries),
+        )
+        template = None if prompt is None else JudgeTemplate("llm_judge prompt", prompt)
+        self.judge = CorrectnessJudge(settings, template)
         self.model = model
-        self.prompt = prompt
-        self.timeout = float(timeout)
-        self.num_retries = int(num_retries)
-        self.litellm_params = litellm_params
+        self.prompt = self.judge.template.text
+
+    async def agrade(self, response: str, item: ValidationItem) -> float:
+        verdict = await self.judge.agrade(item.messages(), response, item.reference)
+        if verdict.score is None:
+            raise GradingError(f"judge {self.model!r}: {verdict.detail}")
+        return verdict.score
 
     def grade(self, response: str, item: ValidationItem) -> float:
-        litellm = require("litellm", "litellm")
-        reference = item.reference
-        if reference is None:
-            reference = "(none given)"
-        elif not isinstance(reference, str):
-            reference = json.dumps(reference, ensure_ascii=False)
-        content = self.prompt.format(prompt=prompt_text(item.prompt), response=response, reference=reference)
-        try:
-            reply = litellm.completion(
-                model=self.model,
-                messages=[{"role": "user", "content": content}],
-                timeout=self.timeout,
-                num_retries=self.num_retries,
-                **{"temperature": 0, **self.litellm_params},
-            )
-            verdict_text = reply.choices[0].message.content or ""
-        except Exception as exc:
-            raise GradingError(f"judge {self.model!r} failed: {type(exc).__name__}: {exc}") from exc
-        verdict = re.search(r"\b(INCORRECT|CORRECT)\b", verdict_text.upper())
-        if verdict is None:
-            raise GradingError(
-                f"judge {self.model!r} said neither CORRECT nor INCORRECT: {verdict_text[:80]!r}"
-            )
-        return float(verdict.group(1) == "CORRECT")
+        """:meth:`agrade` on its own event loop (from async code, ``await agrade``)."""
+        return asyncio.run(self.agrade(response, item))
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DEFAULT_JUDGE_PROMPT":  # the packaged template, read on first use
+        from ..build.judges import JudgeTemplate
+
+        return JudgeTemplate.packaged("correct-v1").text
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 GRADERS: dict[str, type[Grader]] = {
@@ -439,12 +438,7 @@ class GraderSet:
 
     async def grade(self, response: str, item: ValidationItem) -> tuple[float, str | None]:
         """``(score, None)``, or ``(nan, "grading: ...")`` when the grader cannot decide."""
-        import asyncio
-
-        grader = self.for_item(item)
         try:
-            if grader.blocking:
-                return await asyncio.to_thread(grader.grade, response, item), None
-            return grader.grade(response, item), None
+            return await self.for_item(item).agrade(response, item), None
         except GradingError as exc:
             return math.nan, f"grading: {exc}"

@@ -1,0 +1,449 @@
+"""LLM judges: grading answers when the log has no labels (``uniroute build --judge``).
+
+Two judges, registered in :data:`JUDGES` (the CLI's choices):
+
+``absolute`` (:class:`AbsoluteJudge`)
+    The judge rates one answer on a 1-10 rubric (correctness, then completeness,
+    then clarity; a reference answer is shown when there is one) and ends its
+    reply with ``SCORE: <1-10>``; the score is mapped to [0, 1] as
+    ``(score - 1) / 9``.
+``pairwise`` (:class:`PairwiseJudge`)
+    The judge compares the answer with an anchor model's answer to the same
+    prompt and ends with ``VERDICT: A``, ``B`` or ``TIE``. It is asked in both
+    orders (the answer shown first, then second) to cancel position bias; each
+    order scores the answer 1 (win), 0.5 (tie) or 0 (loss) and the verdict is
+    their mean. The score is therefore relative to the anchor: an answer equal
+    to the anchor's (the anchor model itself, or a model that answered the
+    same text) scores 0.5 without a call, so the anchor's own Ψ is 0.5 in every
+    cluster and a model better than the anchor on a cluster scores above it.
+
+What a judge does not decide is *missing*, never wrong: a failed call (after the
+retries of :func:`uniroute.onboarding.client.complete`), a reply without a
+readable verdict line, or, for the pairwise judge, either order missing gives
+``Verdict(score=None, detail=<why>)``. Only a call no other call would escape
+(401/403, no API key) raises, as in onboarding.
+
+The templates are package data (``judge_prompts/absolute-v1.txt``,
+``pairwise-v1.txt``); a user file replaces them (``template=``, CLI
+``--judge-prompt FILE``) and is checked for its placeholders. Verdicts are cached
+on disk like answers (:class:`~uniroute.onboarding.cache.ResponseCache`, one
+file per judge model under ``<uniroute cache>/judges`` unless ``cache_dir``),
+one record per judge call, keyed by the judge kind, the template's name and
+digest, and :meth:`~uniroute.onboarding.CallSettings.cache_key` of the judge's
+messages (model, endpoint, parameters, the prompt and the answers): an edited
+template or another judge model never reuses old verdicts, and the raw reply is
+kept so it is re-read by the current parser. Judges are called with
+``temperature=0`` unless the settings say otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import re
+import string
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .._optional import require
+from ..engine.text import prompt_text
+from ..exceptions import InputError
+from ..onboarding.cache import ResponseCache, cache_file
+from ..onboarding.client import complete, response_text
+from ..onboarding.pricing import DEFAULT_OUTPUT_TOKENS, call_cost, litellm_price
+from ..onboarding.settings import CallSettings
+
+__all__ = [
+    "JUDGES",
+    "AbsoluteJudge",
+    "CorrectnessJudge",
+    "JudgeTemplate",
+    "PairwiseJudge",
+    "Verdict",
+    "read_correct",
+    "read_preference",
+    "read_score",
+]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a judge said about one answer.
+
+    Attributes
+    ----------
+    score : float or None
+        In [0, 1]; None when the judge gave no usable verdict (missing, not wrong).
+    calls : int
+        Judge calls made for this verdict (0 when it came from the cache or
+        needed no call); a call retried after an error counts once.
+    cost : float
+        $ spent on those calls (NaN if LiteLLM cannot price the judge: pass ``cost=``).
+    cached : bool
+        Every judge reply came from the cache.
+    detail : str
+        The verdict as read (``"SCORE 7 of 1-10"``) or why there is none.
+    """
+
+    score: float | None
+    calls: int
+    cost: float
+    cached: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class JudgeTemplate:
+    """A judge prompt: its name (version) and text, with ``{placeholder}`` fields."""
+
+    name: str
+    text: str
+
+    @property
+    def digest(self) -> str:
+        """Hash of the text; part of the verdict cache key."""
+        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+    @classmethod
+    def packaged(cls, name: str) -> JudgeTemplate:
+        """A template shipped in ``uniroute/build/judge_prompts/`` (``name`` without ``.txt``)."""
+        text = resources.files(__package__).joinpath(f"judge_prompts/{name}.txt").read_text("utf-8")
+        return cls(name, text)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> JudgeTemplate:
+        """A user's template file (UTF-8 text)."""
+        path = Path(path)
+        try:
+            return cls(path.name, path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read judge prompt {path}: {exc}") from exc
+
+    def check(self, allowed: Sequence[str], required: Sequence[str]) -> None:
+        """Raise :class:`~uniroute.InputError` on an unknown or a missing required placeholder."""
+        hint = (
+            f"a judge prompt may use {', '.join('{' + f + '}' for f in allowed)} "
+            f"(required: {', '.join('{' + f + '}' for f in required)}); write literal braces as {{{{ and }}}}"
+        )
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(self.text) if f is not None}
+        except ValueError as exc:
+            raise InputError(f"judge prompt {self.name}: {exc}; {hint}") from exc
+        unknown = sorted(fields - set(allowed))
+        if unknown:
+            shown = ", ".join("{" + f + "}" for f in unknown)
+            raise InputError(f"judge prompt {self.name}: unknown placeholder(s) {shown}; {hint}")
+        missing = [f for f in required if f not in fields]
+        if missing:
+            shown = ", ".join("{" + f + "}" for f in missing)
+            raise InputError(f"judge prompt {self.name}: missing placeholder(s) {shown}; {hint}")
+
+    def render(self, **fields: str) -> str:
+        return self.text.format(**fields)
+
+
+_SCORE = re.compile(r"SCORE[*_`\s]*[:=][*_`\s]*(\d+(?:\.\d+)?)(?:\s*/\s*(\d+))?", re.IGNORECASE)
+_PREFERENCE = re.compile(r"VERDICT[*_`\s]*[:=][*_`\s\[(]*(?:answer\s+)?(TIE|A|B)(?![A-Za-z])", re.IGNORECASE)
+_CORRECT = re.compile(r"\b(INCORRECT|CORRECT)\b")
+
+
+def _tail(reply: str) -> str:
+    return repr(reply.strip()[-100:])
+
+
+def read_score(reply: str, low: int = 1, high: int = 10) -> tuple[float | None, str]:
+    """The last ``SCORE: n`` of a reply mapped to [0, 1], or None; and what was read."""
+    found = _SCORE.findall(reply)
+    if not found:
+        return None, f"no 'SCORE: <{low}-{high}>' line in the judge's reply (ends {_tail(reply)})"
+    value, scale = found[-1]
+    number = float(value)
+    if scale and int(scale) != high:
+        return None, f"the judge scored {value}/{scale}, not on the {low}-{high} scale asked for"
+    if not low <= number <= high:
+        return None, f"the judge's score {value} is outside {low}-{high}"
+    return (number - low) / (high - low), f"SCORE {value} of {low}-{high}"
+
+
+def read_preference(reply: str) -> str | None:
+    """``"A"``, ``"B"`` or ``"TIE"`` from the last ``VERDICT:`` line of a reply, or None."""
+    found = _PREFERENCE.findall(reply)
+    return found[-1].upper() if found else None
+
+
+def read_correct(reply: str) -> tuple[float | None, str]:
+    """1.0 for CORRECT, 0.0 for INCORRECT (the first one said), or None."""
+    found = _CORRECT.search(reply.upper())
+    if found is None:
+        return None, f"the judge said neither CORRECT nor INCORRECT (ends {_tail(reply)})"
+    return float(found.group(1) == "CORRECT"), found.group(1)
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """One judge call's outcome: the reply text (None if the call failed)."""
+
+    text: str | None
+    calls: int
+    cost: float
+    cached: bool
+    error: str | None = None
+
+
+class _Judge:
+    """Template, cache and calling shared by the judges."""
+
+    kind: ClassVar[str]
+    default_template: ClassVar[str]
+    fields: ClassVar[tuple[str, ...]]
+    required: ClassVar[tuple[str, ...]]
+    calls_per_answer: ClassVar[int] = 1
+    answers_per_call: ClassVar[int] = 1
+
+    def __init__(
+        self,
+        settings: CallSettings,
+        template: str | Path | JudgeTemplate | None = None,
+        cache_dir: str | Path | None = None,
+        *,
+        cost: float | None = None,
+    ):
+        settings.check()
+        if cost is not None and not cost >= 0:
+            raise InputError(f"cost must be $ per judge call >= 0, got {cost!r}")
+        self.settings = replace(settings, params={"temperature": 0, **settings.params})
+        if isinstance(template, JudgeTemplate):
+            self.template = template
+        elif template is None:
+            self.template = JudgeTemplate.packaged(self.default_template)
+        else:
+            self.template = JudgeTemplate.from_file(template)
+        self.template.check(self.fields, self.required)
+        self.cache_dir = cache_dir
+        self.cost = cost
+        self._cache: ResponseCache | None = None
+        self._limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @property
+    def cache_path(self) -> Path:
+        """The verdict cache file of this judge model."""
+        if self.cache_dir is None:
+            from ..engine.embedders import cache_dir
+
+            return cache_file(f"judge:{self.settings.model}", cache_dir() / "judges")
+        return cache_file(f"judge:{self.settings.model}", self.cache_dir)
+
+    def close(self) -> None:
+        """Close the cache file (reopened on the next verdict)."""
+        if self._cache is not None:
+            self._cache.__exit__()
+            self._cache = None
+
+    def __enter__(self) -> _Judge:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _key(self, messages: list[dict[str, Any]]) -> str:
+        payload = [self.kind, self.template.name, self.template.digest, self.settings.cache_key(messages)]
+        return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
+
+    def _limit(self) -> asyncio.Semaphore:
+        """``settings.concurrency`` judge calls in flight, per event loop."""
+        loop = asyncio.get_running_loop()
+        if loop not in self._limits:
+            self._limits[loop] = asyncio.Semaphore(self.settings.concurrency)
+        return self._limits[loop]
+
+    async def _ask(self, content: str) -> _Reply:
+        """The judge's reply to ``content``, from the cache or from one call (with retries)."""
+        messages = [{"role": "user", "content": content}]
+        key = self._key(messages)
+        if self._cache is None:
+            self._cache = ResponseCache(self.cache_path).__enter__()
+        hit = self._cache.get(key)
+        if hit is not None:
+            return _Reply(hit.get("response") or "", 0, 0.0, True)
+        async with self._limit():
+            response, error = await complete(self.settings, messages)
+        if response is None:
+            return _Reply(None, 1, 0.0, False, error)
+        text = response_text(response)
+        cost = call_cost(response, self.settings.model, self.cost)
+        self._cache.put(
+            {
+                "key": key,
+                "judge": self.kind,
+                "template": f"{self.template.name}@{self.template.digest}",
+                "model": self.settings.model,
+                "response": text,
+                "cost": cost,
+                "at": round(time.time(), 3),
+            }
+        )
+        return _Reply(text, 1, math.nan if cost is None else cost, False)
+
+    def estimate(
+        self,
+        n: int,
+        mean_prompt_tokens: float,
+        mean_response_tokens: float,
+        mean_reference_tokens: float = 0.0,
+    ) -> tuple[int, int, float]:
+        """``(calls, tokens, $)`` of judging ``n`` answers, none cached (what a dry run prints).
+
+        Tokens are the template's, the prompt's, the answers' (and the
+        reference's) plus ``max_tokens`` (else 256) of reply a call; $ from
+        ``cost=`` or LiteLLM's prices, NaN if neither knows the judge.
+        """
+        litellm = require("litellm", "litellm")
+        empty = self.template.render(**dict.fromkeys(self.fields, ""))
+        fixed = int(
+            litellm.token_counter(model=self.settings.model, messages=[{"role": "user", "content": empty}])
+        )
+        calls = int(n) * self.calls_per_answer
+        per_call = (
+            fixed + mean_prompt_tokens + self.answers_per_call * mean_response_tokens + mean_reference_tokens
+        )
+        prompt_tokens = round(calls * per_call)
+        completion_tokens = calls * int(self.settings.params.get("max_tokens") or DEFAULT_OUTPUT_TOKENS)
+        if self.cost is not None:
+            dollars: float | None = self.cost * calls
+        else:
+            dollars = litellm_price(self.settings.model, prompt_tokens, completion_tokens)
+        return calls, prompt_tokens + completion_tokens, math.nan if dollars is None else dollars
+
+
+def _reference_text(reference: Any) -> str:
+    if reference is None:
+        return "(none given: judge the answer on its own)"
+    if isinstance(reference, list):
+        return "any of: " + "; ".join(map(str, reference))
+    return reference if isinstance(reference, str) else json.dumps(reference, ensure_ascii=False)
+
+
+class AbsoluteJudge(_Judge):
+    """Rates one answer on the template's rubric; the score mapped to [0, 1] (see module doc).
+
+    Parameters
+    ----------
+    settings : CallSettings
+        How to call the judge model (retries, timeout, concurrency as in onboarding).
+    template : str or Path, optional
+        A judge prompt file with ``{prompt}``, ``{response}`` and optionally
+        ``{reference}``, asking for a final ``SCORE: <1-10>`` line. Default: the
+        packaged ``absolute-v1``.
+    cache_dir : str or Path, optional
+        Where verdicts are cached. Default ``<uniroute cache>/judges``.
+    cost : float, optional
+        $ per judge call; default LiteLLM's price of each call's usage.
+
+    Examples
+    --------
+    >>> judge = AbsoluteJudge(CallSettings("openai/gpt-4o-mini"))  # doctest: +SKIP
+    >>> await judge.agrade([{"role": "user", "content": "2+2?"}], "4", reference="4")  # doctest: +SKIP
+    Verdict(score=1.0, calls=1, cost=2.1e-05, cached=False, detail='SCORE 10 of 1-10')
+    """
+
+    kind = "absolute"
+    default_template = "absolute-v1"
+    fields = ("prompt", "response", "reference")
+    required = ("prompt", "response")
+
+    def read(self, reply: str) -> tuple[float | None, str]:
+        """The score in a judge's reply, and what was read."""
+        return read_score(reply)
+
+    async def agrade(
+        self, prompt_messages: Sequence[Mapping[str, Any]] | str, response: str, reference: Any = None
+    ) -> Verdict:
+        """The judge's verdict on ``response`` to the prompt (against ``reference`` when given)."""
+        content = self.template.render(
+            prompt=prompt_text(prompt_messages), response=response, reference=_reference_text(reference)
+        )
+        reply = await self._ask(content)
+        if reply.text is None:
+            return Verdict(None, reply.calls, reply.cost, False, f"judge call failed: {reply.error}")
+        score, detail = self.read(reply.text)
+        return Verdict(score, reply.calls, reply.cost, reply.cached, detail)
+
+
+class CorrectnessJudge(AbsoluteJudge):
+    """An absolute judge whose template asks for CORRECT or INCORRECT (1 or 0).
+
+    The ``llm_judge`` grader of :mod:`uniroute.onboarding.graders` is this judge.
+    """
+
+    kind = "correct"
+    default_template = "correct-v1"
+
+    def read(self, reply: str) -> tuple[float | None, str]:
+        return read_correct(reply)
+
+
+_WIN = {"A": 1.0, "TIE": 0.5, "B": 0.0}
+
+
+class PairwiseJudge(_Judge):
+    """Compares an answer with an anchor model's, in both orders; ties 0.5 (see module doc).
+
+    Parameters
+    ----------
+    settings : CallSettings
+    template : str or Path, optional
+        A judge prompt file with ``{prompt}``, ``{answer_a}`` and ``{answer_b}``,
+        asking for a final ``VERDICT: A|B|TIE`` line. Default: ``pairwise-v1``.
+    cache_dir : str or Path, optional
+    cost : float, optional
+        As for :class:`AbsoluteJudge`.
+    """
+
+    kind = "pairwise"
+    default_template = "pairwise-v1"
+    fields = ("prompt", "answer_a", "answer_b")
+    required = fields
+    calls_per_answer = 2
+    answers_per_call = 2
+
+    async def agrade(
+        self, prompt_messages: Sequence[Mapping[str, Any]] | str, response: str, anchor_response: str
+    ) -> Verdict:
+        """Mean of the two orders' scores of ``response`` against ``anchor_response``."""
+        if response.strip() == anchor_response.strip():
+            return Verdict(0.5, 0, 0.0, False, "the anchor's answer itself: a tie by definition, no call")
+        text = prompt_text(prompt_messages)
+        first, second = await asyncio.gather(
+            self._ask(self.template.render(prompt=text, answer_a=response, answer_b=anchor_response)),
+            self._ask(self.template.render(prompt=text, answer_a=anchor_response, answer_b=response)),
+        )
+        calls = first.calls + second.calls
+        cost = first.cost + second.cost
+        cached = first.cached and second.cached
+        scores: list[float] = []
+        notes: list[str] = []
+        for order, reply, shown_first in (("answer first", first, True), ("anchor first", second, False)):
+            if reply.text is None:
+                notes.append(f"{order}: judge call failed: {reply.error}")
+                continue
+            said = read_preference(reply.text)
+            if said is None:
+                notes.append(f"{order}: no 'VERDICT: A|B|TIE' line (ends {_tail(reply.text)})")
+                continue
+            scores.append(_WIN[said] if shown_first else 1.0 - _WIN[said])
+            notes.append(f"{order}: {said}")
+        if len(scores) < 2:
+            return Verdict(None, calls, cost, cached, "; ".join(notes) + " (both orders are needed)")
+        return Verdict(sum(scores) / 2, calls, cost, cached, "; ".join(notes))
+
+
+JUDGES: dict[str, type[_Judge]] = {"absolute": AbsoluteJudge, "pairwise": PairwiseJudge}
