@@ -20,6 +20,7 @@ from onboarding_fakes import write_routerbench_csv
 from uniroute import InputError
 from uniroute.datasets import load_routerbench
 from uniroute.onboarding import ReplayData, ReplayServer
+from uniroute.onboarding.replay_server import usage
 
 
 @pytest.fixture()
@@ -121,6 +122,37 @@ def test_models_endpoint_and_streaming_through_litellm(server: ReplayServer, csv
     )
     text = "".join(chunk.choices[0].delta.content or "" for chunk in stream)
     assert text == data.responses["scientist"][1]
+
+
+@pytest.mark.integration
+def test_usage_endpoint_counts_the_answered_requests_and_their_tokens(
+    server: ReplayServer, csv_path: Path
+) -> None:
+    import litellm
+
+    data = load_routerbench(csv_path)
+    for i in (0, 1):
+        status, body = post(
+            server.url, {"model": "sage", "messages": [{"role": "user", "content": data.prompts[i]}]}
+        )
+        assert status == 200
+        assert body["usage"] == usage(data.prompts[i], data.responses["sage"][i])
+    stream = litellm.completion(
+        model="openai/joker",
+        messages=[{"role": "user", "content": data.prompts[2]}],
+        api_base=server.url,
+        api_key="replay",
+        stream=True,
+    )
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in stream)
+    assert post(server.url, {"model": "sage", "messages": [{"role": "user", "content": "Hello?"}]})[0] == 404
+    with urllib.request.urlopen(server.url + "/usage", timeout=10) as response:
+        counted = json.loads(response.read())["models"]
+    sage = [usage(data.prompts[i], data.responses["sage"][i]) for i in (0, 1)]
+    assert counted == {
+        "joker": {"requests": 1, **usage(data.prompts[2], data.responses["joker"][2])},
+        "sage": {"requests": 2, **{key: sage[0][key] + sage[1][key] for key in sage[0]}},
+    }
 
 
 def test_data_errors(tmp_path: Path) -> None:

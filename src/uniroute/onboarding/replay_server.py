@@ -7,14 +7,16 @@ requested model gave when the data was recorded (RouterBench's
 of models for tests, demos and onboarding rehearsals.
 
 Endpoints: ``POST /v1/chat/completions`` (``stream`` supported),
-``GET /v1/models``, ``GET /health``. A prompt is the text of the request's
+``GET /v1/models``, ``GET /health``, and ``GET /v1/usage``: per model, the
+requests answered and the tokens reported in their ``usage`` since the server
+started (what a bill for these calls would count). A prompt is the text of the request's
 messages as :func:`uniroute.engine.text.prompt_text` reads it (the user and
 assistant turns joined by newlines, system turns only when there are none),
 compared with runs of whitespace collapsed. Errors
 use OpenAI's error body: 404 ``model_not_found`` for an unknown model, 404
 ``prompt_not_found`` for an unknown prompt or one the model has no recorded
 answer for, 400 for a malformed request. Token counts in ``usage`` are
-estimates (4 characters a token). Binds 127.0.0.1 unless told otherwise.
+estimates (:func:`usage`: 4 characters a token). Binds 127.0.0.1 unless told otherwise.
 """
 
 from __future__ import annotations
@@ -127,8 +129,37 @@ class ReplayData:
         return found
 
 
-def _completion(model: str, answer: str, prompt_chars: int) -> dict[str, Any]:
-    prompt_tokens, completion_tokens = prompt_chars // 4 + 1, len(answer) // 4 + 1
+def usage(prompt: str, answer: str) -> dict[str, int]:
+    """The ``usage`` the server reports for ``answer`` to ``prompt`` (its text): 4 characters a token."""
+    prompt_tokens, completion_tokens = len(prompt) // 4 + 1, len(answer) // 4 + 1
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+class UsageLedger:
+    """Requests answered and tokens reported, per model; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._models: dict[str, dict[str, int]] = {}
+
+    def add(self, model: str, counts: dict[str, int]) -> None:
+        with self._lock:
+            row = self._models.setdefault(model, dict.fromkeys(("requests", *counts), 0))
+            row["requests"] += 1
+            for key, value in counts.items():
+                row[key] += value
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """A copy of the counts, by model."""
+        with self._lock:
+            return {model: dict(row) for model, row in sorted(self._models.items())}
+
+
+def _completion(model: str, answer: str, prompt: str) -> dict[str, Any]:
     return {
         "id": f"chatcmpl-replay-{uuid.uuid4().hex[:12]}",
         "object": "chat.completion",
@@ -137,11 +168,7 @@ def _completion(model: str, answer: str, prompt_chars: int) -> dict[str, Any]:
         "choices": [
             {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}
         ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
+        "usage": usage(prompt, answer),
     }
 
 
@@ -191,6 +218,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"object": "list", "data": models})
         elif path == "/health":
             self._send_json(200, {"status": "ok"})
+        elif path == "/usage":
+            self._send_json(200, {"object": "usage", "models": self.server.ledger.snapshot()})
         else:
             self._send_error(_ReplayError(404, "not_found", f"no endpoint GET {self.path}"))
 
@@ -213,7 +242,8 @@ class _Handler(BaseHTTPRequestHandler):
         except _ReplayError as error:
             self._send_error(error)
             return
-        completion = _completion(body["model"], answer, len(_message_text(body["messages"])))
+        completion = _completion(body["model"], answer, _message_text(body["messages"]))
+        self.server.ledger.add(body["model"], completion["usage"])
         if not body.get("stream"):
             self._send_json(200, completion)
             return
@@ -243,6 +273,7 @@ class ReplayHTTPServer(ThreadingHTTPServer):
         super().__init__((host, port), _Handler)
         self.data = data
         self.verbose = verbose
+        self.ledger = UsageLedger()
 
 
 class ReplayServer:
