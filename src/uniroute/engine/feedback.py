@@ -34,7 +34,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -43,11 +43,13 @@ from .decision import Decision, best_index, check_number
 from .profiles import DEFAULT_PRIOR_STRENGTH, ModelProfile
 
 logger = logging.getLogger(__name__)
+V = TypeVar("V")
 
 __all__ = [
     "DecisionCache",
     "ExplorationCap",
     "FeedbackLedger",
+    "RecentItems",
     "RememberedDecision",
     "check_feedback",
     "combine",
@@ -230,49 +232,68 @@ class RememberedDecision:
     at: float
 
 
-class DecisionCache:
-    """Recent decisions by ``decision_id``, bounded in size (oldest out) and age (``ttl`` seconds)."""
+class RecentItems(Generic[V]):
+    """A map that keeps its newest ``max_size`` items (oldest out) for ``ttl`` seconds; thread-safe.
+
+    The bounded memory behind feedback by id: decisions here, LangChain runs and
+    LiteLLM answers in the front doors. ``evicted`` and ``expired`` count what was lost.
+    """
 
     def __init__(self, max_size: int = 100_000, ttl: float = 3600.0):
         self.max_size = max_size
         self.ttl = ttl
         if not isinstance(max_size, int) or isinstance(max_size, bool) or max_size < 1:
             raise InputError(f"max_size must be an int >= 1, got {max_size!r}")
-        check_number(ttl, "ttl", hint=" (seconds a decision can still receive feedback)")
-        self._items: OrderedDict[str, RememberedDecision] = OrderedDict()
+        check_number(ttl, "ttl", hint=" (seconds an item can still receive feedback)")
+        self._items: OrderedDict[str, tuple[float, V]] = OrderedDict()
         self._lock = threading.Lock()
         self.evicted = 0
         self.expired = 0
 
-    def remember(self, decision: Decision, now: float | None = None) -> None:
-        """Keep ``decision`` so feedback can name it by ``decision.decision_id``."""
-        profile = decision.profiles[decision.candidates.index(decision.model)]
-        item = RememberedDecision(
-            np.array(decision.cluster_probs, dtype=np.float64),
-            decision.model,
-            profile,
-            time.time() if now is None else now,
-        )
+    def put(self, key: str, value: V, now: float | None = None) -> None:
+        """Keep ``value`` under ``key`` (as the newest item), from ``now`` (default: the clock)."""
+        at = time.time() if now is None else now
         with self._lock:
-            self._items[decision.decision_id] = item
-            self._items.move_to_end(decision.decision_id)
+            self._items[key] = (at, value)
+            self._items.move_to_end(key)
             while len(self._items) > self.max_size:
                 self._items.popitem(last=False)
                 self.evicted += 1
 
-    def get(self, decision_id: str, now: float | None = None) -> RememberedDecision | None:
-        """The remembered decision, or None if unknown, evicted or older than ``ttl``."""
+    def get(self, key: str, now: float | None = None) -> V | None:
+        """The value under ``key``, or None if unknown, pushed out or older than ``ttl``."""
         now = time.time() if now is None else now
         with self._lock:
-            item = self._items.get(decision_id)
-            if item is not None and now - item.at > self.ttl:
-                del self._items[decision_id]
+            item = self._items.get(key)
+            if item is None:
+                return None
+            if now - item[0] > self.ttl:
+                del self._items[key]
                 self.expired += 1
                 return None
-            return item
+            return item[1]
+
+    def pop(self, key: str) -> V | None:
+        """Remove and return the value under ``key`` (None if there is none)."""
+        with self._lock:
+            item = self._items.pop(key, None)
+        return None if item is None else item[1]
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+class DecisionCache(RecentItems[RememberedDecision]):
+    """Recent decisions by ``decision_id``, bounded in size (oldest out) and age (``ttl`` seconds)."""
+
+    def remember(self, decision: Decision, now: float | None = None) -> None:
+        """Keep ``decision`` so feedback can name it by ``decision.decision_id``."""
+        profile = decision.profiles[decision.candidates.index(decision.model)]
+        at = time.time() if now is None else now
+        item = RememberedDecision(
+            np.array(decision.cluster_probs, dtype=np.float64), decision.model, profile, at
+        )
+        self.put(decision.decision_id, item, at)
 
 
 class _Cell:

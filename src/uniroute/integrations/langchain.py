@@ -17,10 +17,12 @@ import difflib
 import inspect
 import logging
 import reprlib
+import threading
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
+from uuid import UUID, uuid4
 
 from .._optional import require
 from ..exceptions import InputError, UniRouteError, UnknownModelError
@@ -61,7 +63,8 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from typing_extensions import Self
 
-from ..engine.decision import check_number
+from ..engine.decision import Decision, check_number
+from ..engine.feedback import RecentItems
 from ..engine.router import Router
 
 __all__ = ["UniRouteChatModel"]
@@ -114,8 +117,65 @@ _EXPECTED = {
     "max_tokens": "an int",
     "streaming": "True or False",
 }
+#: Routed runs remembered for :meth:`UniRouteChatModel.record_feedback` (oldest out), and for how long (s).
+MAX_RUNS = 10_000
+RUN_TTL = 3600.0
+_AMBIGUOUS = "ambiguous"
 _short = reprlib.Repr()
 _short.maxstring = _short.maxother = 80
+
+
+def _run_key(run_id: Any) -> str:
+    """A run id as remembered: the UUID's str (``"run-"`` / ``"lc_run--"`` message-id prefixes dropped)."""
+    if isinstance(run_id, UUID):
+        return str(run_id)
+    if not isinstance(run_id, str) or not run_id:
+        raise InputError(
+            "run_id must be the run's UUID or its str (the run_id LangChain callbacks receive), "
+            f"got {run_id!r}"
+        )
+    for prefix in ("lc_run--", "run-"):
+        if run_id.startswith(prefix):
+            return run_id[len(prefix) :]
+    return run_id
+
+
+class _RunLog:
+    """Routed runs by run id, bounded in number (oldest out) and age, for feedback by run id.
+
+    A routing decision waits under its ``decision_id`` until its run ends (then the
+    answering child is known); a run's parent maps to it too, unless the parent made
+    several routed calls. Copies and pickles start empty (it holds locks).
+    """
+
+    def __init__(self, max_size: int = MAX_RUNS, ttl: float = RUN_TTL):
+        self.pending: RecentItems[tuple[Decision, Any]] = RecentItems(max_size, ttl)  # decision, parent run
+        self.runs: RecentItems[Any] = RecentItems(max_size, ttl)  # (decision | None, answered) or _AMBIGUOUS
+        self._lock = threading.Lock()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.runs.max_size, self.runs.ttl)
+
+    def planned(self, decision: Decision) -> None:
+        self.pending.put(decision.decision_id, (decision, None))
+
+    def started(self, decision_id: str, parent_run_id: Any) -> None:
+        """The run of ``decision_id`` starts under ``parent_run_id`` (known before a stream starts)."""
+        item = self.pending.get(decision_id)
+        if item is not None:
+            self.pending.put(decision_id, (item[0], parent_run_id))
+
+    def finished(self, run_id: Any, parent_run_id: Any, decision_id: str | None, answered: str) -> None:
+        item = None if decision_id is None else self.pending.pop(decision_id)
+        if run_id is None or (decision_id is not None and item is None):
+            return  # planned by a copy of this model, or pushed out
+        decision, parent = item or (None, None)
+        self.runs.put(str(run_id), (decision, answered))
+        parent = parent_run_id or parent
+        if parent is not None:
+            with self._lock:  # two runs under one parent may end at once (RunnableParallel)
+                known = self.runs.get(str(parent)) is not None
+                self.runs.put(str(parent), _AMBIGUOUS if known else (decision, answered))
 
 
 class UniRouteChatModel(BaseChatModel):
@@ -356,6 +416,8 @@ class UniRouteChatModel(BaseChatModel):
 
     #: ``ConfigurableField`` id -> field name, for fields read from ``config["configurable"]``.
     _configurable: dict[str, str] = PrivateAttr(default_factory=dict)
+    #: Routed runs by run id, for :meth:`record_feedback` (shared by ``model_copy``; copies start empty).
+    _runs: _RunLog = PrivateAttr(default_factory=lambda: _RunLog())
 
     # ---- construction --------------------------------------------------------
 
@@ -647,6 +709,7 @@ class UniRouteChatModel(BaseChatModel):
                 "reason": "pinned",
                 "order": [pinned],
                 "lambda": None,
+                "decision_id": None,
                 "decision": None,
             }
         tools = bool(kwargs.get("tools"))
@@ -669,11 +732,13 @@ class UniRouteChatModel(BaseChatModel):
         summary = decision.to_dict(top=3)
         summary.pop("cluster_probs")
         order = order[: 1 + max_fallbacks]
+        self._runs.planned(decision)
         return {
             "profile": order[0],
             "reason": reason,
             "order": order,
             "lambda": decision.lam,
+            "decision_id": decision.decision_id,
             "decision": summary,
         }
 
@@ -716,6 +781,10 @@ class UniRouteChatModel(BaseChatModel):
     ) -> tuple[RunnableConfig, dict[str, Any]]:
         """Put the plan in the call kwargs and the run's metadata and tags."""
         config = ensure_config(config)
+        run_id = config.get("run_id") or uuid4()  # known before the run starts, for record_feedback
+        route = {**route, "run_id": str(run_id)}
+        if route.get("decision_id") is not None:
+            self._runs.started(route["decision_id"], getattr(config.get("callbacks"), "parent_run_id", None))
         profile = route["profile"]
         metadata = {
             **config.get("metadata", {}),
@@ -726,7 +795,7 @@ class UniRouteChatModel(BaseChatModel):
         call = {**kwargs, ROUTE_KWARG: route}
         if config.get("configurable"):
             call[CONFIGURABLE_KWARG] = config["configurable"]
-        return RunnableConfig(**{**config, "metadata": metadata, "tags": tags}), call
+        return RunnableConfig(**{**config, "metadata": metadata, "tags": tags, "run_id": run_id}), call
 
     def _preroute(
         self, input: LanguageModelInput, config: RunnableConfig | None, kwargs: dict[str, Any]
@@ -746,6 +815,59 @@ class UniRouteChatModel(BaseChatModel):
         messages = self._convert_input(input).to_messages()
         route = await run_in_executor(None, self._plan, messages, kwargs, config)
         return self._routed_call(route, config, kwargs)
+
+    # ---- feedback -------------------------------------------------------------------
+
+    def record_feedback(self, run_id: Any, score: Any, *, weight: float = 1.0) -> str:
+        """Record how well a routed run went; returns the profile credited.
+
+        ``run_id`` is the id LangChain gives this chat model's run (the ``run_id``
+        of ``on_chat_model_start`` / ``on_llm_end`` callbacks, a ``UUID`` or its
+        str, as ``collect_runs`` and LangSmith show it), or the id of the run that
+        directly contains it (e.g. a ``prompt | model`` chain) if that run made one
+        routed call. The child that answered is credited (after a fallback, the
+        fallback). ``score``: a number in [0, 1] (1 = right) or a bool. The last
+        :data:`MAX_RUNS` routed runs are remembered for :data:`RUN_TTL` seconds;
+        an unknown or expired run raises :class:`uniroute.InputError`.
+        """
+        key = _run_key(run_id)
+        found = self._runs.runs.get(key)
+        if found is None:
+            kept = self._runs.runs
+            raise InputError(
+                f"run {key!r} is unknown or expired: UniRouteChatModel remembers its last {kept.max_size} "
+                f"routed runs for {kept.ttl:g} s. Pass the run id of this chat model's run (the run_id "
+                "callbacks receive in on_chat_model_start), or record by prompt with "
+                "model.router.record_feedback(prompt, score, model=<profile that answered>)"
+            )
+        if found == _AMBIGUOUS:
+            raise InputError(
+                f"run {key!r} contains several UniRouteChatModel calls; pass the run id of the chat model "
+                "run to credit (the run_id callbacks receive in on_chat_model_start)"
+            )
+        decision, answered = found
+        if decision is None:
+            raise InputError(
+                f"run {key!r} was pinned to model={answered!r}, not routed; record it by prompt with "
+                f"model.router.record_feedback(prompt, score, model={answered!r})"
+            )
+        return self.router.record_feedback(decision, score, weight=weight, model=answered)
+
+    def _finish(
+        self,
+        generation: ChatGeneration,
+        route: Mapping[str, Any],
+        name: str,
+        failures: list[dict[str, str]],
+        run_manager: Any,
+    ) -> None:
+        """Stamp the outcome on the answer and remember the run for :meth:`record_feedback`."""
+        if run_manager is not None:
+            run_id, parent = run_manager.run_id, run_manager.parent_run_id
+        else:  # stream() gives no run manager; the run id was set before the run started
+            run_id, parent = route.get("run_id"), None
+        _stamp(generation, {**route, "run_id": None if run_id is None else str(run_id)}, name, failures)
+        self._runs.finished(run_id, parent, route.get("decision_id"), name)
 
     # ---- entry points: route before the run starts, so the run carries the decision ----
 
@@ -881,7 +1003,7 @@ class UniRouteChatModel(BaseChatModel):
 
         name, result, failures = self._with_fallback(route, call_kwargs, attempt)
         for generation in result.generations:
-            _stamp(generation, route, name, failures)
+            self._finish(generation, route, name, failures, run_manager)
         return result
 
     async def _agenerate(
@@ -902,7 +1024,7 @@ class UniRouteChatModel(BaseChatModel):
 
         name, result, failures = await self._awith_fallback(route, call_kwargs, attempt)
         for generation in result.generations:
-            _stamp(generation, route, name, failures)
+            self._finish(generation, route, name, failures, run_manager)
         return result
 
     def _stream(
@@ -929,7 +1051,7 @@ class UniRouteChatModel(BaseChatModel):
 
         name, (chunks, first), failures = self._with_fallback(route, call_kwargs, start)
         if first is not None:
-            _stamp(first, route, name, failures)
+            self._finish(first, route, name, failures, run_manager)
             yield first
             yield from chunks
 
@@ -960,7 +1082,7 @@ class UniRouteChatModel(BaseChatModel):
 
         name, (chunks, first), failures = await self._awith_fallback(route, call_kwargs, start)
         if first is not None:
-            _stamp(first, route, name, failures)
+            self._finish(first, route, name, failures, run_manager)
             yield first
             async for chunk in chunks:
                 yield chunk
@@ -1162,12 +1284,20 @@ def _tool_loop_profile(messages: Sequence[BaseMessage]) -> str | None:
 def _stamp(
     generation: ChatGeneration, route: Mapping[str, Any], name: str, failures: list[dict[str, str]]
 ) -> None:
-    """Put the routing outcome in a copy of the generation's message (children may reuse theirs)."""
+    """Put the routing outcome in a copy of the generation's message (children may reuse theirs).
+
+    The decision id also goes into ``generation_info`` (``"uniroute_decision_id"``).
+    """
     outcome = {**route, "answered_by": name, "fallbacks": list(failures)}
     message = generation.message
     generation.message = message.model_copy(
         update={"response_metadata": {**message.response_metadata, "uniroute": outcome}}
     )
+    if route.get("decision_id") is not None:
+        generation.generation_info = {
+            **(generation.generation_info or {}),
+            "uniroute_decision_id": route["decision_id"],
+        }
 
 
 def _as_chunk(result: ChatResult) -> ChatGenerationChunk:
