@@ -7,6 +7,7 @@ import json
 import pickle
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -423,3 +424,14 @@ def test_the_feedback_namespace_follows_the_clusters(router, toy_data, tmp_path)
     assert Router.load(tmp_path / "state").feedback_namespace == namespace
     other = Router(HashingEmbedder(), KMeansClusterMap(n_clusters=3, random_state=0)).fit(toy_data["prompts"])
     assert other.feedback_namespace != namespace
+
+
+def test_a_store_with_another_half_life_is_warned_about(router):
+    from uniroute.engine.feedback import FeedbackLedger
+
+    with pytest.warns(UserWarning, match="half_life=60.0"):
+        router.use_feedback_store(FeedbackLedger(2, half_life=60.0))
+    router.feedback_half_life = 60.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        router.use_feedback_store(FeedbackLedger(2, half_life=60.0))

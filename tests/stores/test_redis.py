@@ -129,7 +129,7 @@ def test_killed_server_recording_goes_on_and_buffered_events_arrive_late(server,
 @pytest.mark.integration
 def test_a_resent_batch_counts_once(server):
     store = RedisFeedbackStore.from_url(server.url, "digest-a", K, start=False)
-    batch = _Batch([("m0", np.full(K, 0.25), 1.0, time.monotonic())])
+    batch = _Batch([("m0", np.full(K, 0.25), 1.0, time.monotonic(), time.time())])
     store._send(batch)
     store._send(batch)  # as after a reply lost on the way back
     assert store.events_in_store() == {"m0": 1}
@@ -159,3 +159,94 @@ def test_bad_feedback_and_options_are_refused_before_the_buffer():
     with pytest.raises(ValueError, match="namespace"):
         RedisFeedbackStore(redis.Redis(port=1), "a}b", K, start=False)
     assert store.stats()["recorded"] == 0
+
+
+# ---- half-life: forward decay, the same at every replica as in the in-memory ledger ----------------
+
+
+def timed_events(seed: int, n: int, start: float, step: float) -> list[tuple[str, np.ndarray, float, float]]:
+    """(model, Φ, score, wall-clock time) with times start, start + step, ..."""
+    return [(m, phi, y, start + i * step) for i, (m, phi, y) in enumerate(events(seed, n))]
+
+
+def ledger_of(stream, half_life: float) -> FeedbackLedger:
+    ledger = FeedbackLedger(K, half_life=half_life)
+    for m, phi, y, t in sorted(stream, key=lambda e: e[3]):
+        ledger.record(m, phi, y, now=t)
+    return ledger
+
+
+def assert_same_counts(store, ledger: FeedbackLedger, now: float) -> None:
+    for model in ("m0", "m1"):
+        for got, want in zip(store.counts(model, now=now), ledger.counts(model, now=now)):
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-300)
+
+
+@pytest.mark.integration
+def test_half_life_in_redis_matches_the_in_memory_ledger_at_every_replica(server):
+    half_life, start = 10.0, 1_000_000.0
+    a_events = timed_events(1, 300, start, 0.2)  # two replicas record interleaved streams over 60 s
+    b_events = timed_events(2, 300, start + 0.1, 0.2)
+    options = dict(half_life=half_life, refresh_interval=0.1, batch_size=50)
+    with (
+        RedisFeedbackStore.from_url(server.url, "decay", K, **options) as a,
+        RedisFeedbackStore.from_url(server.url, "decay", K, **options) as b,
+    ):
+        for (m, phi, y, t), (m2, phi2, y2, t2) in zip(a_events, b_events):
+            a.record(m, phi, y, now=t)
+            b.record(m2, phi2, y2, now=t2)
+        assert a.flush(timeout=30) and b.flush(timeout=30)
+        assert a.refresh() and b.refresh()
+        ledger = ledger_of(a_events + b_events, half_life)
+        for now in (start + 60.0, start + 95.0):  # the latest events, and 3.5 half-lives later
+            assert_same_counts(a, ledger, now)
+            assert_same_counts(b, ledger, now)
+        saved = a.to_ledger(now=start + 95.0)
+        assert saved.half_life == half_life and saved.stats()["events"] == 600
+        np.testing.assert_allclose(
+            saved.counts("m0", now=start + 95.0)[1], ledger.counts("m0", now=start + 95.0)[1]
+        )
+
+
+@pytest.mark.integration
+def test_stored_counts_are_renormalised_when_the_exponent_grows(server):
+    from uniroute.stores.redis import RENORMALISE_AFTER
+
+    half_life, start = 1.0, 5_000.0
+    early = timed_events(3, 40, start, 0.5)
+    late = timed_events(4, 40, start + 2 * RENORMALISE_AFTER, 0.5)  # far past the limit: rescaled
+    with RedisFeedbackStore.from_url(server.url, "renorm", K, half_life=half_life, batch_size=10) as store:
+        for m, phi, y, t in early:
+            store.record(m, phi, y, now=t)
+        assert store.flush(timeout=30)
+        client = redis.Redis.from_url(server.url)
+        assert float(client.hget("uniroute:{renorm}:meta", "epoch")) == pytest.approx(start + 4.5)
+        for m, phi, y, t in late:
+            store.record(m, phi, y, now=t)
+        assert store.flush(timeout=30) and store.refresh()
+        epoch = float(client.hget("uniroute:{renorm}:meta", "epoch"))
+        assert epoch > start + 2 * RENORMALISE_AFTER  # moved forward
+        stored = [float(v) for v in client.hgetall("uniroute:{renorm}:counts").values()]
+        assert max(stored) < 2.0**20  # far from overflow
+        ledger = ledger_of(early + late, half_life)
+        for now in (late[-1][3], late[-1][3] + 3.0):
+            assert_same_counts(store, ledger, now)
+
+
+@pytest.mark.integration
+def test_a_replica_with_another_half_life_is_refused_and_told(server, caplog):
+    with RedisFeedbackStore.from_url(server.url, "hl", K, half_life=60.0) as first:
+        first.record("m0", np.full(K, 0.25), 1.0)
+        assert first.flush(timeout=10)
+    with caplog.at_level(logging.ERROR, logger="uniroute.stores.redis"):
+        for other in (30.0, None):
+            with RedisFeedbackStore.from_url(server.url, "hl", K, half_life=other) as store:
+                for _ in range(3):
+                    store.record("m0", np.full(K, 0.25), 0.0)
+                assert store.flush(timeout=10)
+                stats = store.stats()
+            assert stats["rejected"] == stats["dropped"] == 3 and stats["sent"] == 0
+    assert "same feedback_half_life" in caplog.text
+    assert RedisFeedbackStore(redis.Redis.from_url(server.url), "hl", K, start=False).events_in_store() == {
+        "m0": 1
+    }

@@ -559,6 +559,14 @@ class Router:
                     f"a feedback store needs record, counts, profile and version; {type(store).__name__} "
                     f"has no {attr!r} (use uniroute.engine.feedback.FeedbackLedger or RedisFeedbackStore)"
                 )
+        half_life = getattr(store, "half_life", self.feedback_half_life)
+        if half_life != self.feedback_half_life:
+            warnings.warn(
+                f"uniroute: the feedback store decays with half_life={half_life!r} s, the router's "
+                f"feedback_half_life is {self.feedback_half_life!r}; the store's applies. Give the store "
+                "half_life=router.feedback_half_life (e.g. RedisFeedbackStore.from_url(..., half_life=...))",
+                stacklevel=2,
+            )
         with self._lock:
             self._feedback = store
             self._routing = None

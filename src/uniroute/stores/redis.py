@@ -6,7 +6,16 @@ the ``{...}`` hash tag keeps every key in one Redis Cluster slot):
 * ``uniroute:{ns}:counts`` — a hash, field ``<model>\\t<k>\\tn`` = Σ w·Φ_k(x) and
   ``<model>\\t<k>\\te`` = Σ w·Φ_k(x)·(1 - score), moved by ``HINCRBYFLOAT``;
 * ``uniroute:{ns}:events`` — a hash, field ``<model>`` = number of feedback events;
+* ``uniroute:{ns}:meta`` — a hash: ``half_life`` (seconds, ``0`` = no decay; set by the first
+  writer, every replica must use the same) and, with decay, ``epoch`` (a wall-clock time t0);
 * ``uniroute:{ns}:batch:<id>`` — a short-lived marker that makes a retried batch count once.
+
+Decay (``half_life``) is *forward*: an event of weight w at time t is stored as
+w·2^((t - t0)/h), so stored counts never need rewriting as time passes and replicas add
+to them without coordination; a read at time T multiplies by 2^(-(T - t0)/h), which gives
+exactly the in-memory ledger's Σ w·0.5^((T - t)/h). When (t - t0)/h passes
+:data:`RENORMALISE_AFTER`, the script that applies a batch rescales every stored value
+by 2^(-(t - t0)/h) and moves t0 to t, atomically, so the numbers stay far from overflow.
 
 :meth:`RedisFeedbackStore.record` never touches the network: it validates the event
 and appends it to a bounded buffer. A writer thread sums the buffered events per
@@ -30,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.decision import check_number
 from ..engine.feedback import FeedbackLedger, check_feedback, combine
 from ..engine.profiles import ModelProfile
 from ..exceptions import InputError
@@ -48,15 +58,41 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["RedisFeedbackStore"]
 
-# KEYS: batch marker, counts hash, events hash. ARGV: marker ttl, number of count pairs,
-# then (field, float increment) pairs for the counts and (model, int) pairs for the events.
+RENORMALISE_AFTER = 64.0
+"""Half-lives after the epoch at which the stored (forward-decayed) counts are rescaled."""
+
+# KEYS: batch marker, counts hash, events hash, meta hash. ARGV: marker ttl, number of count pairs,
+# half-life ('0' = no decay), the batch's wall-clock time t, the renormalisation limit, then
+# (field, float increment at time t) pairs for the counts and (model, int) pairs for the events.
+# Returns 1 (applied), 0 (a resent batch, already applied) or -1 (the namespace has another half-life).
 _APPLY_BATCH = """
+local h = tonumber(ARGV[3])
+redis.call('HSETNX', KEYS[4], 'half_life', ARGV[3])
+if tonumber(redis.call('HGET', KEYS[4], 'half_life')) ~= h then
+  return -1
+end
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', tonumber(ARGV[1])) then
   return 0
 end
-local i = 3
+local scale = 1
+if h > 0 then
+  local t = tonumber(ARGV[4])
+  redis.call('HSETNX', KEYS[4], 'epoch', ARGV[4])
+  local x = (t - tonumber(redis.call('HGET', KEYS[4], 'epoch'))) / h
+  if x > tonumber(ARGV[5]) then
+    local f = 2 ^ (-x)
+    local all = redis.call('HGETALL', KEYS[2])
+    for j = 1, #all, 2 do
+      redis.call('HSET', KEYS[2], all[j], string.format('%.17g', tonumber(all[j + 1]) * f))
+    end
+    redis.call('HSET', KEYS[4], 'epoch', ARGV[4])
+    x = 0
+  end
+  scale = 2 ^ x
+end
+local i = 6
 for _ = 1, tonumber(ARGV[2]) do
-  redis.call('HINCRBYFLOAT', KEYS[2], ARGV[i], ARGV[i + 1])
+  redis.call('HINCRBYFLOAT', KEYS[2], ARGV[i], string.format('%.17g', tonumber(ARGV[i + 1]) * scale))
   i = i + 2
 end
 while i <= #ARGV do
@@ -68,11 +104,20 @@ return 1
 
 
 class _Batch:
-    """Buffered events summed per (model, cluster), ready to send (and to resend with the same id)."""
+    """Buffered events summed per (model, cluster), ready to send (and to resend with the same id).
 
-    def __init__(self, events: list[tuple[str, np.ndarray, float, float]]):
+    With ``half_life`` each event is weighted 2^((t_event - t)/h) for the batch's time t (its
+    latest event); the script scales the sums to the namespace's epoch.
+    """
+
+    def __init__(
+        self, events: list[tuple[str, np.ndarray, float, float, float]], half_life: float | None = None
+    ):
+        self.at = max(wall for *_, wall in events)
         sums: dict[str, list[Any]] = {}
-        for model, phi, error, _ in events:
+        for model, phi, error, _, wall in events:
+            if half_life is not None:
+                phi = phi * 2.0 ** ((wall - self.at) / half_life)
             acc = sums.get(model)
             if acc is None:
                 sums[model] = [phi.copy(), phi * error, 1]
@@ -90,8 +135,10 @@ class _Batch:
                     pairs += [f"{model}\t{k}\te", repr(float(error_sums[k]))]
             tallies += [model, n]
         self.id = uuid.uuid4().hex
-        self.args = [len(pairs) // 2, *pairs, *tallies]
-        self.recorded_at = [t for *_, t in events]
+        self.half_life = half_life
+        self.args = [len(pairs) // 2, repr(float(half_life or 0)), repr(self.at), RENORMALISE_AFTER]
+        self.args += [*pairs, *tallies]
+        self.recorded_at = [mono for _, _, _, mono, _ in events]
         self.attempts = 0
 
 
@@ -107,6 +154,10 @@ class RedisFeedbackStore:
         state share it, another state gets another.
     n_clusters : int
         K of that router state.
+    half_life : float, optional
+        Seconds after which a feedback count weighs half (the router's ``feedback_half_life``);
+        None = no decay. The first writer fixes it for the namespace; a replica with another
+        half-life has its events refused (counted in ``rejected`` and ``dropped``, logged).
     refresh_interval : float, default=0.5
         Seconds between two snapshot refreshes (the staleness of reads, at most ~1 s).
     flush_interval : float, default=0.05
@@ -127,6 +178,7 @@ class RedisFeedbackStore:
         namespace: str,
         n_clusters: int,
         *,
+        half_life: float | None = None,
         refresh_interval: float = 0.5,
         flush_interval: float = 0.05,
         batch_size: int = 2000,
@@ -145,29 +197,43 @@ class RedisFeedbackStore:
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InputError(f"{name} must be an int >= 1, got {value!r}")
+        if half_life is not None and not check_number(half_life, "half_life") > 0:
+            raise InputError(f"half_life must be > 0 seconds or None (no decay), got {half_life!r}")
         self.client = client
         self.namespace = namespace
         self.n_clusters = n_clusters
+        self.half_life = None if half_life is None else float(half_life)
         self.refresh_interval = refresh_interval
         self.flush_interval = flush_interval
         self.batch_size = batch_size
         self.max_buffer = max_buffer
         self.delay_threshold = delay_threshold
         base = f"uniroute:{{{namespace}}}"
-        self._keys = (f"{base}:batch:", f"{base}:counts", f"{base}:events")
+        self._keys = (f"{base}:batch:", f"{base}:counts", f"{base}:events", f"{base}:meta")
         self._apply = client.register_script(_APPLY_BATCH)
-        self._buffer: deque[tuple[str, np.ndarray, float, float]] = deque()
+        self._buffer: deque[tuple[str, np.ndarray, float, float, float]] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._inflight: _Batch | None = None
         self._snapshot: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._snapshot_at: float | None = None
-        self._raw: dict[Any, Any] = {}
+        self._epoch = 0.0  # t0 of the forward decay in the snapshot
+        self._raw: Any = None
         # Grows whenever the snapshot changes: a router rebuilds its profiles only when it moved.
         self.version = 0
         self._counters = dict.fromkeys(
-            ("recorded", "sent", "delayed", "dropped", "send_errors", "refresh_errors", "duplicates"), 0
+            (
+                "recorded",
+                "sent",
+                "delayed",
+                "dropped",
+                "rejected",
+                "send_errors",
+                "refresh_errors",
+                "duplicates",
+            ),
+            0,
         )
         self._max_delay = 0.0
         self._down = False
@@ -200,8 +266,13 @@ class RedisFeedbackStore:
 
     # -- recording (no network) ---------------------------------------------------------------
 
-    def record(self, model: str, cluster_probs: Any, score: Any, weight: float = 1.0) -> None:
-        """Queue one feedback event (see :meth:`FeedbackLedger.record`); never waits on Redis."""
+    def record(
+        self, model: str, cluster_probs: Any, score: Any, weight: float = 1.0, now: float | None = None
+    ) -> None:
+        """Queue one feedback event (see :meth:`FeedbackLedger.record`); never waits on Redis.
+
+        ``now``: the event's wall-clock time (default: the clock), which the decay counts from.
+        """
         if not isinstance(model, str) or not model:
             raise InputError(f"model must be a non-empty profile name, got {model!r}")
         phi, error = check_feedback(cluster_probs, score, weight, self.n_clusters)
@@ -217,7 +288,7 @@ class RedisFeedbackStore:
                         self.max_buffer,
                         dropped,
                     )
-            self._buffer.append((model, phi, error, time.monotonic()))
+            self._buffer.append((model, phi, error, time.monotonic(), time.time() if now is None else now))
             self._counters["recorded"] += 1
             if len(self._buffer) >= self.batch_size:
                 self._wake.set()
@@ -229,21 +300,33 @@ class RedisFeedbackStore:
         with self._lock:
             if self._inflight is None and self._buffer:
                 n = min(len(self._buffer), self.batch_size)
-                self._inflight = _Batch([self._buffer.popleft() for _ in range(n)])
+                self._inflight = _Batch([self._buffer.popleft() for _ in range(n)], self.half_life)
             return self._inflight
 
     def _send(self, batch: _Batch) -> None:
         batch.attempts += 1
-        marker, counts, events = self._keys
-        applied = self._apply(keys=[marker + batch.id, counts, events], args=[3600, *batch.args])
+        marker, counts, events, meta = self._keys
+        applied = self._apply(keys=[marker + batch.id, counts, events, meta], args=[3600, *batch.args])
         now = time.monotonic()
         late = [now - t for t in batch.recorded_at if now - t > self.delay_threshold]
         with self._lock:
-            self._counters["sent"] += len(batch.recorded_at)
-            self._counters["delayed"] += len(late)
-            self._counters["duplicates"] += 0 if applied else 1
-            self._max_delay = max([self._max_delay, *late])
             self._inflight = None
+            if applied == -1:
+                self._counters["rejected"] += len(batch.recorded_at)
+                self._counters["dropped"] += len(batch.recorded_at)
+            else:
+                self._counters["sent"] += len(batch.recorded_at)
+                self._counters["delayed"] += len(late)
+                self._counters["duplicates"] += 0 if applied else 1
+                self._max_delay = max([self._max_delay, *late])
+        if applied == -1:
+            logger.error(
+                "uniroute feedback: namespace %r decays with another half-life than this replica's (%s s); "
+                "%d events refused. Give every replica of a state the same feedback_half_life",
+                self.namespace,
+                self.half_life,
+                len(batch.recorded_at),
+            )
 
     def _write_loop(self) -> None:
         backoff = 0.05
@@ -282,18 +365,33 @@ class RedisFeedbackStore:
     def refresh(self) -> bool:
         """Copy the counts from Redis into the snapshot now; False if Redis could not be read."""
         try:
-            raw = self.client.hgetall(self._keys[1])
+            raw = self._read()
         except redis.RedisError as exc:
             with self._lock:
                 self._counters["refresh_errors"] += 1
             logger.debug("uniroute feedback: snapshot refresh failed: %s", exc)
             return False
         if raw != self._raw:
-            self._snapshot = self._parse(raw)
+            self._snapshot, self._epoch = self._parse(raw[0]), _epoch(raw[1])
             self._raw = raw
             self.version += 1
         self._snapshot_at = time.monotonic()
         return True
+
+    def _read(self) -> tuple[dict[Any, Any], dict[Any, Any]]:
+        """(counts hash, meta hash), read together so a renormalisation is never seen half-way."""
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hgetall(self._keys[1])
+            pipe.hgetall(self._keys[3])
+            counts, meta = pipe.execute()
+        return counts, meta
+
+    def _decay(self, epoch: float, now: float | None) -> float:
+        """The factor that turns stored (forward-decayed) counts into counts at ``now``."""
+        if self.half_life is None:
+            return 1.0
+        now = time.time() if now is None else now
+        return float(2.0 ** (-(now - epoch) / self.half_life))
 
     def _parse(self, raw: dict[Any, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         snapshot: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -313,16 +411,19 @@ class RedisFeedbackStore:
             self.refresh()
             self._stop.wait(self.refresh_interval)
 
-    def counts(self, model: str) -> tuple[np.ndarray, np.ndarray]:
-        """(error_sums, counts) of ``model`` in the last snapshot; zeros if it has none."""
+    def counts(self, model: str, now: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(error_sums, counts) of ``model`` in the last snapshot, decayed to ``now``; zeros if none."""
         pair = self._snapshot.get(model)
         if pair is None:
             return np.zeros(self.n_clusters), np.zeros(self.n_clusters)
-        return pair[0].copy(), pair[1].copy()
+        factor = self._decay(self._epoch, now)
+        return pair[0] * factor, pair[1] * factor
 
-    def profile(self, validation: ModelProfile, feedback_weight: float = 1.0) -> ModelProfile:
+    def profile(
+        self, validation: ModelProfile, feedback_weight: float = 1.0, now: float | None = None
+    ) -> ModelProfile:
         """``validation`` plus ``feedback_weight`` × the shared feedback in the last snapshot."""
-        return combine(validation, *self.counts(validation.name), feedback_weight)
+        return combine(validation, *self.counts(validation.name, now), feedback_weight)
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -334,22 +435,24 @@ class RedisFeedbackStore:
         raw = self.client.hgetall(self._keys[2])
         return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
 
-    def to_ledger(self, half_life: float | None = None) -> FeedbackLedger:
-        """The shared counts, read now, as an in-memory ledger (to save them into a state: ``state sync``).
+    def to_ledger(self, *, now: float | None = None) -> FeedbackLedger:
+        """The shared counts, read now and decayed to ``now``, as an in-memory ledger with this
+        store's half-life (to save them into a state: ``uniroute state sync``).
 
         Raises ``redis.RedisError`` if Redis cannot be read.
         """
-        counts_raw = self.client.hgetall(self._keys[1])
+        counts_raw, meta_raw = self._read()
         snapshot = self._parse(counts_raw)
+        factor = self._decay(_epoch(meta_raw), now)
         events = self.events_in_store()
         names = sorted(snapshot)
-        now = time.time()
-        meta = {"half_life": half_life, "models": names, "events": [events.get(m, 0) for m in names]}
+        at = time.time() if now is None else now
+        meta = {"half_life": self.half_life, "models": names, "events": [events.get(m, 0) for m in names]}
         shape = (len(names), self.n_clusters)
         arrays = {
-            "feedback_error_sums": np.array([snapshot[m][0] for m in names]).reshape(shape),
-            "feedback_counts": np.array([snapshot[m][1] for m in names]).reshape(shape),
-            "feedback_at": np.full(len(names), now),
+            "feedback_error_sums": np.array([snapshot[m][0] * factor for m in names]).reshape(shape),
+            "feedback_counts": np.array([snapshot[m][1] * factor for m in names]).reshape(shape),
+            "feedback_at": np.full(len(names), at),
         }
         return FeedbackLedger.from_state(meta, arrays)
 
@@ -400,3 +503,9 @@ class RedisFeedbackStore:
         out["snapshot_age_s"] = None if age is None else round(age, 3)
         out["snapshot_models"] = len(self._snapshot)
         return out
+
+
+def _epoch(meta: dict[Any, Any]) -> float:
+    """The decay epoch t0 in a meta hash (0 before the first decayed write)."""
+    value = meta.get(b"epoch", meta.get("epoch"))
+    return 0.0 if value is None else float(value)
