@@ -1,4 +1,9 @@
-"""What calls cost: LiteLLM's price list, the $ of one response, and the ``--dry-run`` estimate."""
+"""What calls cost: LiteLLM's price list, the $ of one response, the ``--dry-run`` estimate, a budget.
+
+Prices come from, in order: a fixed $ per request (``cost``), a deployment's own
+``(input, output)`` $ per token (``prices``, as in a LiteLLM config's
+``input_cost_per_token`` / ``output_cost_per_token``), or LiteLLM's price map.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,9 @@ from .settings import CallSettings, HasMessages
 
 DEFAULT_OUTPUT_TOKENS = 256
 
+#: $ per input token and $ per output token.
+Prices = tuple[float, float]
+
 
 def litellm_price(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
     """$ LiteLLM's price list gives for a call, or None if it does not know the model."""
@@ -26,10 +34,32 @@ def litellm_price(model: str, prompt_tokens: int, completion_tokens: int) -> flo
     return float(prompt_cost + completion_cost)
 
 
-def call_cost(response: Any, model: str, fixed: float | None = None) -> float | None:
-    """$ of one call: ``fixed`` if given, else LiteLLM's price of the response or of its usage."""
+def usage_of(response: Any) -> tuple[int, int] | None:
+    """``(prompt_tokens, completion_tokens)`` a response reports, or None."""
+    usage = getattr(response, "usage", None)
+    if usage is None:
+        return None
+    return int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0)
+
+
+def price_tokens(
+    model: str, prompt_tokens: int, completion_tokens: int, prices: Prices | None = None
+) -> float | None:
+    """$ of a call's tokens: the given ``prices`` per token, else LiteLLM's price map (None: unknown)."""
+    if prices is not None:
+        return prices[0] * prompt_tokens + prices[1] * completion_tokens
+    return litellm_price(model, prompt_tokens, completion_tokens)
+
+
+def call_cost(
+    response: Any, model: str, fixed: float | None = None, prices: Prices | None = None
+) -> float | None:
+    """$ of one call: ``fixed`` if given, else its usage at ``prices``, else LiteLLM's price of it."""
     if fixed is not None:
         return fixed
+    if prices is not None:
+        usage = usage_of(response)
+        return None if usage is None else price_tokens(model, *usage, prices)
     litellm = require("litellm", "litellm")
     try:
         return float(litellm.completion_cost(completion_response=response))
@@ -61,28 +91,73 @@ class Estimate:
         )
 
 
+def prompt_tokens(settings: CallSettings, messages: Sequence[Any]) -> int:
+    """Prompt tokens of one call, counted with LiteLLM's tokenizer for the model."""
+    litellm = require("litellm", "litellm")
+    return int(litellm.token_counter(model=settings.model, messages=list(messages)))
+
+
+def output_tokens_bound(settings: CallSettings, output_tokens: int = DEFAULT_OUTPUT_TOKENS) -> int:
+    """Completion tokens a call is assumed to take: its ``max_tokens`` if set, else ``output_tokens``."""
+    return int(settings.params.get("max_tokens") or output_tokens)
+
+
 def estimate(
     items: Sequence[HasMessages],
     settings: CallSettings,
     cost: float | None = None,
     cache_dir: str | Path | None = None,
     output_tokens: int = DEFAULT_OUTPUT_TOKENS,
+    prices: Prices | None = None,
 ) -> Estimate:
     """Count the tokens and $ of the calls a run would make (cached answers are free)."""
-    litellm = require("litellm", "litellm")
     cached, _ = ResponseCache.read(cache_file(settings.model, cache_dir))
     todo = [item for item in items if settings.cache_key(item) not in cached]
-    per_call_out = int(settings.params.get("max_tokens") or output_tokens)
-    prompt_tokens = sum(int(litellm.token_counter(model=settings.model, messages=i.messages())) for i in todo)
+    per_call_out = output_tokens_bound(settings, output_tokens)
+    n_prompt = sum(prompt_tokens(settings, i.messages()) for i in todo)
     completion_tokens = per_call_out * len(todo)
     if cost is not None:
         dollars: float | None = cost * len(todo)
         source = f"--cost ${cost:g} per request"
     else:
-        dollars = litellm_price(settings.model, prompt_tokens, completion_tokens)
+        dollars = price_tokens(settings.model, n_prompt, completion_tokens, prices)
+        where = "the deployment's prices" if prices is not None else "LiteLLM prices"
         source = (
-            f"LiteLLM prices, ≤ {per_call_out} completion tokens a call"
+            f"{where}, ≤ {per_call_out} completion tokens a call"
             if dollars is not None
             else f"LiteLLM has no price for {settings.model!r}; pass --cost"
         )
-    return Estimate(len(items), len(items) - len(todo), prompt_tokens, completion_tokens, dollars, source)
+    return Estimate(len(items), len(items) - len(todo), n_prompt, completion_tokens, dollars, source)
+
+
+class Budget:
+    """A $ limit shared by concurrent calls: a call reserves its bound first, and settles after.
+
+    A call is made only if what was spent, plus what calls in flight reserved, plus
+    this call's bound stays within ``limit``; so the limit is never exceeded as long
+    as each bound holds (it does when the call sets ``max_tokens``). ``limit=None``
+    only counts.
+    """
+
+    def __init__(self, limit: float | None = None):
+        self.limit = limit
+        self.spent = 0.0
+        self.reserved = 0.0
+        self.refused = 0
+
+    def reserve(self, bound: float) -> bool:
+        """Reserve ``bound`` $ for one call; False (and nothing reserved) if it could exceed the limit."""
+        if self.limit is not None and self.spent + self.reserved + bound > self.limit:
+            self.refused += 1
+            return False
+        self.reserved += bound
+        return True
+
+    def settle(self, bound: float, cost: float | None) -> None:
+        """Release a reservation and count what the call cost (``None``: nothing known, the bound)."""
+        self.reserved = max(0.0, self.reserved - bound)
+        self.spent += bound if cost is None else cost
+
+    @property
+    def exhausted(self) -> bool:
+        return self.refused > 0

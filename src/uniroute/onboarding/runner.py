@@ -14,6 +14,10 @@ How a run behaves:
   wrong answer; an empty or non-text answer *is* an answer, and is graded;
 * every answer is appended to the cache, so an interrupted run resumes without
   paying twice;
+* with a :class:`~.pricing.Budget`, each call first reserves a conservative bound
+  of its $ and is not made if that could exceed the limit (status ``"unpaid"``);
+  several runs (one per deployment, ``uniroute build``) can share one budget and
+  one progress bar, and :func:`collect_answers` runs them without grading;
 * the state is written once, at the end, under a lock file beside it
   (``.<state name>.lock``) and after re-reading it, so two runs on one state
   both land; Ctrl-C or any error before that leaves the state untouched;
@@ -29,10 +33,10 @@ import math
 import time
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -40,7 +44,16 @@ from ..exceptions import InputError, OnboardingError
 from .cache import ResponseCache, cache_file
 from .client import _FatalCallError, complete, response_text
 from .graders import GraderSet
-from .pricing import call_cost, litellm_price
+from .pricing import (
+    Budget,
+    Prices,
+    call_cost,
+    litellm_price,
+    output_tokens_bound,
+    price_tokens,
+    prompt_tokens,
+    usage_of,
+)
 from .report import psi_table, summary
 from .settings import CallSettings
 from .validation import ValidationItem
@@ -50,21 +63,29 @@ if TYPE_CHECKING:
     from ..engine.router import Router
 
 LOCK_TIMEOUT = 600.0
+T = TypeVar("T")
 
 
 @dataclass
 class Outcome:
     """The result of one validation item."""
 
-    status: str  # "answered", "cached" or "failed"
+    status: str  # "answered", "cached", "failed" or "unpaid" (the budget did not allow the call)
     score: float = math.nan
     cost: float | None = None
     empty: bool = False
     error: str | None = None
+    text: str | None = None
+    usage: tuple[int, int] | None = None
 
 
 class _Run:
-    """One pass over the validation items: cached answers graded, the rest called and graded."""
+    """One pass over the items: cached answers taken, the rest called; graded unless ``grade=False``.
+
+    ``prices`` ($ per input and output token) price each call from its usage, and
+    re-price cached answers that recorded their usage; ``budget`` is checked before
+    each call (see module doc).
+    """
 
     def __init__(
         self,
@@ -73,17 +94,36 @@ class _Run:
         cache: ResponseCache,
         cost: float | None,
         bar: Any,
+        *,
+        grade: bool = True,
+        prices: Prices | None = None,
+        budget: Budget | None = None,
     ):
         self.items = items
         self.settings = settings
         self.cache = cache
         self.cost = cost
         self.bar = bar
+        self.grade = grade
+        self.prices = prices
+        self.budget = budget
         self.graders = GraderSet()
         self.outcomes: list[Outcome | None] = [None] * len(items)
         self.spent = 0.0
+        self.largest = 0.0
         self.streak = self.failed = self.graded = 0
         self.correct = 0.0
+
+    def bound(self, item: ValidationItem) -> float:
+        """A conservative $ of one call: its prompt tokens and ``max_tokens`` (or 256) at the prices,
+        and never less than the dearest call of this run so far."""
+        if self.cost is not None:
+            return self.cost
+        out = output_tokens_bound(self.settings)
+        tokens = price_tokens(
+            self.settings.model, prompt_tokens(self.settings, item.messages()), out, self.prices
+        )
+        return max(tokens or 0.0, self.largest)
 
     async def process(
         self, key: str, indices: list[int], semaphore: asyncio.Semaphore
@@ -91,12 +131,28 @@ class _Run:
         """Call the model once for items that share a cache key, grade each of them."""
         first = self.items[indices[0]]
         async with semaphore:
-            response, error = await complete(self.settings, first.messages())
+            bound = 0.0
+            if self.budget is not None:
+                bound = self.bound(first)
+                if not self.budget.reserve(bound):
+                    return [(i, Outcome("unpaid")) for i in indices]
+            try:
+                response, error = await complete(self.settings, first.messages())
+            except BaseException:
+                if self.budget is not None:
+                    self.budget.settle(bound, 0.0)
+                raise
+            cost = (
+                None if response is None else call_cost(response, self.settings.model, self.cost, self.prices)
+            )
+            if self.budget is not None:
+                self.budget.settle(bound, 0.0 if response is None else cost)
         if response is None:
             return [(i, Outcome("failed", error=error)) for i in indices]
         text = response_text(response)
-        cost = call_cost(response, self.settings.model, self.cost)
+        usage = usage_of(response)
         self.spent += cost or 0.0
+        self.largest = max(self.largest, cost or 0.0)
         self.cache.put(
             {
                 "key": key,
@@ -105,24 +161,40 @@ class _Run:
                 "id": first.id,
                 "response": text,
                 "cost": cost,
+                "usage": usage,
                 "at": round(time.time(), 3),
             }
         )
-        return [(i, await self.answered(i, text, cost, "answered")) for i in indices]
+        return [(i, await self.answered(i, text, cost, "answered", usage)) for i in indices]
 
-    async def answered(self, index: int, text: str, cost: float | None, status: str) -> Outcome:
+    def cached_cost(self, record: dict[str, Any]) -> float | None:
+        """A cached answer's $ at today's prices when its usage was recorded, else as recorded."""
+        usage = record.get("usage")
+        if self.cost is None and self.prices is not None and isinstance(usage, list) and len(usage) == 2:
+            return price_tokens(self.settings.model, int(usage[0]), int(usage[1]), self.prices)
+        return self.cost if self.cost is not None else record.get("cost")
+
+    async def answered(
+        self, index: int, text: str, cost: float | None, status: str, usage: Any = None
+    ) -> Outcome:
+        if not self.grade:
+            return Outcome(status, math.nan, cost, not text.strip(), None, text, usage)
         score, grade_error = await self.graders.grade(text, self.items[index])
-        return Outcome(status, score, cost, not text.strip(), grade_error)
+        return Outcome(status, score, cost, not text.strip(), grade_error, text, usage)
 
     def record(self, index: int, outcome: Outcome) -> None:
         self.outcomes[index] = outcome
-        self.streak = self.streak + 1 if outcome.status == "failed" else 0
+        if outcome.status != "unpaid":
+            self.streak = self.streak + 1 if outcome.status == "failed" else 0
         self.failed += outcome.status == "failed"
         if not math.isnan(outcome.score):
             self.graded += 1
             self.correct += outcome.score
-        accuracy = f"{self.correct / self.graded:.3f}" if self.graded else "-"
-        self.bar.set_postfix(acc=accuracy, spent=f"${self.spent:.4f}", failed=self.failed, refresh=False)
+        spent = self.budget.spent if self.budget is not None else self.spent
+        postfix: dict[str, Any] = {"spent": f"${spent:.4f}", "failed": self.failed}
+        if self.grade:
+            postfix = {"acc": f"{self.correct / self.graded:.3f}" if self.graded else "-"} | postfix
+        self.bar.set_postfix(postfix, refresh=False)
         self.bar.update(1)
         if self.streak >= self.settings.max_consecutive_failures:
             raise _FatalCallError(f"{self.streak} prompts failed in a row, the last with {outcome.error}")
@@ -136,9 +208,9 @@ class _Run:
             if cached is None:
                 pending.setdefault(key, []).append(index)
             else:
+                text, usage = cached.get("response") or "", cached.get("usage")
                 self.record(
-                    index,
-                    await self.answered(index, cached.get("response") or "", cached.get("cost"), "cached"),
+                    index, await self.answered(index, text, self.cached_cost(cached), "cached", usage)
                 )
         semaphore = asyncio.Semaphore(self.settings.concurrency)
         tasks = [asyncio.ensure_future(self.process(k, ix, semaphore)) for k, ix in pending.items()]
@@ -151,6 +223,98 @@ class _Run:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         return [o for o in self.outcomes if o is not None]
+
+
+@dataclass
+class AnswerJob:
+    """One model to collect answers from (:func:`collect_answers`): its name, how to call it, its prices."""
+
+    name: str
+    settings: CallSettings
+    prices: Prices | None = None
+    cost: float | None = None
+
+
+@dataclass
+class Answers:
+    """What :func:`collect_answers` got from one model: an outcome per item, in item order.
+
+    ``stopped`` says why the model's run stopped early (401/403, a streak of
+    failures); its remaining items are then ``"failed"`` with that reason.
+    """
+
+    name: str
+    outcomes: list[Outcome]
+    stopped: str | None
+    cache_path: Path
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+
+async def collect_answers(
+    jobs: Sequence[AnswerJob],
+    items: Sequence[ValidationItem],
+    *,
+    cache_dir: str | Path | None = None,
+    budget: Budget | None = None,
+    progress: bool | None = None,
+    desc: str = "answers",
+) -> list[Answers]:
+    """Answers of several models on the same items, ungraded; the models are called concurrently.
+
+    Each model keeps its own ``concurrency`` and retry policy; all share one
+    ``budget`` and one progress bar (with the running $). A model whose run stops
+    (a bad key, a dead endpoint) does not stop the others. Answers are cached as
+    in :func:`onboard`, so a second call pays only for what is missing.
+    """
+    from contextlib import ExitStack
+
+    from tqdm.auto import tqdm
+
+    for job in jobs:
+        job.settings.check()
+    with ExitStack() as stack:
+        caches: dict[Path, ResponseCache] = {}
+        for job in jobs:
+            path = cache_file(job.settings.model, cache_dir)
+            if path not in caches:
+                caches[path] = stack.enter_context(ResponseCache(path))
+        bar = stack.enter_context(
+            tqdm(
+                total=len(items) * len(jobs),
+                desc=desc,
+                unit="call",
+                disable=None if progress is None else not progress,
+            )
+        )
+        runs = [
+            _Run(
+                items,
+                job.settings,
+                caches[cache_file(job.settings.model, cache_dir)],
+                job.cost,
+                bar,
+                grade=False,
+                prices=job.prices,
+                budget=budget,
+            )
+            for job in jobs
+        ]
+
+        async def one(run: _Run) -> str | None:
+            try:
+                await run.run()
+            except _FatalCallError as exc:
+                return str(exc)
+            return None
+
+        stops = await asyncio.gather(*(one(run) for run in runs))
+    results = []
+    for job, run, stopped in zip(jobs, runs, stops, strict=True):
+        outcomes = [o or Outcome("failed", error=f"stopped: {stopped}") for o in run.outcomes]
+        results.append(Answers(job.name, outcomes, stopped, cache_file(job.settings.model, cache_dir)))
+    return results
 
 
 @dataclass
@@ -388,11 +552,16 @@ def onboard(
         cache_dir=cache_dir,
         progress=progress,
     )
+    return run_sync(coroutine)
+
+
+def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from sync code; inside a running event loop (Jupyter), on a worker thread."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coroutine)
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="uniroute-onboard") as pool:
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="uniroute-run") as pool:
         return pool.submit(asyncio.run, coroutine).result()
 
 

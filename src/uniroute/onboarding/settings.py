@@ -94,14 +94,59 @@ class CallSettings:
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _env_refs(value: Any) -> Any:
+def _env_refs(value: Any, where: str = "the config") -> Any:
     """Resolve LiteLLM's ``os.environ/NAME`` references in config values."""
     if isinstance(value, str) and value.startswith("os.environ/"):
         name = value[len("os.environ/") :]
         if name not in os.environ:
-            raise InputError(f"the config refers to environment variable {name}, which is not set")
+            raise InputError(
+                f"{where} refers to environment variable {name}, which is not set; export {name} "
+                "(a local server without keys takes any non-empty value)"
+            )
         return os.environ[name]
     return value
+
+
+def read_model_list(path: str | Path) -> list[dict[str, Any]]:
+    """The ``model_list`` deployments of a LiteLLM ``config.yaml`` (``os.environ/`` not yet resolved)."""
+    yaml = require("yaml", "litellm")
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"cannot read LiteLLM config {path}: {exc}") from exc
+    deployments = (config or {}).get("model_list") if isinstance(config, dict) else None
+    if not isinstance(deployments, list):
+        raise InputError(f"{path}: no model_list (a list of deployments) in this LiteLLM config")
+    return [d for d in deployments if isinstance(d, dict)]
+
+
+def settings_from_deployment(
+    deployment: dict[str, Any], where: str = "config", **overrides: Any
+) -> CallSettings:
+    """The :class:`CallSettings` of one ``model_list`` entry, ``os.environ/NAME`` values resolved.
+
+    ``overrides`` set :class:`CallSettings` fields; ``None`` values are ignored.
+    """
+    name = deployment.get("model_name")
+    params = {
+        k: _env_refs(v, f"{where}: deployment {name!r}: {k}")
+        for k, v in (deployment.get("litellm_params") or {}).items()
+    }
+    if "model" not in params:
+        raise InputError(f"{where}: deployment {name!r} has no litellm_params.model")
+    settings = CallSettings(
+        model=params.pop("model"),
+        api_base=params.pop("api_base", None),
+        api_key=params.pop("api_key", None),
+    )
+    if "timeout" in params:
+        settings.timeout = float(params.pop("timeout"))
+    settings.params = params
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(settings, key, value)
+    return settings
 
 
 def settings_from_config(path: str | Path, model_name: str, **overrides: Any) -> CallSettings:
@@ -109,29 +154,9 @@ def settings_from_config(path: str | Path, model_name: str, **overrides: Any) ->
 
     ``overrides`` set :class:`CallSettings` fields; ``None`` values are ignored.
     """
-    yaml = require("yaml", "litellm")
-    path = Path(path)
-    try:
-        config = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"cannot read LiteLLM config {path}: {exc}") from exc
-    deployments = (config or {}).get("model_list") or []
-    names = [d.get("model_name") for d in deployments if isinstance(d, dict)]
+    deployments = read_model_list(path)
     for deployment in deployments:
-        if isinstance(deployment, dict) and deployment.get("model_name") == model_name:
-            params = {k: _env_refs(v) for k, v in (deployment.get("litellm_params") or {}).items()}
-            if "model" not in params:
-                raise InputError(f"{path}: deployment {model_name!r} has no litellm_params.model")
-            settings = CallSettings(
-                model=params.pop("model"),
-                api_base=params.pop("api_base", None),
-                api_key=params.pop("api_key", None),
-            )
-            if "timeout" in params:
-                settings.timeout = float(params.pop("timeout"))
-            settings.params = params
-            for key, value in overrides.items():
-                if value is not None:
-                    setattr(settings, key, value)
-            return settings
+        if deployment.get("model_name") == model_name:
+            return settings_from_deployment(deployment, str(path), **overrides)
+    names = [d.get("model_name") for d in deployments]
     raise InputError(f"{path}: no deployment named {model_name!r} in model_list; found {names}")

@@ -1,0 +1,636 @@
+"""``uniroute build``: a router and its report from a prompt log and a model list.
+
+The steps, each reusing the part that already does it:
+
+1. read the log (:mod:`.prompts`) and the models (:mod:`.models`);
+2. fit the cluster map on the log's prompts (``Router.fit``), or keep the saved
+   one (``update=True``);
+3. sample up to ``per_cluster`` prompts from every cluster (:mod:`.sampling`) and
+   write them as a normal validation file (:mod:`uniroute.onboarding.validation`),
+   so ``uniroute onboard`` can add a model later on the same set;
+4. collect every model's answers (:func:`uniroute.onboarding.runner.collect_answers`:
+   bounded concurrency, retries, the answer cache, one budget, one progress bar);
+5. grade them against the log's references (the onboarding graders) or with a
+   judge (:mod:`.judges`: absolute, or pairwise against an anchor model);
+6. add every model's Ψ to the router (``Router.add_models``), drop models no
+   longer listed, save the state, and write the report (:mod:`uniroute.report`).
+
+Money: a dry run only counts; with a budget every call first reserves a
+conservative bound of its $ and is not made if the budget could be exceeded,
+so a run stops *before* the budget, leaving the cache to resume from.
+
+What lands in ``out``: ``state/`` (the router), ``validation.jsonl``,
+``results.jsonl`` (every model's score and $ per validation prompt, the
+``jsonl`` routing-data format), ``build.json`` (how it was built), ``report/``
+and, by default, ``cache/`` (answers and verdicts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..engine.files import atomic_write_bytes
+from ..exceptions import InputError, OnboardingError
+from ..onboarding.pricing import Budget, Prices, estimate, litellm_price, prompt_tokens
+from ..onboarding.runner import AnswerJob, Answers, collect_answers, run_sync
+from ..onboarding.settings import CallSettings, read_model_list, settings_from_deployment
+from ..onboarding.validation import ValidationItem, load_validation, save_validation
+from .models import (
+    ROUTER_KEYS,
+    Deployment,
+    deployment_prices,
+    deployments_from_config,
+    deployments_from_models,
+)
+from .prompts import LoggedPrompt, PromptLog, read_prompt_log
+from .sampling import sample_per_cluster
+
+if TYPE_CHECKING:
+    from ..engine.embedders import Embedder
+    from ..engine.router import Router
+
+STATE = "state"
+VALIDATION = "validation.jsonl"
+RESULTS = "results.jsonl"
+META = "build.json"
+REPORT = "report"
+CACHE = "cache"
+JUDGE_MODES = ("absolute", "pairwise")
+
+
+@dataclass
+class BuildResult:
+    """What a build did (returned by :func:`build`; :meth:`summary` is what the CLI prints).
+
+    Counts are of calls to the models (``calls`` made and paid, ``cached`` answers
+    reused, ``failed`` after retries, ``unpaid`` not made because of the budget) and
+    of judge calls; ``spent`` is $ paid in this run (answers and judge); when the
+    budget stopped the run, ``remaining`` is the dry-run estimate of the answer calls
+    left (a budget that covers it finishes them).
+    """
+
+    out: Path
+    log: str
+    n_prompts: int
+    dropped: Counter[str]
+    n_items: int = 0
+    available: list[int] = field(default_factory=list)
+    sampled: list[int] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    left_out: dict[str, str] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+    calls: int = 0
+    cached: int = 0
+    failed: int = 0
+    unpaid: int = 0
+    judge_calls: int = 0
+    judge_cached: int = 0
+    spent: float = 0.0
+    remaining: float = 0.0
+    estimates: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    stopped: str | None = None
+    notes: list[str] = field(default_factory=list)
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """True when the state and report were written."""
+        return "state" in self.paths
+
+    def summary(self) -> str:
+        lines = [self.log]
+        if self.available:
+            lines.append("cluster  prompts  sampled")
+            lines += [f"{k:>7}  {a:>7}  {s:>7}" for k, (a, s) in enumerate(zip(self.available, self.sampled))]
+        lines.append(f"{self.n_items} validation prompt(s)")
+        lines += self.notes
+        if self.dry_run:
+            lines += ["dry run: nothing called, nothing written", *self.estimates]
+            return "\n".join(lines)
+        lines.append(
+            f"answers: {self.calls} call(s) made, {self.cached} from the cache, {self.failed} failed"
+            + (f", {self.unpaid} not made (budget)" if self.unpaid else "")
+            + f"; judge: {self.judge_calls} call(s), {self.judge_cached} cached; ${self.spent:.4f} spent"
+        )
+        lines += [f"left out {name}: {why}" for name, why in self.left_out.items()]
+        if self.removed:
+            lines.append(f"removed from the state (no longer in the model list): {', '.join(self.removed)}")
+        if self.stopped:
+            lines.append(self.stopped)
+        if self.models:
+            lines.append(f"profiled {len(self.models)} model(s): {', '.join(self.models)}")
+        lines += [f"wrote {what}: {path}" for what, path in self.paths.items()]
+        return "\n".join(lines)
+
+
+# ---- inputs ---------------------------------------------------------------------------
+
+
+def _deployments(
+    config: str | Path | None, group: str | None, models: Sequence[str], call: Mapping[str, Any]
+) -> tuple[list[Deployment], list[str]]:
+    if (config is not None and group is not None) == bool(models):
+        raise InputError("give the models either as --config FILE --group GROUP, or as --model (repeat)")
+    if config is not None and group is not None:
+        overrides = {k: v for k, v in call.items() if k not in ("api_base", "api_key", "params")}
+        return deployments_from_config(config, group, **overrides)
+    if config is not None or group is not None:
+        raise InputError("--config and --group go together (the deployments of one model group)")
+    return deployments_from_models(models, **call), []
+
+
+def _check_prices(deployments: Sequence[Deployment]) -> None:
+    for d in deployments:
+        if d.prices is None and litellm_price(d.settings.model, 1, 1) is None:
+            raise InputError(
+                f"no price for {d.label or d.name} ({d.settings.model!r}): LiteLLM's price map does not know "
+                "it; give the deployment input_cost_per_token and output_cost_per_token ($ per token) in its "
+                "litellm_params or model_info in the config"
+            )
+
+
+def _judge(
+    model: str,
+    mode: str,
+    template: str | Path | None,
+    config: str | Path | None,
+    cache_dir: Path,
+    call: Mapping[str, Any],
+) -> Any:
+    """The judge: a deployment of the config named ``model`` (its prices too), else a LiteLLM model."""
+    from .judges import JUDGES
+
+    if mode not in JUDGES:
+        raise InputError(f"unknown judge mode {mode!r}; choose one of {sorted(JUDGES)}")
+    prices: Prices | None = None
+    overrides = {k: v for k, v in call.items() if k in ("timeout", "max_retries", "backoff", "concurrency")}
+    raw = next((d for d in read_model_list(config) if d.get("model_name") == model), None) if config else None
+    if raw is not None:
+        settings = settings_from_deployment(raw, str(config), **overrides)
+        settings.params = {k: v for k, v in settings.params.items() if k not in ROUTER_KEYS}
+        prices = deployment_prices(raw, f"{config}: judge {model!r}")
+    else:
+        settings = CallSettings(model, **overrides)
+    if prices is None and litellm_price(settings.model, 1, 1) is None:
+        raise InputError(
+            f"no price for the judge {model!r}: make it a deployment of the config with "
+            "input_cost_per_token and output_cost_per_token, or use a model LiteLLM prices"
+        )
+    judge_class: Any = JUDGES[mode]
+    return judge_class(settings, template, cache_dir, **({} if prices is None else {"prices": prices}))
+
+
+# ---- validation sample ------------------------------------------------------------------
+
+
+def _item(logged: LoggedPrompt, cluster: int, grader: str, options: Mapping[str, Any]) -> ValidationItem:
+    return ValidationItem(
+        prompt=logged.text_prompt(),
+        reference=logged.reference,
+        grader=grader,
+        grader_options=dict(options),
+        task=f"cluster-{cluster}",
+        id=f"log-{logged.line}",
+    )
+
+
+def _fit_or_load(
+    state_path: Path, update: bool, embedder: str | Embedder, clusters: int | None, seed: int
+) -> tuple[Router, bool]:
+    from ..engine.cluster_maps import KMeansClusterMap
+    from ..engine.router import Router
+
+    if update:
+        if not state_path.exists():
+            raise InputError(f"--update: no state at {state_path}; run the build once without --update")
+        return Router.load(state_path), False
+    if state_path.exists():
+        raise InputError(
+            f"{state_path} exists: pass --update to top up that build (new prompts, new models), "
+            "or give another --out"
+        )
+    cmap = (
+        KMeansClusterMap(random_state=seed)
+        if clusters is None
+        else KMeansClusterMap(clusters, random_state=seed)
+    )
+    return Router(embedder, cmap), True
+
+
+def _sample(
+    router: Router,
+    fit: bool,
+    log: PromptLog,
+    usable: list[LoggedPrompt],
+    earlier: list[ValidationItem],
+    per_cluster: int,
+    seed: int,
+    grader: str,
+    options: Mapping[str, Any],
+    progress: bool | None,
+) -> tuple[list[ValidationItem], np.ndarray, np.ndarray]:
+    """Fit the map on every logged prompt (first build), then draw the validation sample."""
+    X = router.embed([p.text_prompt() for p in log.prompts], progress=progress)
+    if fit:
+        router.fit_embeddings(X)
+    index = {id(p): i for i, p in enumerate(log.prompts)}
+    phi = router.cluster_probs(X[[index[id(p)] for p in usable]]) if usable else np.zeros((0, 1))
+    n_clusters = len(router.cluster_map_.cluster_weights_)
+    clusters = phi.argmax(axis=1) if len(usable) else np.zeros(0, dtype=int)
+    by_prompt = {json.dumps(item.messages(), sort_keys=True): item for item in earlier}
+    keys = [json.dumps(list(p.messages), sort_keys=True) for p in usable]
+    keep = [i for i, key in enumerate(keys) if key in by_prompt]
+    rows, available, sampled = sample_per_cluster(clusters, n_clusters, per_cluster, keep, seed)
+    items = [by_prompt.get(keys[i]) or _item(usable[i], int(clusters[i]), grader, options) for i in rows]
+    kept_keys = set(keys)
+    items += [item for key, item in by_prompt.items() if key not in kept_keys]  # gone from the log: kept
+    return items, available, sampled
+
+
+# ---- grading ------------------------------------------------------------------------------
+
+
+async def _grade_references(items: Sequence[ValidationItem], answers: Answers) -> np.ndarray:
+    from ..onboarding.graders import GraderSet
+
+    graders = GraderSet()
+    scores = np.full(len(items), np.nan)
+    for i, (item, outcome) in enumerate(zip(items, answers.outcomes, strict=True)):
+        if outcome.text is not None and outcome.status in ("answered", "cached"):
+            scores[i], _ = await graders.grade(outcome.text, item)
+    return scores
+
+
+@dataclass
+class _JudgeTally:
+    calls: int = 0
+    cached: int = 0
+    unpaid: int = 0
+    spent: float = 0.0
+    missing: Counter[str] = field(default_factory=Counter)
+
+
+async def _grade_with_judge(
+    judge: Any,
+    mode: str,
+    items: Sequence[ValidationItem],
+    answers: Sequence[Answers],
+    anchor: str | None,
+    budget: Budget,
+    tally: _JudgeTally,
+) -> dict[str, np.ndarray]:
+    """Every answer's verdict; the budget is checked before each verdict that needs a call."""
+    by_name = {a.name: a for a in answers}
+    semaphore = asyncio.Semaphore(judge.settings.concurrency)
+
+    def text(answer: Answers, i: int) -> str | None:
+        outcome = answer.outcomes[i]
+        return outcome.text if outcome.status in ("answered", "cached") else None
+
+    async def one(answer: Answers, i: int) -> float:
+        response = text(answer, i)
+        if response is None:
+            return math.nan
+        item = items[i]
+        other: Any = item.reference
+        if mode == "pairwise":
+            other = text(by_name[anchor], i) if anchor in by_name else None
+            if other is None:
+                tally.missing["no anchor answer"] += 1
+                return math.nan
+        async with semaphore:
+            is_cached = getattr(judge, "is_cached", None)
+            free = bool(is_cached and is_cached(item.messages(), response, other))
+            bound = 0.0
+            if not free:
+                tokens = prompt_tokens(judge.settings, item.messages())
+                bound = float(judge.estimate(1, tokens, len(response) / 3 + 1, 0.0)[2])
+                if not budget.reserve(bound if math.isfinite(bound) else 0.0):
+                    tally.unpaid += 1
+                    return math.nan
+            try:
+                verdict = await judge.agrade(item.messages(), response, other)
+            except BaseException:
+                budget.settle(bound, 0.0)
+                raise
+            cost = verdict.cost if math.isfinite(verdict.cost) else bound
+            budget.settle(bound, cost)
+        tally.calls += verdict.calls
+        tally.cached += verdict.calls == 0 and verdict.cached
+        tally.spent += cost
+        if verdict.score is None:
+            tally.missing[verdict.detail.split(":")[0]] += 1
+            return math.nan
+        return float(verdict.score)
+
+    names = [a.name for a in answers]
+    jobs = [one(by_name[name], i) for name in names for i in range(len(items))]
+    flat = await asyncio.gather(*jobs)
+    n = len(items)
+    return {name: np.array(flat[j * n : (j + 1) * n], dtype=np.float64) for j, name in enumerate(names)}
+
+
+# ---- outputs ------------------------------------------------------------------------------
+
+
+def _write_results(
+    path: Path,
+    items: Sequence[ValidationItem],
+    scores: Mapping[str, np.ndarray],
+    costs: Mapping[str, np.ndarray],
+) -> Path:
+    """Every model's score and $ per validation prompt, in the ``jsonl`` routing-data format."""
+    lines = []
+    for i, item in enumerate(items):
+        record: dict[str, Any] = {"id": item.id, "task": item.task}
+        if isinstance(item.prompt, str):
+            record["prompt"] = item.prompt
+        else:
+            record["messages"] = item.messages()
+        record["scores"] = {m: (None if math.isnan(s[i]) else float(s[i])) for m, s in scores.items()}
+        record["costs"] = {m: (None if math.isnan(c[i]) else float(c[i])) for m, c in costs.items()}
+        lines.append(json.dumps(record, ensure_ascii=False))
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
+    return path
+
+
+def _resume_hint(budget: float | None, rest: float) -> str:
+    more = f" (the calls left are estimated at ≈ ${rest:.4f})" if math.isfinite(rest) else ""
+    return (
+        f"stopped before the budget{'' if budget is None else f' of ${budget:g}'} would be exceeded{more}. "
+        "Every answer so far is cached: run the same command again with a larger --budget "
+        "(cached answers and verdicts cost nothing; only the rest is paid)"
+    )
+
+
+# ---- the pipeline -------------------------------------------------------------------------
+
+
+async def abuild(
+    prompts: str | Path,
+    out: str | Path,
+    *,
+    config: str | Path | None = None,
+    group: str | None = None,
+    models: Sequence[str] = (),
+    per_cluster: int = 30,
+    clusters: int | None = None,
+    embedder: str | Embedder = "static",
+    grader: str = "exact",
+    grader_options: Mapping[str, Any] | None = None,
+    judge: str | None = None,
+    judge_mode: str = "absolute",
+    anchor: str | None = None,
+    judge_prompt: str | Path | None = None,
+    budget: float | None = None,
+    dry_run: bool = False,
+    update: bool = False,
+    cache_dir: str | Path | None = None,
+    skip_invalid: bool = False,
+    seed: int = 0,
+    progress: bool | None = None,
+    call: Mapping[str, Any] | None = None,
+    report: bool = True,
+) -> BuildResult:
+    """:func:`build` for async code."""
+    from ..onboarding.graders import make_grader
+
+    out = Path(out)
+    call = dict(call or {})
+    if per_cluster < 1:
+        raise InputError(f"per_cluster must be >= 1, got {per_cluster}")
+    if budget is not None and not (math.isfinite(budget) and budget >= 0):
+        raise InputError(f"budget must be $ >= 0, got {budget!r}")
+    deployments, notes = _deployments(config, group, models, call)
+    for d in deployments:
+        d.settings.check()
+    _check_prices(deployments)
+    cache = Path(cache_dir) if cache_dir is not None else out / CACHE
+    options = dict(grader_options or {})
+    if judge is None:
+        make_grader(grader, options)
+        item_grader = grader
+    else:
+        item_grader, options = "llm_judge", {"model": judge}
+        if judge_mode == "pairwise" and anchor not in {d.name for d in deployments}:
+            raise InputError(
+                f"pairwise judging needs --anchor, one of the profiles {[d.name for d in deployments]}"
+            )
+    log = read_prompt_log(prompts, skip_invalid)
+    result = BuildResult(out, log.summary(), len(log.prompts), Counter(log.dropped), notes=list(notes))
+    usable = log.prompts if judge is not None else [p for p in log.prompts if p.reference is not None]
+    if not usable:
+        raise InputError(
+            f"{prompts}: no prompt has a reference ('reference' or 'answer'); pass --judge MODEL to grade "
+            "the answers with a judge model instead"
+        )
+    if len(usable) < len(log.prompts):
+        result.dropped["no reference (pass --judge to use them)"] += len(log.prompts) - len(usable)
+        result.notes.append(
+            f"{len(log.prompts) - len(usable)} prompt(s) without a reference are used for clustering only"
+        )
+    state_path = out / STATE
+    router, fit = await asyncio.to_thread(_fit_or_load, state_path, update, embedder, clusters, seed)
+    earlier: list[ValidationItem] = []
+    if update and (out / VALIDATION).is_file():
+        earlier = load_validation(out / VALIDATION)
+    items, available, sampled = await asyncio.to_thread(
+        _sample, router, fit, log, usable, earlier, per_cluster, seed, item_grader, options, progress
+    )
+    result.n_items = len(items)
+    result.available, result.sampled = [int(a) for a in available], [int(s) for s in sampled]
+    judge_obj = None
+    if judge is not None:
+        judge_obj = _judge(judge, judge_mode, judge_prompt, config, cache / "judges", call)
+    if dry_run:
+        result.dry_run = True
+        result.estimates = _estimates(deployments, items, cache, judge_obj, judge_mode)
+        return result
+    out.mkdir(parents=True, exist_ok=True)
+    result.paths["validation"] = save_validation(items, out / VALIDATION)
+    spend = Budget(budget)
+    jobs = [AnswerJob(d.name, d.settings, d.prices) for d in deployments]
+    answers = await collect_answers(jobs, items, cache_dir=cache, budget=spend, progress=progress)
+    for a in answers:
+        result.calls += a.count("answered")
+        result.cached += a.count("cached")
+        result.failed += a.count("failed")
+        result.unpaid += a.count("unpaid")
+    result.spent = spend.spent
+    if result.unpaid:
+        result.remaining = sum(e.dollars or 0.0 for e in _answer_estimates(deployments, items, cache))
+        result.stopped = _resume_hint(budget, result.remaining)
+        return result
+    usable_answers = []
+    for a in answers:
+        good = a.count("answered") + a.count("cached")
+        if good == 0:
+            errors = Counter(o.error for o in a.outcomes if o.error)
+            result.left_out[a.name] = a.stopped or f"every call failed ({dict(errors.most_common(2))})"
+        else:
+            usable_answers.append(a)
+    if judge_mode == "pairwise" and judge is not None and anchor in result.left_out:
+        raise OnboardingError(f"the anchor {anchor!r} gave no answer; nothing can be judged against it")
+    if judge_obj is None:
+        scores = {a.name: await _grade_references(items, a) for a in usable_answers}
+    else:
+        tally = _JudgeTally()
+        with judge_obj:
+            scores = await _grade_with_judge(
+                judge_obj, judge_mode, items, usable_answers, anchor, spend, tally
+            )
+        result.judge_calls, result.judge_cached = tally.calls, tally.cached
+        result.spent = spend.spent
+        if tally.missing:
+            result.notes.append(f"verdicts missing (left out of Ψ, not counted wrong): {dict(tally.missing)}")
+        if tally.unpaid:
+            result.unpaid += tally.unpaid
+            result.stopped = _resume_hint(budget, math.nan)
+            return result
+    for name in list(scores):
+        if not np.isfinite(scores[name]).any():
+            result.left_out[name] = "no answer could be graded"
+            del scores[name]
+    if not scores:
+        raise OnboardingError(f"no model gave a gradable answer: {result.left_out}; the state is not written")
+    costs = {
+        a.name: np.array([np.nan if o.cost is None else o.cost for o in a.outcomes], dtype=np.float64)
+        for a in usable_answers
+        if a.name in scores
+    }
+    result.paths["results"] = _write_results(out / RESULTS, items, scores, costs)
+    listed = {d.name for d in deployments}
+    result.removed = [m for m in router.models if m not in listed]
+    for name in result.removed:
+        router.remove_model(name)
+    for name in result.left_out:
+        if name in router.models:
+            result.notes.append(
+                f"{name} keeps its earlier profile in the state (this run could not grade it)"
+            )
+    await asyncio.to_thread(router.add_models, [item.prompt for item in items], scores, costs, True)
+    result.models = sorted(scores)
+    result.paths["state"] = await asyncio.to_thread(router.save, state_path)
+    meta = {
+        "prompts": str(prompts),
+        "per_cluster": per_cluster,
+        "seed": seed,
+        "grading": f"judge:{judge_mode}:{judge}" if judge else f"reference:{grader}",
+        "anchor": anchor,
+        "models": {
+            d.name: {"model": d.settings.model, "api_base": d.settings.api_base, "label": d.label}
+            for d in deployments
+        },
+    }
+    result.paths["build"] = out / META
+    atomic_write_bytes(out / META, (json.dumps(meta, indent=2) + "\n").encode("utf-8"))
+    if report:
+        from ..report import build_report, write_report
+
+        data = await asyncio.to_thread(
+            build_report, router, [p.text_prompt() for p in log.prompts], result.paths["results"]
+        )
+        paths = await asyncio.to_thread(write_report, data, out / REPORT)
+        result.paths["report"] = paths["html"]
+        result.paths["summary"] = paths["summary"]
+    return result
+
+
+def _answer_estimates(
+    deployments: Sequence[Deployment], items: Sequence[ValidationItem], cache: Path
+) -> list[Any]:
+    return [estimate(items, d.settings, None, cache, prices=d.prices) for d in deployments]
+
+
+def _estimates(
+    deployments: Sequence[Deployment], items: Sequence[ValidationItem], cache: Path, judge: Any, mode: str
+) -> list[str]:
+    """The dry run's lines: per model calls, tokens and $, the judge's, and the total."""
+    lines = []
+    total = 0.0
+    n_calls = 0
+    for d, guess in zip(deployments, _answer_estimates(deployments, items, cache), strict=True):
+        lines.append(f"{d.name}: {guess.summary()}")
+        total += guess.dollars or 0.0
+        n_calls += guess.n_items - guess.n_cached
+    if judge is not None:
+        n_answers = len(items) * (len(deployments) - (mode == "pairwise"))
+        mean_prompt = float(np.mean([prompt_tokens(judge.settings, i.messages()) for i in items]))
+        out_tokens = int(judge.settings.params.get("max_tokens") or 256)
+        calls, tokens, dollars = judge.estimate(n_answers, mean_prompt, out_tokens)
+        lines.append(
+            f"judge {judge.settings.model} ({mode}): ≤ {calls} call(s), ≈ {tokens:,} tokens, "
+            + (f"≈ ${dollars:.4f}" if math.isfinite(dollars) else "$ unknown")
+            + " (cached verdicts are free; answers assumed as long as max_tokens)"
+        )
+        total += dollars if math.isfinite(dollars) else 0.0
+        n_calls += calls
+    lines.append(f"total: ≤ {n_calls} call(s), ≈ ${total:.4f}")
+    return lines
+
+
+def build(prompts: str | Path, out: str | Path, **options: Any) -> BuildResult:
+    """Build a router, its validation set and its report from a prompt log and a model list.
+
+    Parameters
+    ----------
+    prompts : path
+        The prompt log (see :mod:`uniroute.build.prompts`).
+    out : path
+        Directory for the state, validation set, results, report and (by default) the cache.
+    config, group : path, str
+        A LiteLLM ``config.yaml`` and the model group whose deployments are profiled.
+    models : sequence of str
+        Instead of a config: LiteLLM model strings, or ``NAME=MODEL``.
+    per_cluster : int, default=30
+        Validation prompts drawn from each cluster (all of a smaller cluster).
+    clusters : int, optional
+        K of the K-means map (default: the map's own, 8).
+    embedder : str or Embedder, default="static"
+    grader, grader_options
+        How answers are scored against the log's references (default ``exact``).
+    judge, judge_mode, anchor, judge_prompt
+        Grade with a judge model instead (``absolute``, or ``pairwise`` against the
+        answers of profile ``anchor``); ``judge`` may name a deployment of ``config``.
+    budget : float, optional
+        $ this run may spend; it stops before exceeding it, and a rerun resumes.
+    dry_run : bool, default=False
+        Print calls, tokens and $; call nothing, write nothing.
+    update : bool, default=False
+        Top up an earlier build in ``out``: same cluster map, new prompts sampled into
+        clusters below ``per_cluster``, new models added, models no longer listed removed.
+    cache_dir : path, optional
+        Where answers and verdicts are cached (default ``out/cache``).
+    skip_invalid : bool, default=False
+        Drop malformed log lines (counted) instead of failing.
+    seed : int, default=0
+    progress : bool, optional
+    call : mapping, optional
+        :class:`~uniroute.onboarding.CallSettings` fields for every model (``concurrency``,
+        ``timeout``, ``max_retries``...; with ``models`` also ``api_base``, ``api_key``,
+        ``params``).
+    report : bool, default=True
+        Write the report into ``out/report``.
+
+    Returns
+    -------
+    BuildResult
+
+    Raises
+    ------
+    InputError
+        Bad arguments, a bad log, an unpriced model, a missing environment variable.
+    OnboardingError
+        No model could be graded.
+    """
+    return run_sync(abuild(prompts, out, **options))

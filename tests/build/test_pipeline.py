@@ -1,0 +1,187 @@
+"""``uniroute.build.build`` against a pool of fake models on 127.0.0.1, through LiteLLM."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from build_fakes import FakePool, make_log_rows, right_answer, write_config, write_log
+
+from uniroute import HashingEmbedder, InputError, Router
+from uniroute.build import BuildResult, build
+from uniroute.datasets import load_dataset
+from uniroute.onboarding import load_validation
+from uniroute.onboarding.cache import ResponseCache, cache_file
+
+pytestmark = pytest.mark.integration  # every test starts a local HTTP server
+
+FAST = {"max_retries": 0, "concurrency": 2, "backoff": 0.01, "timeout": 10.0}
+
+
+@pytest.fixture()
+def pool(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePool]:
+    monkeypatch.setenv("FAKE_KEY", "sk-fake")
+    with FakePool() as server:
+        yield server
+
+
+def run(log: Path, config: Path, out: Path, **options: Any) -> BuildResult:
+    settings = {
+        "config": config,
+        "group": "team",
+        "per_cluster": 8,
+        "clusters": 2,
+        "embedder": HashingEmbedder(),
+        "progress": False,
+        "call": FAST,
+    }
+    return build(log, out, **(settings | options))
+
+
+def pairs(result_items: int, models: int) -> int:
+    return result_items * models
+
+
+def test_build_profiles_every_deployment_and_writes_state_validation_results_and_report(
+    pool: FakePool, tmp_path: Path
+) -> None:
+    log = write_log(tmp_path / "log.jsonl", make_log_rows())
+    config = write_config(tmp_path / "config.yaml", pool.url)
+    result = run(log, config, tmp_path / "out")
+    assert result.complete and result.n_items == 16 and result.sampled == [8, 8]
+    assert result.calls == 48 and result.cached == 0 and result.failed == 0 and pool.total == 48
+    assert set(pool.per_model()) == {"mathy", "geo", "big"}
+    router = Router.load(tmp_path / "out" / "state")
+    assert set(router.models) == {"mathy", "geo", "big"}
+    math_prompt, geo_prompt = make_log_rows()[0]["prompt"], make_log_rows()[-1]["prompt"]
+    assert router.route(math_prompt, lam=5000.0).model == "mathy"  # right there, and ten times cheaper
+    assert router.route(geo_prompt, lam=5000.0).model == "geo"
+    assert router.route(geo_prompt, lam=0.0, candidates=["mathy", "big"]).model == "big"
+    # $ measured from usage at the config's prices, and the router's cost is the mean per answer
+    spent = sum(
+        (len(p.split()) * (1e-5 if m == "big" else 1e-6) + len(a.split()) * (2e-5 if m == "big" else 2e-6))
+        for (m, p) in pool.calls
+        for a in [
+            right_answer(p)
+            if m == "big" or (m == "mathy") == p.startswith("Arithmetic")
+            else "I am not sure."
+        ]
+    )
+    assert result.spent == pytest.approx(spent)
+    items = load_validation(result.paths["validation"])
+    assert len(items) == 16 and {i.grader for i in items} == {"exact"} and all(i.reference for i in items)
+    results = load_dataset(result.paths["results"])
+    assert results.models == ("mathy", "geo", "big") and np.nanmean(results.scores[:, 2]) == 1.0
+    assert router.profile("big").cost == pytest.approx(np.nanmean(results.costs[:, 2]))
+    html = result.paths["report"].read_text(encoding="utf-8")
+    assert "mathy" in html and "<script" not in html and result.paths["summary"].is_file()
+    meta = json.loads(result.paths["build"].read_text())
+    assert meta["grading"] == "reference:exact" and set(meta["models"]) == {"mathy", "geo", "big"}
+    assert "48 call(s) made" in result.summary()
+    with pytest.raises(InputError, match="pass --update"):
+        run(log, config, tmp_path / "out")
+
+
+def test_dry_run_calls_nothing_and_writes_nothing(pool: FakePool, tmp_path: Path) -> None:
+    log = write_log(tmp_path / "log.jsonl", make_log_rows())
+    config = write_config(tmp_path / "config.yaml", pool.url)
+    result = run(log, config, tmp_path / "out", dry_run=True)
+    assert pool.total == 0 and not (tmp_path / "out").exists()
+    assert result.dry_run and not result.complete
+    text = "\n".join(result.estimates)
+    assert "mathy: 16 prompts, 0 already cached, 16 to call" in text and "total: ≤ 48 call(s)" in text
+
+
+def test_a_deployment_that_fails_every_call_is_left_out_and_reported(pool: FakePool, tmp_path: Path) -> None:
+    pool.failing.add("geo")
+    log = write_log(tmp_path / "log.jsonl", make_log_rows())
+    config = write_config(tmp_path / "config.yaml", pool.url)
+    result = run(log, config, tmp_path / "out")
+    assert result.complete and result.models == ["big", "mathy"]
+    assert "geo" in result.left_out and "500" in result.left_out["geo"] and result.failed == 16
+    assert set(Router.load(tmp_path / "out" / "state").models) == {"mathy", "big"}
+    assert "left out geo: every call failed" in result.summary()
+
+
+def test_an_exhausted_budget_stops_before_it_and_a_rerun_pays_only_the_rest(
+    pool: FakePool, tmp_path: Path
+) -> None:
+    log = write_log(tmp_path / "log.jsonl", make_log_rows())
+    config = write_config(tmp_path / "config.yaml", pool.url)
+    whole = run(log, config, tmp_path / "whole").spent  # what the build costs, in its own cache
+    pool.calls.clear()
+    budget = whole / 2
+    first = run(log, config, tmp_path / "out", budget=budget)
+    assert first.stopped and "larger --budget" in first.stopped and not first.complete
+    assert 0 < first.spent <= budget and first.unpaid > 0 and first.calls + first.unpaid == 48
+    assert not (tmp_path / "out" / "state").exists() and (tmp_path / "out" / "validation.jsonl").is_file()
+    assert pool.total == first.calls
+    assert f"≈ ${first.remaining:.4f}" in first.stopped
+    second = run(log, config, tmp_path / "out", budget=first.remaining)  # what the message says is left
+    assert second.complete and second.cached == first.calls and second.calls == 48 - first.calls
+    assert pool.total == 48 and max(pool.calls.values()) == 1  # no answer paid twice
+    assert first.spent + second.spent == pytest.approx(whole)
+
+
+def test_update_tops_up_new_prompts_adds_new_models_and_removes_dropped_ones(
+    pool: FakePool, tmp_path: Path
+) -> None:
+    rows = make_log_rows(n_math=10, n_geo=8)
+    log = write_log(tmp_path / "log.jsonl", rows)
+    config = write_config(tmp_path / "config.yaml", pool.url, models=("mathy", "geo"))
+    first = run(log, config, tmp_path / "out", per_cluster=12)
+    assert first.n_items == 18 and pool.total == 36
+    centres = Router.load(tmp_path / "out" / "state").cluster_map_.cluster_centers_.copy()
+    more = make_log_rows(n_math=16, n_geo=8, seed=5)[:16]  # six... new arithmetic prompts
+    write_log(log, rows + more)
+    write_config(tmp_path / "config.yaml", pool.url, models=("mathy", "big"))
+    before = pool.per_model()
+    second = run(log, config, tmp_path / "out", per_cluster=12, update=True)
+    after = pool.per_model()
+    router = Router.load(tmp_path / "out" / "state")
+    assert set(router.models) == {"mathy", "big"} and second.removed == ["geo"]
+    np.testing.assert_array_equal(router.cluster_map_.cluster_centers_, centres)  # the map is kept
+    new_items = second.n_items - first.n_items
+    assert new_items > 0 and all(s <= 12 or s == a for s, a in zip(second.sampled, second.available))
+    assert after["mathy"] - before["mathy"] == new_items  # only the new prompts
+    assert after["big"] == second.n_items and after["geo"] == before["geo"]
+    assert second.cached == first.n_items and max(pool.calls.values()) == 1
+
+
+def test_a_log_without_references_needs_a_judge(pool: FakePool, tmp_path: Path) -> None:
+    log = write_log(tmp_path / "log.jsonl", [{"prompt": r["prompt"]} for r in make_log_rows()])
+    config = write_config(tmp_path / "config.yaml", pool.url)
+    with pytest.raises(InputError, match="pass --judge MODEL"):
+        run(log, config, tmp_path / "out")
+    assert pool.total == 0
+
+
+def test_a_model_without_any_price_is_refused_before_calling(pool: FakePool, tmp_path: Path) -> None:
+    log = write_log(tmp_path / "log.jsonl", make_log_rows())
+    with pytest.raises(InputError, match=r"no price for .*input_cost_per_token"):
+        build(
+            log,
+            tmp_path / "out",
+            models=["openai/no-such-model-xyz"],
+            progress=False,
+            embedder=HashingEmbedder(),
+        )
+
+
+def test_cache_records_carry_usage_so_new_prices_reprice_cached_answers(
+    pool: FakePool, tmp_path: Path
+) -> None:
+    log = write_log(tmp_path / "log.jsonl", make_log_rows(n_math=4, n_geo=4))
+    config = write_config(tmp_path / "config.yaml", pool.url, models=("mathy",))
+    first = run(log, config, tmp_path / "out")
+    records, _ = ResponseCache.read(cache_file("openai/mathy", tmp_path / "out" / "cache"))
+    assert len(records) == first.calls and all(len(r["usage"]) == 2 for r in records.values())
+    cost = Router.load(tmp_path / "out" / "state").profile("mathy").cost
+    config.write_text(config.read_text().replace(": 1e-06\n", ": 3e-06\n"), encoding="utf-8")
+    again = run(log, config, tmp_path / "out", update=True)
+    assert again.calls == 0 and again.spent == 0.0
+    assert Router.load(tmp_path / "out" / "state").profile("mathy").cost > cost
