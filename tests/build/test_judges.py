@@ -243,6 +243,9 @@ def test_estimate_counts_calls_tokens_and_dollars(tmp_path: Path) -> None:
     assert 0 < dollars < 1 and not math.isnan(dollars)
     unpriced = AbsoluteJudge(CallSettings("openai/no-such-judge"), cache_dir=tmp_path)
     assert math.isnan(unpriced.estimate(1, 10, 10)[2])
+    priced = AbsoluteJudge(CallSettings("openai/no-such-judge"), cache_dir=tmp_path, prices=(1.0, 0.0))
+    calls, tokens, dollars = priced.estimate(3, 10, 10)
+    assert dollars == tokens - 3 * 256  # $1 an input token, output free
 
 
 @pytest.mark.parametrize(
@@ -277,3 +280,23 @@ def test_read_score(reply: str, expected: float | None) -> None:
 )
 def test_read_preference(reply: str, expected: str | None) -> None:
     assert read_preference(reply) == expected
+
+
+async def test_is_cached_says_whether_a_verdict_would_call(judge_server, tmp_path: Path) -> None:
+    server = judge_server(fair)
+    judge = PairwiseJudge(settings(server), cache_dir=tmp_path, prices=(1e-3, 2e-3))
+    assert judge.is_cached(PROMPT, "42", "42")  # the anchor itself needs no call
+    assert not judge.is_cached(PROMPT, "It is 42.", "It is 41.")
+    verdict = await judge.agrade(PROMPT, "It is 42.", "It is 41.")
+    usage = completion("")["usage"]
+    assert verdict.cost == pytest.approx(
+        2 * (1e-3 * usage["prompt_tokens"] + 2e-3 * usage["completion_tokens"])
+    )
+    assert judge.is_cached(PROMPT, "It is 42.", "It is 41.") and judge.is_cached(
+        PROMPT, "It is 41.", "It is 42."
+    )
+    absolute = AbsoluteJudge(settings(server), cache_dir=tmp_path)
+    assert not absolute.is_cached(PROMPT, "It is 42.", "42")
+    assert server.total_calls == 2
+    with pytest.raises(InputError, match="prices"):
+        AbsoluteJudge(settings(server), prices=(-1.0, 0.0))

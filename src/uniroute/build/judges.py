@@ -52,12 +52,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .._optional import require
 from ..engine.text import prompt_text
 from ..exceptions import InputError
 from ..onboarding.cache import ResponseCache, cache_file
 from ..onboarding.client import complete, response_text
-from ..onboarding.pricing import DEFAULT_OUTPUT_TOKENS, call_cost, litellm_price
+from ..onboarding.pricing import Prices, call_cost, output_tokens_bound, price_tokens, prompt_tokens
 from ..onboarding.settings import CallSettings
 
 __all__ = [
@@ -214,10 +213,13 @@ class _Judge:
         cache_dir: str | Path | None = None,
         *,
         cost: float | None = None,
+        prices: Prices | None = None,
     ):
         settings.check()
         if cost is not None and not cost >= 0:
             raise InputError(f"cost must be $ per judge call >= 0, got {cost!r}")
+        if prices is not None and not (len(prices) == 2 and all(p >= 0 for p in prices)):
+            raise InputError(f"prices must be ($ per input token, $ per output token) >= 0, got {prices!r}")
         self.settings = replace(settings, params={"temperature": 0, **settings.params})
         if isinstance(template, JudgeTemplate):
             self.template = template
@@ -228,6 +230,7 @@ class _Judge:
         self.template.check(self.fields, self.required)
         self.cache_dir = cache_dir
         self.cost = cost
+        self.prices = prices
         self._cache: ResponseCache | None = None
         self._limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
@@ -254,9 +257,31 @@ class _Judge:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _key(self, messages: list[dict[str, Any]]) -> str:
+    def _key(self, content: str) -> str:
+        messages = [{"role": "user", "content": content}]
         payload = [self.kind, self.template.name, self.template.digest, self.settings.cache_key(messages)]
         return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
+
+    def _open(self) -> ResponseCache:
+        if self._cache is None:
+            self._cache = ResponseCache(self.cache_path).__enter__()
+        return self._cache
+
+    def _contents(self, prompt_messages: Any, response: str, other: Any) -> list[str]:
+        """The judge prompts :meth:`agrade` sends for this answer (``other``: reference or anchor answer)."""
+        raise NotImplementedError
+
+    def is_cached(
+        self, prompt_messages: Sequence[Mapping[str, Any]] | str, response: str, other: Any = None
+    ) -> bool:
+        """Whether :meth:`agrade` would make no call (every reply cached, or none needed).
+
+        ``other`` is the reference (absolute) or the anchor's answer (pairwise).
+        """
+        cache = self._open()
+        return all(
+            cache.get(self._key(c)) is not None for c in self._contents(prompt_messages, response, other)
+        )
 
     def _limit(self) -> asyncio.Semaphore:
         """``settings.concurrency`` judge calls in flight, per event loop."""
@@ -267,20 +292,18 @@ class _Judge:
 
     async def _ask(self, content: str) -> _Reply:
         """The judge's reply to ``content``, from the cache or from one call (with retries)."""
-        messages = [{"role": "user", "content": content}]
-        key = self._key(messages)
-        if self._cache is None:
-            self._cache = ResponseCache(self.cache_path).__enter__()
-        hit = self._cache.get(key)
+        key = self._key(content)
+        cache = self._open()
+        hit = cache.get(key)
         if hit is not None:
             return _Reply(hit.get("response") or "", 0, 0.0, True)
         async with self._limit():
-            response, error = await complete(self.settings, messages)
+            response, error = await complete(self.settings, [{"role": "user", "content": content}])
         if response is None:
             return _Reply(None, 1, 0.0, False, error)
         text = response_text(response)
-        cost = call_cost(response, self.settings.model, self.cost)
-        self._cache.put(
+        cost = call_cost(response, self.settings.model, self.cost, self.prices)
+        cache.put(
             {
                 "key": key,
                 "judge": self.kind,
@@ -304,24 +327,21 @@ class _Judge:
 
         Tokens are the template's, the prompt's, the answers' (and the
         reference's) plus ``max_tokens`` (else 256) of reply a call; $ from
-        ``cost=`` or LiteLLM's prices, NaN if neither knows the judge.
+        ``cost=``, ``prices=`` or LiteLLM's prices, NaN if none knows the judge.
         """
-        litellm = require("litellm", "litellm")
         empty = self.template.render(**dict.fromkeys(self.fields, ""))
-        fixed = int(
-            litellm.token_counter(model=self.settings.model, messages=[{"role": "user", "content": empty}])
-        )
+        fixed = prompt_tokens(self.settings, [{"role": "user", "content": empty}])
         calls = int(n) * self.calls_per_answer
         per_call = (
             fixed + mean_prompt_tokens + self.answers_per_call * mean_response_tokens + mean_reference_tokens
         )
-        prompt_tokens = round(calls * per_call)
-        completion_tokens = calls * int(self.settings.params.get("max_tokens") or DEFAULT_OUTPUT_TOKENS)
+        tokens_in = round(calls * per_call)
+        tokens_out = calls * output_tokens_bound(self.settings)
         if self.cost is not None:
             dollars: float | None = self.cost * calls
         else:
-            dollars = litellm_price(self.settings.model, prompt_tokens, completion_tokens)
-        return calls, prompt_tokens + completion_tokens, math.nan if dollars is None else dollars
+            dollars = price_tokens(self.settings.model, tokens_in, tokens_out, self.prices)
+        return calls, tokens_in + tokens_out, math.nan if dollars is None else dollars
 
 
 def _reference_text(reference: Any) -> str:
@@ -346,7 +366,11 @@ class AbsoluteJudge(_Judge):
     cache_dir : str or Path, optional
         Where verdicts are cached. Default ``<uniroute cache>/judges``.
     cost : float, optional
-        $ per judge call; default LiteLLM's price of each call's usage.
+        $ per judge call.
+    prices : (float, float), optional
+        $ per input and per output token (a config deployment's
+        ``input_cost_per_token`` / ``output_cost_per_token``), applied to each
+        call's usage. Default (neither given): LiteLLM's price of each call.
 
     Examples
     --------
@@ -364,14 +388,15 @@ class AbsoluteJudge(_Judge):
         """The score in a judge's reply, and what was read."""
         return read_score(reply)
 
+    def _contents(self, prompt_messages: Any, response: str, other: Any) -> list[str]:
+        text = prompt_text(prompt_messages)
+        return [self.template.render(prompt=text, response=response, reference=_reference_text(other))]
+
     async def agrade(
         self, prompt_messages: Sequence[Mapping[str, Any]] | str, response: str, reference: Any = None
     ) -> Verdict:
         """The judge's verdict on ``response`` to the prompt (against ``reference`` when given)."""
-        content = self.template.render(
-            prompt=prompt_text(prompt_messages), response=response, reference=_reference_text(reference)
-        )
-        reply = await self._ask(content)
+        reply = await self._ask(self._contents(prompt_messages, response, reference)[0])
         if reply.text is None:
             return Verdict(None, reply.calls, reply.cost, False, f"judge call failed: {reply.error}")
         score, detail = self.read(reply.text)
@@ -404,7 +429,7 @@ class PairwiseJudge(_Judge):
         A judge prompt file with ``{prompt}``, ``{answer_a}`` and ``{answer_b}``,
         asking for a final ``VERDICT: A|B|TIE`` line. Default: ``pairwise-v1``.
     cache_dir : str or Path, optional
-    cost : float, optional
+    cost, prices : optional
         As for :class:`AbsoluteJudge`.
     """
 
@@ -415,17 +440,24 @@ class PairwiseJudge(_Judge):
     calls_per_answer = 2
     answers_per_call = 2
 
+    def _contents(self, prompt_messages: Any, response: str, other: Any) -> list[str]:
+        """The answer shown first, then the anchor's first; none when they are the same text."""
+        if response.strip() == str(other).strip():
+            return []
+        text = prompt_text(prompt_messages)
+        return [
+            self.template.render(prompt=text, answer_a=response, answer_b=other),
+            self.template.render(prompt=text, answer_a=other, answer_b=response),
+        ]
+
     async def agrade(
         self, prompt_messages: Sequence[Mapping[str, Any]] | str, response: str, anchor_response: str
     ) -> Verdict:
         """Mean of the two orders' scores of ``response`` against ``anchor_response``."""
-        if response.strip() == anchor_response.strip():
+        contents = self._contents(prompt_messages, response, anchor_response)
+        if not contents:
             return Verdict(0.5, 0, 0.0, False, "the anchor's answer itself: a tie by definition, no call")
-        text = prompt_text(prompt_messages)
-        first, second = await asyncio.gather(
-            self._ask(self.template.render(prompt=text, answer_a=response, answer_b=anchor_response)),
-            self._ask(self.template.render(prompt=text, answer_a=anchor_response, answer_b=response)),
-        )
+        first, second = await asyncio.gather(*map(self._ask, contents))
         calls = first.calls + second.calls
         cost = first.cost + second.cost
         cached = first.cached and second.cached
