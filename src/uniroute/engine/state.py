@@ -34,7 +34,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -69,6 +69,7 @@ FEEDBACK_SETTINGS = (
 )
 """Router parameters saved under ``"router"`` so a state reloads with the same feedback behaviour;
 a state saved before them loads with the defaults."""
+FEEDBACK_ARRAYS = ("feedback_error_sums", "feedback_counts", "feedback_at")
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -101,13 +102,47 @@ def feedback_namespace(router: Router) -> str:
     and two states with different clusters never mix their counts in a shared store.
     """
     spec, arrays = router.cluster_map_.to_state()
+    return _namespace(router.encoder.embedder.id, spec, arrays)
+
+
+class FeedbackTarget(NamedTuple):
+    """Where the shared feedback of a saved state lives: its namespace, K and half-life."""
+
+    namespace: str
+    n_clusters: int
+    half_life: float | None
+
+
+def feedback_target(path: str | Path) -> FeedbackTarget:
+    """The :func:`feedback_namespace`, K and ``feedback_half_life`` of the state saved at ``path``.
+
+    Read from the files, without building the state's embedder.
+    """
+    path = Path(path)
+    meta, arrays = _read(path)
+    try:
+        namespace = _namespace(meta["embedder"]["id"], meta["cluster_map"], _cluster_map_arrays(arrays))
+        n_clusters = int(np.asarray(arrays["profile_counts"]).shape[1])
+        return FeedbackTarget(namespace, n_clusters, meta["router"].get("feedback_half_life"))
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise StateError(
+            f"router state {path} is incomplete or corrupt: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _namespace(embedder_id: str, cmap_spec: Any, cmap_arrays: Mapping[str, np.ndarray]) -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps([router.encoder.embedder.id, spec], sort_keys=True, default=str).encode())
-    for key in sorted(arrays):
-        array = np.ascontiguousarray(arrays[key])
+    digest.update(json.dumps([embedder_id, cmap_spec], sort_keys=True, allow_nan=False).encode())
+    for key in sorted(cmap_arrays):
+        array = np.ascontiguousarray(cmap_arrays[key])
         digest.update(f"{key}:{array.dtype.str}:{array.shape}".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()[:16]
+
+
+def _cluster_map_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    prefix = "cluster_map_"
+    return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
 def _state_content(router: Router) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -145,8 +180,35 @@ def _state_content(router: Router) -> tuple[dict[str, Any], dict[str, np.ndarray
 
 def save_router(router: Router, path: str | Path) -> Path:
     """Write ``router`` to ``path`` (a directory, or one file if it ends in ``.npz``)."""
+    return _write(Path(path), *_state_content(router))
+
+
+def save_feedback(path: str | Path, ledger: FeedbackLedger) -> Path:
+    """Replace the feedback saved in the state at ``path`` with ``ledger``'s; nothing else changes.
+
+    For ``uniroute state sync`` (the counts of a shared store written back into a state).
+    Written atomically, as :func:`save_router` writes; the state's embedder is not built.
+    """
     path = Path(path)
-    meta, arrays = _state_content(router)
+    meta, arrays = _read(path)
+    n_clusters = int(np.asarray(arrays["profile_counts"]).shape[1])
+    if ledger.n_clusters != n_clusters:
+        raise StateError(
+            f"the feedback has {ledger.n_clusters} clusters, router state {path} has {n_clusters}: "
+            "it belongs to another state (check the namespace)"
+        )
+    for key in ("arrays_file", "arrays_sha256", "state_sha256", "feedback"):
+        meta.pop(key, None)
+    for key in FEEDBACK_ARRAYS:
+        arrays.pop(key, None)
+    if ledger.models:
+        meta["feedback"], feedback_arrays = ledger.to_state()
+        arrays.update(feedback_arrays)
+    meta["schema_version"] = SCHEMA_VERSION
+    return _write(path, meta, arrays)
+
+
+def _write(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
     if path.suffix == ".npz":
         arrays["__state__"] = np.array(json.dumps(_sealed(meta), allow_nan=False))
         atomic_write_bytes(path, _npz_bytes(arrays))
@@ -336,11 +398,7 @@ def read_state(path: str | Path, embedder: Any = None, *, allow_network: bool = 
                 "pass it: Router.load(path, embedder=...)"
             )
         cmap_spec = meta["cluster_map"]
-        cmap_cls = CLUSTER_MAPS[cmap_spec["kind"]]
-        prefix = "cluster_map_"
-        cmap = cmap_cls.from_state(
-            cmap_spec["params"], {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-        )
+        cmap = CLUSTER_MAPS[cmap_spec["kind"]].from_state(cmap_spec["params"], _cluster_map_arrays(arrays))
         profiles = [
             ModelProfile(
                 name=m["name"],
