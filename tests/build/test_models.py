@@ -140,3 +140,15 @@ def test_sampling_takes_small_clusters_whole_and_tops_up_around_kept_rows() -> N
     keep = [0, 1, 2, 3, 4, 10]  # an earlier sample: five from cluster 0 (more than 4 now), one from 1
     topped, _, sampled = sample_per_cluster(clusters, 4, per_cluster=4, keep=keep, random_state=7)
     assert set(keep) <= set(topped) and list(sampled) == [5, 3, 4, 0]
+
+
+def test_traffic_cost_weighs_each_cluster_by_its_share_of_the_log() -> None:
+    import numpy as np
+
+    from uniroute.build.pipeline import traffic_cost
+
+    # cluster 0 (90% of traffic) costs 1 a call, cluster 1 (10%) costs 10; the sample holds 2 of each
+    costs, clusters = np.array([1.0, 1.0, 10.0, 10.0, np.nan]), np.array([0, 0, 1, 1, 2])
+    assert traffic_cost(costs, clusters, np.array([0.9, 0.1, 0.0])) == pytest.approx(1.9)  # a plain mean: 5.5
+    assert traffic_cost(costs, clusters, np.array([0.5, 0.0, 0.5])) == pytest.approx(1.0)  # no $ in cluster 2
+    assert np.isnan(traffic_cost(np.full(5, np.nan), clusters, np.array([0.5, 0.5, 0.0])))

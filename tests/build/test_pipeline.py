@@ -13,6 +13,7 @@ from build_fakes import FakePool, make_log_rows, right_answer, write_config, wri
 
 from uniroute import HashingEmbedder, InputError, Router
 from uniroute.build import BuildResult, build
+from uniroute.build.pipeline import traffic_cost
 from uniroute.datasets import load_dataset
 from uniroute.onboarding import load_validation
 from uniroute.onboarding.cache import ResponseCache, cache_file
@@ -76,10 +77,13 @@ def test_build_profiles_every_deployment_and_writes_state_validation_results_and
     assert len(items) == 16 and {i.grader for i in items} == {"exact"} and all(i.reference for i in items)
     results = load_dataset(result.paths["results"])
     assert results.models == ("mathy", "geo", "big") and np.nanmean(results.scores[:, 2]) == 1.0
-    assert router.profile("big").cost == pytest.approx(np.nanmean(results.costs[:, 2]))
+    meta = json.loads(result.paths["build"].read_text())
+    clusters = np.array([int(task.split("-")[1]) for task in results.tasks])
+    assert meta["cluster_shares"] == [0.6, 0.4]  # 24 arithmetic and 16 geography prompts in the log
+    big = traffic_cost(results.costs[:, 2], clusters, np.array(meta["cluster_shares"]))
+    assert router.profile("big").cost == pytest.approx(big) == pytest.approx(meta["cost_per_request"]["big"])
     html = result.paths["report"].read_text(encoding="utf-8")
     assert "mathy" in html and "<script" not in html and result.paths["summary"].is_file()
-    meta = json.loads(result.paths["build"].read_text())
     assert meta["grading"] == "reference:exact" and set(meta["models"]) == {"mathy", "geo", "big"}
     assert "48 call(s) made" in result.summary()
     with pytest.raises(InputError, match="pass --update"):

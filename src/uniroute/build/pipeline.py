@@ -227,6 +227,17 @@ def _fit_or_load(
     return Router(embedder, cmap), True
 
 
+@dataclass
+class _Sample:
+    """The validation items, each one's cluster, the log's share per cluster, and the per-cluster counts."""
+
+    items: list[ValidationItem]
+    clusters: np.ndarray
+    shares: np.ndarray
+    available: np.ndarray
+    sampled: np.ndarray
+
+
 def _sample(
     router: Router,
     fit: bool,
@@ -238,23 +249,46 @@ def _sample(
     grader: str,
     options: Mapping[str, Any],
     progress: bool | None,
-) -> tuple[list[ValidationItem], np.ndarray, np.ndarray]:
+) -> _Sample:
     """Fit the map on every logged prompt (first build), then draw the validation sample."""
     X = router.embed([p.text_prompt() for p in log.prompts], progress=progress)
     if fit:
         router.fit_embeddings(X)
-    index = {id(p): i for i, p in enumerate(log.prompts)}
-    phi = router.cluster_probs(X[[index[id(p)] for p in usable]]) if usable else np.zeros((0, 1))
+    every = router.cluster_probs(X).argmax(axis=1)
     n_clusters = len(router.cluster_map_.cluster_weights_)
-    clusters = phi.argmax(axis=1) if len(usable) else np.zeros(0, dtype=int)
+    index = {id(p): i for i, p in enumerate(log.prompts)}
+    clusters = every[[index[id(p)] for p in usable]]
     by_prompt = {json.dumps(item.messages(), sort_keys=True): item for item in earlier}
     keys = [json.dumps(list(p.messages), sort_keys=True) for p in usable]
     keep = [i for i, key in enumerate(keys) if key in by_prompt]
     rows, available, sampled = sample_per_cluster(clusters, n_clusters, per_cluster, keep, seed)
     items = [by_prompt.get(keys[i]) or _item(usable[i], int(clusters[i]), grader, options) for i in rows]
-    kept_keys = set(keys)
-    items += [item for key, item in by_prompt.items() if key not in kept_keys]  # gone from the log: kept
-    return items, available, sampled
+    item_clusters = [int(clusters[i]) for i in rows]
+    gone = [item for key, item in by_prompt.items() if key not in set(keys)]  # no longer logged: kept
+    if gone:
+        items += gone
+        item_clusters += [
+            int(k) for k in router.cluster_probs(router.embed([i.prompt for i in gone])).argmax(1)
+        ]
+    shares = np.bincount(every, minlength=n_clusters) / len(every)
+    return _Sample(items, np.array(item_clusters, dtype=int), shares, available, sampled)
+
+
+def traffic_cost(costs: np.ndarray, clusters: np.ndarray, shares: np.ndarray) -> float:
+    """$ per request of a model on the log's traffic: its mean $ per cluster, weighted by the cluster's share.
+
+    The sample takes up to ``per_cluster`` prompts from every cluster whatever its
+    share, so a plain mean would weigh a small cluster of long prompts like a large
+    one. Clusters where the model has no priced answer are left out of the weights.
+    NaN if it has none at all.
+    """
+    total = weight = 0.0
+    for k, share in enumerate(shares):
+        values = costs[(clusters == k) & np.isfinite(costs)]
+        if len(values) and share > 0:
+            total += share * float(values.mean())
+            weight += share
+    return total / weight if weight else math.nan
 
 
 # ---- grading ------------------------------------------------------------------------------
@@ -444,11 +478,12 @@ async def abuild(
     earlier: list[ValidationItem] = []
     if update and (out / VALIDATION).is_file():
         earlier = load_validation(out / VALIDATION)
-    items, available, sampled = await asyncio.to_thread(
+    sample = await asyncio.to_thread(
         _sample, router, fit, log, usable, earlier, per_cluster, seed, item_grader, options, progress
     )
+    items = sample.items
     result.n_items = len(items)
-    result.available, result.sampled = [int(a) for a in available], [int(s) for s in sampled]
+    result.available, result.sampled = [int(a) for a in sample.available], [int(s) for s in sample.sampled]
     judge_obj = None
     if judge is not None:
         judge_obj = _judge(judge, judge_mode, judge_prompt, config, cache / "judges", call)
@@ -508,6 +543,15 @@ async def abuild(
         for a in usable_answers
         if a.name in scores
     }
+    per_request = {}
+    for name in list(scores):
+        graded = np.where(np.isfinite(scores[name]), costs[name], np.nan)
+        per_request[name] = traffic_cost(graded, sample.clusters, sample.shares)
+        if not math.isfinite(per_request[name]):
+            result.left_out[name] = "none of its graded answers has a $ (no usage in the responses?)"
+            del scores[name], costs[name], per_request[name]
+    if not scores:
+        raise OnboardingError(f"no model could be priced: {result.left_out}; the state is not written")
     result.paths["results"] = _write_results(out / RESULTS, items, scores, costs)
     listed = {d.name for d in deployments}
     result.removed = [m for m in router.models if m not in listed]
@@ -518,7 +562,7 @@ async def abuild(
             result.notes.append(
                 f"{name} keeps its earlier profile in the state (this run could not grade it)"
             )
-    await asyncio.to_thread(router.add_models, [item.prompt for item in items], scores, costs, True)
+    await asyncio.to_thread(router.add_models, [item.prompt for item in items], scores, per_request, True)
     result.models = sorted(scores)
     result.paths["state"] = await asyncio.to_thread(router.save, state_path)
     meta = {
@@ -530,6 +574,11 @@ async def abuild(
         "models": {
             d.name: {"model": d.settings.model, "api_base": d.settings.api_base, "label": d.label}
             for d in deployments
+        },
+        "cluster_shares": [round(float(w), 6) for w in sample.shares],
+        "cost_per_request": per_request,
+        "sample_mean_cost": {
+            name: float(np.nanmean(c[np.isfinite(scores[name])])) for name, c in costs.items()
         },
     }
     result.paths["build"] = out / META
