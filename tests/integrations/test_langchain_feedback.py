@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import pickle
+import runpy
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -225,3 +227,12 @@ def test_feedback_with_the_default_embedder(toy_data):
     assert after.errors[mathbot] > before.errors[mathbot] + 0.1
     assert model.invoke(MATH).response_metadata["uniroute"]["answered_by"] != "mathbot"
     assert np.isclose(router.feedback.counts("mathbot")[1].sum(), 20)
+
+
+def test_the_feedback_example_runs_offline(capsys, monkeypatch):
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    monkeypatch.syspath_prepend(str(examples))
+    runpy.run_path(str(examples / "langchain_feedback.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "before feedback: [mathbot]" in out and "after feedback:  [big]" in out
+    assert "thumbs-down" in out and "8 events" in out

@@ -345,9 +345,11 @@ class UniRouteChatModel(BaseChatModel):
         .. code-block:: python
 
             {'profile': 'gpt-4o-mini', 'reason': 'routed', 'order': ['gpt-4o-mini', 'gpt-4o'],
-             'lambda': 50.0, 'decision': {'model': 'gpt-4o-mini', 'lambda': 50.0, 'cluster': 3,
+             'lambda': 50.0, 'decision_id': '3427f3be17a44a3abe5af49f9cb80557',
+             'decision': {'model': 'gpt-4o-mini', 'lambda': 50.0, 'cluster': 3,
              'ranking': [{'model': 'gpt-4o-mini', 'expected_error': 0.21, 'cost': 0.0004,
-             'score': 0.23}, {'model': 'gpt-4o', ...}], 'skipped': [], 'note': None},
+             'score': 0.23}, {'model': 'gpt-4o', ...}], 'skipped': [], 'note': None, ...},
+             'run_id': '9060d1a2-627d-44e6-bc9b-d28b25f71545',
              'answered_by': 'gpt-4o-mini', 'fallbacks': []}
 
         ``reason`` is ``"routed"``, ``"tool_loop"`` or ``"pinned"``; ``fallbacks``
@@ -357,6 +359,16 @@ class UniRouteChatModel(BaseChatModel):
         async forms; runs started through ``generate`` or ``stream_events(version="v3")``
         carry the decision in the response metadata only), and ``_get_ls_params``
         reports the chosen child's provider and model name.
+
+    Feedback:
+        .. code-block:: python
+
+            model.record_feedback(msg.response_metadata["uniroute"]["run_id"], 1.0)
+
+        :meth:`record_feedback` takes the run id LangChain callbacks give (or the id
+        of a chain run with one routed call) and a score in [0, 1]; the child that
+        answered is credited, and routing learns from it (see docs/feedback.md).
+        ``generation_info["uniroute_decision_id"]`` carries the engine's decision id.
 
     Fallback:
         When the chosen child raises one of ``fallback_on``, the next child in the
