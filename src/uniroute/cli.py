@@ -28,7 +28,13 @@ if TYPE_CHECKING:
     from .datasets import RoutingDataset
     from .engine.router import Router
 
-SUBCOMMAND_MODULES: list[str] = ["uniroute.onboarding.cli", "uniroute.evaluation.cli", "uniroute.report.cli"]
+SUBCOMMAND_MODULES: list[str] = [
+    "uniroute.onboarding.cli",
+    "uniroute.evaluation.cli",
+    "uniroute.report.cli",
+    "uniroute.build.cli",
+    "uniroute.stores.cli",
+]
 
 
 def _load_data(args: argparse.Namespace) -> RoutingDataset:
