@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -452,6 +453,7 @@ async def test_decision_names_who_answered_after_a_fallback(engine: Router) -> N
 
 
 async def test_proxy_headers_name_who_answered(engine: Router) -> None:
+    engine = copy.deepcopy(engine)  # feedback below changes it
     callback = ul.UniRouteProxyRouter(ul.DeploymentRanker(engine, lam=LAM))
     request: dict = {"metadata": {}}
     await callback.async_filter_deployments("demo", demo_deployments(), user(MATH_PROMPT), request)
@@ -461,6 +463,10 @@ async def test_proxy_headers_name_who_answered(engine: Router) -> None:
     decision = json.loads(headers[ul.HEADER_DECISION])
     assert (decision["chosen"], decision["failed"], decision["answered"]) == ("mathbot", ["mathbot"], "poet")
     assert headers[ul.HEADER_PROFILE] == "poet"
+    # issue 12: the id on the wire and in the hidden params; feedback by it credits who answered
+    assert decision["decision_id"] == headers[ul.HEADER_DECISION_ID]
+    assert response._hidden_params["uniroute"]["decision_id"] == headers[ul.HEADER_DECISION_ID]
+    assert callback.ranker.record_feedback(headers[ul.HEADER_DECISION_ID], True) == "poet"
 
 
 async def test_provider_prefixed_and_base_model_names_match_profiles(engine: Router, caplog) -> None:

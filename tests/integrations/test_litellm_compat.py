@@ -6,6 +6,8 @@ oldest supported LiteLLM, so a LiteLLM release that moves one of these breaks he
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import random
 from collections import Counter
@@ -178,3 +180,63 @@ def test_proxy_globals(monkeypatch) -> None:
         assert _compat.proxy_config()["router_settings"] == config["router_settings"]
     finally:
         proxy_server.proxy_config.update_config_state(dict(before))
+
+
+def test_set_strategy_is_remembered_on_the_router() -> None:
+    router = group(deployment("a"))
+    assert _compat.installed_strategy(router) is None
+
+    class Fixed:
+        async def async_get_available_deployment(self, model, **kwargs):
+            return router.get_model_list(model_name=model)[0]
+
+        def get_available_deployment(self, model, **kwargs):
+            return router.get_model_list(model_name=model)[0]
+
+    strategy = Fixed()
+    _compat.set_strategy(router, strategy)
+    assert _compat.installed_strategy(router) is strategy
+
+
+def test_resolve_secret_reads_os_environ_like_litellm(monkeypatch) -> None:
+    monkeypatch.setenv("UNIROUTE_TEST_URL", "redis://127.0.0.1:1/0")
+    assert _compat.resolve_secret("os.environ/UNIROUTE_TEST_URL") == "redis://127.0.0.1:1/0"
+    assert _compat.resolve_secret("redis://x") == "redis://x" and _compat.resolve_secret(None) is None
+
+
+class _Failures(CustomLogger):
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[dict] = []
+
+    async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
+        self.events.append(kwargs)
+
+
+async def test_failure_events_name_the_deployment_and_carry_the_metadata() -> None:
+    seen = _Failures()
+    before = list(litellm.callbacks)
+    litellm.callbacks.append(seen)
+    try:
+        metadata = {"marker": object()}
+        with pytest.raises(litellm.RateLimitError):
+            await group(deployment("bad", fail=True)).acompletion(
+                model="demo", messages=MESSAGES, metadata=metadata
+            )
+        for _ in range(250):  # LiteLLM may log the failure on a task of its own
+            if seen.events:
+                break
+            await asyncio.sleep(0.02)
+        assert any(_compat.failed_deployment(kw) == "bad" for kw in seen.events)
+        assert any(_compat.failure_metadata(kw).get("marker") is metadata["marker"] for kw in seen.events)
+        assert _compat.failed_deployment({}) is None and _compat.failure_metadata({}) == {}
+    finally:
+        litellm.callbacks[:] = before
+
+
+def test_proxy_app_and_key_check() -> None:
+    import litellm.proxy.proxy_server as proxy_server
+    from litellm.proxy.auth.user_api_key_auth import user_api_key_auth
+
+    assert _compat.proxy_app() is proxy_server.app
+    assert inspect.signature(_compat.proxy_key_check()) == inspect.signature(user_api_key_auth)

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 import yaml
@@ -78,7 +79,7 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     try:
         with running_proxy(_test_config(tmp), log, _env(state), START_TIMEOUT) as url:
             client = openai.OpenAI(base_url=url, api_key=MASTER_KEY, max_retries=0, timeout=60)
-            yield {"client": client, "engine": Router.load(state), "log": log}
+            yield {"client": client, "engine": Router.load(state), "log": log, "url": url}
     except ProxyError as exc:
         pytest.fail(str(exc))
 
@@ -112,6 +113,7 @@ def test_streaming_goes_to_engine_first_choice(proxy: dict, prompt: str) -> None
         want = _expected(proxy["engine"], user(prompt))
         assert stream.headers["x-litellm-model-id"] == want
         assert f'"deployment":"{want}"' in stream.headers["x-uniroute-decision"]
+        assert len(stream.headers["x-uniroute-decision-id"]) == 32
     assert text.startswith(f"[{want.split('-')[0]}]")
 
 
@@ -249,3 +251,82 @@ def test_client_metadata_is_never_echoed_into_headers(proxy: dict) -> None:
     )
     assert raw.headers["x-uniroute-profile"] == _expected(proxy["engine"], user(MATH_PROMPT))
     assert "set-cookie" not in raw.headers and "x\r" not in raw.headers["x-uniroute-decision"]
+
+
+# ---- feedback (issue 12) -------------------------------------------------------------------
+
+
+def _feedback(proxy: dict, body: object, key: str | None = MASTER_KEY) -> httpx.Response:
+    headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+    return httpx.post(f"{proxy['url']}/uniroute/feedback", json=body, headers=headers, timeout=30)
+
+
+def _stats(proxy: dict) -> dict:
+    answer = httpx.get(
+        f"{proxy['url']}/uniroute/feedback/stats",
+        headers={"Authorization": f"Bearer {MASTER_KEY}"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_feedback_by_header_credits_the_deployment_that_answered(proxy: dict) -> None:
+    raw = proxy["client"].chat.completions.with_raw_response.create(
+        model="demo", messages=user(POETRY_PROMPT)
+    )
+    decision_id = raw.headers["x-uniroute-decision-id"]
+    assert json.loads(raw.headers["x-uniroute-decision"])["decision_id"] == decision_id
+    answer = _feedback(proxy, {"decision_id": decision_id, "score": True})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["profile"] == raw.headers["x-uniroute-profile"]
+    raw = proxy["client"].chat.completions.with_raw_response.create(model="flaky", messages=user(MATH_PROMPT))
+    assert raw.headers["x-uniroute-rank"] == "2"  # flaky-mathbot failed or cools down; the next best answered
+    answer = _feedback(
+        proxy, {"decision_id": raw.headers["x-uniroute-decision-id"], "score": 0.25, "weight": 2}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["profile"] == raw.headers["x-uniroute-profile"] != "mathbot"
+
+
+def test_feedback_without_a_valid_key_is_401_and_writes_nothing(proxy: dict) -> None:
+    raw = proxy["client"].chat.completions.with_raw_response.create(model="demo", messages=user(MATH_PROMPT))
+    body = {"decision_id": raw.headers["x-uniroute-decision-id"], "score": False}
+    before = _stats(proxy)
+    for key in (None, "sk-wrong"):
+        assert _feedback(proxy, body, key).status_code == 401
+    assert httpx.get(f"{proxy['url']}/uniroute/feedback/stats", timeout=30).status_code == 401
+    after = _stats(proxy)
+    assert after["requests"] == before["requests"]
+    assert after["store_stats"]["events"] == before["store_stats"].get("events", 0)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"decision_id": "0" * 32, "score": 1}, 404, "unknown or expired"),
+        ({"decision_id": "ID", "score": 2}, 400, "score must be a number in [0, 1]"),
+        ({"decision_id": "ID", "score": 1, "weight": -1}, 400, "weight must be a finite number >= 0"),
+        ({"decision_id": "ID", "score": 1, "rating": 5}, 400, "unknown key(s) ['rating']"),
+        ({"score": 1}, 400, "send JSON"),
+        ([1, 2], 400, "send JSON"),
+        ("{not json", 400, "send JSON"),
+    ],
+)
+def test_bad_feedback_is_a_4xx_with_a_message(proxy: dict, body: object, status: int, message: str) -> None:
+    if isinstance(body, dict) and body.get("decision_id") == "ID":
+        raw = proxy["client"].chat.completions.with_raw_response.create(
+            model="demo", messages=user(MATH_PROMPT)
+        )
+        body = {**body, "decision_id": raw.headers["x-uniroute-decision-id"]}
+    if isinstance(body, str):
+        answer = httpx.post(
+            f"{proxy['url']}/uniroute/feedback",
+            content=body,
+            headers={"Authorization": f"Bearer {MASTER_KEY}", "content-type": "application/json"},
+            timeout=30,
+        )
+    else:
+        answer = _feedback(proxy, body)
+    error = answer.json()
+    assert answer.status_code == status and message in (error.get("detail") or error["error"]["message"])

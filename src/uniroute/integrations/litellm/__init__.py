@@ -21,7 +21,13 @@ Per request, ``metadata={"uniroute": {"lambda": 0.2, "candidates": [...]}}`` (or
 the request are ranked last. The decision (chosen, failed, answered) is written to the
 request's metadata under ``"uniroute_decision"``, to ``response._hidden_params
 ["uniroute"]`` for routers set up with :func:`install`, and to ``x-uniroute-*``
-response headers on the proxy. Every use of LiteLLM's private API is in ``_compat``.
+response headers on the proxy.
+
+Feedback: every routed response carries its ``decision_id`` (hidden params, and the
+``x-uniroute-decision-id`` header on the proxy). :func:`record_feedback` (SDK) and
+``POST /uniroute/feedback`` (proxy, behind the proxy's key check) credit the deployment
+that answered; ``feedback_store: redis://...`` shares the counts between proxy replicas.
+Every use of LiteLLM's private API is in ``_compat``.
 """
 
 from __future__ import annotations
@@ -34,8 +40,15 @@ from ..._optional import require
 
 require("litellm", extra="litellm")
 
+from ._feedback import (  # noqa: E402
+    FAILURE_WEIGHT,
+    UnknownDecisionError,
+    UnrankedAnswerError,
+    state_namespace,
+)
 from ._proxy import (  # noqa: E402
     HEADER_DECISION,
+    HEADER_DECISION_ID,
     HEADER_PROFILE,
     HEADER_RANK,
     STATE_ENV,
@@ -53,7 +66,7 @@ from ._ranker import (  # noqa: E402
     find_decision,
     request_prompt,
 )
-from ._sdk import UniRouteStrategy, install  # noqa: E402
+from ._sdk import FailureFeedback, UniRouteStrategy, install, record_feedback  # noqa: E402
 
 __all__ = [
     "CHARS_PER_TOKEN",
@@ -61,18 +74,25 @@ __all__ = [
     "DECISION_KEY",
     "DEFAULT_OUTPUT_TOKENS",
     "DEFAULT_TOLERANCE",
+    "FAILURE_WEIGHT",
     "HEADER_DECISION",
+    "HEADER_DECISION_ID",
     "HEADER_PROFILE",
     "HEADER_RANK",
     "STATE_ENV",
     "DeploymentRanker",
+    "FailureFeedback",
     "UniRouteProxyRouter",
     "UniRouteStrategy",
+    "UnknownDecisionError",
+    "UnrankedAnswerError",
     "cost_per_request",
     "decision_headers",
     "find_decision",
     "install",
+    "record_feedback",
     "request_prompt",
+    "state_namespace",
 ]
 
 _DEPRECATED = {"UnirouteStrategy": UniRouteStrategy, "UnirouteProxyRouter": UniRouteProxyRouter}

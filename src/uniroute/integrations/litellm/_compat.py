@@ -28,6 +28,7 @@ ASYNC_FILTER_STRATEGIES = frozenset(
 )
 
 _PATCHED_FLAG = "_uniroute_recorded_methods"
+_STRATEGY_ATTR = "_uniroute_strategy"
 
 
 def shuffle(
@@ -144,8 +145,15 @@ def own_selectors(litellm_router: Any) -> tuple[Callable[..., Any], Callable[...
 
 
 def set_strategy(litellm_router: Any, strategy: Any) -> None:
-    """Make ``strategy`` choose the router's deployments (LiteLLM's documented hook)."""
+    """Make ``strategy`` choose the router's deployments (LiteLLM's documented hook), and
+    remember it on the router (feedback finds it there)."""
     litellm_router.set_custom_routing_strategy(strategy)
+    setattr(litellm_router, _STRATEGY_ATTR, strategy)
+
+
+def installed_strategy(litellm_router: Any) -> Any:
+    """The strategy :func:`set_strategy` set on ``litellm_router``, or ``None``."""
+    return getattr(litellm_router, _STRATEGY_ATTR, None)
 
 
 def wrap_methods(
@@ -219,3 +227,59 @@ def proxy_config() -> Mapping[str, Any] | None:
         return None
     state = get_state()
     return state if isinstance(state, Mapping) and state else None
+
+
+def proxy_app() -> Any:
+    """The running proxy's FastAPI ``app`` (``None`` outside a proxy)."""
+    proxy_server = sys.modules.get("litellm.proxy.proxy_server")
+    return getattr(proxy_server, "app", None)
+
+
+def proxy_key_check() -> Callable[..., Awaitable[Any]]:
+    """LiteLLM's ``user_api_key_auth`` dependency, with every refusal answered 401 (403 kept).
+
+    It takes the same parameters (the key headers LiteLLM reads), so FastAPI injects them
+    as for LiteLLM's own routes. LiteLLM itself answers a missing key with a 500 when
+    ``prisma`` is not installed and an unknown key with a 400 when no database is
+    connected; here anything but a successful key check is a 401.
+    """
+    import inspect
+
+    from fastapi import HTTPException
+    from litellm.proxy.auth.user_api_key_auth import user_api_key_auth
+
+    async def key_check(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await user_api_key_auth(*args, **kwargs)
+        except Exception as exc:
+            code = getattr(exc, "status_code", None) or getattr(exc, "code", None)
+            status = 403 if str(code) == "403" else 401
+            raise HTTPException(
+                status_code=status,
+                detail="uniroute: a valid proxy key is required (Authorization: Bearer <key>)",
+            ) from exc
+
+    key_check.__signature__ = inspect.signature(user_api_key_auth)  # type: ignore[attr-defined]
+    return key_check
+
+
+def resolve_secret(value: Any) -> Any:
+    """A config value with LiteLLM's ``os.environ/NAME`` indirection resolved (other values unchanged)."""
+    if isinstance(value, str) and value.startswith("os.environ/"):
+        return litellm.get_secret(value)
+    return value
+
+
+def failed_deployment(kwargs: Mapping[str, Any]) -> str | None:
+    """The id of the deployment a failure event is about (``litellm_params.model_info.id``)."""
+    params = kwargs.get("litellm_params")
+    info = params.get("model_info") if isinstance(params, Mapping) else None
+    dep_id = info.get("id") if isinstance(info, Mapping) else None
+    return dep_id if isinstance(dep_id, str) else None
+
+
+def failure_metadata(kwargs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The request metadata a failure event carries (``litellm_params.metadata``)."""
+    params = kwargs.get("litellm_params")
+    metadata = params.get("metadata") if isinstance(params, Mapping) else None
+    return metadata if isinstance(metadata, Mapping) else {}

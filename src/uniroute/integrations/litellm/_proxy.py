@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
+import threading
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 import litellm
 from litellm.integrations.custom_logger import CustomLogger
 
+from ...engine.decision import check_number
 from ...exceptions import InputError, StateError
 from . import _compat
+from ._feedback import FAILURE_WEIGHT, state_namespace
 from ._ranker import (
     CONTROL_KEY,
     DEFAULT_OUTPUT_TOKENS,
@@ -37,11 +42,16 @@ SETTINGS_KEYS = frozenset(
         "expected_output_tokens",
         "group_lambda",
         "tolerance",
+        "feedback_store",
+        "feedback_namespace",
+        "feedback_on_failure",
+        "failure_weight",
     }
 )
 HEADER_PROFILE = "x-uniroute-profile"
 HEADER_RANK = "x-uniroute-rank"
 HEADER_DECISION = "x-uniroute-decision"
+HEADER_DECISION_ID = "x-uniroute-decision-id"
 _UNSAFE_HEADER_CHARS = re.compile(r"[^\x20-\x7e]")
 
 
@@ -75,10 +85,22 @@ class UniRouteProxyRouter(CustomLogger):
         The router whose requests this callback sees (default: the running proxy's).
     """
 
-    def __init__(self, ranker: DeploymentRanker, litellm_router: litellm.Router | None = None):
+    def __init__(
+        self,
+        ranker: DeploymentRanker,
+        litellm_router: litellm.Router | None = None,
+        *,
+        feedback_on_failure: bool = False,
+        failure_weight: float = FAILURE_WEIGHT,
+    ):
         super().__init__()
         self.ranker = ranker
         self.litellm_router = litellm_router
+        self.feedback_on_failure = feedback_on_failure
+        self.failure_weight = check_number(failure_weight, "failure_weight")
+        self.store: Any = None
+        self._counts: Counter[str] = Counter()
+        self._counts_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any] | None = None) -> UniRouteProxyRouter:
@@ -124,7 +146,60 @@ class UniRouteProxyRouter(CustomLogger):
             raise StateError(f"uniroute proxy router: cannot load router state {path}: {exc}") from exc
         if config is not None:
             _compat.logger.warning(ranker.describe(list(config.get("model_list") or [])))
-        return cls(ranker)
+        on_failure = settings.get("feedback_on_failure", False)
+        if not isinstance(on_failure, bool):
+            raise InputError(f"callback_settings.{CONTROL_KEY}.feedback_on_failure must be true or false")
+        callback = cls(
+            ranker,
+            feedback_on_failure=on_failure,
+            failure_weight=settings.get("failure_weight", FAILURE_WEIGHT),
+        )
+        url = _compat.resolve_secret(settings.get("feedback_store"))
+        if url:
+            callback.use_redis(str(url), _compat.resolve_secret(settings.get("feedback_namespace")))
+        app = _compat.proxy_app()
+        if app is not None:
+            from . import _endpoints
+
+            _endpoints.mount(app, callback)
+        return callback
+
+    def use_redis(self, url: str, namespace: str | None = None) -> None:
+        """Share feedback with every replica through Redis at ``url`` (``redis://host:port/db``).
+
+        ``namespace`` defaults to :func:`state_namespace` of the router state, so replicas
+        serving one state share counts and another state never mixes with them. The store
+        is closed (its buffer flushed) when the process exits.
+        """
+        from ...stores.redis import RedisFeedbackStore
+
+        router = self.ranker.router
+        store = RedisFeedbackStore.from_url(
+            url, namespace or state_namespace(router), len(router.cluster_map_.cluster_weights_)
+        )
+        router.use_feedback_store(store)
+        self.store = store
+        atexit.register(store.close)
+        _compat.logger.warning(
+            f"uniroute feedback: shared through Redis {_redacted(url)}, namespace {store.namespace}"
+        )
+
+    def count(self, what: str) -> None:
+        """Count one feedback request by outcome (accepted, bad_request, unknown_decision...)."""
+        with self._counts_lock:
+            self._counts[what] += 1
+
+    def feedback_stats(self) -> dict[str, Any]:
+        """This replica's feedback requests by outcome, and its store's counters."""
+        with self._counts_lock:
+            requests = dict(self._counts)
+        source = self.ranker.router.feedback
+        return {
+            "requests": requests,
+            "store": "redis" if self.store is not None else "memory",
+            "namespace": getattr(self.store, "namespace", None),
+            "store_stats": source.stats() if hasattr(source, "stats") else {},
+        }
 
     def _router(self) -> Any:
         return self.litellm_router if self.litellm_router is not None else _compat.proxy_llm_router()
@@ -172,8 +247,26 @@ class UniRouteProxyRouter(CustomLogger):
         decision = find_decision(data)
         if decision is None:
             return None
-        hidden = _compat.hidden_params(response) or {}
-        return decision_headers(answered(decision, hidden.get("model_id")))
+        hidden = _compat.hidden_params(response)
+        done = answered(decision, (hidden or {}).get("model_id"))
+        if hidden is not None:
+            hidden["uniroute"] = done
+        self.ranker.note_answer(done)
+        return decision_headers(done)
+
+    async def async_log_failure_event(
+        self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        """With ``feedback_on_failure``: a failed deployment gets a 0 of weight ``failure_weight``.
+
+        Off by default: an error (rate limit, timeout, outage) says little about answer
+        quality, and would teach Ψ about availability, which LiteLLM's cooldowns handle.
+        """
+        if not self.feedback_on_failure:
+            return
+        metadata, dep_id = _compat.failure_metadata(kwargs), _compat.failed_deployment(kwargs)
+        if self.ranker.record_failure(metadata, dep_id, self.failure_weight) is not None:
+            self.count("failure_recorded")
 
 
 def _check_strategy(config: Mapping[str, Any]) -> None:
@@ -184,6 +277,11 @@ def _check_strategy(config: Mapping[str, Any]) -> None:
             f"calls the uniroute callback; use one of {sorted(_compat.ASYNC_FILTER_STRATEGIES)} "
             "(simple-shuffle is the default)"
         )
+
+
+def _redacted(url: str) -> str:
+    """``url`` without its password (for the log)."""
+    return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
 
 
 def _header_value(value: Any) -> str:
@@ -198,4 +296,6 @@ def decision_headers(decision: Mapping[str, Any]) -> dict[str, str]:
         headers[HEADER_PROFILE] = _header_value(decision["profile"])
     if decision.get("rank") is not None:
         headers[HEADER_RANK] = _header_value(decision["rank"])
+    if decision.get("decision_id") is not None:
+        headers[HEADER_DECISION_ID] = _header_value(decision["decision_id"])
     return headers

@@ -19,10 +19,12 @@ from typing import Any, Literal, cast
 
 import litellm
 
+from ...engine.decision import Decision
 from ...engine.router import Router
 from ...engine.text import Prompt, prompt_text
 from ...exceptions import InputError, UniRouteError, UnknownModelError
 from . import _compat
+from ._feedback import AnswerBook, credit, note_answer
 
 CONTROL_KEY = "uniroute"
 DECISION_KEY = "uniroute_decision"
@@ -154,7 +156,15 @@ def writable_metadata(request_kwargs: dict[str, Any]) -> dict[str, Any]:
 
 class Record(dict[str, Any]):
     """A decision uniroute wrote. A client can put any JSON under ``metadata.uniroute_decision``
-    but never an instance of this class, so only uniroute's own decisions are read back."""
+    but never an instance of this class, so only uniroute's own decisions are read back.
+
+    ``decision`` is the engine's :class:`~uniroute.Decision` behind it and ``ranker`` the
+    :class:`DeploymentRanker` that made it (both kept in process, never serialised), so
+    feedback can credit whichever ranked deployment answered.
+    """
+
+    decision: Decision | None = None
+    ranker: DeploymentRanker | None = None
 
 
 def find_decision(request_kwargs: Mapping[str, Any] | None) -> Record | None:
@@ -196,6 +206,7 @@ def answered(record: Record, model_id: Any) -> Record:
     ``failed``.
     """
     done = Record(record)
+    done.decision, done.ranker = record.decision, record.ranker
     if not isinstance(model_id, str) or not model_id:
         return done
     failed = list(done.get("failed") or [])
@@ -352,6 +363,8 @@ class DeploymentRanker:
         self.prices = prices
         self.expected_output_tokens = expected_output_tokens
         self._warned: set[str] = set()
+        router.remember_decisions = True  # feedback names a decision by its id
+        self.answers = AnswerBook()
 
     @property
     def engine(self) -> Router:
@@ -367,6 +380,31 @@ class DeploymentRanker:
                 )
             return self.operating_points[value]
         return check_lambda(value, where)
+
+    # ---- feedback -------------------------------------------------------------------
+
+    def record_feedback(self, target: Any, score: Any, weight: float = 1.0) -> str:
+        """Credit the deployment that answered ``target`` (a response, its decision, or its
+        ``decision_id``) with ``score`` (in [0, 1], or a bool); returns the profile credited."""
+        return credit(self.router, self.answers, target, score, weight)
+
+    def note_answer(self, done: Record) -> None:
+        """Remember who answered ``done`` when it was not the engine's first choice (for feedback by id)."""
+        note_answer(self.answers, done)
+
+    def record_failure(
+        self, metadata: Mapping[str, Any], deployment: str | None, weight: float
+    ) -> str | None:
+        """Record a 0 of ``weight`` for ``deployment``, which failed a request this ranker routed.
+
+        ``metadata`` is the failed call's; returns the profile credited, or ``None`` when
+        the request was not ranked here or the deployment was not among its candidates.
+        """
+        record = find_decision({"metadata": metadata})
+        decision = None if record is None or record.ranker is not self else record.decision
+        if decision is None or deployment not in decision.candidates:
+            return None
+        return self.router.record_feedback(decision, 0.0, weight=weight, model=deployment)
 
     # ---- per-request control --------------------------------------------------------
 
@@ -576,5 +614,6 @@ class DeploymentRanker:
                 for i in decision.ranking
             ],
         )
+        record.decision, record.ranker = decision, self
         writable_metadata(request_kwargs)[DECISION_KEY] = record
         return Ranking([by_id[i] for i in order], [by_id[i] for i in ties or order[:1]], record)

@@ -7,10 +7,14 @@ from pathlib import Path
 from typing import Any, cast
 
 import litellm
+from litellm.integrations.custom_logger import CustomLogger
 from litellm.types.router import CustomRoutingStrategyBase
 
+from ...engine.decision import check_number
 from ...engine.router import Router
+from ...exceptions import InputError
 from . import _compat
+from ._feedback import FAILURE_WEIGHT
 from ._ranker import (
     DEFAULT_OUTPUT_TOKENS,
     DEFAULT_TOLERANCE,
@@ -135,11 +139,39 @@ class UniRouteStrategy(CustomRoutingStrategyBase):
         return self._choose(model, healthy, messages, input, request_kwargs, group)
 
 
+class FailureFeedback(CustomLogger):
+    """A LiteLLM callback: each deployment failure in a request uniroute ranked records a 0.
+
+    Registered by ``install(..., feedback_on_failure=True)``; the proxy callback does the
+    same with ``feedback_on_failure: true``. The 0 counts ``weight`` results
+    (default :data:`FAILURE_WEIGHT`): an error is weak evidence about answer quality.
+    """
+
+    def __init__(self, ranker: DeploymentRanker, weight: float = FAILURE_WEIGHT):
+        super().__init__()
+        self.ranker = ranker
+        self.weight = check_number(weight, "failure_weight")
+        self.recorded = 0
+
+    def log_failure_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        metadata, dep_id = _compat.failure_metadata(kwargs), _compat.failed_deployment(kwargs)
+        if self.ranker.record_failure(metadata, dep_id, self.weight) is not None:
+            self.recorded += 1
+
+    async def async_log_failure_event(
+        self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        self.log_failure_event(kwargs, response_obj, start_time, end_time)
+
+
 def _attach_decision(response: Any, metadata: Mapping[str, Any]) -> Any:
     decision = find_decision({"metadata": metadata})
     hidden = _compat.hidden_params(response)
     if decision is not None and hidden is not None:
-        hidden["uniroute"] = answered(decision, hidden.get("model_id"))
+        done = answered(decision, hidden.get("model_id"))
+        hidden["uniroute"] = done
+        if done.ranker is not None:
+            done.ranker.note_answer(done)
     return response
 
 
@@ -159,6 +191,45 @@ def _recording_async(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awa
     return call
 
 
+def record_feedback(where: Any, target: Any, score: Any, *, weight: float = 1.0) -> str:
+    """Record how good a routed answer was; returns the profile credited.
+
+    Parameters
+    ----------
+    where : litellm.Router, UniRouteStrategy, UniRouteProxyRouter or DeploymentRanker
+        What routed the request: a ``litellm.Router`` set up with :func:`install`, the
+        strategy :func:`install` returned, or the proxy callback.
+    target : response, mapping or str
+        The response (``response._hidden_params["uniroute"]``), that decision, or its
+        ``decision_id`` (the proxy's ``x-uniroute-decision-id`` header).
+    score : float or bool
+        In [0, 1] (1 = right, 0 = wrong), or a thumbs-up (True) / thumbs-down (False).
+    weight : float, default=1.0
+        How many validation results this feedback counts as.
+
+    The deployment that answered is credited (after a retry or fallback, not the first
+    choice), Φ-weighted, through :meth:`uniroute.Router.record_feedback`. A decision id is
+    known for 1 h in the process that routed it. Raises :class:`~uniroute.InputError`
+    for a bad score or weight, an unknown or expired id, or an answer from a deployment
+    uniroute did not rank.
+
+    Examples
+    --------
+    >>> response = router.completion(model="demo", messages=[...])  # doctest: +SKIP
+    >>> record_feedback(router, response, True)  # doctest: +SKIP
+    'mathbot'
+    """
+    ranker = where if isinstance(where, DeploymentRanker) else getattr(where, "ranker", None)
+    if ranker is None:
+        ranker = getattr(_compat.installed_strategy(where), "ranker", None)
+    if not isinstance(ranker, DeploymentRanker):
+        raise InputError(
+            f"record_feedback needs what routed the request: a litellm.Router set up with install(), "
+            f"the UniRouteStrategy it returned, or the proxy callback; got {type(where).__name__}"
+        )
+    return ranker.record_feedback(target, score, weight)
+
+
 def install(
     litellm_router: litellm.Router,
     state: Router | str | Path,
@@ -171,6 +242,8 @@ def install(
     tolerance: float = DEFAULT_TOLERANCE,
     embedder: Any = None,
     cost: PriceSource | None = None,
+    feedback_on_failure: bool = False,
+    failure_weight: float = FAILURE_WEIGHT,
 ) -> UniRouteStrategy:
     """Route ``litellm_router``'s requests with uniroute; returns the strategy it set.
 
@@ -182,7 +255,11 @@ def install(
     and which deployments have no profile. The router's ``completion``,
     ``text_completion``, ``embedding``, ``responses`` and their async forms also copy
     each decision into ``response._hidden_params["uniroute"]``, with the deployment
-    that answered.
+    that answered and its ``decision_id`` (for :func:`record_feedback`; the engine's
+    ``remember_decisions`` is turned on). With ``feedback_on_failure=True`` a
+    :class:`FailureFeedback` joins ``litellm.callbacks``: each deployment failure
+    records a 0 of weight ``failure_weight``. Off by default: an error is not a
+    quality signal.
 
     Examples
     --------
@@ -201,7 +278,12 @@ def install(
         embedder=embedder,
         cost=cost,
     )
+    if not isinstance(feedback_on_failure, bool):
+        raise InputError(f"feedback_on_failure must be True or False, got {feedback_on_failure!r}")
+    failures = FailureFeedback(ranker, failure_weight) if feedback_on_failure else None
     strategy = UniRouteStrategy(litellm_router, ranker)
+    if failures is not None:
+        litellm.callbacks.append(failures)
     _compat.set_strategy(litellm_router, strategy)
     _compat.wrap_methods(litellm_router, _recording_sync, _recording_async)
     _compat.logger.info(ranker.describe(litellm_router.get_model_list() or []))

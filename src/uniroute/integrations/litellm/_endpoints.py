@@ -1,0 +1,85 @@
+"""The proxy's feedback endpoints, on LiteLLM's own FastAPI app and behind its own key check.
+
+* ``POST /uniroute/feedback`` with ``{"decision_id": "...", "score": 0..1 | true | false,
+  "weight": 1.0}``: 200 with the profile credited; 400 for a bad body, score or weight;
+  404 for a decision this replica does not know (never routed here, or older than 1 h);
+  409 when a deployment uniroute did not rank answered.
+* ``GET /uniroute/feedback/stats``: what this replica accepted and rejected, and its
+  feedback store's counters (for Redis: sent, buffered, delayed, dropped, connected...).
+
+Both depend on LiteLLM's ``user_api_key_auth``: a request without a valid key gets
+LiteLLM's 401 and records nothing. Imported only inside a running proxy (FastAPI is
+part of ``litellm[proxy]``).
+"""
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from ...exceptions import InputError, UnknownModelError
+from . import _compat
+from ._feedback import UnknownDecisionError, UnrankedAnswerError
+
+if TYPE_CHECKING:
+    from ._proxy import UniRouteProxyRouter
+
+FEEDBACK_PATH = "/uniroute/feedback"
+STATS_PATH = "/uniroute/feedback/stats"
+BODY_KEYS = frozenset({"decision_id", "score", "weight"})
+USAGE = '{"decision_id": "...", "score": 0..1 | true | false, "weight": 1.0}'
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"message": f"uniroute: {message}", "code": status}}, status_code=status)
+
+
+async def _json_object(request: Request) -> dict:
+    """The request's JSON object, checked before the key (a malformed body is a 400 either way)."""
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise HTTPException(status_code=400, detail=f"uniroute: send JSON {USAGE}")
+    return body
+
+
+def mount(app: Any, callback: "UniRouteProxyRouter") -> None:
+    """Add the feedback endpoints to the proxy's ``app`` (once), served by ``callback``."""
+    if any(getattr(route, "path", None) == FEEDBACK_PATH for route in app.router.routes):
+        return
+    Key = Annotated[Any, Depends(_compat.proxy_key_check())]
+
+    async def feedback(body: Annotated[dict, Depends(_json_object)], _key: Key) -> JSONResponse:
+        """Record a thumbs-up/down or a graded score for a routed response."""
+        if "decision_id" not in body or "score" not in body:
+            callback.count("bad_request")
+            return _error(400, f"send JSON {USAGE}")
+        unknown = sorted(set(body) - BODY_KEYS)
+        if unknown:
+            callback.count("bad_request")
+            return _error(400, f"unknown key(s) {unknown}; allowed: {sorted(BODY_KEYS)}")
+        weight = body.get("weight", 1.0)
+        try:
+            profile = callback.ranker.record_feedback(body["decision_id"], body["score"], weight)
+        except UnknownDecisionError as exc:
+            callback.count("unknown_decision")
+            return _error(404, str(exc))
+        except (UnrankedAnswerError, UnknownModelError) as exc:
+            callback.count("no_profile")
+            return _error(409, str(exc))
+        except InputError as exc:
+            callback.count("bad_request")
+            return _error(400, str(exc))
+        callback.count("accepted")
+        return JSONResponse(
+            {"decision_id": body["decision_id"], "profile": profile, "score": body["score"], "weight": weight}
+        )
+
+    async def stats(_key: Key) -> JSONResponse:
+        """This replica's feedback counters and its store's."""
+        return JSONResponse(callback.feedback_stats())
+
+    app.add_api_route(FEEDBACK_PATH, feedback, methods=["POST"], tags=["uniroute"])
+    app.add_api_route(STATS_PATH, stats, methods=["GET"], tags=["uniroute"])

@@ -1,0 +1,175 @@
+"""Feedback through the LiteLLM front door: by response or decision id, to the deployment that answered.
+
+Every routed response names its decision (``decision_id``). The engine remembers each
+decision (``Router(remember_decisions=True)``, turned on by the front door) with the
+profile it put first; when another deployment answered (a retry, a fallback, a
+cooled-down first choice), :class:`AnswerBook` keeps that decision and who answered,
+so feedback by id credits the deployment whose answer the user saw. Counting is the
+engine's (:meth:`uniroute.Router.record_feedback`); this module only finds what to credit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ...engine.decision import Decision
+from ...engine.feedback import check_feedback
+from ...engine.router import Router
+from ...exceptions import InputError
+
+if TYPE_CHECKING:
+    from ._ranker import Record
+
+#: Weight of the 0 recorded for a failed deployment when ``feedback_on_failure`` is on:
+#: a deployment error says little about answer quality, so it counts as a quarter of a result.
+FAILURE_WEIGHT = 0.25
+#: Decisions kept for feedback by id, and for how long (the engine's own bounds).
+MAX_ANSWERS = 100_000
+ANSWER_TTL = 3600.0
+
+
+class UnknownDecisionError(InputError):
+    """Feedback named a decision this process does not know (never routed here, evicted or expired)."""
+
+
+class UnrankedAnswerError(InputError):
+    """The answer came from a deployment uniroute did not rank (a fallback to another group)."""
+
+
+class AnswerBook:
+    """Decisions whose answer did not come from the engine's first choice, by ``decision_id``.
+
+    Bounded in size (oldest out) and age (``ttl``), like the engine's decision cache.
+    The value is the engine's :class:`~uniroute.Decision` and the deployment id that
+    answered (``None`` when a deployment uniroute did not rank answered).
+    """
+
+    def __init__(self, max_size: int = MAX_ANSWERS, ttl: float = ANSWER_TTL):
+        self.max_size = max_size
+        self.ttl = ttl
+        self._items: OrderedDict[str, tuple[Decision, str | None, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, decision_id: str, decision: Decision, deployment: str | None) -> None:
+        with self._lock:
+            self._items[decision_id] = (decision, deployment, time.monotonic())
+            self._items.move_to_end(decision_id)
+            while len(self._items) > self.max_size:
+                self._items.popitem(last=False)
+
+    def get(self, decision_id: str) -> tuple[Decision, str | None] | None:
+        with self._lock:
+            item = self._items.get(decision_id)
+            if item is None:
+                return None
+            if time.monotonic() - item[2] > self.ttl:
+                del self._items[decision_id]
+                return None
+            return item[0], item[1]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def note_answer(book: AnswerBook, done: Record) -> None:
+    """Remember ``done`` (a decision completed with who answered) if the engine's pick did not answer."""
+    decision = done.decision
+    ranking = done.get("ranking") or ()
+    if decision is None or not ranking:
+        return
+    answered = done.get("answered") or done.get("deployment")
+    profile = next((row["profile"] for row in ranking if row["deployment"] == answered), None)
+    if profile != ranking[0]["profile"]:
+        book.add(decision.decision_id, decision, answered if profile is not None else None)
+
+
+def check_score(score: Any, weight: Any) -> None:
+    """Raise :class:`~uniroute.InputError` for a score outside [0, 1] / a bool, or a bad weight."""
+    check_feedback(np.zeros(1), score, weight, 1)
+
+
+def credit(router: Router, book: AnswerBook, target: Any, score: Any, weight: float = 1.0) -> str:
+    """Record ``score`` for the deployment that answered ``target``; returns the profile credited.
+
+    ``target``: a response (``_hidden_params["uniroute"]``), that decision mapping, or
+    its ``decision_id``. Raises :class:`UnknownDecisionError` for an id this process
+    does not know, :class:`~uniroute.InputError` for a bad score or weight, or when a
+    deployment uniroute did not rank answered.
+    """
+    check_score(score, weight)
+    record = _decision_of(target)
+    if record is not None:
+        decision_id = record.get("decision_id")
+        decision = getattr(record, "decision", None)
+        if decision is not None:  # the response itself: credit who answered, no lookup
+            return _credit_decision(
+                router, decision, record.get("answered") or record.get("deployment"), score, weight
+            )
+    else:
+        decision_id = target
+    if not isinstance(decision_id, str) or not decision_id:
+        raise InputError(
+            f"feedback needs a decision id (the x-uniroute-decision-id header, or "
+            f"response._hidden_params['uniroute']['decision_id']), got {decision_id!r}"
+        )
+    known = book.get(decision_id)
+    if known is not None:
+        return _credit_decision(router, known[0], known[1], score, weight)
+    try:
+        return router.record_feedback(decision_id, score, weight=weight)
+    except InputError as exc:  # the score was checked above: the id is what is unknown
+        raise UnknownDecisionError(
+            f"decision {decision_id!r} is unknown or expired here (decisions are kept for 1 h, "
+            f"in the process that routed them); send feedback to the replica that answered, sooner"
+        ) from exc
+
+
+def _credit_decision(router: Router, decision: Decision, deployment: Any, score: Any, weight: float) -> str:
+    if not isinstance(deployment, str) or deployment not in decision.candidates:
+        raise UnrankedAnswerError(
+            f"decision {decision.decision_id!r} was answered by {deployment!r}, a deployment uniroute did "
+            "not rank (a fallback to another model group); there is no profile to credit"
+        )
+    return router.record_feedback(decision, score, weight=weight, model=deployment)
+
+
+def _decision_of(target: Any) -> Mapping[str, Any] | None:
+    """The uniroute decision of a response (``_hidden_params["uniroute"]``) or the mapping itself."""
+    if isinstance(target, Mapping):
+        return target
+    hidden = getattr(target, "_hidden_params", None)
+    if isinstance(hidden, Mapping):
+        decision = hidden.get("uniroute")
+        if isinstance(decision, Mapping):
+            return decision
+        raise InputError(
+            "this response carries no uniroute decision (its model group has no profiled deployment, "
+            "or the router was not set up with uniroute.integrations.litellm.install)"
+        )
+    return None
+
+
+def state_namespace(router: Router) -> str:
+    """A Redis key prefix for a router state: the digest of what defines its clusters.
+
+    Φ (the embedder and the fitted cluster map) decides what "cluster k" means, so two
+    states with different clusters never share counts, while a state whose profiles
+    changed (a model added, feedback synced back) keeps its namespace.
+    """
+    from ...engine.embedders import as_embedder
+
+    cmap_spec, cmap_arrays = router.cluster_map_.to_state()
+    embedder_id = as_embedder(router.encoder.embedder).id
+    digest = hashlib.sha256(json.dumps([cmap_spec, embedder_id], sort_keys=True, default=str).encode())
+    for name in sorted(cmap_arrays):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(cmap_arrays[name]).tobytes())
+    return digest.hexdigest()[:24]

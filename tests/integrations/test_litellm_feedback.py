@@ -1,0 +1,184 @@
+"""Feedback through the LiteLLM front door, in process and offline (issue 12)."""
+
+from __future__ import annotations
+
+import copy
+
+import litellm
+import numpy as np
+import pytest
+from litellm_fakes import MATH_PROMPT, POETRY_PROMPT, demo_engine, deployment, tiny_engine
+
+from uniroute import InputError, Router
+from uniroute.integrations import litellm as ul
+
+LAM = 30.0
+IDS = {"mathbot": "mathbot", "poet": "poet", "big": "big-eu"}  # profile -> deployment id
+
+
+@pytest.fixture(scope="module")
+def base_engine() -> Router:
+    return demo_engine()
+
+
+@pytest.fixture
+def engine(base_engine: Router) -> Router:
+    """A fresh copy per test (feedback changes it), rebuilding its routing profiles at once."""
+    router = copy.deepcopy(base_engine)
+    router.feedback_refresh = 0.0
+    return router
+
+
+def demo_deployments(fail: tuple[str, ...] = ()) -> list[dict]:
+    return [deployment(dep, profile, fail=dep in fail) for profile, dep in IDS.items()]
+
+
+def make_router(engine: Router, fail: tuple[str, ...] = (), **install_kwargs) -> litellm.Router:
+    router = litellm.Router(model_list=demo_deployments(fail), num_retries=2, retry_after=0)
+    ul.install(router, engine, lam=LAM, **install_kwargs)
+    return router
+
+
+def user(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+def counted(engine: Router, profile: str) -> float:
+    """Feedback results counted for ``profile`` (Σ weight·Φ over clusters)."""
+    return float(np.sum(engine.feedback.counts(profile)[1]))
+
+
+def test_install_turns_on_remembered_decisions(engine: Router) -> None:
+    engine.remember_decisions = False
+    make_router(engine)
+    assert engine.remember_decisions is True
+
+
+async def test_every_response_carries_its_decision_id(engine: Router) -> None:
+    router = make_router(engine)
+    ids = set()
+    for prompt in (MATH_PROMPT, POETRY_PROMPT, MATH_PROMPT):
+        response = await router.acompletion(model="demo", messages=user(prompt))
+        decision_id = response._hidden_params["uniroute"]["decision_id"]
+        assert isinstance(decision_id, str) and len(decision_id) == 32
+        ids.add(decision_id)
+    assert len(ids) == 3
+
+
+async def test_feedback_by_response_and_by_id_credits_the_answer(engine: Router) -> None:
+    router = make_router(engine)
+    response = await router.acompletion(model="demo", messages=user(MATH_PROMPT))
+    answered = response._hidden_params["uniroute"]["profile"]
+    assert ul.record_feedback(router, response, False) == answered
+    assert counted(engine, answered) == pytest.approx(1.0)
+    decision_id = response._hidden_params["uniroute"]["decision_id"]
+    assert ul.record_feedback(router, decision_id, 0.5, weight=2.0) == answered
+    assert counted(engine, answered) == pytest.approx(3.0)
+    errors, _ = engine.feedback.counts(answered)
+    assert float(errors.sum()) == pytest.approx(1.0 + 2.0 * 0.5)  # thumbs-down: 1, score 0.5 at weight 2: 1
+
+
+async def test_after_a_fallback_feedback_goes_to_who_answered(engine: Router) -> None:
+    """The engine's pick (mathbot) fails; big answers: feedback by id must credit big, not mathbot."""
+    router = make_router(engine, fail=("mathbot",))
+    response = await router.acompletion(model="demo", messages=user(MATH_PROMPT))
+    decision = response._hidden_params["uniroute"]
+    assert decision["chosen"] == "mathbot" and decision["answered"] != "mathbot"
+    answered = decision["profile"]
+    assert ul.record_feedback(router, decision["decision_id"], True) == answered
+    assert ul.record_feedback(router, response, True) == answered
+    assert counted(engine, answered) == pytest.approx(2.0)
+    assert "mathbot" not in engine.feedback.models
+
+
+async def test_feedback_changes_the_next_decision(engine: Router) -> None:
+    router = make_router(engine)
+    first = await router.acompletion(model="demo", messages=user(MATH_PROMPT))
+    chosen = first._hidden_params["model_id"]
+    for _ in range(5):
+        ul.record_feedback(router, first, False, weight=20.0)
+    second = await router.acompletion(model="demo", messages=user(MATH_PROMPT))
+    assert second._hidden_params["model_id"] != chosen
+
+
+@pytest.mark.parametrize(
+    ("score", "weight", "message"),
+    [
+        (1.5, 1.0, r"score must be a number in \[0, 1\]"),
+        ("good", 1.0, "score must be a number"),
+        (1.0, -1.0, "weight must be a finite number >= 0"),
+    ],
+)
+async def test_bad_scores_are_input_errors(engine: Router, score, weight, message: str) -> None:
+    router = make_router(engine)
+    response = await router.acompletion(model="demo", messages=user(MATH_PROMPT))
+    with pytest.raises(InputError, match=message):
+        ul.record_feedback(router, response, score, weight=weight)
+    assert engine.feedback.models == ()
+
+
+def test_unknown_ids_and_unrouted_objects_are_errors(engine: Router) -> None:
+    router = make_router(engine)
+    with pytest.raises(ul.UnknownDecisionError, match="unknown or expired"):
+        ul.record_feedback(router, "0" * 32, True)
+    with pytest.raises(InputError, match="needs a decision id"):
+        ul.record_feedback(router, {"note": "no id"}, True)
+    with pytest.raises(InputError, match="needs what routed the request"):
+        ul.record_feedback(litellm.Router(model_list=demo_deployments()), "0" * 32, True)
+    with pytest.raises(InputError, match="carries no uniroute decision"):
+        ul.record_feedback(router, litellm.ModelResponse(), True)
+
+
+async def test_failures_are_kept_out_of_psi_by_default(engine: Router) -> None:
+    router = make_router(engine, fail=("mathbot",))
+    await router.acompletion(model="demo", messages=user(MATH_PROMPT))
+    assert "mathbot" not in engine.feedback.models
+
+
+async def test_feedback_on_failure_records_a_weighted_zero(engine: Router) -> None:
+    before = list(litellm.callbacks)
+    try:
+        router = make_router(engine, fail=("mathbot",), feedback_on_failure=True, failure_weight=0.5)
+        (logger,) = [c for c in litellm.callbacks if c not in before]
+        await router.acompletion(model="demo", messages=user(MATH_PROMPT))
+        assert logger.recorded == 1
+        errors, counts = engine.feedback.counts("mathbot")
+        assert float(counts.sum()) == pytest.approx(0.5) and float(errors.sum()) == pytest.approx(0.5)
+    finally:
+        litellm.callbacks[:] = before
+
+
+async def test_proxy_failure_callback_only_when_asked(engine: Router) -> None:
+    ranker = ul.DeploymentRanker(engine, lam=LAM)
+    request: dict = {"metadata": {}}
+    await ul.UniRouteProxyRouter(ranker).async_filter_deployments(
+        "demo", demo_deployments(), user(MATH_PROMPT), request
+    )
+    event = {"litellm_params": {"metadata": request["metadata"], "model_info": {"id": "mathbot"}}}
+    await ul.UniRouteProxyRouter(ranker).async_log_failure_event(event, None, None, None)
+    assert "mathbot" not in engine.feedback.models
+    on = ul.UniRouteProxyRouter(ranker, feedback_on_failure=True)
+    await on.async_log_failure_event(event, None, None, None)
+    assert counted(engine, "mathbot") == pytest.approx(ul.FAILURE_WEIGHT)
+    other = ul.UniRouteProxyRouter(ul.DeploymentRanker(engine, lam=LAM), feedback_on_failure=True)
+    await other.async_log_failure_event(event, None, None, None)  # another ranker's request: ignored
+    assert counted(engine, "mathbot") == pytest.approx(ul.FAILURE_WEIGHT)
+
+
+def test_state_namespace_follows_the_clusters(engine: Router, tmp_path) -> None:
+    same = Router.load(engine.save(tmp_path / "state"))
+    assert ul.state_namespace(same) == ul.state_namespace(engine)
+    same.add_model_prior("newcomer", cost=0.001, accuracy=0.5)
+    assert ul.state_namespace(same) == ul.state_namespace(engine)
+    assert ul.state_namespace(tiny_engine()) != ul.state_namespace(engine)
+
+
+def test_proxy_feedback_settings_are_checked(engine: Router, tmp_path) -> None:
+    state = str(engine.save(tmp_path / "state"))
+    with pytest.raises(InputError, match="feedback_on_failure must be true or false"):
+        ul.UniRouteProxyRouter.from_settings({"state": state, "feedback_on_failure": "yes"})
+    with pytest.raises(InputError, match="failure_weight must be a number"):
+        ul.UniRouteProxyRouter.from_settings({"state": state, "failure_weight": "high"})
+    callback = ul.UniRouteProxyRouter.from_settings({"state": state, "feedback_on_failure": True})
+    assert callback.feedback_on_failure and callback.store is None
+    assert callback.feedback_stats()["store"] == "memory"
