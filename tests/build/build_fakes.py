@@ -150,3 +150,31 @@ def write_config(
         ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+# Judge templates for the fake judge: it finds the prompt and the answer(s) between the markers.
+ABSOLUTE_TEMPLATE = "Q<<{prompt}>>\nA<<{response}>>\nRate the answer; end with SCORE: <1-10>.\n"
+PAIRWISE_TEMPLATE = (
+    "Q<<{prompt}>>\nX<<{answer_a}>>\nY<<{answer_b}>>\nWhich is better? End with VERDICT: A, B or TIE.\n"
+)
+
+
+def _between(text: str, start: str) -> str:
+    return text.split(start + "<<", 1)[1].split(">>", 1)[0]
+
+
+def judge_rule(content: str) -> str:
+    """The fake judge: SCORE 10 for a right answer and 1 for a wrong one; the right answer wins a pair."""
+    question = _between(content, "Q")
+    right = right_answer(question)
+    if "A<<" in content:
+        return f"The answer is {'right' if _between(content, 'A') == right else 'wrong'}.\nSCORE: " + (
+            "10" if _between(content, "A") == right else "1"
+        )
+    a, b = _between(content, "X") == right, _between(content, "Y") == right
+    return "VERDICT: " + ("A" if a and not b else "B" if b and not a else "TIE")
+
+
+def pool_with_judge(model: str, prompt: str) -> str:
+    """The skilled fake models, and the fake judge under the model name 'judge'."""
+    return judge_rule(prompt) if model == "judge" else skill_answer(model, prompt)

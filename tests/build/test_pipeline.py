@@ -9,7 +9,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from build_fakes import FakePool, make_log_rows, right_answer, write_config, write_log
+from build_fakes import (
+    ABSOLUTE_TEMPLATE,
+    PAIRWISE_TEMPLATE,
+    FakePool,
+    make_log_rows,
+    pool_with_judge,
+    right_answer,
+    write_config,
+    write_log,
+)
 
 from uniroute import HashingEmbedder, InputError, Router
 from uniroute.build import BuildResult, build
@@ -189,3 +198,67 @@ def test_cache_records_carry_usage_so_new_prices_reprice_cached_answers(
     again = run(log, config, tmp_path / "out", update=True)
     assert again.calls == 0 and again.spent == 0.0
     assert Router.load(tmp_path / "out" / "state").profile("mathy").cost > cost
+
+
+@pytest.fixture()
+def judged(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[FakePool, Path, Path]]:
+    """A pool whose 'judge' grades by rule, a log without references, a config with a judge deployment."""
+    monkeypatch.setenv("FAKE_KEY", "sk-fake")
+    with FakePool(pool_with_judge) as server:
+        log = write_log(tmp_path / "log.jsonl", [{"prompt": r["prompt"]} for r in make_log_rows()])
+        yield server, log, write_config(tmp_path / "config.yaml", server.url, judge=True)
+
+
+def test_an_absolute_judge_grades_a_log_without_references(judged, tmp_path: Path) -> None:
+    pool, log, config = judged
+    template = tmp_path / "absolute.txt"
+    template.write_text(ABSOLUTE_TEMPLATE, encoding="utf-8")
+    options = {"judge": "judge", "judge_prompt": template}
+    dry = run(log, config, tmp_path / "out", dry_run=True, **options)
+    assert pool.total == 0 and any(
+        line.startswith("judge openai/judge (absolute): ≤ 48 call") for line in dry.estimates
+    )
+    result = run(log, config, tmp_path / "out", **options)
+    # big's answers are mathy's on arithmetic and geo's on geography: each distinct answer is judged once
+    assert result.complete and result.calls == 48
+    assert result.judge_calls == 32 and pool.per_model()["judge"] == 32
+    scores = load_dataset(result.paths["results"])
+    is_math = np.array([p.startswith("Arithmetic") for p in scores.prompts])
+    np.testing.assert_array_equal(scores.scores[:, 0], is_math.astype(float))  # mathy: (10 - 1) / 9 = 1 or 0
+    np.testing.assert_array_equal(scores.scores[:, 2], np.ones(16))  # big
+    assert {i.grader for i in load_validation(result.paths["validation"])} == {"llm_judge"}
+    assert json.loads(result.paths["build"].read_text())["grading"] == "judge:absolute:judge"
+    judge_spent = result.spent - sum(load_dataset(result.paths["results"]).costs.sum(axis=0))
+    assert judge_spent > 0  # the judge's calls are priced at its deployment's prices
+    before = pool.total
+    again = run(log, config, tmp_path / "out", update=True, **options)
+    assert pool.total == before and again.judge_calls == 0 and again.spent == 0.0  # verdicts cached too
+
+
+def test_a_pairwise_judge_scores_against_the_anchor_in_both_orders(judged, tmp_path: Path) -> None:
+    pool, log, config = judged
+    template = tmp_path / "pairwise.txt"
+    template.write_text(PAIRWISE_TEMPLATE, encoding="utf-8")
+    with pytest.raises(InputError, match="needs --anchor"):
+        run(log, config, tmp_path / "out", judge="judge", judge_mode="pairwise", judge_prompt=template)
+    result = run(
+        log,
+        config,
+        tmp_path / "out",
+        judge="judge",
+        judge_mode="pairwise",
+        anchor="mathy",
+        judge_prompt=template,
+    )
+    assert result.complete
+    scores = load_dataset(result.paths["results"])
+    is_math = np.array([p.startswith("Arithmetic") for p in scores.prompts])
+    mathy, geo, big = (scores.scores[:, j] for j in range(3))
+    np.testing.assert_array_equal(mathy, np.full(16, 0.5))  # the anchor ties itself, with no call
+    np.testing.assert_array_equal(geo, np.where(is_math, 0.0, 1.0))
+    np.testing.assert_array_equal(
+        big, np.where(is_math, 0.5, 1.0)
+    )  # same answer as the anchor on math: a tie
+    # geo differs from the anchor on all 16, big on the 8 geography prompts, where its answers are geo's:
+    # those pairs are already cached, so 16 distinct pairs are asked, in two orders each
+    assert pool.per_model()["judge"] == 2 * 16 and result.judge_calls == 32

@@ -97,6 +97,7 @@ class BuildResult:
     spent: float = 0.0
     remaining: float = 0.0
     estimates: list[str] = field(default_factory=list)
+    points: list[str] = field(default_factory=list)
     dry_run: bool = False
     stopped: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -129,6 +130,8 @@ class BuildResult:
             lines.append(self.stopped)
         if self.models:
             lines.append(f"profiled {len(self.models)} model(s): {', '.join(self.models)}")
+        if self.points:
+            lines += ["operating points (λ for the front doors; the report has the frontier):", *self.points]
         lines += [f"wrote {what}: {path}" for what, path in self.paths.items()]
         return "\n".join(lines)
 
@@ -310,7 +313,6 @@ class _JudgeTally:
     calls: int = 0
     cached: int = 0
     unpaid: int = 0
-    spent: float = 0.0
     missing: Counter[str] = field(default_factory=Counter)
 
 
@@ -331,6 +333,31 @@ async def _grade_with_judge(
         outcome = answer.outcomes[i]
         return outcome.text if outcome.status in ("answered", "cached") else None
 
+    async def ask(messages: list[dict[str, Any]], response: str, other: Any) -> Any:
+        """One verdict, the budget reserved first unless it is cached; None when the budget refuses."""
+        async with semaphore:
+            free = bool(judge.is_cached(messages, response, other))
+            bound = 0.0
+            if not free:
+                tokens = prompt_tokens(judge.settings, messages)
+                extra = len(str(other or "")) / 3 if mode == "absolute" else 0.0
+                bound = float(judge.estimate(1, tokens, len(response) / 3 + 1, extra)[2])
+                if not budget.reserve(bound):
+                    tally.unpaid += 1
+                    return None
+            try:
+                verdict = await judge.agrade(messages, response, other)
+            except BaseException:
+                budget.settle(bound, 0.0)
+                raise
+            cost = verdict.cost if math.isfinite(verdict.cost) else bound
+            budget.settle(bound, cost)
+        tally.calls += verdict.calls
+        tally.cached += verdict.calls == 0 and verdict.cached
+        return verdict
+
+    asked: dict[str, asyncio.Future[Any]] = {}
+
     async def one(answer: Answers, i: int) -> float:
         response = text(answer, i)
         if response is None:
@@ -342,26 +369,13 @@ async def _grade_with_judge(
             if other is None:
                 tally.missing["no anchor answer"] += 1
                 return math.nan
-        async with semaphore:
-            is_cached = getattr(judge, "is_cached", None)
-            free = bool(is_cached and is_cached(item.messages(), response, other))
-            bound = 0.0
-            if not free:
-                tokens = prompt_tokens(judge.settings, item.messages())
-                bound = float(judge.estimate(1, tokens, len(response) / 3 + 1, 0.0)[2])
-                if not budget.reserve(bound if math.isfinite(bound) else 0.0):
-                    tally.unpaid += 1
-                    return math.nan
-            try:
-                verdict = await judge.agrade(item.messages(), response, other)
-            except BaseException:
-                budget.settle(bound, 0.0)
-                raise
-            cost = verdict.cost if math.isfinite(verdict.cost) else bound
-            budget.settle(bound, cost)
-        tally.calls += verdict.calls
-        tally.cached += verdict.calls == 0 and verdict.cached
-        tally.spent += cost
+        messages = item.messages()
+        key = json.dumps([messages, response, other], sort_keys=True, default=str)
+        if key not in asked:  # the same answer to the same prompt (two models agree) is judged once
+            asked[key] = asyncio.ensure_future(ask(messages, response, other))
+        verdict = await asked[key]
+        if verdict is None:
+            return math.nan
         if verdict.score is None:
             tally.missing[verdict.detail.split(":")[0]] += 1
             return math.nan
@@ -396,6 +410,18 @@ def _write_results(
         lines.append(json.dumps(record, ensure_ascii=False))
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
     return path
+
+
+def _point_line(point: Any) -> str:
+    """One operating point of the report as a line of the summary."""
+    shares = ", ".join(
+        f"{m} {v:.0%}" for m, v in sorted(point.shares.items(), key=lambda kv: -kv[1]) if v > 0
+    )
+    measured = "" if point.measured_quality is None else f", measured {point.measured_quality:.3f}"
+    return (
+        f"  {point.name:<10} λ={point.lam:<10.4g} ${point.cost * 1000:.4g} per 1k requests, expected quality "
+        f"{point.expected_quality:.3f}{measured}; {shares}"
+    )
 
 
 def _resume_hint(budget: float | None, rest: float) -> str:
@@ -490,6 +516,11 @@ async def abuild(
     if dry_run:
         result.dry_run = True
         result.estimates = _estimates(deployments, items, cache, judge_obj, judge_mode)
+        if budget is not None:
+            result.estimates.append(
+                f"budget ${budget:g}: each call reserves its estimate first, so a run stops before the "
+                "budget, and a rerun with a larger --budget finishes it from the cache"
+            )
         return result
     out.mkdir(parents=True, exist_ok=True)
     result.paths["validation"] = save_validation(items, out / VALIDATION)
@@ -589,6 +620,7 @@ async def abuild(
         data = await asyncio.to_thread(
             build_report, router, [p.text_prompt() for p in log.prompts], result.paths["results"]
         )
+        result.points = [_point_line(p) for p in data.points]
         paths = await asyncio.to_thread(write_report, data, out / REPORT)
         result.paths["report"] = paths["html"]
         result.paths["summary"] = paths["summary"]
