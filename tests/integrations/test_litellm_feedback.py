@@ -7,7 +7,7 @@ import copy
 import litellm
 import numpy as np
 import pytest
-from litellm_fakes import MATH_PROMPT, POETRY_PROMPT, demo_engine, deployment, tiny_engine
+from litellm_fakes import MATH_PROMPT, POETRY_PROMPT, demo_engine, deployment
 
 from uniroute import InputError, Router
 from uniroute.integrations import litellm as ul
@@ -163,14 +163,6 @@ async def test_proxy_failure_callback_only_when_asked(engine: Router) -> None:
     other = ul.UniRouteProxyRouter(ul.DeploymentRanker(engine, lam=LAM), feedback_on_failure=True)
     await other.async_log_failure_event(event, None, None, None)  # another ranker's request: ignored
     assert counted(engine, "mathbot") == pytest.approx(ul.FAILURE_WEIGHT)
-
-
-def test_state_namespace_follows_the_clusters(engine: Router, tmp_path) -> None:
-    same = Router.load(engine.save(tmp_path / "state"))
-    assert ul.state_namespace(same) == ul.state_namespace(engine)
-    same.add_model_prior("newcomer", cost=0.001, accuracy=0.5)
-    assert ul.state_namespace(same) == ul.state_namespace(engine)
-    assert ul.state_namespace(tiny_engine()) != ul.state_namespace(engine)
 
 
 def test_proxy_feedback_settings_are_checked(engine: Router, tmp_path) -> None:

@@ -44,7 +44,6 @@ from ._feedback import (  # noqa: E402
     FAILURE_WEIGHT,
     UnknownDecisionError,
     UnrankedAnswerError,
-    state_namespace,
 )
 from ._proxy import (  # noqa: E402
     HEADER_DECISION,
@@ -92,7 +91,6 @@ __all__ = [
     "install",
     "record_feedback",
     "request_prompt",
-    "state_namespace",
 ]
 
 _DEPRECATED = {"UnirouteStrategy": UniRouteStrategy, "UnirouteProxyRouter": UniRouteProxyRouter}

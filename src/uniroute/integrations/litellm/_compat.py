@@ -259,7 +259,7 @@ def proxy_key_check() -> Callable[..., Awaitable[Any]]:
                 detail="uniroute: a valid proxy key is required (Authorization: Bearer <key>)",
             ) from exc
 
-    key_check.__signature__ = inspect.signature(user_api_key_auth)  # type: ignore[attr-defined]
+    key_check.__signature__ = inspect.signature(user_api_key_auth)  # type: ignore[attr-defined]  # FastAPI reads __signature__
     return key_check
 
 

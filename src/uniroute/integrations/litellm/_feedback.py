@@ -10,18 +10,13 @@ engine's (:meth:`uniroute.Router.record_feedback`); this module only finds what 
 
 from __future__ import annotations
 
-import hashlib
-import json
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ...engine.decision import Decision
-from ...engine.feedback import check_feedback
+from ...engine.feedback import RecentItems, check_feedback
 from ...engine.router import Router
 from ...exceptions import InputError
 
@@ -31,9 +26,6 @@ if TYPE_CHECKING:
 #: Weight of the 0 recorded for a failed deployment when ``feedback_on_failure`` is on:
 #: a deployment error says little about answer quality, so it counts as a quarter of a result.
 FAILURE_WEIGHT = 0.25
-#: Decisions kept for feedback by id, and for how long (the engine's own bounds).
-MAX_ANSWERS = 100_000
-ANSWER_TTL = 3600.0
 
 
 class UnknownDecisionError(InputError):
@@ -44,39 +36,16 @@ class UnrankedAnswerError(InputError):
     """The answer came from a deployment uniroute did not rank (a fallback to another group)."""
 
 
-class AnswerBook:
+#: What :class:`AnswerBook` keeps per decision id: the engine's decision and who answered
+#: (``None`` when a deployment uniroute did not rank answered).
+Answer = tuple[Decision, str | None]
+
+
+class AnswerBook(RecentItems[Answer]):
     """Decisions whose answer did not come from the engine's first choice, by ``decision_id``.
 
     Bounded in size (oldest out) and age (``ttl``), like the engine's decision cache.
-    The value is the engine's :class:`~uniroute.Decision` and the deployment id that
-    answered (``None`` when a deployment uniroute did not rank answered).
     """
-
-    def __init__(self, max_size: int = MAX_ANSWERS, ttl: float = ANSWER_TTL):
-        self.max_size = max_size
-        self.ttl = ttl
-        self._items: OrderedDict[str, tuple[Decision, str | None, float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def add(self, decision_id: str, decision: Decision, deployment: str | None) -> None:
-        with self._lock:
-            self._items[decision_id] = (decision, deployment, time.monotonic())
-            self._items.move_to_end(decision_id)
-            while len(self._items) > self.max_size:
-                self._items.popitem(last=False)
-
-    def get(self, decision_id: str) -> tuple[Decision, str | None] | None:
-        with self._lock:
-            item = self._items.get(decision_id)
-            if item is None:
-                return None
-            if time.monotonic() - item[2] > self.ttl:
-                del self._items[decision_id]
-                return None
-            return item[0], item[1]
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 def note_answer(book: AnswerBook, done: Record) -> None:
@@ -88,7 +57,7 @@ def note_answer(book: AnswerBook, done: Record) -> None:
     answered = done.get("answered") or done.get("deployment")
     profile = next((row["profile"] for row in ranking if row["deployment"] == answered), None)
     if profile != ranking[0]["profile"]:
-        book.add(decision.decision_id, decision, answered if profile is not None else None)
+        book.put(decision.decision_id, (decision, answered if profile is not None else None))
 
 
 def check_score(score: Any, weight: Any) -> None:
@@ -155,21 +124,3 @@ def _decision_of(target: Any) -> Mapping[str, Any] | None:
             "or the router was not set up with uniroute.integrations.litellm.install)"
         )
     return None
-
-
-def state_namespace(router: Router) -> str:
-    """A Redis key prefix for a router state: the digest of what defines its clusters.
-
-    Φ (the embedder and the fitted cluster map) decides what "cluster k" means, so two
-    states with different clusters never share counts, while a state whose profiles
-    changed (a model added, feedback synced back) keeps its namespace.
-    """
-    from ...engine.embedders import as_embedder
-
-    cmap_spec, cmap_arrays = router.cluster_map_.to_state()
-    embedder_id = as_embedder(router.encoder.embedder).id
-    digest = hashlib.sha256(json.dumps([cmap_spec, embedder_id], sort_keys=True, default=str).encode())
-    for name in sorted(cmap_arrays):
-        digest.update(name.encode())
-        digest.update(np.ascontiguousarray(cmap_arrays[name]).tobytes())
-    return digest.hexdigest()[:24]

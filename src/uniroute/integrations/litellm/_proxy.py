@@ -17,7 +17,7 @@ from litellm.integrations.custom_logger import CustomLogger
 from ...engine.decision import check_number
 from ...exceptions import InputError, StateError
 from . import _compat
-from ._feedback import FAILURE_WEIGHT, state_namespace
+from ._feedback import FAILURE_WEIGHT
 from ._ranker import (
     CONTROL_KEY,
     DEFAULT_OUTPUT_TOKENS,
@@ -167,7 +167,7 @@ class UniRouteProxyRouter(CustomLogger):
     def use_redis(self, url: str, namespace: str | None = None) -> None:
         """Share feedback with every replica through Redis at ``url`` (``redis://host:port/db``).
 
-        ``namespace`` defaults to :func:`state_namespace` of the router state, so replicas
+        ``namespace`` defaults to the state's ``Router.feedback_namespace``, so replicas
         serving one state share counts and another state never mixes with them. The store
         is closed (its buffer flushed) when the process exits.
         """
@@ -175,7 +175,7 @@ class UniRouteProxyRouter(CustomLogger):
 
         router = self.ranker.router
         store = RedisFeedbackStore.from_url(
-            url, namespace or state_namespace(router), len(router.cluster_map_.cluster_weights_)
+            url, namespace or router.feedback_namespace, len(router.cluster_map_.cluster_weights_)
         )
         router.use_feedback_store(store)
         self.store = store
