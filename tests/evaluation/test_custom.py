@@ -106,3 +106,29 @@ def test_bad_route_output_is_an_input_error(make_data) -> None:
     data = make_data(5, 0, 3)
     with pytest.raises(InputError, match="one model name of"):
         UserRouter(Wrong).route(Split(data, data, data))
+
+
+def test_the_example_router_runs_through_the_python_entry_point(pair) -> None:
+    """examples/custom_router.py, the documented example, fits and routes like a real router."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "examples" / "custom_router.py"
+    spec = importlib.util.spec_from_file_location("custom_router_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    train, test = pair
+    result = evaluate_router(
+        module.TfidfKNNRouter,
+        train,
+        test,
+        name="tfidf-knn",
+        embedder="hashing",
+        routers=("zerorouter", "oracle"),
+        bootstrap=100,
+        progress=False,
+    )
+    mine, zero = result["routers"]["tfidf-knn"], result["routers"]["zerorouter"]
+    # neighbours share the prompt's topic, so it finds the cheap model that is right on it
+    assert mine["area"] > zero["area"] + 0.1 and mine["quality_lambda0"] > 0.8
+    assert result["bootstrap"]["vs"]["zerorouter"]["area_diff_ci"][0] > 0

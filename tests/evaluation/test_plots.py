@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from uniroute.evaluation import plots
@@ -29,9 +31,8 @@ def figures(monkeypatch):
 
 
 def test_log_cost_axis_and_legend_outside_the_axes(figures, tmp_path) -> None:
-    plots.deferral_plot(
-        RESULT, tmp_path / "d.png", "Deferral curves, unseen protocol\ntrial 1 of 20, pool a, b"
-    )
+    shown = {**RESULT, "trials": 20, "curves_shown": {"trial": 1, "pool": ["big", "small"]}}
+    plots.deferral_plot(shown, tmp_path / "d.png", "Deferral curves (unseen protocol)")
     (fig,) = figures
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
@@ -40,10 +41,23 @@ def test_log_cost_axis_and_legend_outside_the_axes(figures, tmp_path) -> None:
     renderer = fig.canvas.get_renderer()
     # the legend box starts right of the axes box: it cannot cover a curve
     assert legend.get_window_extent(renderer).x0 > ax.get_window_extent(renderer).x1
-    assert "trial 1 of 20" in ax.get_title()
+    assert "trial 1 of 20 shown, pool: big, small" in ax.get_title()
     assert min(min(line.get_xdata()) for line in ax.get_lines()) > 0  # log axis: no point at 0
 
 
 def test_files_are_written(tmp_path) -> None:
     path = plots.deferral_plot(RESULT, tmp_path / "d.png")
     assert path.stat().st_size > 1000
+
+
+def test_eval_cli_names_the_trial_its_unseen_plot_shows(figures, tmp_path, make_data) -> None:
+    from test_evaluation_cli import _eval, _write
+
+    data = tmp_path / "all.jsonl"
+    _write(data, make_data(20, 0, 5))
+    args = ["--protocol", "unseen", "--trials", "2", "--bootstrap", "0", "--pools", "1", "--map", "kmeans"]
+    assert _eval(data, tmp_path / "out", tmp_path, *args) == 0
+    shown = json.loads((tmp_path / "out" / "results.json").read_text())["curves_shown"]
+    title = figures[0].axes[0].get_title()
+    assert title.startswith("Deferral curves (unseen protocol)")
+    assert f"trial 1 of 2 shown, pool: {', '.join(shown['pool'])}" in title

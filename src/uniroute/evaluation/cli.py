@@ -201,13 +201,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"uniroute eval: warning: {message}", file=sys.stderr)
     plots = []
     if results.get("curves"):
-        shown = (
-            f"trial 1 of {results['trials']}, pool {', '.join(results['pool'])}"
-            if results.get("pool")
-            else ""
-        )
-        title = f"Deferral curves ({results['protocol']} protocol{'; ' + shown if shown else ''})"
-        deferral_plot(results, out / "deferral.png", title)
+        deferral_plot(results, out / "deferral.png", f"Deferral curves ({results['protocol']} protocol)")
         plots.append("deferral.png")
     scaling_plot(results["pool_sizes"], out / "scaling.png")
     plots.append("scaling.png")

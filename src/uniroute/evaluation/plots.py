@@ -21,8 +21,14 @@ def deferral_plot(result: Mapping[str, Any], path: str | Path, title: str = "Def
 
     Costs of pool models often span two or three orders of magnitude, so the cost
     axis is logarithmic; the legend sits outside the axes so it never hides a curve.
+    When the curves are one trial of several (``result["curves_shown"]``, unseen
+    protocol), the title names that trial and its pool.
     """
     plt = _pyplot()
+    shown = result.get("curves_shown")
+    if shown:
+        of = f" of {result['trials']}" if result.get("trials") else ""
+        title = f"{title}\ntrial {shown['trial']}{of} shown, pool: {', '.join(map(str, shown['pool']))}"
     top = max(m["cost"] for m in result["models"].values())
     positive = [c / top for curve in result["curves"].values() for c in curve["costs"] if c > 0]
     floor = min(positive, default=1e-3) / 2
