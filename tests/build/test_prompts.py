@@ -103,6 +103,7 @@ def test_duplicates_and_empty_prompts_are_dropped_and_counted(tmp_path: Path) ->
     )
     assert contents(log) == ["same", "other"]
     assert log.dropped == {"duplicate": 2, "empty": 2, "no prompt, messages or request body": 1}
+    assert log.counts == [3, 1] and log.traffic() == ["same", "same", "same", "other"]  # repeats are traffic
     summary = log.summary()
     assert "2 distinct prompt(s) kept" in summary and "duplicate: 2" in summary and "7 line(s)" in summary
 

@@ -273,7 +273,7 @@ def _sample(
         item_clusters += [
             int(k) for k in router.cluster_probs(router.embed([i.prompt for i in gone])).argmax(1)
         ]
-    shares = np.bincount(every, minlength=n_clusters) / len(every)
+    shares = np.bincount(every, weights=log.counts, minlength=n_clusters) / sum(log.counts)
     return _Sample(items, np.array(item_clusters, dtype=int), shares, available, sampled)
 
 
@@ -617,9 +617,7 @@ async def abuild(
     if report:
         from ..report import build_report, write_report
 
-        data = await asyncio.to_thread(
-            build_report, router, [p.text_prompt() for p in log.prompts], result.paths["results"]
-        )
+        data = await asyncio.to_thread(build_report, router, log.traffic(), result.paths["results"])
         result.points = [_point_line(p) for p in data.points]
         paths = await asyncio.to_thread(write_report, data, out / REPORT)
         result.paths["report"] = paths["html"]

@@ -51,12 +51,21 @@ class LoggedPrompt:
 
 @dataclass
 class PromptLog:
-    """The prompts kept from a log and what was dropped, counted by reason."""
+    """The prompts kept from a log, how often each was sent, and what was dropped, counted by reason.
+
+    ``counts[i]`` is the number of times ``prompts[i]`` occurs (repeats are traffic:
+    they weigh the cluster shares and the report's traffic sample, but are called once).
+    """
 
     path: Path
     prompts: list[LoggedPrompt]
     dropped: Counter[str] = field(default_factory=Counter)
     n_lines: int = 0
+    counts: list[int] = field(default_factory=list)
+
+    def traffic(self) -> list[str | list[dict[str, Any]]]:
+        """Every logged request, repeats included, as prompts (the report's traffic sample)."""
+        return [p.text_prompt() for p, n in zip(self.prompts, self.counts, strict=True) for _ in range(n)]
 
     @property
     def n_with_reference(self) -> int:
@@ -169,7 +178,7 @@ def read_prompt_log(path: str | Path, skip_invalid: bool = False) -> PromptLog:
             f"no prompt log at {path}; give a JSONL request log, a spend-log export or text lines"
         )
     log = PromptLog(path, [])
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     problems: list[str] = []
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
@@ -196,9 +205,11 @@ def read_prompt_log(path: str | Path, skip_invalid: bool = False) -> PromptLog:
             key = json.dumps(messages, sort_keys=True, ensure_ascii=False)
             if key in seen:
                 log.dropped["duplicate"] += 1
+                log.counts[seen[key]] += 1
                 continue
-            seen.add(key)
+            seen[key] = len(log.prompts)
             log.prompts.append(LoggedPrompt(messages, reference, number))
+            log.counts.append(1)
     settle(path, problems, skip_invalid)
     if not log.prompts:
         raise InputError(f"{log.summary()}: no prompt left to build a router on")
