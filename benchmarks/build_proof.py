@@ -4,7 +4,8 @@
    and Winogrande; MBPP's code needs a sandbox) become a prompt log with the
    labels dropped: each line keeps the prompt and the reference ``make-validation``
    would build (the answer most of the models *labelled correct* gave,
-   :func:`uniroute.onboarding.build_validation`); prompts without one are left out.
+   :func:`uniroute.onboarding.build_validation`); a prompt without one is in the log
+   without it (the build clusters it but cannot grade it).
 2. ``uniroute replay-server`` (a subprocess on 127.0.0.1) serves the 11 models, and a
    generated LiteLLM ``config.yaml`` lists them as the 11 deployments of one model
    group, each with its own ``input_cost_per_token`` / ``output_cost_per_token``:
@@ -100,13 +101,18 @@ def implied_cost(data: RoutingDataset, model: str, prices: tuple[float, float]) 
 
 
 def write_log(train: RoutingDataset, path: Path) -> dict[str, Any]:
-    """The unlabelled log: prompt and make-validation's reference, nothing else."""
+    """The unlabelled log: every prompt, with make-validation's reference where it has one; no label."""
     items, report = build_validation(train, "multiple_choice")
-    lines = [json.dumps({"prompt": item.prompt, "reference": item.reference}) for item in items]
+    references = {item.prompt: item.reference for item in items}
+    lines = [
+        json.dumps({"prompt": p} | ({"reference": references[p]} if p in references else {}))
+        for p in train.prompts
+    ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return {
         "train_prompts": len(train),
-        "log_lines": len(items),
+        "log_lines": len(lines),
+        "with_reference": len(items),
         "without_reference": report.n_without_reference,
         "not_gradable": dict(report.not_gradable),
     }
@@ -185,8 +191,53 @@ def profiled_like(state: Path, prompts: Any, scores: np.ndarray, train: RoutingD
     return router
 
 
+def label_sample_gaps(
+    state: Path,
+    train: RoutingDataset,
+    test: RoutingDataset,
+    X: np.ndarray,
+    per_cluster: int,
+    draws: int,
+    seed: int,
+    area_reference: float,
+) -> list[float]:
+    """Area gaps of the map profiled on RouterBench's labels of ``per_cluster`` train prompts a cluster.
+
+    No call and no grading: how far sampling alone moves the area, at other sample sizes.
+    """
+    router = Router.load(state)
+    clusters = router.cluster_probs(router.embed(train.prompts)).argmax(axis=1)
+    rng = np.random.default_rng([seed, per_cluster])
+    gaps = []
+    for _ in range(draws):
+        rows = np.concatenate(
+            [rng.permutation(np.flatnonzero(clusters == k))[:per_cluster] for k in np.unique(clusters)]
+        )
+        profiled = profiled_like(state, [train.prompts[i] for i in rows], train.scores[rows], train)
+        gaps.append(area(profiled, test, X) - area_reference)
+    return gaps
+
+
 def spread(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def cli(args: argparse.Namespace, command: list[str]) -> str:
+    """Run a ``uniroute`` command line (under ``nice``); its standard output."""
+    env = os.environ | {KEY_VAR: "none"}
+    line = ["nice", "-n", "10", *shlex.split(args.uniroute), *command[1:]]
+    done = subprocess.run(line, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{shlex.join(command)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+        )
+    return done.stdout
+
+
+def reported(pattern: str, text: str) -> float | None:
+    """A number the build printed (None if the line is not there)."""
+    found = re.search(pattern, text)
+    return float(found.group(1).replace(",", "")) if found else None
 
 
 def run_seed(
@@ -198,14 +249,11 @@ def run_seed(
         "--group", GROUP, "--per-cluster", str(args.per_cluster), "--seed", str(seed), "--out", str(out),
         "--grader", "multiple_choice", *shlex.split(args.build_args),
     ]  # fmt: skip
+    dry = cli(args, [*command, "--dry-run"])
     before = replay.usage()
     started = time.perf_counter()
-    env = os.environ | {KEY_VAR: "none"}
-    cli = ["nice", "-n", "10", *shlex.split(args.uniroute), *command[1:]]
-    done = subprocess.run(cli, capture_output=True, text=True, env=env)
+    done = cli(args, command)
     seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"build failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
     after = replay.usage()
     prices, train, test, X_test = context["prices"], context["train"], context["test"], context["X_test"]
     calls = {m: after.get(m, {}).get("requests", 0) - before.get(m, {}).get("requests", 0) for m in after}
@@ -225,6 +273,10 @@ def run_seed(
     context["X_test"] = X
     area_built, area_reference = area(built, test, X), area(reference, test, X)
     area_on_sample = area(on_sample, test, X)
+    label_gaps = {
+        str(n): label_sample_gaps(out / "state", train, test, X, n, args.label_draws, seed, area_reference)
+        for n in args.label_per_cluster
+    }
     per_model = {}
     for m in test.models:
         estimate = built.profile(m).cost
@@ -244,7 +296,10 @@ def run_seed(
         "validation_prompts": validation,
         "calls_counted_by_server": sum(calls.values()),
         "calls_by_model": calls,
+        "calls_reported_by_build": reported(r"answers: ([\d,]+) call\(s\) made", done),
         "dollars_implied_by_server_usage": billed,
+        "dollars_reported_by_build": reported(r"\$([\d.]+) spent", done),
+        "dry_run_dollars": reported(r"total: .*?≈ \$([\d.]+)", dry),
         "area_built": area_built,
         "area_reference": area_reference,
         "area_gap": area_built - area_reference,
@@ -253,7 +308,8 @@ def run_seed(
         "graded_pairs": int(graded.sum()),
         "cost_max_abs_relative_error": max(abs(v["relative_error"]) for v in per_model.values()),
         "per_model": per_model,
-        "build_stdout_tail": done.stdout[-1500:],
+        "label_sample_area_gaps": label_gaps,
+        "build_stdout_tail": done[-1500:],
         "build_json": build_json,
     }
 
@@ -264,7 +320,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--per-cluster", type=int, default=30)
     parser.add_argument(
-        "--build-args", default="--no-progress --no-report", help="more `uniroute build` options"
+        "--build-args",
+        default="--concurrency 8 --no-progress --no-report",
+        help="more `uniroute build` options",
     )
     parser.add_argument(
         "--uniroute", default=shlex.join([sys.executable, "-m", "uniroute.cli"]), help="how to run the CLI"
@@ -272,6 +330,15 @@ def main() -> None:
     parser.add_argument(
         "--work", type=Path, help="keep the log, config and builds here (default: a temp dir)"
     )
+    parser.add_argument(
+        "--label-per-cluster",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="N",
+        help="also profile each built map on RouterBench's labels of N random prompts a cluster (no calls)",
+    )
+    parser.add_argument("--label-draws", type=int, default=4, help="draws per --label-per-cluster size")
     parser.add_argument("--out", type=Path, help="write the results JSON here")
     args = parser.parse_args()
     train, test = load(args.data, "train"), load(args.data, "test")
@@ -298,7 +365,9 @@ def main() -> None:
                 print(
                     f"seed {seed}: area {runs[-1]['area_built']:.4f} vs {runs[-1]['area_reference']:.4f} "
                     f"(gap {runs[-1]['area_gap']:+.4f}), {runs[-1]['calls_counted_by_server']} calls, "
-                    f"max $ error {runs[-1]['cost_max_abs_relative_error']:.1%}, {runs[-1]['seconds']:.0f} s",
+                    f"max $ error {runs[-1]['cost_max_abs_relative_error']:.1%}, "
+                    f"${runs[-1]['dollars_reported_by_build']} spent (server usage: "
+                    f"${runs[-1]['dollars_implied_by_server_usage']:.4f}), {runs[-1]['seconds']:.0f} s",
                     flush=True,
                 )
         finally:
@@ -323,6 +392,13 @@ def main() -> None:
             "calls": spread([r["calls_counted_by_server"] for r in runs]),
             "cost_max_abs_relative_error": spread(cost_errors),
             "cost_target_met": all(e <= COST_TARGET for e in cost_errors),
+            "dollars_reported_by_build": spread([r["dollars_reported_by_build"] for r in runs]),
+            "dollars_implied_by_server_usage": spread([r["dollars_implied_by_server_usage"] for r in runs]),
+            "dry_run_dollars": spread([r["dry_run_dollars"] for r in runs]),
+            "label_sample_abs_area_gaps": {
+                n: spread([abs(g) for r in runs for g in r["label_sample_area_gaps"][n]])
+                for n in map(str, args.label_per_cluster)
+            },
             "seconds": spread([r["seconds"] for r in runs]),
         },
         "runs": runs,
