@@ -403,3 +403,64 @@ def test_aonboard_can_be_awaited(
         )
     )
     assert result.n_graded == 10 and "awaited" in Router.load(toy_state).models
+
+
+def test_a_budget_reserves_before_each_call_and_counts_what_was_spent() -> None:
+    from uniroute.onboarding.pricing import Budget
+
+    budget = Budget(1.0)
+    assert budget.reserve(0.6) and not budget.reserve(0.5)  # 0.6 in flight + 0.5 could exceed 1.0
+    budget.settle(0.6, 0.1)  # the call cost less than its bound
+    assert budget.spent == pytest.approx(0.1) and budget.reserved == 0.0
+    assert budget.reserve(0.5) and budget.reserve(0.4) and not budget.reserve(0.01)
+    budget.settle(0.5, None)  # an unpriced answer counts its whole bound
+    budget.settle(0.4, 0.0)  # a failed call costs nothing
+    assert budget.spent == pytest.approx(0.6) and budget.refused == 2 and budget.exhausted
+    unlimited = Budget()
+    assert all(unlimited.reserve(1e9) for _ in range(3)) and not unlimited.exhausted
+
+
+def test_collect_answers_runs_several_models_under_one_budget_and_a_dead_one_does_not_stop_the_rest(
+    fake_server, toy_items: list[ValidationItem], tmp_path: Path
+) -> None:
+    from uniroute.onboarding.pricing import Budget
+    from uniroute.onboarding.runner import AnswerJob, collect_answers
+
+    def script(prompt: str, attempt: int, body: dict[str, Any]) -> tuple[int, dict[str, Any] | None, float]:
+        return (401, None, 0.0) if body["model"] == "locked" else good(prompt, attempt, body)
+
+    server = fake_server(script)
+    jobs = [
+        AnswerJob("a", settings_for(server, model="openai/a"), prices=(1e-3, 1e-3)),
+        AnswerJob("locked", settings_for(server, model="openai/locked"), cost=0.01),
+        AnswerJob("b", settings_for(server, model="openai/b"), cost=0.001),
+    ]
+    budget = Budget(None)
+    answers = asyncio.run(collect_answers(jobs, toy_items, cache_dir=tmp_path, budget=budget, progress=False))
+    a, locked, b = answers
+    distinct = len({item.prompt for item in toy_items})
+    assert a.count("answered") == b.count("answered") == 60 and a.stopped is None
+    assert locked.stopped and "401" in locked.stopped and locked.count("failed") == 60
+    assert a.outcomes[0].text in ("yes", "no") and np.isnan(a.outcomes[0].score)  # answers only, not graded
+    assert a.outcomes[0].cost == pytest.approx(1e-3 * (10 + 1))  # usage (10 in, 1 out) at its prices
+    assert budget.spent == pytest.approx(distinct * (11e-3 + 0.001))
+    again = asyncio.run(
+        collect_answers(jobs[::2], toy_items, cache_dir=tmp_path, budget=Budget(0.0), progress=False)
+    )
+    assert [x.count("cached") for x in again] == [60, 60]  # cached answers need no budget
+
+
+def test_collect_answers_stops_calling_when_the_budget_could_be_exceeded(
+    fake_server, toy_items: list[ValidationItem], tmp_path: Path
+) -> None:
+    from uniroute.onboarding.pricing import Budget
+    from uniroute.onboarding.runner import AnswerJob, collect_answers
+
+    server = fake_server(good)
+    budget = Budget(0.0105)
+    job = AnswerJob("a", settings_for(server, model="openai/a", concurrency=1), cost=0.001)
+    (answers,) = asyncio.run(
+        collect_answers([job], toy_items, cache_dir=tmp_path, budget=budget, progress=False)
+    )
+    assert answers.count("answered") == 10 and answers.count("unpaid") == 50 and server.total_calls == 10
+    assert budget.spent == pytest.approx(0.01) and budget.spent <= 0.0105
