@@ -74,7 +74,7 @@ def check_feedback(cluster_probs: Any, score: Any, weight: Any, n_clusters: int)
         )
     w = check_number(weight, "weight", hint=" (how many results this feedback counts as, e.g. 1)")
     try:
-        phi = np.asarray(cluster_probs, dtype=np.float64)
+        phi = np.array(cluster_probs, dtype=np.float64)  # a copy: the caller's array is never aliased
     except (TypeError, ValueError) as exc:
         raise InputError(
             f"cluster_probs must be {n_clusters} numbers (Decision.cluster_probs): {exc}"
@@ -87,7 +87,9 @@ def check_feedback(cluster_probs: Any, score: Any, weight: Any, n_clusters: int)
     # min() propagates NaN; with min >= 0 only +inf is left, which makes the sum infinite.
     if not (phi.min() >= 0 and math.isfinite(phi.sum())):
         raise InputError("cluster_probs must be finite and >= 0 (Decision.cluster_probs)")
-    return phi * w if w != 1.0 else phi.copy(), 1.0 - value
+    if w != 1.0:
+        phi *= w
+    return phi, 1.0 - value
 
 
 def combine(

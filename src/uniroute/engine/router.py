@@ -594,12 +594,15 @@ class Router:
         """
         if isinstance(target, Decision):
             answered = target.model if model is None else model
-            if answered not in target.candidates:
+            if model is not None and answered not in target.candidates:
                 raise InputError(
                     f"model {answered!r} is not a candidate of this decision; "
                     f"candidates: {list(target.candidates)}"
                 )
-            profile = target.profiles[target.candidates.index(answered)]
+            if target.profiles == target.candidates:  # each candidate is its own profile: no search
+                profile = answered
+            else:
+                profile = target.profiles[target.candidates.index(answered)]
             phi: Any = target.cluster_probs
         elif isinstance(target, str) and model is None:
             item = self._decision_cache().get(target)
