@@ -231,8 +231,13 @@ def test_an_absolute_judge_grades_a_log_without_references(judged, tmp_path: Pat
     judge_spent = result.spent - sum(load_dataset(result.paths["results"]).costs.sum(axis=0))
     assert judge_spent > 0  # the judge's calls are priced at its deployment's prices
     before = pool.total
-    again = run(log, config, tmp_path / "out", update=True, **options)
-    assert pool.total == before and again.judge_calls == 0 and again.spent == 0.0  # verdicts cached too
+    again = run(log, config, tmp_path / "out", update=True, budget=0.0, **options)
+    assert again.complete and pool.total == before and again.judge_calls == 0 and again.spent == 0.0
+    assert again.judge_cached == 32  # cached verdicts (and answers) need no budget
+    with pytest.raises(
+        InputError, match="graded with judge:absolute:judge, this run would grade with reference"
+    ):
+        run(log, config, tmp_path / "out", update=True)
 
 
 def test_a_pairwise_judge_scores_against_the_anchor_in_both_orders(judged, tmp_path: Path) -> None:

@@ -486,6 +486,14 @@ async def abuild(
             raise InputError(
                 f"pairwise judging needs --anchor, one of the profiles {[d.name for d in deployments]}"
             )
+    grading = f"judge:{judge_mode}:{judge}" if judge else f"reference:{grader}"
+    if update and (out / META).is_file():
+        before = json.loads((out / META).read_text(encoding="utf-8")).get("grading")
+        if before != grading:
+            raise InputError(
+                f"{out} was graded with {before}, this run would grade with {grading}: scores from two "
+                "gradings do not mix in one Ψ; use the same grading options, or build into a new --out"
+            )
     log = read_prompt_log(prompts, skip_invalid)
     result = BuildResult(out, log.summary(), len(log.prompts), Counter(log.dropped), notes=list(notes))
     usable = log.prompts if judge is not None else [p for p in log.prompts if p.reference is not None]
@@ -600,7 +608,7 @@ async def abuild(
         "prompts": str(prompts),
         "per_cluster": per_cluster,
         "seed": seed,
-        "grading": f"judge:{judge_mode}:{judge}" if judge else f"reference:{grader}",
+        "grading": grading,
         "anchor": anchor,
         "models": {
             d.name: {"model": d.settings.model, "api_base": d.settings.api_base, "label": d.label}
