@@ -250,3 +250,43 @@ def test_a_replica_with_another_half_life_is_refused_and_told(server, caplog):
     assert RedisFeedbackStore(redis.Redis.from_url(server.url), "hl", K, start=False).events_in_store() == {
         "m0": 1
     }
+
+
+# ---- decisions shared between replicas: feedback by decision id at any replica ---------------------
+
+
+@pytest.mark.integration
+def test_feedback_by_decision_id_works_at_another_replica(server, toy_router):
+    import copy
+
+    from uniroute.exceptions import InputError
+
+    math = "Arithmetic question: compute 3 plus 4 and answer with the number only."
+    replicas = []
+    for _ in range(2):
+        router = copy.deepcopy(toy_router)
+        router.remember_decisions, router.feedback_refresh = True, 0
+        router.use_feedback_store(RedisFeedbackStore.from_url(server.url, router.feedback_namespace, 2))
+        replicas.append(router)
+    a, b = replicas
+    decision = a.route(math)
+    assert a.feedback.flush(timeout=10)
+    assert b.record_feedback(decision.decision_id, 0.0, weight=3.0) == decision.model == "big"
+    assert b.feedback.flush(timeout=10) and a.feedback.refresh()
+    np.testing.assert_allclose(
+        a.feedback.counts("big")[1], 3 * decision.cluster_probs, atol=3e-3
+    )  # float16 Φ
+    assert b.feedback.stats()["decision_hits"] == 1 and a.feedback.stats()["decisions_sent"] == 1
+    with pytest.raises(InputError, match="unknown or expired"):
+        b.record_feedback("f" * 32, 1.0)
+    for router in replicas:
+        router.feedback.close()
+        router.close()
+
+
+def test_unsent_decisions_are_counted_at_close(toy_router):
+    store = RedisFeedbackStore(redis.Redis(port=1), "d", 2, start=False)
+    store.remember(toy_router.route("Poetry request: a haiku about snow."))
+    assert store.stats()["remembered"] == 1 and store.decision("nope") is None
+    store.close(timeout=0.1)
+    assert store.stats()["decisions_dropped"] == 1

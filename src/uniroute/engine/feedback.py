@@ -54,6 +54,7 @@ __all__ = [
     "check_feedback",
     "combine",
     "prior_profile",
+    "profile_of",
     "thompson_errors",
 ]
 
@@ -285,15 +286,22 @@ class RecentItems(Generic[V]):
         return len(self._items)
 
 
+def profile_of(decision: Decision, candidate: str | None = None) -> str:
+    """The profile ``candidate`` (a candidate of ``decision``; default: its choice) was scored with."""
+    name = decision.model if candidate is None else candidate
+    if decision.profiles == decision.candidates:  # each candidate is its own profile: no search
+        return name
+    return decision.profiles[decision.candidates.index(name)]
+
+
 class DecisionCache(RecentItems[RememberedDecision]):
     """Recent decisions by ``decision_id``, bounded in size (oldest out) and age (``ttl`` seconds)."""
 
     def remember(self, decision: Decision, now: float | None = None) -> None:
         """Keep ``decision`` so feedback can name it by ``decision.decision_id``."""
-        profile = decision.profiles[decision.candidates.index(decision.model)]
         at = time.time() if now is None else now
         item = RememberedDecision(
-            np.array(decision.cluster_probs, dtype=np.float64), decision.model, profile, at
+            np.array(decision.cluster_probs, dtype=np.float64), decision.model, profile_of(decision), at
         )
         self.put(decision.decision_id, item, at)
 

@@ -19,7 +19,14 @@ from .cache import CachedEmbedder
 from .cluster_maps import ClusterMap, KMeansClusterMap, check_embeddings
 from .decision import Decision, best_index, check_number, route_scores
 from .embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
-from .feedback import DecisionCache, ExplorationCap, FeedbackLedger, combine, thompson_errors
+from .feedback import (
+    DecisionCache,
+    ExplorationCap,
+    FeedbackLedger,
+    combine,
+    profile_of,
+    thompson_errors,
+)
 from .profiles import DEFAULT_PRIOR_STRENGTH, ModelProfile, check_scores, profile_from_scores
 from .state import feedback_namespace, read_state, save_router
 from .text import Prompt, routing_text
@@ -551,7 +558,10 @@ class Router:
 
         Any object with ``record(model, cluster_probs, score, weight)``,
         ``counts(model) -> (error_sums, counts)``, ``profile(validation, weight)``
-        and an int ``version`` that grows when the counts change qualifies.
+        and an int ``version`` that grows when the counts change qualifies. A store
+        that also has ``remember(decision)`` and ``decision(decision_id)`` shares the
+        remembered decisions (``remember_decisions=True``), so feedback by id works at
+        any replica.
         """
         for attr in ("record", "counts", "profile", "version"):
             if not hasattr(store, attr):
@@ -599,13 +609,13 @@ class Router:
                     f"model {answered!r} is not a candidate of this decision; "
                     f"candidates: {list(target.candidates)}"
                 )
-            if target.profiles == target.candidates:  # each candidate is its own profile: no search
-                profile = answered
-            else:
-                profile = target.profiles[target.candidates.index(answered)]
+            profile = profile_of(target, answered)
             phi: Any = target.cluster_probs
         elif isinstance(target, str) and model is None:
             item = self._decision_cache().get(target)
+            lookup = getattr(self._feedback, "decision", None)
+            if item is None and lookup is not None:  # remembered by another replica
+                item = lookup(target)
             if item is None:
                 raise InputError(
                     f"decision {target!r} is unknown or expired (remembered only with "
@@ -820,8 +830,12 @@ class Router:
             decisions = self._explore(decisions, pool, chosen, rng)
         if self.remember_decisions:
             cache = self._decision_cache()
+            source = self._feedback
+            shared = None if isinstance(source, FeedbackLedger) else getattr(source, "remember", None)
             for decision in decisions:
                 cache.remember(decision)
+                if shared is not None:  # a shared store: feedback by id works at every replica
+                    shared(decision)
         return decisions
 
     def _explore(

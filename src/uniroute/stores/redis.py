@@ -8,7 +8,9 @@ the ``{...}`` hash tag keeps every key in one Redis Cluster slot):
 * ``uniroute:{ns}:events`` — a hash, field ``<model>`` = number of feedback events;
 * ``uniroute:{ns}:meta`` — a hash: ``half_life`` (seconds, ``0`` = no decay; set by the first
   writer, every replica must use the same) and, with decay, ``epoch`` (a wall-clock time t0);
-* ``uniroute:{ns}:batch:<id>`` — a short-lived marker that makes a retried batch count once.
+* ``uniroute:{ns}:batch:<id>`` — a short-lived marker that makes a retried batch count once;
+* ``uniroute:{ns}:decision:<decision_id>`` — a remembered decision (its Φ as float16, the chosen
+  model and profile), kept ``decision_ttl`` seconds, so feedback by decision id works at any replica.
 
 Decay (``half_life``) is *forward*: an event of weight w at time t is stored as
 w·2^((t - t0)/h), so stored counts never need rewriting as time passes and replicas add
@@ -30,6 +32,8 @@ sent, are buffered, arrived late (``delayed``) or were dropped.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import threading
 import time
@@ -39,8 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.decision import check_number
-from ..engine.feedback import FeedbackLedger, check_feedback, combine
+from ..engine.decision import Decision, check_number
+from ..engine.feedback import FeedbackLedger, RememberedDecision, check_feedback, combine, profile_of
 from ..engine.profiles import ModelProfile
 from ..exceptions import InputError
 
@@ -168,6 +172,9 @@ class RedisFeedbackStore:
         Most events waiting to be sent; beyond it the oldest are dropped (counted, logged).
     delay_threshold : float, default=1.0
         An event that reaches Redis later than this many seconds after it was recorded counts as delayed.
+    decision_ttl : float, default=900.0
+        Seconds a decision given to :meth:`remember` can be found by :meth:`decision` at any replica
+        (Redis memory: about 2·K + 150 bytes per decision, for this long).
     start : bool, default=True
         Start the writer and reader threads now (else call :meth:`start`).
     """
@@ -184,6 +191,7 @@ class RedisFeedbackStore:
         batch_size: int = 2000,
         max_buffer: int = 100_000,
         delay_threshold: float = 1.0,
+        decision_ttl: float = 900.0,
         start: bool = True,
     ):
         if not isinstance(namespace, str) or not namespace or "}" in namespace:
@@ -208,14 +216,18 @@ class RedisFeedbackStore:
         self.batch_size = batch_size
         self.max_buffer = max_buffer
         self.delay_threshold = delay_threshold
+        self.decision_ttl = decision_ttl
         base = f"uniroute:{{{namespace}}}"
         self._keys = (f"{base}:batch:", f"{base}:counts", f"{base}:events", f"{base}:meta")
+        self._decision_key = f"{base}:decision:"
         self._apply = client.register_script(_APPLY_BATCH)
         self._buffer: deque[tuple[str, np.ndarray, float, float, float]] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._inflight: _Batch | None = None
+        self._shared: deque[tuple[str, bytes]] = deque()  # remembered decisions waiting to be sent
+        self._shared_inflight: list[tuple[str, bytes]] | None = None
         self._snapshot: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._snapshot_at: float | None = None
         self._epoch = 0.0  # t0 of the forward decay in the snapshot
@@ -226,6 +238,12 @@ class RedisFeedbackStore:
             (
                 "recorded",
                 "sent",
+                "remembered",
+                "decisions_sent",
+                "decisions_dropped",
+                "decision_lookups",
+                "decision_hits",
+                "decision_errors",
                 "delayed",
                 "dropped",
                 "rejected",
@@ -293,6 +311,65 @@ class RedisFeedbackStore:
             if len(self._buffer) >= self.batch_size:
                 self._wake.set()
 
+    # -- decisions shared between replicas (feedback by decision id anywhere) -------------------
+
+    def remember(self, decision: Decision) -> None:
+        """Queue ``decision`` for every replica's :meth:`decision` (never waits on Redis)."""
+        payload = json.dumps(
+            {
+                "model": decision.model,
+                "profile": profile_of(decision),
+                "at": time.time(),
+                "phi": base64.b64encode(np.asarray(decision.cluster_probs, dtype="<f2").tobytes()).decode(),
+            }
+        ).encode()
+        with self._lock:
+            if len(self._shared) >= self.max_buffer:
+                self._shared.popleft()
+                self._counters["decisions_dropped"] += 1
+            self._shared.append((decision.decision_id, payload))
+            self._counters["remembered"] += 1
+
+    def decision(self, decision_id: str) -> RememberedDecision | None:
+        """A decision some replica remembered, read from Redis; None if unknown, expired or unreachable."""
+        if not isinstance(decision_id, str) or not 0 < len(decision_id) <= 128:
+            return None
+        with self._lock:
+            self._counters["decision_lookups"] += 1
+        try:
+            raw = self.client.get(self._decision_key + decision_id)
+        except redis.RedisError as exc:
+            with self._lock:
+                self._counters["decision_errors"] += 1
+            logger.debug("uniroute feedback: decision lookup failed: %s", exc)
+            return None
+        if raw is None:
+            return None
+        item = json.loads(raw)
+        phi = np.frombuffer(base64.b64decode(item["phi"]), dtype="<f2").astype(np.float64)
+        if phi.shape != (self.n_clusters,):
+            return None  # remembered by a state with other clusters under this namespace
+        with self._lock:
+            self._counters["decision_hits"] += 1
+        return RememberedDecision(phi, item["model"], item["profile"], float(item["at"]))
+
+    def _take_decisions(self) -> list[tuple[str, bytes]] | None:
+        with self._lock:
+            if self._shared_inflight is None and self._shared:
+                n = min(len(self._shared), self.batch_size)
+                self._shared_inflight = [self._shared.popleft() for _ in range(n)]
+            return self._shared_inflight
+
+    def _send_decisions(self, items: list[tuple[str, bytes]]) -> None:
+        ttl = max(1, round(self.decision_ttl))
+        with self.client.pipeline(transaction=False) as pipe:
+            for decision_id, payload in items:
+                pipe.set(self._decision_key + decision_id, payload, ex=ttl)
+            pipe.execute()
+        with self._lock:
+            self._shared_inflight = None
+            self._counters["decisions_sent"] += len(items)
+
     # -- writing ------------------------------------------------------------------------------
 
     def _take(self) -> _Batch | None:
@@ -331,19 +408,22 @@ class RedisFeedbackStore:
     def _write_loop(self) -> None:
         backoff = 0.05
         while True:
-            batch = self._take()
-            if batch is None:
+            batch, shared = self._take(), self._take_decisions()
+            if batch is None and shared is None:
                 if self._stop.is_set():
                     return
                 self._wake.wait(self.flush_interval)
                 self._wake.clear()
                 continue
             try:
-                self._send(batch)
+                if shared is not None:
+                    self._send_decisions(shared)
+                if batch is not None:
+                    self._send(batch)
             except redis.RedisError as exc:
                 with self._lock:
                     self._counters["send_errors"] += 1
-                    buffered = len(self._buffer) + len(batch.recorded_at)
+                    buffered = len(self._buffer) + (len(batch.recorded_at) if batch else 0)
                 if not self._down:
                     self._down = True
                     logger.warning(
@@ -464,7 +544,7 @@ class RedisFeedbackStore:
         self._wake.set()
         while time.monotonic() < deadline:
             with self._lock:
-                idle = not self._buffer and self._inflight is None
+                idle = not (self._buffer or self._inflight or self._shared or self._shared_inflight)
             if idle:
                 return True
             self._wake.set()
@@ -483,6 +563,9 @@ class RedisFeedbackStore:
             self._buffer.clear()
             self._inflight = None
             self._counters["dropped"] += left
+            self._counters["decisions_dropped"] += len(self._shared) + len(self._shared_inflight or ())
+            self._shared.clear()
+            self._shared_inflight = None
         if left:
             logger.error("uniroute feedback: closed with %d events not sent to Redis (dropped)", left)
 
