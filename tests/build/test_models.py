@@ -152,3 +152,18 @@ def test_traffic_cost_weighs_each_cluster_by_its_share_of_the_log() -> None:
     assert traffic_cost(costs, clusters, np.array([0.9, 0.1, 0.0])) == pytest.approx(1.9)  # a plain mean: 5.5
     assert traffic_cost(costs, clusters, np.array([0.5, 0.0, 0.5])) == pytest.approx(1.0)  # no $ in cluster 2
     assert np.isnan(traffic_cost(np.full(5, np.nan), clusters, np.array([0.5, 0.5, 0.0])))
+
+
+def test_share_allocation_splits_the_same_total_by_traffic_with_a_floor() -> None:
+    import numpy as np
+
+    from uniroute.build.sampling import cluster_targets
+
+    shares = np.array([0.6, 0.3, 0.1])
+    assert list(cluster_targets(10, shares)) == [10, 10, 10]
+    assert list(cluster_targets(10, shares, "share")) == [18, 9, 4]  # 30 in all; 3 -> the floor of 4
+    with pytest.raises(InputError, match="allocation must be one of"):
+        cluster_targets(10, shares, "random")
+    clusters = np.array([0] * 30 + [1] * 30 + [2] * 30)
+    _, _, sampled = sample_per_cluster(clusters, 3, cluster_targets(10, shares, "share"))
+    assert list(sampled) == [18, 9, 4]

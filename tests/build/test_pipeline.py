@@ -107,6 +107,8 @@ def test_dry_run_calls_nothing_and_writes_nothing(pool: FakePool, tmp_path: Path
     assert result.dry_run and not result.complete
     text = "\n".join(result.estimates)
     assert "mathy: 16 prompts, 0 already cached, 16 to call" in text and "total: ≤ 48 call(s)" in text
+    share = run(log, config, tmp_path / "out", dry_run=True, allocation="share")
+    assert share.sampled == [10, 6] and share.n_items == 16  # the same 16, split 60/40 like the log
 
 
 def test_a_deployment_that_fails_every_call_is_left_out_and_reported(pool: FakePool, tmp_path: Path) -> None:

@@ -59,6 +59,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
             group=args.group,
             models=args.model or (),
             per_cluster=args.per_cluster,
+            allocation=args.allocation,
             clusters=args.clusters,
             embedder=args.embedder,
             grader=args.grader,
@@ -130,6 +131,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     models.add_argument("--max-tokens", type=int)
     sample = p.add_argument_group("validation set")
     sample.add_argument("--per-cluster", type=int, default=30, help="prompts per cluster (default: 30)")
+    sample.add_argument(
+        "--allocation",
+        choices=("equal", "share"),
+        default="equal",
+        help="equal: --per-cluster from every cluster; share: the same total split by each cluster's share "
+        "of the log, at least a third of --per-cluster each (default: equal)",
+    )
     sample.add_argument("--clusters", type=int, help="number of clusters K (default: the map's own, 8)")
     add_registry_option(
         sample,

@@ -52,7 +52,7 @@ from .models import (
     deployments_from_models,
 )
 from .prompts import LoggedPrompt, PromptLog, read_prompt_log
-from .sampling import sample_per_cluster
+from .sampling import ALLOCATIONS, cluster_targets, sample_per_cluster
 
 if TYPE_CHECKING:
     from ..engine.embedders import Embedder
@@ -248,6 +248,7 @@ def _sample(
     usable: list[LoggedPrompt],
     earlier: list[ValidationItem],
     per_cluster: int,
+    allocation: str,
     seed: int,
     grader: str,
     options: Mapping[str, Any],
@@ -264,7 +265,9 @@ def _sample(
     by_prompt = {json.dumps(item.messages(), sort_keys=True): item for item in earlier}
     keys = [json.dumps(list(p.messages), sort_keys=True) for p in usable]
     keep = [i for i, key in enumerate(keys) if key in by_prompt]
-    rows, available, sampled = sample_per_cluster(clusters, n_clusters, per_cluster, keep, seed)
+    shares = np.bincount(every, weights=log.counts, minlength=n_clusters) / sum(log.counts)
+    targets = cluster_targets(per_cluster, shares, allocation)
+    rows, available, sampled = sample_per_cluster(clusters, n_clusters, targets, keep, seed)
     items = [by_prompt.get(keys[i]) or _item(usable[i], int(clusters[i]), grader, options) for i in rows]
     item_clusters = [int(clusters[i]) for i in rows]
     gone = [item for key, item in by_prompt.items() if key not in set(keys)]  # no longer logged: kept
@@ -273,7 +276,6 @@ def _sample(
         item_clusters += [
             int(k) for k in router.cluster_probs(router.embed([i.prompt for i in gone])).argmax(1)
         ]
-    shares = np.bincount(every, weights=log.counts, minlength=n_clusters) / sum(log.counts)
     return _Sample(items, np.array(item_clusters, dtype=int), shares, available, sampled)
 
 
@@ -444,6 +446,7 @@ async def abuild(
     group: str | None = None,
     models: Sequence[str] = (),
     per_cluster: int = 30,
+    allocation: str = "equal",
     clusters: int | None = None,
     embedder: str | Embedder = "static",
     grader: str = "exact",
@@ -469,6 +472,8 @@ async def abuild(
     call = dict(call or {})
     if per_cluster < 1:
         raise InputError(f"per_cluster must be >= 1, got {per_cluster}")
+    if allocation not in ALLOCATIONS:
+        raise InputError(f"allocation must be one of {list(ALLOCATIONS)}, got {allocation!r}")
     if budget is not None and not (math.isfinite(budget) and budget >= 0):
         raise InputError(f"budget must be $ >= 0, got {budget!r}")
     deployments, notes = _deployments(config, group, models, call)
@@ -513,7 +518,18 @@ async def abuild(
     if update and (out / VALIDATION).is_file():
         earlier = load_validation(out / VALIDATION)
     sample = await asyncio.to_thread(
-        _sample, router, fit, log, usable, earlier, per_cluster, seed, item_grader, options, progress
+        _sample,
+        router,
+        fit,
+        log,
+        usable,
+        earlier,
+        per_cluster,
+        allocation,
+        seed,
+        item_grader,
+        options,
+        progress,
     )
     items = sample.items
     result.n_items = len(items)
@@ -607,6 +623,7 @@ async def abuild(
     meta = {
         "prompts": str(prompts),
         "per_cluster": per_cluster,
+        "allocation": allocation,
         "seed": seed,
         "grading": grading,
         "anchor": anchor,
@@ -681,6 +698,9 @@ def build(prompts: str | Path, out: str | Path, **options: Any) -> BuildResult:
         Instead of a config: LiteLLM model strings, or ``NAME=MODEL``.
     per_cluster : int, default=30
         Validation prompts drawn from each cluster (all of a smaller cluster).
+    allocation : {"equal", "share"}, default="equal"
+        ``share``: the same total, split by each cluster's share of the log, at least
+        a third of ``per_cluster`` per cluster (:mod:`uniroute.build.sampling`).
     clusters : int, optional
         K of the K-means map (default: the map's own, 8).
     embedder : str or Embedder, default="static"
