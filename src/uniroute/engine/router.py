@@ -176,8 +176,8 @@ class Router:
 
     Follows scikit-learn's estimator contract: ``__init__`` stores its arguments;
     they are checked on first use; :meth:`fit` learns ``cluster_map_``. A router
-    pickles and deep-copies (its lock and caches are rebuilt), so it can go to
-    worker processes.
+    pickles and deep-copies (its lock, caches and background thread are rebuilt),
+    so it can go to worker processes.
 
     Parameters
     ----------
@@ -208,7 +208,10 @@ class Router:
     explore_margin : float, default=0.02
         Score difference within which an explored model counts as good as the best.
     feedback_refresh : float, default=1.0
-        Seconds between rebuilds of the routing profiles while feedback flows.
+        Seconds between rebuilds of the routing profiles while feedback flows. The
+        rebuild runs in a daemon thread (started by the first route that finds
+        feedback; stopped by :meth:`close`), so routing never waits for it; 0 =
+        rebuilt on the route path as soon as the counts move, with no thread.
 
     Attributes
     ----------
