@@ -48,6 +48,13 @@ model_list:
   - model_name: other
     litellm_params:
       model: openai/gpt-4o
+  - model_name: azure
+    litellm_params:
+      model: azure/my-deployment-name
+      api_base: https://example.invalid
+      api_key: none
+    model_info:
+      base_model: azure/gpt-4o
 """
 
 
@@ -93,6 +100,12 @@ def test_front_doors_map_each_deployment_to_its_profile(config: Path) -> None:
     assert [ranker.profile_of(d) for d in raw] == names
 
 
+def test_a_deployment_with_only_a_base_model_is_priced_as_that_model(config: Path) -> None:
+    """An Azure deployment's name is the customer's own; LiteLLM prices it by its base_model."""
+    (azure,), _ = deployments_from_config(config, "azure")
+    assert azure.name == "azure/gpt-4o" and azure.prices == (2.5e-6, 1e-5)
+
+
 def test_a_missing_environment_variable_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("K_TEST_KEY", raising=False)
     path = tmp_path / "config.yaml"
@@ -104,7 +117,9 @@ def test_a_missing_environment_variable_is_named(tmp_path: Path, monkeypatch: py
 
 
 def test_unknown_group_and_half_prices_are_errors(config: Path, tmp_path: Path) -> None:
-    with pytest.raises(InputError, match=r"no deployment in model group 'nope'; groups: \['other', 'team'\]"):
+    with pytest.raises(
+        InputError, match=r"no deployment in model group 'nope'; groups: \['azure', 'other', 'team'\]"
+    ):
         deployments_from_config(config, "nope")
     half = tmp_path / "half.yaml"
     half.write_text(

@@ -87,13 +87,32 @@ def deployment_prices(deployment: Mapping[str, Any], where: str) -> Prices | Non
     return None
 
 
+def base_model_prices(deployment: Mapping[str, Any]) -> Prices | None:
+    """LiteLLM's per-token prices of the deployment's ``base_model`` (as LiteLLM prices Azure deployments)."""
+    info = deployment.get("model_info") or {}
+    params = deployment.get("litellm_params") or {}
+    base = info.get("base_model") or params.get("base_model")
+    if not isinstance(base, str) or not base:
+        return None
+    from .._optional import require
+
+    litellm = require("litellm", "litellm")
+    try:
+        known = litellm.get_model_info(model=base)
+        return float(known["input_cost_per_token"]), float(known["output_cost_per_token"])
+    except Exception:
+        return None
+
+
 def deployments_from_config(
     path: str | Path, group: str, **overrides: Any
 ) -> tuple[list[Deployment], list[str]]:
     """Every deployment of model group ``group`` in a LiteLLM ``config.yaml``.
 
     ``os.environ/NAME`` values are resolved as LiteLLM resolves them (a variable
-    that is not set is an error naming it). Router-only ``litellm_params`` (prices,
+    that is not set is an error naming it). Prices: the deployment's own per-token
+    prices, else LiteLLM's prices of its ``base_model``, else (None) LiteLLM's prices of
+    the model called. Router-only ``litellm_params`` (prices,
     ``rpm``, ``base_model``...) are not passed to the call. Deployments that map to
     the same profile are the same model: the first is called, the others are
     returned as notes.
@@ -119,7 +138,8 @@ def deployments_from_config(
                 f"{label} has the same profile {name!r} as {same.label}; called once, as {same.label}"
             )
             continue
-        out.append(Deployment(name, settings, deployment_prices(raw, where), label))
+        prices = deployment_prices(raw, where) or base_model_prices(raw)
+        out.append(Deployment(name, settings, prices, label))
     return out, notes
 
 
