@@ -409,6 +409,7 @@ def test_a_state_saved_without_feedback_settings_loads_with_the_defaults(toy_dat
     meta.pop("state_sha256")
     for name in SETTINGS:
         del meta["router"][name]
+    meta["schema_version"] = 2  # as uniroute 0.2.0 wrote it
     meta_file.write_text(json.dumps(_sealed(meta)))
     loaded = Router.load(tmp_path / "state")
     defaults = Router(HashingEmbedder())

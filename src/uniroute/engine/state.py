@@ -18,9 +18,10 @@ texts over the network (``litellm``) loads only if the caller says so
 (``allow_network=True``) or passes the embedder.
 
 Every write goes to a temporary file renamed into place, so readers see the old
-state or the new one. ``schema_version`` changes when the layout does; version 1
-(uniroute 0.1.0) is still read; newer versions are refused with a message, never
-misread.
+state or the new one. ``schema_version`` changes when the layout does; versions 1
+(uniroute 0.1.0) and 2 (0.2.0: no feedback, whose settings then take their defaults)
+are still read; newer versions are refused with a message, never misread. Version 3
+adds the feedback settings under ``"router"`` and the feedback counts.
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ if TYPE_CHECKING:
 
 R = TypeVar("R", bound="Router")
 
-SCHEMA_VERSION = 2
-READS = (1, 2)
+SCHEMA_VERSION = 3
+READS = (1, 2, 3)
 FORMAT = "uniroute-router-state"
 STATE_JSON = "state.json"
 MAX_JSON_BYTES = 64 << 20
