@@ -83,3 +83,6 @@ def mount(app: Any, callback: "UniRouteProxyRouter") -> None:
 
     app.add_api_route(FEEDBACK_PATH, feedback, methods=["POST"], tags=["uniroute"])
     app.add_api_route(STATS_PATH, stats, methods=["GET"], tags=["uniroute"])
+    # first in the route list: Starlette tries routes in order, and the proxy has hundreds
+    routes = app.router.routes
+    routes[:0] = [routes.pop(), routes.pop()]
