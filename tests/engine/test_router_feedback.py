@@ -387,6 +387,7 @@ def test_without_feedback_no_thread_starts(router):
 
 # ---- feedback settings saved with the state; the feedback namespace ---------------------------------
 
+
 def test_feedback_settings_are_saved_with_the_state(toy_data, tmp_path):
     make_router(toy_data, **SETTINGS).save(tmp_path / "state")
     loaded = Router.load(tmp_path / "state")
@@ -436,3 +437,18 @@ def test_a_store_with_another_half_life_is_warned_about(router):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         router.use_feedback_store(FeedbackLedger(2, half_life=60.0))
+
+
+def test_a_pool_built_from_a_replaced_store_is_never_used(router, toy_data):
+    from uniroute.engine.feedback import FeedbackLedger
+
+    fail_big_on_math(router, toy_data)  # 10 events: math goes to mathbot
+    assert router.route(MATH).model == "mathbot"
+    stale = router._routing
+    other = FeedbackLedger(2)
+    for phi in [router.route(POEM).cluster_probs] * N_FAILURES:  # the same version (10), other counts
+        other.record("poet", phi, 1.0)
+    router.use_feedback_store(other)
+    router._routing = stale  # as if a background build from the old source ended after the swap
+    assert other.version == stale.version
+    assert router.route(MATH).model == "big"

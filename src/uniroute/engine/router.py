@@ -157,8 +157,13 @@ class _Pool:
 
 
 class _Routing(NamedTuple):
-    """The routing pool built from ``validation`` + ``weight`` × feedback at ``version`` (time ``at``)."""
+    """The routing pool built from ``validation`` + ``weight`` × ``source``'s feedback.
 
+    ``version`` is the source's at the build, ``at`` its time. A pool of another
+    source (swapped by :meth:`Router.use_feedback_store` during a build) is never used.
+    """
+
+    source: Any
     validation: _Pool
     weight: float
     version: int
@@ -679,7 +684,12 @@ class Router:
             if refresher is None or not refresher.is_alive():
                 self._start_refresher()
         built = self._routing
-        if built is not None and built.validation is self._pool and built.weight == weight:
+        if (
+            built is not None
+            and built.source is source
+            and built.validation is self._pool
+            and built.weight == weight
+        ):
             if background:
                 return built.pool
             if built.version == source.version or time.monotonic() - built.at < self.feedback_refresh:
@@ -696,7 +706,9 @@ class Router:
         """Combine validation + feedback; reuses the combined profiles whose counts did not move."""
         validation = self._pool
         version = source.version  # read first: feedback arriving during the build moves it again
-        previous = built if built and built.validation is validation and built.weight == weight else None
+        previous = None
+        if built is not None and built.source is source and built.validation is validation:
+            previous = built if built.weight == weight else None
         names = getattr(source, "models", None)
         touched = validation.names if names is None else [n for n in names if n in validation.index]
         profiles = dict(validation.profiles)
@@ -709,7 +721,7 @@ class Router:
             else:
                 profiles[name] = combine(validation.profiles[name], error_sums, counts, weight)
         pool = _Pool(profiles)
-        self._routing = _Routing(validation, weight, version, time.monotonic(), pool, feedback)
+        self._routing = _Routing(source, validation, weight, version, time.monotonic(), pool, feedback)
         return pool
 
     def _start_refresher(self) -> None:
