@@ -107,6 +107,10 @@ return 1
 """
 
 
+_Remembered = tuple[str, str, str, np.ndarray, float]
+"""A decision queued for the other replicas: (decision_id, model, profile, Φ, wall-clock time)."""
+
+
 class _Batch:
     """Buffered events summed per (model, cluster), ready to send (and to resend with the same id).
 
@@ -226,8 +230,8 @@ class RedisFeedbackStore:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._inflight: _Batch | None = None
-        self._shared: deque[tuple[str, bytes]] = deque()  # remembered decisions waiting to be sent
-        self._shared_inflight: list[tuple[str, bytes]] | None = None
+        self._shared: deque[_Remembered] = deque()  # remembered decisions waiting to be sent
+        self._shared_inflight: list[_Remembered] | None = None
         self._snapshot: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._snapshot_at: float | None = None
         self._epoch = 0.0  # t0 of the forward decay in the snapshot
@@ -314,20 +318,22 @@ class RedisFeedbackStore:
     # -- decisions shared between replicas (feedback by decision id anywhere) -------------------
 
     def remember(self, decision: Decision) -> None:
-        """Queue ``decision`` for every replica's :meth:`decision` (never waits on Redis)."""
-        payload = json.dumps(
-            {
-                "model": decision.model,
-                "profile": profile_of(decision),
-                "at": time.time(),
-                "phi": base64.b64encode(np.asarray(decision.cluster_probs, dtype="<f2").tobytes()).decode(),
-            }
-        ).encode()
+        """Queue ``decision`` for every replica's :meth:`decision` (never waits on Redis).
+
+        Only a reference is queued here (it runs on the route path); the writer thread encodes it.
+        """
+        item = (
+            decision.decision_id,
+            decision.model,
+            profile_of(decision),
+            decision.cluster_probs,
+            time.time(),
+        )
         with self._lock:
             if len(self._shared) >= self.max_buffer:
                 self._shared.popleft()
                 self._counters["decisions_dropped"] += 1
-            self._shared.append((decision.decision_id, payload))
+            self._shared.append(item)
             self._counters["remembered"] += 1
 
     def decision(self, decision_id: str) -> RememberedDecision | None:
@@ -353,17 +359,19 @@ class RedisFeedbackStore:
             self._counters["decision_hits"] += 1
         return RememberedDecision(phi, item["model"], item["profile"], float(item["at"]))
 
-    def _take_decisions(self) -> list[tuple[str, bytes]] | None:
+    def _take_decisions(self) -> list[_Remembered] | None:
         with self._lock:
             if self._shared_inflight is None and self._shared:
                 n = min(len(self._shared), self.batch_size)
                 self._shared_inflight = [self._shared.popleft() for _ in range(n)]
             return self._shared_inflight
 
-    def _send_decisions(self, items: list[tuple[str, bytes]]) -> None:
+    def _send_decisions(self, items: list[_Remembered]) -> None:
         ttl = max(1, round(self.decision_ttl))
         with self.client.pipeline(transaction=False) as pipe:
-            for decision_id, payload in items:
+            for decision_id, model, profile, phi, at in items:
+                encoded = base64.b64encode(np.asarray(phi, dtype="<f2").tobytes()).decode()
+                payload = json.dumps({"model": model, "profile": profile, "at": at, "phi": encoded})
                 pipe.set(self._decision_key + decision_id, payload, ex=ttl)
             pipe.execute()
         with self._lock:
