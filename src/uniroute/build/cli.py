@@ -133,10 +133,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sample.add_argument("--per-cluster", type=int, default=30, help="prompts per cluster (default: 30)")
     sample.add_argument(
         "--allocation",
-        choices=("equal", "share"),
-        default="equal",
-        help="equal: --per-cluster from every cluster; share: the same total split by each cluster's share "
-        "of the log, at least a third of --per-cluster each (default: equal)",
+        choices=("per-cluster", "share"),
+        default="per-cluster",
+        help="per-cluster: --per-cluster from every cluster; share: the same total split by each "
+        "cluster's share of the log, at least a third of --per-cluster each (default: per-cluster)",
     )
     sample.add_argument("--clusters", type=int, help="number of clusters K (default: the map's own, 8)")
     add_registry_option(

@@ -446,7 +446,7 @@ async def abuild(
     group: str | None = None,
     models: Sequence[str] = (),
     per_cluster: int = 30,
-    allocation: str = "equal",
+    allocation: str = "per-cluster",
     clusters: int | None = None,
     embedder: str | Embedder = "static",
     grader: str = "exact",
@@ -698,7 +698,7 @@ def build(prompts: str | Path, out: str | Path, **options: Any) -> BuildResult:
         Instead of a config: LiteLLM model strings, or ``NAME=MODEL``.
     per_cluster : int, default=30
         Validation prompts drawn from each cluster (all of a smaller cluster).
-    allocation : {"equal", "share"}, default="equal"
+    allocation : {"per-cluster", "share"}, default="per-cluster"
         ``share``: the same total, split by each cluster's share of the log, at least
         a third of ``per_cluster`` per cluster (:mod:`uniroute.build.sampling`).
     clusters : int, optional

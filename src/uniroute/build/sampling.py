@@ -1,6 +1,6 @@
 """The validation sample: up to ``per_cluster`` prompts from every cluster, topped up on ``--update``.
 
-Two allocations (:data:`ALLOCATIONS`, the CLI's ``--allocation``): ``equal`` takes
+Two allocations (:data:`ALLOCATIONS`, the CLI's ``--allocation``): ``per-cluster`` takes
 ``per_cluster`` from every cluster; ``share`` splits the same total
 (``per_cluster`` × K) in proportion to each cluster's share of the traffic, with at
 least a third of ``per_cluster`` in every cluster, so the clusters most traffic
@@ -15,12 +15,12 @@ import numpy as np
 
 from ..exceptions import InputError
 
-ALLOCATIONS = ("equal", "share")
+ALLOCATIONS = ("per-cluster", "share")
 
 
-def cluster_targets(per_cluster: int, shares: np.ndarray, allocation: str = "equal") -> np.ndarray:
+def cluster_targets(per_cluster: int, shares: np.ndarray, allocation: str = "per-cluster") -> np.ndarray:
     """How many prompts to draw from each cluster (see module doc)."""
-    if allocation == "equal":
+    if allocation == "per-cluster":
         return np.full(len(shares), per_cluster, dtype=int)
     if allocation != "share":
         raise InputError(f"allocation must be one of {list(ALLOCATIONS)}, got {allocation!r}")
