@@ -66,13 +66,9 @@ def _unparse(value: Any) -> str:
     return str(value)
 
 
-def _cmd_onboard(args: argparse.Namespace) -> int:
-    from .cache import cache_file
-    from .pricing import estimate
-    from .runner import onboard
-    from .settings import CallSettings, settings_from_config
-    from .validation import load_validation
-
+def call_arguments(args: argparse.Namespace) -> tuple[dict[str, Any], str | None]:
+    """The LiteLLM call parameters (``--param``, ``--temperature``, ``--max-tokens``) and the API key
+    (read from the variable ``--api-key-env`` names) of a command that calls models."""
     params = dict(args.param or [])
     for key in ("temperature", "max_tokens"):
         if getattr(args, key) is not None:
@@ -82,6 +78,17 @@ def _cmd_onboard(args: argparse.Namespace) -> int:
         api_key = os.environ.get(args.api_key_env)
         if api_key is None:
             raise InputError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
+    return params, api_key
+
+
+def _cmd_onboard(args: argparse.Namespace) -> int:
+    from .cache import cache_file
+    from .pricing import estimate
+    from .runner import onboard
+    from .settings import CallSettings, settings_from_config
+    from .validation import load_validation
+
+    params, api_key = call_arguments(args)
     given = {
         "timeout": args.timeout,
         "max_retries": args.max_retries,
