@@ -266,9 +266,11 @@ def test_feedback_by_decision_id_works_at_another_replica(server, toy_router):
     for _ in range(2):
         router = copy.deepcopy(toy_router)
         router.remember_decisions, router.feedback_refresh = True, 0
-        router.use_feedback_store(RedisFeedbackStore.from_url(server.url, router.feedback_namespace, 2))
+        router.use_feedback_store(RedisFeedbackStore.for_router(server.url, router))
         replicas.append(router)
     a, b = replicas
+    assert a.feedback.namespace == b.feedback.namespace == toy_router.feedback_namespace
+    assert a.feedback.n_clusters == 2 and a.feedback.half_life is None
     decision = a.route(math)
     assert a.feedback.flush(timeout=10)
     assert b.record_feedback(decision.decision_id, 0.0, weight=3.0) == decision.model == "big"

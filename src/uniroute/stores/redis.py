@@ -275,6 +275,18 @@ class RedisFeedbackStore:
         )
         return cls(client, namespace, n_clusters, **options)
 
+    @classmethod
+    def for_router(cls, url: str, router: Any, **options: Any) -> RedisFeedbackStore:
+        """A store on ``url`` for ``router``'s state: its ``feedback_namespace``, K and half-life.
+
+        Every replica that loads the same state gets the same namespace, so they share counts,
+        and a state with other clusters never mixes with them. ``options`` go to :meth:`from_url`
+        (``half_life`` defaults to ``router.feedback_half_life``).
+        """
+        options.setdefault("half_life", router.feedback_half_life)
+        n_clusters = len(router.cluster_map_.cluster_weights_)
+        return cls.from_url(url, router.feedback_namespace, n_clusters, **options)
+
     def start(self) -> None:
         """Start the writer and snapshot threads (idempotent)."""
         if self._threads:
