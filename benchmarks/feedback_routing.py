@@ -8,7 +8,11 @@ embeddings given), each round times single-prompt routes under three conditions:
   profiles are built; the hot path compares one int);
 * ``flowing``: another thread records feedback (``Router.record_feedback`` on
   decisions) at ``--rate`` events/s the whole time; the routing profiles are
-  rebuilt at most once per ``feedback_refresh`` (1 s).
+  rebuilt at most once per ``feedback_refresh`` (1 s), by the router's background
+  thread;
+* ``flowing_redis``: the same, into a ``RedisFeedbackStore`` on a throw-away
+  ``valkey-server`` (the router routes on the store's snapshot); skipped with
+  ``--no-redis``.
 
 Also times one rebuild of the routing profiles (what one route per second pays
 while feedback flows) and one ``record_feedback`` call. Writes JSON to ``--out``.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -28,9 +33,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from feedback import valkey
 from overhead import percentiles, synthetic_router
 
-CONDITIONS = ("none", "idle", "flowing")
+CONDITIONS = ("none", "idle", "flowing", "flowing_redis")
 
 
 def time_routes(router, X: np.ndarray, seconds: float) -> list[float]:
@@ -60,6 +66,21 @@ def feed(router, decisions: list, rate: float, stop: threading.Event, times: lis
             time.sleep(delay)
 
 
+def flowing(
+    router, X: np.ndarray, decisions: list, args: argparse.Namespace
+) -> tuple[list[float], list[float]]:
+    """Route times while another thread records feedback; and that thread's per-call times."""
+    stop = threading.Event()
+    record_times: list[float] = []
+    writer = threading.Thread(target=feed, args=(router, decisions, args.rate, stop, record_times))
+    writer.start()
+    try:
+        return time_routes(router, X, args.seconds), record_times
+    finally:
+        stop.set()
+        writer.join(timeout=10)
+
+
 def spread(values: list[float]) -> dict[str, float]:
     return {"min": float(np.min(values)), "median": float(np.median(values)), "max": float(np.max(values))}
 
@@ -70,13 +91,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=3.0, help="routing time per condition and round")
     parser.add_argument("--rate", type=float, default=1000.0, help="feedback events per second while flowing")
+    parser.add_argument("--no-redis", action="store_true", help="skip the flowing_redis condition")
+    parser.add_argument(
+        "--redis-url", default=None, help="a Redis to use (default: a throw-away valkey-server)"
+    )
     args = parser.parse_args()
+    conditions = CONDITIONS[:-1] if args.no_redis else CONDITIONS
     rng = np.random.default_rng(0)
     per_round: dict[str, dict[str, list[float]]] = {
-        c: {"p50_us": [], "p99_us": [], "p999_us": [], "max_us": [], "routes": []} for c in CONDITIONS
+        c: {"p50_us": [], "p99_us": [], "p999_us": [], "max_us": [], "routes": []} for c in conditions
     }
-    rebuild_ms, record_us, events = [], [], []
-    for _ in range(args.rounds):
+    rebuild_ms, record_us, events, redis_record_us = [], [], [], []
+    for r in range(args.rounds):
         router = synthetic_router(1000, 100, 384, rng)
         X = rng.normal(size=(1000, 384)).astype(np.float32)
         decisions = router.route_embeddings(rng.normal(size=(256, 384)).astype(np.float32), lam=1.0)
@@ -87,17 +113,22 @@ def main() -> None:
         router._routing_pool()
         rebuild_ms.append((time.perf_counter() - start) * 1e3)
         samples["idle"] = time_routes(router, X, args.seconds)
-        stop = threading.Event()
-        record_times: list[float] = []
-        writer = threading.Thread(target=feed, args=(router, decisions, args.rate, stop, record_times))
-        writer.start()
-        try:
-            samples["flowing"] = time_routes(router, X, args.seconds)
-        finally:
-            stop.set()
-            writer.join(timeout=10)
+        samples["flowing"], record_times = flowing(router, X, decisions, args)
         events.append(len(record_times))
         record_us.append(float(np.median(record_times)) * 1e6)
+        router.close()
+        if not args.no_redis:
+            from uniroute.stores.redis import RedisFeedbackStore
+
+            router = synthetic_router(1000, 100, 384, rng)
+            with (
+                valkey(args.redis_url) as url,
+                RedisFeedbackStore.from_url(url, f"routing-{r}", 100) as store,
+            ):
+                router.use_feedback_store(store)
+                samples["flowing_redis"], record_times = flowing(router, X, decisions, args)
+                redis_record_us.append(float(np.median(record_times)) * 1e6)
+                router.close()
         for condition, values in samples.items():
             p50, p99 = percentiles(values, 1e6)
             per_round[condition]["p50_us"].append(p50)
@@ -111,10 +142,13 @@ def main() -> None:
         "rounds": args.rounds,
         "seconds_per_condition": args.seconds,
         "feedback_rate_per_s": args.rate,
-        "route": {c: {k: spread(v) for k, v in per_round[c].items()} for c in CONDITIONS},
+        "loadavg_1m": [round(x, 2) for x in os.getloadavg()],
+        "note": "shared 2-core machine, busy (other jobs running): figures are noisy",
+        "route": {c: {k: spread(v) for k, v in per_round[c].items()} for c in conditions},
         "rebuild_ms": spread(rebuild_ms),
         "record_feedback_p50_us": spread(record_us),
         "events_while_flowing": spread(events),
+        "redis_record_feedback_p50_us": spread(redis_record_us) if redis_record_us else None,
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
 
