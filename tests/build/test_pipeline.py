@@ -62,7 +62,7 @@ def test_build_profiles_every_deployment_and_writes_state_validation_results_and
     log = write_log(tmp_path / "log.jsonl", make_log_rows())
     config = write_config(tmp_path / "config.yaml", pool.url)
     result = run(log, config, tmp_path / "out")
-    assert result.complete and result.n_items == 16 and result.sampled == [8, 8]
+    assert result.complete and result.n_items == 16 and result.sampled == [10, 6]  # by the log's 60/40 split
     assert result.calls == 48 and result.cached == 0 and result.failed == 0 and pool.total == 48
     assert set(pool.per_model()) == {"mathy", "geo", "big"}
     router = Router.load(tmp_path / "out" / "state")
@@ -107,8 +107,8 @@ def test_dry_run_calls_nothing_and_writes_nothing(pool: FakePool, tmp_path: Path
     assert result.dry_run and not result.complete
     text = "\n".join(result.estimates)
     assert "mathy: 16 prompts, 0 already cached, 16 to call" in text and "total: ≤ 48 call(s)" in text
-    share = run(log, config, tmp_path / "out", dry_run=True, allocation="share")
-    assert share.sampled == [10, 6] and share.n_items == 16  # the same 16, split 60/40 like the log
+    equal = run(log, config, tmp_path / "out", dry_run=True, allocation="per-cluster")
+    assert equal.sampled == [8, 8] and equal.n_items == 16  # the same 16, split evenly
 
 
 def test_a_deployment_that_fails_every_call_is_left_out_and_reported(pool: FakePool, tmp_path: Path) -> None:
@@ -148,14 +148,14 @@ def test_update_tops_up_new_prompts_adds_new_models_and_removes_dropped_ones(
     rows = make_log_rows(n_math=10, n_geo=8)
     log = write_log(tmp_path / "log.jsonl", rows)
     config = write_config(tmp_path / "config.yaml", pool.url, models=("mathy", "geo"))
-    first = run(log, config, tmp_path / "out", per_cluster=12)
+    first = run(log, config, tmp_path / "out", per_cluster=12, allocation="per-cluster")
     assert first.n_items == 18 and pool.total == 36
     centres = Router.load(tmp_path / "out" / "state").cluster_map_.cluster_centers_.copy()
     more = make_log_rows(n_math=16, n_geo=8, seed=5)[:16]  # six... new arithmetic prompts
     write_log(log, rows + more)
     write_config(tmp_path / "config.yaml", pool.url, models=("mathy", "big"))
     before = pool.per_model()
-    second = run(log, config, tmp_path / "out", per_cluster=12, update=True)
+    second = run(log, config, tmp_path / "out", per_cluster=12, allocation="per-cluster", update=True)
     after = pool.per_model()
     router = Router.load(tmp_path / "out" / "state")
     assert set(router.models) == {"mathy", "big"} and second.removed == ["geo"]

@@ -134,9 +134,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sample.add_argument(
         "--allocation",
         choices=("per-cluster", "share"),
-        default="per-cluster",
+        default="share",
         help="per-cluster: --per-cluster from every cluster; share: the same total split by each "
-        "cluster's share of the log, at least a third of --per-cluster each (default: per-cluster)",
+        "cluster's share of the log, at least a third of --per-cluster each (default: share)",
     )
     sample.add_argument("--clusters", type=int, help="number of clusters K (default: the map's own, 8)")
     add_registry_option(

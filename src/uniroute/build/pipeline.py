@@ -5,7 +5,7 @@ The steps, each reusing the part that already does it:
 1. read the log (:mod:`.prompts`) and the models (:mod:`.models`);
 2. fit the cluster map on the log's prompts (``Router.fit``), or keep the saved
    one (``update=True``);
-3. sample up to ``per_cluster`` prompts from every cluster (:mod:`.sampling`) and
+3. sample ``per_cluster`` × K prompts, split by the clusters' shares of the log (:mod:`.sampling`), and
    write them as a normal validation file (:mod:`uniroute.onboarding.validation`),
    so ``uniroute onboard`` can add a model later on the same set;
 4. collect every model's answers (:func:`uniroute.onboarding.runner.collect_answers`:
@@ -446,7 +446,7 @@ async def abuild(
     group: str | None = None,
     models: Sequence[str] = (),
     per_cluster: int = 30,
-    allocation: str = "per-cluster",
+    allocation: str = "share",
     clusters: int | None = None,
     embedder: str | Embedder = "static",
     grader: str = "exact",
@@ -697,10 +697,11 @@ def build(prompts: str | Path, out: str | Path, **options: Any) -> BuildResult:
     models : sequence of str
         Instead of a config: LiteLLM model strings, or ``NAME=MODEL``.
     per_cluster : int, default=30
-        Validation prompts drawn from each cluster (all of a smaller cluster).
-    allocation : {"per-cluster", "share"}, default="per-cluster"
-        ``share``: the same total, split by each cluster's share of the log, at least
-        a third of ``per_cluster`` per cluster (:mod:`uniroute.build.sampling`).
+        Sets the sample's size: ``per_cluster`` × K prompts in all.
+    allocation : {"share", "per-cluster"}, default="share"
+        ``share``: that total split by each cluster's share of the log, at least a
+        third of ``per_cluster`` in every cluster; ``per-cluster``: ``per_cluster``
+        from every cluster. All of a smaller cluster either way (:mod:`uniroute.build.sampling`).
     clusters : int, optional
         K of the K-means map (default: the map's own, 8).
     embedder : str or Embedder, default="static"

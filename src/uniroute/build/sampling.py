@@ -1,10 +1,12 @@
 """The validation sample: up to ``per_cluster`` prompts from every cluster, topped up on ``--update``.
 
-Two allocations (:data:`ALLOCATIONS`, the CLI's ``--allocation``): ``per-cluster`` takes
-``per_cluster`` from every cluster; ``share`` splits the same total
-(``per_cluster`` × K) in proportion to each cluster's share of the traffic, with at
-least a third of ``per_cluster`` in every cluster, so the clusters most traffic
-falls in are measured most precisely.
+Two allocations (:data:`ALLOCATIONS`, the CLI's ``--allocation``): ``share`` (the
+default) splits ``per_cluster`` × K prompts in proportion to each cluster's share of
+the traffic, with at least a third of ``per_cluster`` in every cluster, so the
+clusters most traffic falls in are measured most precisely; ``per-cluster`` takes
+``per_cluster`` from every cluster. On RouterBench ``share`` brought the built
+router's deferral area within 0.01 of the all-labels router in 2 of 3 seeds, against
+1 of 3 (docs/build.md).
 """
 
 from __future__ import annotations
