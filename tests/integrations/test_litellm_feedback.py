@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 
 import litellm
 import numpy as np
@@ -174,3 +175,27 @@ def test_proxy_feedback_settings_are_checked(engine: Router, tmp_path) -> None:
     callback = ul.UniRouteProxyRouter.from_settings({"state": state, "feedback_on_failure": True})
     assert callback.feedback_on_failure and callback.store is None
     assert callback.feedback_stats()["store"] == "memory"
+
+
+@pytest.mark.integration
+def test_proxy_feedback_store_settings(engine: Router, tmp_path, monkeypatch) -> None:
+    """feedback_store through os.environ/, the default namespace is the state's, a set one is kept."""
+    from valkey_server import running_server
+
+    state = str(engine.save(tmp_path / "state"))
+    with contextmanager(running_server)(tmp_path) as server:
+        monkeypatch.setenv("UNIROUTE_TEST_REDIS", server.url)
+        shared = ul.UniRouteProxyRouter.from_settings(
+            {"state": state, "feedback_store": "os.environ/UNIROUTE_TEST_REDIS"}
+        )
+        named = ul.UniRouteProxyRouter.from_settings(
+            {"state": state, "feedback_store": server.url, "feedback_namespace": "custom"}
+        )
+        try:
+            assert shared.store.namespace == Router.load(state).feedback_namespace
+            assert named.store.namespace == "custom"
+            assert shared.ranker.router.feedback is shared.store
+            assert shared.feedback_stats()["store"] == "redis"
+        finally:
+            shared.store.close()
+            named.store.close()

@@ -330,3 +330,11 @@ def test_bad_feedback_is_a_4xx_with_a_message(proxy: dict, body: object, status:
         answer = _feedback(proxy, body)
     error = answer.json()
     assert answer.status_code == status and message in (error.get("detail") or error["error"]["message"])
+
+
+def test_feedback_client_example_runs(proxy: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    from feedback_client import ask_and_rate
+
+    answer = ask_and_rate(proxy["url"], MASTER_KEY, MATH_PROMPT)
+    assert answer["profile"] == _expected(proxy["engine"], user(MATH_PROMPT)) and answer["score"] == 0.8
+    assert "feedback: {'decision_id'" in capsys.readouterr().out

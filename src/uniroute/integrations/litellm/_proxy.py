@@ -70,19 +70,28 @@ class UniRouteProxyRouter(CustomLogger):
             group_lambda: {cheap-group: balanced}
             prices: auto                      # auto | profile | deployment
             expected_output_tokens: 256
+            feedback_store: os.environ/REDIS_URL   # optional: share feedback between replicas
+            feedback_on_failure: false        # true: a failed deployment records a 0
 
     ``async_filter_deployments`` runs after LiteLLM's health-check, cooldown, blocked and
     team filters, before its tag and ``order`` filters: it ranks only the deployments
     those filters will keep, puts those that already failed in this request last, and
     returns the ties for first place (LiteLLM's strategy chooses among them).
-    Responses carry ``x-uniroute-profile``, ``x-uniroute-rank`` and
-    ``x-uniroute-decision`` (JSON: chosen, failed, answered) headers.
+    Responses carry ``x-uniroute-profile``, ``x-uniroute-rank``, ``x-uniroute-decision-id``
+    and ``x-uniroute-decision`` (JSON: chosen, failed, answered) headers. Inside a proxy,
+    ``POST /uniroute/feedback`` and ``GET /uniroute/feedback/stats`` are added to its app,
+    behind its key check (see ``_endpoints``).
 
     Parameters
     ----------
     ranker : DeploymentRanker
     litellm_router : litellm.Router, optional
         The router whose requests this callback sees (default: the running proxy's).
+    feedback_on_failure : bool, default=False
+        Record a 0 for each deployment that fails a request uniroute ranked (LiteLLM's
+        failure callback). Off by default: an error is not a quality signal.
+    failure_weight : float, default=0.25
+        How many results such a 0 counts as.
     """
 
     def __init__(
@@ -174,9 +183,12 @@ class UniRouteProxyRouter(CustomLogger):
         from ...stores.redis import RedisFeedbackStore
 
         router = self.ranker.router
-        store = RedisFeedbackStore.from_url(
-            url, namespace or router.feedback_namespace, len(router.cluster_map_.cluster_weights_)
-        )
+        if namespace:
+            store = RedisFeedbackStore.from_url(
+                url, namespace, len(router.cluster_map_.cluster_weights_), half_life=router.feedback_half_life
+            )
+        else:
+            store = RedisFeedbackStore.for_router(url, router)
         router.use_feedback_store(store)
         self.store = store
         atexit.register(store.close)
