@@ -6,7 +6,6 @@ Top-level imports stay light: the handler imports what it uses.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -25,18 +24,10 @@ def _budget(text: str) -> float:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from ..onboarding.cli import _quiet_litellm
+    from ..onboarding.cli import _quiet_litellm, call_arguments
     from .pipeline import build
 
-    params = dict(args.param or [])
-    for key in ("temperature", "max_tokens"):
-        if getattr(args, key) is not None:
-            params[key] = getattr(args, key)
-    api_key = None
-    if args.api_key_env:
-        api_key = os.environ.get(args.api_key_env)
-        if api_key is None:
-            raise InputError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
+    params, api_key = call_arguments(args)
     if args.config and (args.api_base or api_key or params):
         raise InputError(
             "--api-base, --api-key-env and call parameters apply to --model; with --config, set them in "
