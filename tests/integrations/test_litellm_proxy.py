@@ -338,3 +338,27 @@ def test_feedback_client_example_runs(proxy: dict, capsys: pytest.CaptureFixture
     answer = ask_and_rate(proxy["url"], MASTER_KEY, MATH_PROMPT)
     assert answer["profile"] == _expected(proxy["engine"], user(MATH_PROMPT)) and answer["score"] == 0.8
     assert "feedback: {'decision_id'" in capsys.readouterr().out
+
+
+def test_a_batch_of_feedback_answers_per_event(proxy: dict) -> None:
+    raw = proxy["client"].chat.completions.with_raw_response.create(
+        model="demo", messages=user(POETRY_PROMPT)
+    )
+    decision_id = raw.headers["x-uniroute-decision-id"]
+    events = [
+        {"decision_id": decision_id, "score": 1},
+        {"decision_id": decision_id, "score": 7},
+        {"decision_id": "0" * 32, "score": 0},
+        "not an object",
+    ]
+    answer = _feedback(proxy, {"events": events})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["accepted"], body["rejected"]) == (1, 3)
+    assert [r["status"] for r in body["results"]] == [200, 400, 404, 400]
+    assert body["results"][0]["profile"] == raw.headers["x-uniroute-profile"]
+    for bad in ({"events": []}, {"events": events * 251}, {"events": events, "score": 1}, {"events": "x"}):
+        answer = _feedback(proxy, bad)
+        assert (
+            answer.status_code == 400 and "a list of 1 to 1000 objects" in answer.json()["error"]["message"]
+        )

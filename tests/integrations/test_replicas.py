@@ -243,6 +243,44 @@ def test_10000_events_from_16_clients_lose_none(cluster: dict) -> None:
         assert stats["dropped"] == 0 and stats["buffered"] == 0 and stats["connected"]
 
 
+def _send_batches(url: str, ids: list[str], batches: int, size: int) -> int:
+    """``batches`` requests of ``size`` events each on one connection; returns the events accepted."""
+    accepted = 0
+    with _client(url) as client:
+        for b in range(batches):
+            events = [{"decision_id": ids[(b + i) % len(ids)], "score": (b + i) % 2} for i in range(size)]
+            answer = client.post("/uniroute/feedback", json={"events": events})
+            accepted += answer.json()["accepted"] if answer.status_code == 200 else 0
+    return accepted
+
+
+def test_batched_feedback_loses_none(cluster: dict) -> None:
+    """48,000 events from 16 clients, 30 batches of 100 each (ids of the replica the client sends to)."""
+    ids = _decision_ids(cluster)
+    rounds = int(os.environ.get("UNIROUTE_REPLICA_ROUNDS", "1"))
+    size, batches = 100, 30
+    events = CLIENTS * batches * size
+    rates = []
+    for _ in range(rounds):
+        before = _events_in_redis(cluster)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            futures = [
+                pool.submit(_send_batches, cluster["urls"][c % 2], ids[c % 2], batches, size)
+                for c in range(CLIENTS)
+            ]
+            accepted = sum(f.result() for f in futures)
+        seconds = time.perf_counter() - started
+        assert accepted == events
+        assert _wait_for_events(cluster, before + events) == before + events
+        rates.append(events / 2 / seconds)
+        print(
+            f"\n{events} events in batches of {size}: {seconds:.2f} s, {rates[-1]:.0f} events/s per replica"
+        )
+    print(f"batched events/s per replica over {rounds} round(s): min {min(rates):.0f} / median "
+          f"{statistics.median(rates):.0f} / max {max(rates):.0f}")  # fmt: skip
+
+
 def test_redis_killed_and_restarted_mid_run(cluster: dict) -> None:
     server, (a, b) = cluster["server"], cluster["clients"]
     ids = _decision_ids(cluster)

@@ -3,7 +3,9 @@
 * ``POST /uniroute/feedback`` with ``{"decision_id": "...", "score": 0..1 | true | false,
   "weight": 1.0}``: 200 with the profile credited; 400 for a bad body, score or weight;
   404 for a decision this replica does not know (never routed here, or older than 1 h);
-  409 when a deployment uniroute did not rank answered.
+  409 when a deployment uniroute did not rank answered. ``{"events": [...]}`` (1 to 1,000
+  such objects) records each and answers 200 with ``accepted``, ``rejected`` and one
+  ``{"status", ...}`` result per event, in order.
 * ``GET /uniroute/feedback/stats``: what this replica accepted and rejected, and its
   feedback store's counters (for Redis: sent, buffered, delayed, dropped, connected...).
 
@@ -27,11 +29,16 @@ if TYPE_CHECKING:
 FEEDBACK_PATH = "/uniroute/feedback"
 STATS_PATH = "/uniroute/feedback/stats"
 BODY_KEYS = frozenset({"decision_id", "score", "weight"})
+MAX_BATCH = 1000
 USAGE = '{"decision_id": "...", "score": 0..1 | true | false, "weight": 1.0}'
 
 
+def _error_body(status: int, message: str) -> dict[str, Any]:
+    return {"error": {"message": f"uniroute: {message}", "code": status}}
+
+
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": f"uniroute: {message}", "code": status}}, status_code=status)
+    return JSONResponse(_error_body(status, message), status_code=status)
 
 
 async def _json_object(request: Request) -> dict:
@@ -45,6 +52,36 @@ async def _json_object(request: Request) -> dict:
     return body
 
 
+def _record(callback: "UniRouteProxyRouter", body: Any) -> tuple[int, dict[str, Any]]:
+    """Record one feedback event; (HTTP status, JSON answer)."""
+    if not isinstance(body, dict) or "decision_id" not in body or "score" not in body:
+        callback.count("bad_request")
+        return 400, _error_body(400, f"send JSON {USAGE}")
+    unknown = sorted(set(body) - BODY_KEYS)
+    if unknown:
+        callback.count("bad_request")
+        return 400, _error_body(400, f"unknown key(s) {unknown}; allowed: {sorted(BODY_KEYS)}")
+    weight = body.get("weight", 1.0)
+    try:
+        profile = callback.ranker.record_feedback(body["decision_id"], body["score"], weight)
+    except UnknownDecisionError as exc:
+        callback.count("unknown_decision")
+        return 404, _error_body(404, str(exc))
+    except (UnrankedAnswerError, UnknownModelError) as exc:
+        callback.count("no_profile")
+        return 409, _error_body(409, str(exc))
+    except InputError as exc:
+        callback.count("bad_request")
+        return 400, _error_body(400, str(exc))
+    callback.count("accepted")
+    return 200, {
+        "decision_id": body["decision_id"],
+        "profile": profile,
+        "score": body["score"],
+        "weight": weight,
+    }
+
+
 def mount(app: Any, callback: "UniRouteProxyRouter") -> None:
     """Add the feedback endpoints to the proxy's ``app`` (once), served by ``callback``."""
     if any(getattr(route, "path", None) == FEEDBACK_PATH for route in app.router.routes):
@@ -52,30 +89,20 @@ def mount(app: Any, callback: "UniRouteProxyRouter") -> None:
     Key = Annotated[Any, Depends(_compat.proxy_key_check())]
 
     async def feedback(body: Annotated[dict, Depends(_json_object)], _key: Key) -> JSONResponse:
-        """Record a thumbs-up/down or a graded score for a routed response."""
-        if "decision_id" not in body or "score" not in body:
+        """Record a thumbs-up/down or a graded score for a routed response (or a batch of them)."""
+        if "events" not in body:
+            status, payload = _record(callback, body)
+            return JSONResponse(payload, status_code=status)
+        events = body["events"]
+        if set(body) != {"events"} or not isinstance(events, list) or not 0 < len(events) <= MAX_BATCH:
             callback.count("bad_request")
-            return _error(400, f"send JSON {USAGE}")
-        unknown = sorted(set(body) - BODY_KEYS)
-        if unknown:
-            callback.count("bad_request")
-            return _error(400, f"unknown key(s) {unknown}; allowed: {sorted(BODY_KEYS)}")
-        weight = body.get("weight", 1.0)
-        try:
-            profile = callback.ranker.record_feedback(body["decision_id"], body["score"], weight)
-        except UnknownDecisionError as exc:
-            callback.count("unknown_decision")
-            return _error(404, str(exc))
-        except (UnrankedAnswerError, UnknownModelError) as exc:
-            callback.count("no_profile")
-            return _error(409, str(exc))
-        except InputError as exc:
-            callback.count("bad_request")
-            return _error(400, str(exc))
-        callback.count("accepted")
-        return JSONResponse(
-            {"decision_id": body["decision_id"], "profile": profile, "score": body["score"], "weight": weight}
-        )
+            return _error(400, f'send {{"events": [...]}}: a list of 1 to {MAX_BATCH} objects {USAGE}')
+        results = []
+        for event in events:
+            status, payload = _record(callback, event)
+            results.append({"status": status, **payload})
+        accepted = sum(r["status"] == 200 for r in results)
+        return JSONResponse({"accepted": accepted, "rejected": len(results) - accepted, "results": results})
 
     async def stats(_key: Key) -> JSONResponse:
         """This replica's feedback counters and its store's."""
