@@ -188,8 +188,21 @@ def cv_areas(d: dict[str, np.ndarray]) -> dict[str, list[float]]:
     return {name: [metrics(t, router(t))["area"] for t in tasks] for name, router in routers.items()}
 
 
-def latency(embedder: Embedder, whole: bool, d: dict[str, np.ndarray], rounds: int, n: int) -> list[float]:
-    """Route p50 (ms) per round of ``n`` unique ~2,000-token prompts, the default map fitted on ``d``."""
+def cpu_p50_ms(router: Router, prompts: list[str]) -> float:
+    """Median CPU time of a route (this process, all threads): less distorted by load than wall time."""
+    times = []
+    for p in prompts:
+        t = time.process_time()
+        router.route(p, lam=1.0)
+        times.append(time.process_time() - t)
+    return float(np.median(times) * 1e3)
+
+
+def latency(
+    embedder: Embedder, whole: bool, d: dict[str, np.ndarray], rounds: int, n: int
+) -> dict[str, list[float]]:
+    """Route p50 (ms, wall and CPU) per round of ``n`` unique ~2,000-token prompts, the default map fitted
+    on ``d``."""
     base = json.loads((DATA / "routellm" / "test.jsonl").read_text().splitlines()[0])["prompt"]
     text = (base * 40)[:8000]
     X, S = d["X_train"], d["S_train"]
@@ -199,7 +212,9 @@ def latency(embedder: Embedder, whole: bool, d: dict[str, np.ndarray], rounds: i
         router.add_model(str(model), range(len(X)), S[:, j], cost, embeddings=X)
     with window(whole):
         router.route("warm-up: loads a lazy model before timing", lam=1.0)
-        return [p50_ms(router, [f"{text} {r} {i}" for i in range(n)]) for r in range(rounds)]
+        wall = [p50_ms(router, [f"{text} {r} {i}" for i in range(n)]) for r in range(rounds)]
+        cpu = [cpu_p50_ms(router, [f"{text} cpu {r} {i}" for i in range(n)]) for r in range(rounds)]
+    return {"route_p50_ms": wall, "route_cpu_p50_ms": cpu}
 
 
 def main() -> None:
@@ -208,6 +223,11 @@ def main() -> None:
     parser.add_argument("--cache", default="/tmp/uniroute-embedders-train")
     parser.add_argument("--bge-dir", default=None)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="no CV: time routes with the map fitted on random unit vectors (the embedder dominates)",
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     cache = Path(args.cache)
@@ -217,7 +237,12 @@ def main() -> None:
             continue
         build = functools.cache(build)  # one model load per embedder
         row: dict[str, object] = {"whole_prompt": whole}
-        for data in ("routerbench", "routellm"):
+        if args.latency_only:
+            d = dict(embedded(cache, "routellm", "static", get_embedder, False))
+            noise = np.random.default_rng(0).standard_normal((len(d["X_train"]), build().dim))
+            d["X_train"] = normalize_rows(noise)
+            row["latency_map_fitted_on"] = "random unit vectors (no CV run)"
+        for data in () if args.latency_only else ("routerbench", "routellm"):
             d = embedded(cache, data, name, build, whole)
             row["dim"] = int(d["X_train"].shape[1])
             row[f"{data} n_train"] = len(d["X_train"])
@@ -230,13 +255,15 @@ def main() -> None:
                 }
         if args.rounds:
             slow = name.startswith(("minilm", "bge"))
-            d = embedded(cache, "routellm", name, build, whole)
-            rounds = latency(build(), whole, d, args.rounds, 20 if slow else 100)
-            row["route_p50_ms_min_median_max"] = [
-                round(min(rounds), 3),
-                round(float(np.median(rounds)), 3),
-                round(max(rounds), 3),
-            ]
+            if not args.latency_only:
+                d = embedded(cache, "routellm", name, build, whole)
+            timing = latency(build(), whole, d, args.rounds, 20 if slow else 100)
+            for key, values in timing.items():
+                row[f"{key}_min_median_max"] = [
+                    round(min(values), 3),
+                    round(float(np.median(values)), 3),
+                    round(max(values), 3),
+                ]
         print(name, json.dumps(row), flush=True)
         out[name] = row
         if args.out:  # after every embedder: a cut-short run keeps what it measured
