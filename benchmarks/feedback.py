@@ -140,7 +140,7 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "loadavg_1m_before": round(os.getloadavg()[0], 2),
             "python": platform.python_version(),
-            "note": "shared machine, busy (several jobs on 2 cores): figures are noisy",
+            "note": "shared 2-core machine: figures are noisy when the load average is high",
         },
         "setup": {k: v for k, v in vars(args).items() if k not in ("out",)},
     }

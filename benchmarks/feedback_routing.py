@@ -143,7 +143,7 @@ def main() -> None:
         "seconds_per_condition": args.seconds,
         "feedback_rate_per_s": args.rate,
         "loadavg_1m": [round(x, 2) for x in os.getloadavg()],
-        "note": "shared 2-core machine, busy (other jobs running): figures are noisy",
+        "note": "shared 2-core machine: figures are noisy when the load average is high",
         "route": {c: {k: spread(v) for k, v in per_round[c].items()} for c in conditions},
         "rebuild_ms": spread(rebuild_ms),
         "record_feedback_p50_us": spread(record_us),
