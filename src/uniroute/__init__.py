@@ -18,7 +18,9 @@ from .exceptions import (
     OnboardingError,
     StateError,
     UniRouteError,
+    UnknownDecisionError,
     UnknownModelError,
+    UnrankedAnswerError,
 )
 
 __version__ = "0.2.0"
@@ -69,7 +71,9 @@ __all__ = [
     "StateError",
     "StaticEmbedder",
     "UniRouteError",
+    "UnknownDecisionError",
     "UnknownModelError",
+    "UnrankedAnswerError",
     "as_embedder",
     "get_embedder",
     "load_router",

@@ -2,6 +2,8 @@
 
     UniRouteError
     ├── InputError (also ValueError)      bad argument, prompt, file line or option
+    │   ├── UnknownDecisionError          feedback for a decision id this process does not know
+    │   └── UnrankedAnswerError           feedback for an answer from a deployment uniroute did not rank
     ├── NotFittedError (also ValueError)  a cluster map or router used before ``fit``
     ├── UnknownModelError (also KeyError) a model name the router has no profile for
     ├── StateError                        a router state on disk that cannot be used
@@ -43,6 +45,14 @@ class UniRouteError(Exception):
 
 class InputError(UniRouteError, ValueError):
     """An argument, prompt, file or option that uniroute cannot use."""
+
+
+class UnknownDecisionError(InputError):
+    """Feedback named a decision this process does not know (never routed here, evicted or expired)."""
+
+
+class UnrankedAnswerError(InputError):
+    """Feedback for an answer from a deployment uniroute did not rank (a fallback to another group)."""
 
 
 class NotFittedError(UniRouteError, ValueError):

@@ -17,7 +17,7 @@ from uniroute.engine.feedback import (
     thompson_errors,
 )
 from uniroute.engine.profiles import ModelProfile
-from uniroute.exceptions import InputError
+from uniroute.exceptions import InputError, UnknownDecisionError
 
 PHI = np.array([0.75, 0.25, 0.0])
 
@@ -164,14 +164,14 @@ def test_decision_ids_route_feedback_to_the_chosen_profile():
     ledger.remember(decision, now=0.0)
     assert ledger.record_decision(decision.decision_id, 0.0, now=30.0) == "gpt"
     np.testing.assert_allclose(ledger.counts("gpt", now=30.0)[0], PHI)
-    with pytest.raises(InputError, match="unknown or expired"):
+    with pytest.raises(UnknownDecisionError, match="unknown or expired"):
         ledger.record_decision(decision.decision_id, 1.0, now=61.0)  # past the ttl
     assert ledger.stats()["decisions_expired"] == 1
     others = [Decision(("a",), np.array([0.1]), np.array([0.0]), 0.0, PHI) for _ in range(3)]
     for d in others:
         ledger.remember(d, now=100.0)
     assert len(ledger.decisions) == 2 and ledger.stats()["decisions_evicted"] == 1
-    with pytest.raises(InputError, match="unknown or expired"):
+    with pytest.raises(UnknownDecisionError, match="unknown or expired"):
         ledger.record_decision(others[0].decision_id, 1.0, now=100.0)
 
 

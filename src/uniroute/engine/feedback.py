@@ -38,7 +38,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from ..exceptions import InputError
+from ..exceptions import InputError, UnknownDecisionError
 from .decision import Decision, best_index, check_number
 from .profiles import DEFAULT_PRIOR_STRENGTH, ModelProfile
 
@@ -411,7 +411,7 @@ class FeedbackLedger:
         """Feedback on a remembered decision (its chosen model's profile); returns that profile name."""
         item = self.decisions.get(decision_id, now)
         if item is None:
-            raise InputError(
+            raise UnknownDecisionError(
                 f"decision {decision_id!r} is unknown or expired (kept {self.decisions.ttl:g} s, at most "
                 f"{self.decisions.max_size}); record with the model and the decision's cluster_probs instead"
             )

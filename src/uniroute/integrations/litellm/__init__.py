@@ -40,11 +40,8 @@ from ..._optional import require
 
 require("litellm", extra="litellm")
 
-from ._feedback import (  # noqa: E402
-    FAILURE_WEIGHT,
-    UnknownDecisionError,
-    UnrankedAnswerError,
-)
+from ...exceptions import UnknownDecisionError, UnrankedAnswerError  # noqa: E402
+from ._feedback import FAILURE_WEIGHT  # noqa: E402
 from ._proxy import (  # noqa: E402
     HEADER_DECISION,
     HEADER_DECISION_ID,

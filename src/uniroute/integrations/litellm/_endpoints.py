@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from ...exceptions import InputError, UnknownModelError
+from ...exceptions import InputError, UnknownDecisionError, UnknownModelError, UnrankedAnswerError
 from . import _compat
-from ._feedback import UnknownDecisionError, UnrankedAnswerError
 
 if TYPE_CHECKING:
     from ._proxy import UniRouteProxyRouter

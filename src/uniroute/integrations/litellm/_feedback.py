@@ -18,7 +18,7 @@ import numpy as np
 from ...engine.decision import Decision
 from ...engine.feedback import RecentItems, check_feedback
 from ...engine.router import Router
-from ...exceptions import InputError
+from ...exceptions import InputError, UnknownDecisionError, UnrankedAnswerError
 
 if TYPE_CHECKING:
     from ._ranker import Record
@@ -26,14 +26,6 @@ if TYPE_CHECKING:
 #: Weight of the 0 recorded for a failed deployment when ``feedback_on_failure`` is on:
 #: a deployment error says little about answer quality, so it counts as a quarter of a result.
 FAILURE_WEIGHT = 0.25
-
-
-class UnknownDecisionError(InputError):
-    """Feedback named a decision this process does not know (never routed here, evicted or expired)."""
-
-
-class UnrankedAnswerError(InputError):
-    """The answer came from a deployment uniroute did not rank (a fallback to another group)."""
 
 
 #: What :class:`AnswerBook` keeps per decision id: the engine's decision and who answered
