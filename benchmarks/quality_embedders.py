@@ -182,8 +182,10 @@ def embedded(cache: Path, data: str, name: str, build: Callable[[], Embedder], w
         return {k: z[k] for k in z.files}
 
 
-def cv_areas(d: dict[str, np.ndarray]) -> dict[str, list[float]]:
-    tasks = [task for kind, task in cv_tasks(d, unseen_draws=0) if kind == "static"]
+def cv_areas(d: dict[str, np.ndarray], protocol: str = "static") -> dict[str, list[float]]:
+    """Per-fold (static) or per-draw (unseen: 4 draws a fold, data with ≥ 6 models) areas of each router."""
+    draws = 4 if protocol == "unseen" else 0
+    tasks = [task for kind, task in cv_tasks(d, unseen_draws=draws) if kind == protocol]
     routers = {"default": uniroute(KMeansClusterMap), "knn k=100": knn(100)}
     return {name: [metrics(t, router(t))["area"] for t in tasks] for name, router in routers.items()}
 
@@ -228,6 +230,13 @@ def main() -> None:
         action="store_true",
         help="no CV: time routes with the map fitted on random unit vectors (the embedder dominates)",
     )
+    parser.add_argument("--data", nargs="+", default=["routerbench", "routellm"])
+    parser.add_argument(
+        "--protocol",
+        choices=("static", "unseen"),
+        default="static",
+        help="unseen: 4 unseen-LLM draws per fold (RouterBench only: RouteLLM has 2 models)",
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     cache = Path(args.cache)
@@ -242,13 +251,14 @@ def main() -> None:
             noise = np.random.default_rng(0).standard_normal((len(d["X_train"]), build().dim))
             d["X_train"] = normalize_rows(noise)
             row["latency_map_fitted_on"] = "random unit vectors (no CV run)"
-        for data in () if args.latency_only else ("routerbench", "routellm"):
+        for data in () if args.latency_only else args.data:
             d = embedded(cache, data, name, build, whole)
             row["dim"] = int(d["X_train"].shape[1])
             row[f"{data} n_train"] = len(d["X_train"])
             row[f"{data} embed_seconds"] = round(float(d["embed_seconds"]), 1)
-            for router, areas in cv_areas(d).items():
-                row[f"{data} {router}"] = {
+            for router, areas in cv_areas(d, args.protocol).items():
+                suffix = "" if args.protocol == "static" else f" {args.protocol}"
+                row[f"{data} {router}{suffix}"] = {
                     "area_mean": round(float(np.mean(areas)), 4),
                     "area_sd": round(float(np.std(areas, ddof=1)), 4),
                     "folds": [round(a, 4) for a in areas],
