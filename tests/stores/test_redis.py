@@ -80,6 +80,44 @@ def test_a_second_replica_sees_the_feedback_within_a_second(server):
 
 
 @pytest.mark.integration
+def test_a_refresh_reads_the_counts_of_only_the_models_with_new_feedback(server):
+    """The reader fetches the cells of models whose event tally moved; the snapshot equals a full read."""
+    with (
+        RedisFeedbackStore.from_url(server.url, "digest-a", K, start=False) as a,
+        RedisFeedbackStore.from_url(server.url, "digest-a", K, start=False) as b,
+    ):
+        for model, phi, score in events(7, 40) + [("m2", np.full(K, 0.25), 1.0)]:
+            a.record(model, phi, score)
+        a.start()
+        assert a.flush(timeout=10)
+        assert b.refresh() and set(b.models) == {"m0", "m1", "m2"}
+        asked: list[str] = []
+        pipeline = b.client.pipeline
+
+        def spying_pipeline(*args, **kwargs):
+            pipe = pipeline(*args, **kwargs)
+            hmget = pipe.hmget
+
+            def spy(key, fields, *more):
+                asked.extend(fields)
+                return hmget(key, fields, *more)
+
+            pipe.hmget = spy
+            return pipe
+
+        b.client.pipeline = spying_pipeline
+        version = b.version
+        assert b.refresh() and b.version == version and asked == []  # nothing new: one small read
+        a.record("m1", [0.0, 1.0, 0.0, 0.0], 0.0)
+        assert a.flush(timeout=10)
+        assert b.refresh() and b.version == version + 1
+        assert {field.split("\t")[0] for field in asked} == {"m1"}
+        full = b._parse(b._read()[0])
+        for model in ("m0", "m1", "m2"):
+            np.testing.assert_allclose(b.counts(model), full[model])
+
+
+@pytest.mark.integration
 def test_killed_server_recording_goes_on_and_buffered_events_arrive_late(server, caplog):
     raised: list[BaseException] = []
     recorded = threading.Event()

@@ -235,7 +235,7 @@ class RedisFeedbackStore:
         self._snapshot: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._snapshot_at: float | None = None
         self._epoch = 0.0  # t0 of the forward decay in the snapshot
-        self._raw: Any = None
+        self._events: dict[str, int] | None = None  # per-model event tallies of the snapshot
         # Grows whenever the snapshot changes: a router rebuilds its profiles only when it moved.
         self.version = 0
         self._counters = dict.fromkeys(
@@ -463,20 +463,61 @@ class RedisFeedbackStore:
     # -- reading (the snapshot) ---------------------------------------------------------------
 
     def refresh(self) -> bool:
-        """Copy the counts from Redis into the snapshot now; False if Redis could not be read."""
+        """Bring the snapshot up to date with Redis now; False if Redis could not be read.
+
+        Reads the per-model event tallies first and then the counts of only the models whose
+        tally moved (all of them after a renormalisation), so a refresh costs in proportion to
+        the models with new feedback, not to every model × cluster: the reader thread holds
+        the GIL briefly, and routes in other threads are not held up behind it.
+        """
         try:
-            raw = self._read()
+            changes = self._read_changes()
         except redis.RedisError as exc:
             with self._lock:
                 self._counters["refresh_errors"] += 1
             logger.debug("uniroute feedback: snapshot refresh failed: %s", exc)
             return False
-        if raw != self._raw:
-            self._snapshot, self._epoch = self._parse(raw[0]), _epoch(raw[1])
-            self._raw = raw
+        if changes is not None:
+            self._snapshot, self._events, self._epoch = changes
             self.version += 1
         self._snapshot_at = time.monotonic()
         return True
+
+    def _read_changes(
+        self, attempts: int = 3
+    ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, int], float] | None:
+        """(snapshot, event tallies, epoch) if Redis moved since the last read, else None."""
+        for _ in range(attempts):
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.hgetall(self._keys[2])
+                pipe.hgetall(self._keys[3])
+                tallies, meta = pipe.execute()
+            events = {_text(model): int(n) for model, n in tallies.items()}
+            epoch = _epoch(meta)
+            known = self._events
+            if events == known and epoch == self._epoch:
+                return None
+            if known is None or epoch != self._epoch:
+                changed = list(events)  # first read, or a renormalisation rescaled every count
+            else:
+                changed = [model for model, n in events.items() if known.get(model) != n]
+            fields = [f"{m}\t{k}\t{kind}" for m in changed for k in range(self.n_clusters) for kind in "en"]
+            with self.client.pipeline(transaction=True) as pipe:
+                if fields:
+                    pipe.hmget(self._keys[1], fields)
+                pipe.hgetall(self._keys[3])
+                answers = pipe.execute()
+            if _epoch(answers[-1]) != epoch:
+                continue  # renormalised between the two reads: read again
+            values = answers[0] if fields else []
+            cells = np.array([0.0 if v is None else float(v) for v in values]).reshape(
+                len(changed), self.n_clusters, 2
+            )
+            snapshot = {model: pair for model, pair in self._snapshot.items() if model in events}
+            for i, model in enumerate(changed):
+                snapshot[model] = (cells[i, :, 0].copy(), cells[i, :, 1].copy())
+            return snapshot, events, epoch
+        raise redis.RedisError(f"the counts were renormalised during each of {attempts} reads")
 
     def _read(self) -> tuple[dict[Any, Any], dict[Any, Any]]:
         """(counts hash, meta hash), read together so a renormalisation is never seen half-way."""
@@ -606,6 +647,10 @@ class RedisFeedbackStore:
         out["snapshot_age_s"] = None if age is None else round(age, 3)
         out["snapshot_models"] = len(self._snapshot)
         return out
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _epoch(meta: dict[Any, Any]) -> float:
