@@ -39,11 +39,14 @@ lint: $(VENV)/.installed
 # The front doors against the oldest LiteLLM and LangChain versions uniroute supports
 # (constraints/oldest.txt), in a second virtualenv. Without [proxy]: litellm[proxy]==1.104.0 needs
 # cryptography>=49 and langchain-litellm==0.7.0 needs cryptography<49, so they cannot share a venv.
-# test_proxy_globals imports LiteLLM's proxy server, which needs [proxy] (not in this venv, see above).
-COMPAT_DESELECT := --deselect tests/integrations/test_litellm_compat.py::test_proxy_globals
+# test_proxy_globals and test_proxy_app_and_key_check import LiteLLM's proxy server, which needs [proxy]
+# (not in this venv, see above).
+COMPAT_DESELECT := --deselect tests/integrations/test_litellm_compat.py::test_proxy_globals \
+	--deselect tests/integrations/test_litellm_compat.py::test_proxy_app_and_key_check
 COMPAT_TESTS ?= tests/integrations/test_litellm.py tests/integrations/test_litellm_compat.py \
 	tests/integrations/test_langchain.py tests/integrations/test_langchain_standard.py \
-	tests/integrations/test_litellm_langchain.py
+	tests/integrations/test_litellm_langchain.py tests/integrations/test_litellm_feedback.py \
+	tests/integrations/test_langchain_feedback.py
 
 $(COMPAT)/bin/python:
 	$(PYTHON) -m venv $(COMPAT)
