@@ -86,7 +86,7 @@ def test_a_refresh_reads_the_counts_of_only_the_models_with_new_feedback(server)
         RedisFeedbackStore.from_url(server.url, "digest-a", K, start=False) as a,
         RedisFeedbackStore.from_url(server.url, "digest-a", K, start=False) as b,
     ):
-        for model, phi, score in events(7, 40) + [("m2", np.full(K, 0.25), 1.0)]:
+        for model, phi, score in [*events(7, 40), ("m2", np.full(K, 0.25), 1.0)]:
             a.record(model, phi, score)
         a.start()
         assert a.flush(timeout=10)
