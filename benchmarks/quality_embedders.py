@@ -190,16 +190,6 @@ def cv_areas(d: dict[str, np.ndarray], protocol: str = "static") -> dict[str, li
     return {name: [metrics(t, router(t))["area"] for t in tasks] for name, router in routers.items()}
 
 
-def cpu_p50_ms(router: Router, prompts: list[str]) -> float:
-    """Median CPU time of a route (this process, all threads): less distorted by load than wall time."""
-    times = []
-    for p in prompts:
-        t = time.process_time()
-        router.route(p, lam=1.0)
-        times.append(time.process_time() - t)
-    return float(np.median(times) * 1e3)
-
-
 def latency(
     embedder: Embedder, whole: bool, d: dict[str, np.ndarray], rounds: int, n: int
 ) -> dict[str, list[float]]:
@@ -215,7 +205,8 @@ def latency(
     with window(whole):
         router.route("warm-up: loads a lazy model before timing", lam=1.0)
         wall = [p50_ms(router, [f"{text} {r} {i}" for i in range(n)]) for r in range(rounds)]
-        cpu = [cpu_p50_ms(router, [f"{text} cpu {r} {i}" for i in range(n)]) for r in range(rounds)]
+        cpu_prompts = [[f"{text} cpu {r} {i}" for i in range(n)] for r in range(rounds)]
+        cpu = [p50_ms(router, prompts, clock=time.process_time) for prompts in cpu_prompts]
     return {"route_p50_ms": wall, "route_cpu_p50_ms": cpu}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +24,13 @@ from quality_data import load
 from uniroute import KMeansClusterMap, Router
 
 
-def p50_ms(router: Router, prompts: list[str]) -> float:
+def p50_ms(router: Router, prompts: list[str], clock: Callable[[], float] = time.perf_counter) -> float:
+    """Median time of a route in ms, by ``clock`` (wall time; ``time.process_time`` for CPU time)."""
     times = []
     for p in prompts:
-        t = time.perf_counter()
+        t = clock()
         router.route(p, lam=1.0)
-        times.append(time.perf_counter() - t)
+        times.append(clock() - t)
     return float(np.median(times) * 1e3)
 
 
