@@ -537,7 +537,7 @@ class RedisFeedbackStore:
     def _parse(self, raw: dict[Any, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         snapshot: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for field, value in raw.items():
-            model, k, kind = (field.decode() if isinstance(field, bytes) else field).rsplit("\t", 2)
+            model, k, kind = _text(field).rsplit("\t", 2)
             k_int = int(k)
             if k_int >= self.n_clusters:
                 continue  # written by a state with more clusters under the same namespace
@@ -574,7 +574,7 @@ class RedisFeedbackStore:
     def events_in_store(self) -> dict[str, int]:
         """Feedback events per model as Redis holds them now (a network read; for checks and sync)."""
         raw = self.client.hgetall(self._keys[2])
-        return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+        return {_text(k): int(v) for k, v in raw.items()}
 
     def to_ledger(self, *, now: float | None = None) -> FeedbackLedger:
         """The shared counts, read now and decayed to ``now``, as an in-memory ledger with this
