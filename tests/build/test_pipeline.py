@@ -16,15 +16,18 @@ from build_fakes import (
     make_log_rows,
     pool_with_judge,
     right_answer,
+    skill_answer,
     write_config,
     write_log,
 )
 
 from uniroute import HashingEmbedder, InputError, Router
 from uniroute.build import BuildResult, build
+from uniroute.build.judges import judge_settings
 from uniroute.build.pipeline import traffic_cost
+from uniroute.cli import main
 from uniroute.datasets import load_dataset
-from uniroute.onboarding import load_validation
+from uniroute.onboarding import CallSettings, load_validation, onboard
 from uniroute.onboarding.cache import ResponseCache, cache_file
 
 pytestmark = pytest.mark.integration  # every test starts a local HTTP server
@@ -269,3 +272,74 @@ def test_a_pairwise_judge_scores_against_the_anchor_in_both_orders(judged, tmp_p
     # geo differs from the anchor on all 16, big on the 8 geography prompts, where its answers are geo's:
     # those pairs are already cached, so 16 distinct pairs are asked, in two orders each
     assert pool.per_model()["judge"] == 2 * 16 and result.judge_calls == 32
+
+
+def newbie_settings(pool: FakePool) -> CallSettings:
+    """A model the build did not profile, on the pool; it answers as 'big' does."""
+    return CallSettings("openai/newbie", pool.url, "sk-fake", {"max_tokens": 16}, **FAST)
+
+
+def test_a_model_onboarded_on_an_absolute_build_is_graded_on_the_builds_rubric(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    def answer(model: str, prompt: str) -> str:
+        if model == "judge":  # rates 7 with the build's template, 2 with any other
+            return "SCORE: 7" if "Rate the answer" in prompt else "SCORE: 2"
+        return skill_answer("big" if model == "newbie" else model, prompt)
+
+    monkeypatch.setenv("FAKE_KEY", "sk-fake")
+    monkeypatch.setenv("UNIROUTE_CACHE_DIR", str(tmp_path / "uniroute-cache"))
+    template = tmp_path / "absolute.txt"
+    template.write_text(ABSOLUTE_TEMPLATE, encoding="utf-8")
+    with FakePool(answer) as pool:
+        log = write_log(tmp_path / "log.jsonl", [{"prompt": r["prompt"]} for r in make_log_rows()])
+        config = write_config(tmp_path / "config.yaml", pool.url, judge=True)
+        result = run(log, config, tmp_path / "out", judge="judge", judge_prompt=template)
+        np.testing.assert_allclose(load_dataset(result.paths["results"]).scores, 6 / 9)  # (7 - 1) / 9
+        newbie = write_config(
+            tmp_path / "newbie.yaml", pool.url, models=("newbie",), group="newbie", judge=True
+        )
+        out = tmp_path / "out"
+        args = ["onboard", str(out / "state"), "newbie", "--name", "newbie", "--config", str(newbie)]
+        args += ["--validation", str(out / "validation.jsonl"), "--cost", "0.001", "--no-progress"]
+        assert main(args) == 0
+    n = result.n_items
+    assert f"newbie: {n} of {n} prompts graded, accuracy 0.667" in capsys.readouterr().out
+    profile = Router.load(out / "state").profile("newbie")
+    assert profile.error_sums.sum() / profile.counts.sum() == pytest.approx(1 - 6 / 9)
+
+
+def test_a_model_onboarded_on_a_pairwise_build_is_judged_against_the_builds_anchor(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FAKE_KEY", "sk-fake")
+    monkeypatch.setenv("UNIROUTE_CACHE_DIR", str(tmp_path / "uniroute-cache"))
+    template = tmp_path / "pairwise.txt"
+    template.write_text(PAIRWISE_TEMPLATE, encoding="utf-8")
+    with FakePool(
+        lambda model, prompt: pool_with_judge("big" if model == "newbie" else model, prompt)
+    ) as pool:
+        log = write_log(tmp_path / "log.jsonl", [{"prompt": r["prompt"]} for r in make_log_rows()])
+        config = write_config(tmp_path / "config.yaml", pool.url, judge=True)
+        options = {"judge": "judge", "judge_mode": "pairwise", "anchor": "mathy", "judge_prompt": template}
+        result = run(log, config, tmp_path / "out", **options)
+        items = load_validation(result.paths["validation"])
+        assert all(i.grader_options["anchor"] == skill_answer("mathy", i.prompt) for i in items)
+        assert {i.grader_options["prompt"] for i in items} == {PAIRWISE_TEMPLATE}
+        again = run(log, config, tmp_path / "out", update=True, **options)
+        assert (
+            again.complete and again.judge_calls == 0
+        )  # the anchor's answers in the file: every pair cached
+        onboarded = onboard(
+            items,
+            tmp_path / "out" / "state",
+            newbie_settings(pool),
+            name="newbie",
+            cost=0.001,
+            cache_dir=tmp_path / "c",
+            progress=False,
+            judge=lambda model: judge_settings(model, config)[0],
+        )
+    built = load_dataset(result.paths["results"])
+    np.testing.assert_array_equal(onboarded.scores, built.scores[:, built.models.index("big")])
+    assert set(onboarded.scores) == {0.5, 1.0}  # ties with the anchor on arithmetic, wins on capitals

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from onboarding_fakes import completion
 
 from uniroute import InputError
-from uniroute.onboarding import GRADERS, GradingError, ValidationItem, make_grader
+from uniroute.onboarding import GRADERS, CallSettings, GradingError, ValidationItem, make_grader
 from uniroute.onboarding.graders import GraderSet, LLMJudgeGrader, normalize_text, parse_number
 
 MC_PROMPT = "Which gas do plants take in?\nA) oxygen\nB) carbon dioxide\nC) helium\nD) argon\nAnswer:"
+
+
+def judge_at(url: str) -> Callable[[str], CallSettings]:
+    """Judge models called on the fake server at ``url`` (what ``--judge-config`` gives in the CLI)."""
+    return lambda model: CallSettings(model, api_base=url, api_key="k")
 
 
 def item(reference: object, grader: str = "exact", prompt: str = "q", **options: object) -> ValidationItem:
@@ -173,7 +179,7 @@ def test_llm_judge_reads_the_verdict(fake_server, monkeypatch: pytest.MonkeyPatc
         )
 
     server = fake_server(judge)
-    grader = make_grader("llm_judge", {"model": "openai/judge", "api_base": server.url, "api_key": "k"})
+    grader = make_grader("llm_judge", {"model": "openai/judge"}, judge=judge_at(server.url))
     assert grader.grade("42", item("42", "llm_judge", "What is 6*7?")) == 1.0
     assert grader.grade("41", item("42", "llm_judge", "What is 6*7?")) == 0.0
     assert seen[0]["model"] == "judge" and seen[0]["temperature"] == 0
@@ -199,14 +205,44 @@ async def test_llm_judge_failures_are_grading_errors(
         api_key="k",
         num_retries=0,
     )
-    graders = GraderSet()
+    graders = GraderSet(judge_at(server.url))
     for answer, reason in (("down", "judge call failed: 500"), ("x", "neither CORRECT nor INCORRECT")):
         with pytest.raises(GradingError, match=reason):
             await grader.agrade(answer, item(None, "llm_judge"))
-    judged = item(None, "llm_judge", model="openai/judge", api_base=server.url, api_key="k", num_retries=0)
+    judged = item(None, "llm_judge", model="openai/judge", num_retries=0)
     score, error = await graders.grade("down", judged)
     assert math.isnan(score) and error is not None and "500" in error
     with pytest.raises(InputError, match=r"unknown placeholder\(s\) \{question\}"):
         LLMJudgeGrader(model="m", prompt="{question} {prompt} {response}")
     with pytest.raises(InputError, match="model"):
         make_grader("llm_judge")
+
+
+@pytest.mark.integration
+async def test_llm_judge_modes_grade_as_the_build_judges(
+    fake_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("UNIROUTE_CACHE_DIR", str(tmp_path))
+
+    def judge(prompt: str, attempt: int, body: dict) -> tuple[int, dict, float]:
+        if "VERDICT" in prompt:  # pairwise: the answer "Paris" wins, whichever order it is shown in
+            first = prompt.split("[Answer A]", 1)[1].split("[Answer B]", 1)[0]
+            return 200, completion("VERDICT: " + ("A" if "Paris" in first else "B")), 0
+        return 200, completion("Sound reasoning.\nSCORE: 7"), 0
+
+    server = fake_server(judge)
+    graders = GraderSet(judge_at(server.url))
+    absolute = item("Paris", "llm_judge", "Capital of France?", model="openai/judge", mode="absolute")
+    assert await graders.grade("Lyon", absolute) == (pytest.approx(6 / 9), None)
+    pairs = [
+        item(None, "llm_judge", "Capital of France?", model="openai/judge", mode="pairwise", anchor=a)
+        for a in ("Lyon", "Paris")
+    ]
+    assert [(await graders.grade("Paris", i))[0] for i in pairs] == [1.0, 0.5]  # wins both orders; a tie
+    assert (await graders.grade("Lyon", pairs[1]))[0] == 0.0
+    assert graders.for_item(pairs[0]) is graders.for_item(pairs[1])  # one grader: the anchor is per item
+    no_anchor = item(None, "llm_judge", "Capital of France?", model="openai/judge", mode="pairwise")
+    score, error = await graders.grade("Paris", no_anchor)
+    assert math.isnan(score) and error is not None and "no anchor answer" in error
+    with pytest.raises(InputError, match="unknown mode 'rank'"):
+        make_grader("llm_judge", {"model": "m", "mode": "rank"})

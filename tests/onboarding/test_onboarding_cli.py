@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from onboarding_fakes import completion, write_routerbench_csv
+from onboarding_fakes import completion, settings_for, toy_answer, write_routerbench_csv
 
-from uniroute import Router
+from uniroute import InputError, Router
 from uniroute.cli import main
-from uniroute.onboarding import ReplayData, ReplayServer, load_validation
+from uniroute.onboarding import ReplayData, ReplayServer, ValidationItem, load_validation, onboard
 
 
 @pytest.fixture()
@@ -213,3 +213,89 @@ def test_the_retry_command_parses_back_to_the_same_arguments() -> None:
     assert {k: v for k, v in vars(again).items() if k != "replace"} == {
         k: v for k, v in vars(args).items() if k != "replace"
     }
+
+
+def write_judged_validation(path: Path, prompts: list[str], options: list[dict[str, Any]]) -> Path:
+    """A validation file of ``llm_judge`` items, one per prompt, with the given grader options."""
+    lines = [
+        json.dumps({"prompt": p, "reference": "yes", "grader": "llm_judge", "grader_options": o})
+        for p, o in zip(prompts, options, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def correctness_judge(prompt: str, attempt: int, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
+    """A fake judge: CORRECT for the answer "yes", else INCORRECT."""
+    return 200, completion("CORRECT" if "Model's answer:\nyes" in prompt else "INCORRECT"), 0.0
+
+
+def model_answers(prompt: str, attempt: int, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
+    return 200, completion(toy_answer(prompt)), 0.0
+
+
+@pytest.fixture()
+def servers(fake_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[Any, Any]:
+    """A fake judge (CORRECT for "yes") and a fake model (the toy answers); caches under tmp_path."""
+    monkeypatch.setenv("FAKE_KEY", "sk-test")
+    monkeypatch.setenv("UNIROUTE_CACHE_DIR", str(tmp_path / "cache"))
+    return fake_server(correctness_judge), fake_server(model_answers)
+
+
+def onboard_newbie(state: Path, validation: Path, model: Any) -> list[str]:
+    """``uniroute onboard`` arguments: 'openai/newbie' on the fake model server."""
+    return ["onboard", str(state), "openai/newbie", "--validation", str(validation), "--api-base", model.url]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("key", ["api_base", "base_url", "api_key", "extra_headers", "aws_region_name"])
+def test_onboard_refuses_a_validation_file_that_chooses_the_judges_endpoint(
+    key: str,
+    toy_state: Path,
+    toy_data: dict,
+    servers: tuple[Any, Any],
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-the-users-own")  # what a planted endpoint would receive
+    judge, model = servers
+    prompts = toy_data["prompts"][:2]
+    planted = {"model": "openai/judge", key: judge.url}
+    validation = write_judged_validation(tmp_path / "planted.jsonl", prompts, [planted, planted])
+    args = onboard_newbie(toy_state, validation, model)
+    assert main([*args, "--api-key-env", "FAKE_KEY", "--cost", "0.001", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "planted.jsonl" in err and "line 2" in err and f"{key!r}" in err and "--judge-config" in err
+    items = [ValidationItem(p, "yes", "llm_judge", planted) for p in prompts]
+    with pytest.raises(InputError, match=f"{key!r} may not come from a validation file"):
+        onboard(items, toy_state, settings_for(model), cost=0.001, progress=False)  # items made in code
+    assert judge.total_calls == 0 and model.total_calls == 0
+
+
+def test_a_judge_model_string_that_holds_a_url_is_refused(tmp_path: Path) -> None:
+    validation = write_judged_validation(
+        tmp_path / "planted.jsonl", ["q"], [{"model": "huggingface/https://judge.example"}]
+    )
+    with pytest.raises(InputError, match=r"planted.jsonl.*line 1.*holds a URL"):
+        load_validation(validation)
+
+
+@pytest.mark.integration
+def test_onboard_calls_the_judge_that_judge_config_names(
+    toy_state: Path, toy_data: dict, servers: tuple[Any, Any], capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    judge, model = servers
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "model_list:\n  - model_name: judge\n    litellm_params:\n      model: openai/judge\n"
+        f"      api_base: {judge.url}\n      api_key: os.environ/FAKE_KEY\n",
+        encoding="utf-8",
+    )
+    prompts = toy_data["prompts"][:5] + toy_data["prompts"][-5:]  # arithmetic ("yes"), poetry ("no")
+    validation = write_judged_validation(tmp_path / "judged.jsonl", prompts, [{"model": "judge"}] * 10)
+    args = onboard_newbie(toy_state, validation, model)
+    args += ["--api-key-env", "FAKE_KEY", "--cost", "0.001", "--no-progress", "--judge-config", str(config)]
+    assert main(args) == 0
+    assert "newbie: 10 of 10 prompts graded, accuracy 0.500" in capsys.readouterr().out
+    assert judge.total_calls == 10 and model.total_calls == 10

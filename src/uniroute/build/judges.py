@@ -57,7 +57,8 @@ from ..exceptions import InputError
 from ..onboarding.cache import ResponseCache, cache_file
 from ..onboarding.client import complete, response_text
 from ..onboarding.pricing import Prices, call_cost, output_tokens_bound, price_tokens, prompt_tokens
-from ..onboarding.settings import CallSettings
+from ..onboarding.settings import CallSettings, read_model_list, settings_from_deployment
+from .models import ROUTER_KEYS, deployment_prices
 
 __all__ = [
     "JUDGES",
@@ -66,6 +67,7 @@ __all__ = [
     "JudgeTemplate",
     "PairwiseJudge",
     "Verdict",
+    "judge_settings",
     "read_correct",
     "read_preference",
     "read_score",
@@ -479,3 +481,23 @@ class PairwiseJudge(_Judge):
 
 
 JUDGES: dict[str, type[_Judge]] = {"absolute": AbsoluteJudge, "pairwise": PairwiseJudge}
+
+
+def judge_settings(
+    model: str, config: str | Path | None = None, **overrides: Any
+) -> tuple[CallSettings, Prices | None]:
+    """How to call the judge ``model``, and its prices when the config gives them.
+
+    ``model`` is a ``model_name`` of the LiteLLM ``config`` (its deployment's
+    endpoint, key, parameters and prices; the LiteLLM Router's own keys dropped),
+    else a LiteLLM model string. ``overrides`` set
+    :class:`~uniroute.onboarding.CallSettings` fields. ``uniroute build --judge``
+    and the ``llm_judge`` grader of ``uniroute onboard --judge-config`` resolve the
+    judge the same way, so a model onboarded later is graded by the build's judge.
+    """
+    raw = next((d for d in read_model_list(config) if d.get("model_name") == model), None) if config else None
+    if raw is None:
+        return CallSettings(model, **overrides), None
+    settings = settings_from_deployment(raw, str(config), **overrides)
+    settings.params = {k: v for k, v in settings.params.items() if k not in ROUTER_KEYS}
+    return settings, deployment_prices(raw, f"{config}: judge {model!r}")

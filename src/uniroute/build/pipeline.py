@@ -32,7 +32,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,17 +40,10 @@ import numpy as np
 
 from ..engine.files import atomic_write_bytes
 from ..exceptions import InputError, OnboardingError
-from ..onboarding.pricing import Budget, Prices, estimate, litellm_price, prompt_tokens
+from ..onboarding.pricing import Budget, estimate, litellm_price, prompt_tokens
 from ..onboarding.runner import AnswerJob, Answers, collect_answers, run_sync
-from ..onboarding.settings import CallSettings, read_model_list, settings_from_deployment
 from ..onboarding.validation import ValidationItem, load_validation, save_validation
-from .models import (
-    ROUTER_KEYS,
-    Deployment,
-    deployment_prices,
-    deployments_from_config,
-    deployments_from_models,
-)
+from .models import Deployment, deployments_from_config, deployments_from_models
 from .prompts import LoggedPrompt, PromptLog, read_prompt_log
 from .sampling import ALLOCATIONS, cluster_targets, sample_per_cluster
 
@@ -65,6 +58,8 @@ META = "build.json"
 REPORT = "report"
 CACHE = "cache"
 JUDGE_MODES = ("absolute", "pairwise")
+# The build's call settings that apply to its judge as well as to its models.
+_JUDGE_CALL = ("timeout", "max_retries", "backoff", "concurrency")
 
 
 @dataclass
@@ -171,19 +166,12 @@ def _judge(
     call: Mapping[str, Any],
 ) -> Any:
     """The judge: a deployment of the config named ``model`` (its prices too), else a LiteLLM model."""
-    from .judges import JUDGES
+    from .judges import JUDGES, judge_settings
 
     if mode not in JUDGES:
         raise InputError(f"unknown judge mode {mode!r}; choose one of {sorted(JUDGES)}")
-    prices: Prices | None = None
-    overrides = {k: v for k, v in call.items() if k in ("timeout", "max_retries", "backoff", "concurrency")}
-    raw = next((d for d in read_model_list(config) if d.get("model_name") == model), None) if config else None
-    if raw is not None:
-        settings = settings_from_deployment(raw, str(config), **overrides)
-        settings.params = {k: v for k, v in settings.params.items() if k not in ROUTER_KEYS}
-        prices = deployment_prices(raw, f"{config}: judge {model!r}")
-    else:
-        settings = CallSettings(model, **overrides)
+    overrides = {k: v for k, v in call.items() if k in _JUDGE_CALL}
+    settings, prices = judge_settings(model, config, **overrides)
     if prices is None and litellm_price(settings.model, 1, 1) is None:
         raise InputError(
             f"no price for the judge {model!r}: make it a deployment of the config with "
@@ -205,6 +193,20 @@ def _item(logged: LoggedPrompt, cluster: int, grader: str, options: Mapping[str,
         task=f"cluster-{cluster}",
         id=f"log-{logged.line}",
     )
+
+
+def _with_anchor(items: Sequence[ValidationItem], anchor: Answers) -> list[ValidationItem]:
+    """The items with the anchor's answer to each in its ``anchor`` grader option (none where it failed).
+
+    The validation file then holds everything the pairwise grading of the build
+    needs, so a model onboarded on it later is graded as the build graded.
+    """
+    return [
+        item
+        if outcome.text is None
+        else replace(item, grader_options={**item.grader_options, "anchor": outcome.text})
+        for item, outcome in zip(items, anchor.outcomes, strict=True)
+    ]
 
 
 def _fit_or_load(
@@ -323,11 +325,14 @@ async def _grade_with_judge(
     mode: str,
     items: Sequence[ValidationItem],
     answers: Sequence[Answers],
-    anchor: str | None,
     budget: Budget,
     tally: _JudgeTally,
 ) -> dict[str, np.ndarray]:
-    """Every answer's verdict; the budget is checked before each verdict that needs a call."""
+    """Every answer's verdict; the budget is checked before each verdict that needs a call.
+
+    Pairwise, an answer is compared with its item's ``anchor`` option (:func:`_with_anchor`): the
+    build grades with what its validation file says, as ``uniroute onboard`` will.
+    """
     by_name = {a.name: a for a in answers}
     semaphore = asyncio.Semaphore(judge.settings.concurrency)
 
@@ -367,7 +372,7 @@ async def _grade_with_judge(
         item = items[i]
         other: Any = item.reference
         if mode == "pairwise":
-            other = text(by_name[anchor], i) if anchor in by_name else None
+            other = item.grader_options.get("anchor")
             if other is None:
                 tally.missing["no anchor answer"] += 1
                 return math.nan
@@ -482,15 +487,19 @@ async def abuild(
     _check_prices(deployments)
     cache = Path(cache_dir) if cache_dir is not None else out / CACHE
     options = dict(grader_options or {})
+    judge_obj = None
     if judge is None:
         make_grader(grader, options)
         item_grader = grader
     else:
-        item_grader, options = "llm_judge", {"model": judge}
         if judge_mode == "pairwise" and anchor not in {d.name for d in deployments}:
             raise InputError(
                 f"pairwise judging needs --anchor, one of the profiles {[d.name for d in deployments]}"
             )
+        judge_obj = _judge(judge, judge_mode, judge_prompt, config, cache / "judges", call)
+        item_grader, options = "llm_judge", {"model": judge, "mode": judge_mode}
+        if judge_prompt is not None:
+            options["prompt"] = judge_obj.template.text
     grading = f"judge:{judge_mode}:{judge}" if judge else f"reference:{grader}"
     if update and (out / META).is_file():
         before = json.loads((out / META).read_text(encoding="utf-8")).get("grading")
@@ -532,11 +541,10 @@ async def abuild(
         progress,
     )
     items = sample.items
+    if judge is not None:  # earlier items are graded as this run grades (the grading check above)
+        items = [replace(item, grader=item_grader, grader_options=options) for item in items]
     result.n_items = len(items)
     result.available, result.sampled = [int(a) for a in sample.available], [int(s) for s in sample.sampled]
-    judge_obj = None
-    if judge is not None:
-        judge_obj = _judge(judge, judge_mode, judge_prompt, config, cache / "judges", call)
     if dry_run:
         result.dry_run = True
         result.estimates = _estimates(deployments, items, cache, judge_obj, judge_mode)
@@ -569,16 +577,17 @@ async def abuild(
             result.left_out[a.name] = a.stopped or f"every call failed ({dict(errors.most_common(2))})"
         else:
             usable_answers.append(a)
-    if judge_mode == "pairwise" and judge is not None and anchor in result.left_out:
-        raise OnboardingError(f"the anchor {anchor!r} gave no answer; nothing can be judged against it")
+    if judge_mode == "pairwise" and judge is not None:
+        if anchor in result.left_out:
+            raise OnboardingError(f"the anchor {anchor!r} gave no answer; nothing can be judged against it")
+        items = _with_anchor(items, next(a for a in answers if a.name == anchor))
+        save_validation(items, out / VALIDATION)
     if judge_obj is None:
         scores = {a.name: await _grade_references(items, a) for a in usable_answers}
     else:
         tally = _JudgeTally()
         with judge_obj:
-            scores = await _grade_with_judge(
-                judge_obj, judge_mode, items, usable_answers, anchor, spend, tally
-            )
+            scores = await _grade_with_judge(judge_obj, judge_mode, items, usable_answers, spend, tally)
         result.judge_calls, result.judge_cached = tally.calls, tally.cached
         result.spent = spend.spent
         if tally.missing:

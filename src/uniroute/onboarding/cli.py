@@ -82,6 +82,7 @@ def call_arguments(args: argparse.Namespace) -> tuple[dict[str, Any], str | None
 
 
 def _cmd_onboard(args: argparse.Namespace) -> int:
+    from ..build.judges import judge_settings
     from .cache import cache_file
     from .pricing import estimate
     from .runner import onboard
@@ -106,6 +107,7 @@ def _cmd_onboard(args: argparse.Namespace) -> int:
     settings.check()
     _quiet_litellm()
     items = load_validation(args.validation, skip_invalid=args.skip_invalid)
+    judge_config = args.judge_config or args.config
     guess = estimate(items, settings, args.cost, args.cache, args.output_tokens)
     print(f"estimate: {guess.summary()}")
     if args.dry_run:
@@ -121,6 +123,7 @@ def _cmd_onboard(args: argparse.Namespace) -> int:
             replace=args.replace,
             cache_dir=args.cache,
             progress=None if not args.no_progress else False,
+            judge=None if judge_config is None else (lambda model: judge_settings(model, judge_config)[0]),
         )
     except KeyboardInterrupt:
         print(
@@ -204,6 +207,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key")
     p.add_argument("--config", type=Path, help="LiteLLM config.yaml; MODEL names a model_list deployment")
+    p.add_argument(
+        "--judge-config",
+        type=Path,
+        metavar="CONFIG",
+        help="LiteLLM config.yaml whose deployment named like the validation file's llm_judge model gives "
+        "the judge's endpoint, key and parameters, as for `uniroute build --judge` (default: --config; "
+        "a validation file never chooses them)",
+    )
     p.add_argument(
         "--param", action="append", type=_option, metavar="KEY=VALUE", help="extra LiteLLM argument"
     )

@@ -21,9 +21,13 @@ CLI's ``--grader`` choices:
     the whole match) must equal the reference once normalised; without one, a
     match is correct.
 ``llm_judge``
-    Another model, called through LiteLLM, says CORRECT or INCORRECT
-    (``model``, ``prompt`` template and LiteLLM options configurable); it is
-    :class:`uniroute.build.judges.CorrectnessJudge`, verdicts cached.
+    Another model, called through LiteLLM, grades the answer with one of the
+    ``uniroute build`` judges (:mod:`uniroute.build.judges`, verdicts cached):
+    ``mode`` ``correct`` (CORRECT or INCORRECT, the default), ``absolute`` (a
+    1-10 rubric) or ``pairwise`` (against the item's ``anchor`` answer). A
+    validation file names the judge model and how to grade, never its endpoint
+    or keys (:attr:`LLMJudgeGrader.file_options`): the caller gives those
+    (``judge=``; ``uniroute onboard --judge-config``).
 
 Graders that read an answer (all but the judge) also ``extract`` it, which is
 how a reference is derived from other models' recorded answers. Executing
@@ -39,7 +43,8 @@ import math
 import re
 import string
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..engine.text import prompt_text
@@ -48,6 +53,9 @@ from .settings import CallSettings
 
 if TYPE_CHECKING:
     from .validation import ValidationItem
+
+#: How to call a judge model a validation file names: ``judge(model)`` -> its endpoint, key and parameters.
+JudgeSettings = Callable[[str], CallSettings]
 
 
 class Grader(ABC):
@@ -63,6 +71,19 @@ class Grader(ABC):
     name: ClassVar[str]
     requires_reference: ClassVar[bool] = True
     blocking: ClassVar[bool] = False
+    #: Options that belong to one item, read from ``item.grader_options`` when it is graded:
+    #: :class:`GraderSet` builds one grader for items that differ only in them.
+    item_options: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def from_file(cls, options: Mapping[str, Any], judge: JudgeSettings | None = None) -> Grader:
+        """The grader a validation line's options describe.
+
+        The options are untrusted input: a grader whose constructor takes more than
+        a file may set (the LLM judge's endpoint and keys) overrides this to refuse
+        the rest. ``judge`` says how to call a judge model the file names.
+        """
+        return cls(**options)
 
     @abstractmethod
     def grade(self, response: str, item: ValidationItem) -> float:
@@ -337,60 +358,135 @@ class RegexGrader(ExtractingGrader):
 
 
 class LLMJudgeGrader(Grader):
-    """A judge model, called through LiteLLM, says CORRECT or INCORRECT.
+    """A judge model, called through LiteLLM, grades the answer: one of the ``uniroute build`` judges.
 
-    This is :class:`uniroute.build.judges.CorrectnessJudge` (same calls, retries,
-    template checks and verdict cache as the ``uniroute build`` judges): a reply
+    ``mode`` picks the judge of :mod:`uniroute.build.judges` (same calls, retries,
+    templates, template checks and verdict cache as ``uniroute build``):
+
+    ``correct`` (default)
+        :class:`~uniroute.build.judges.CorrectnessJudge`: CORRECT is 1, INCORRECT 0.
+    ``absolute``
+        :class:`~uniroute.build.judges.AbsoluteJudge`: a 1-10 rubric, ``(n - 1) / 9``.
+    ``pairwise``
+        :class:`~uniroute.build.judges.PairwiseJudge`: against the anchor model's
+        answer to the item (its ``anchor`` option), asked in both orders.
+
+    A judged ``uniroute build`` writes these options into its validation file, so a
+    model onboarded on it later is graded exactly as the build graded. A reply
     without a verdict, or a call that still fails after its retries, is a
     :class:`GradingError` (the answer is left out, not counted wrong).
+
+    Options from a validation file (:meth:`from_file`) may only say how to grade
+    (:attr:`file_options`), never where the judge is called or with which
+    credentials: the caller gives that (``settings``; ``uniroute onboard
+    --judge-config``). Code that builds the grader itself may pass anything.
 
     Parameters
     ----------
     model : str
-        Any LiteLLM model string.
+        The judge: a LiteLLM model string, or the name ``settings`` was resolved from.
     prompt : str, optional
-        Template text with ``{prompt}``, ``{response}`` and optionally ``{reference}``;
-        default the packaged ``correct-v1`` (:data:`DEFAULT_JUDGE_PROMPT`).
-    timeout : float, default=60
-    num_retries : int, default=2
+        Template text (not a path) with the mode's placeholders; default the
+        packaged template of the mode (``correct-v1``, ``absolute-v1``, ``pairwise-v1``).
+    mode : {"correct", "absolute", "pairwise"}, default="correct"
+    anchor : str, optional
+        Pairwise: the anchor's answer, for items that do not give their own
+        ``anchor`` option (a validation line gives it per item).
+    timeout : float, optional
+        Seconds per call (default: the settings', else 60).
+    num_retries : int, optional
+        Retries of a failed call (default: the settings', else 2).
+    settings : CallSettings, optional
+        How to call the judge (endpoint, key, parameters); default ``CallSettings(model)``.
     **litellm_params
         Other ``litellm.acompletion`` arguments (``api_base``, ``api_key``,
-        ``temperature``...; ``temperature`` defaults to 0).
+        ``temperature``...; ``temperature`` defaults to 0), over ``settings``.
     """
 
     name = "llm_judge"
     requires_reference = False
+    item_options = frozenset({"anchor"})
+    #: What a validation file may set: how to grade, never where to call or with which credentials.
+    file_options: ClassVar[frozenset[str]] = frozenset(
+        {"model", "prompt", "mode", "anchor", "temperature", "max_tokens", "timeout", "num_retries"}
+    )
 
     def __init__(
         self,
         model: str | None = None,
         prompt: str | None = None,
-        timeout: float = 60.0,
-        num_retries: int = 2,
+        mode: str = "correct",
+        anchor: str | None = None,
+        timeout: float | None = None,
+        num_retries: int | None = None,
+        *,
+        settings: CallSettings | None = None,
         **litellm_params: Any,
     ):
-        from ..build.judges import CorrectnessJudge, JudgeTemplate
+        from ..build.judges import JUDGES, CorrectnessJudge, JudgeTemplate
 
         if not isinstance(model, str) or not model:
             raise InputError("llm_judge grader needs option 'model' (a LiteLLM model string)")
         if prompt is not None and not isinstance(prompt, str):
             raise InputError(f"llm_judge: 'prompt' must be template text, got {prompt!r}")
+        judges: dict[str, Any] = {"correct": CorrectnessJudge, **JUDGES}
+        if mode not in judges:
+            raise InputError(f"llm_judge: unknown mode {mode!r}; choose one of {sorted(judges)}")
+        if anchor is not None and not isinstance(anchor, str):
+            raise InputError(f"llm_judge: 'anchor' must be the anchor model's answer text, got {anchor!r}")
+        base = settings or CallSettings(model, timeout=60.0, max_retries=2)
         params = dict(litellm_params)
-        settings = CallSettings(
-            model,
-            api_base=params.pop("api_base", None),
-            api_key=params.pop("api_key", None),
-            params=params,
-            timeout=float(timeout),
-            max_retries=int(num_retries),
+        call = replace(
+            base,
+            api_base=params.pop("api_base", base.api_base),
+            api_key=params.pop("api_key", base.api_key),
+            params={**base.params, **params},
         )
+        if timeout is not None:
+            call.timeout = float(timeout)
+        if num_retries is not None:
+            call.max_retries = int(num_retries)
         template = None if prompt is None else JudgeTemplate("llm_judge prompt", prompt)
-        self.judge = CorrectnessJudge(settings, template)
+        self.judge = judges[mode](call, template)
         self.model = model
+        self.mode = mode
+        self.anchor = anchor
         self.prompt = self.judge.template.text
 
+    @classmethod
+    def from_file(cls, options: Mapping[str, Any], judge: JudgeSettings | None = None) -> LLMJudgeGrader:
+        """The judge a validation line describes, called as ``judge(model)`` says (see class doc).
+
+        Raises :class:`~uniroute.InputError` on an option a file may not set, and on
+        a model string that holds an endpoint (``huggingface/https://...``: LiteLLM
+        sends such a call, and the provider's key, to that URL).
+        """
+        refused = sorted(set(options) - cls.file_options)
+        if refused:
+            raise InputError(
+                f"llm_judge option(s) {', '.join(map(repr, refused))} may not come from a validation file: a "
+                "file never chooses where the judge is called or with which credentials. Remove them and "
+                "give the judge's endpoint yourself (uniroute onboard --judge-config CONFIG, a LiteLLM "
+                "config with a deployment named like the judge model; in Python, judge=). A file may set "
+                f"{', '.join(sorted(cls.file_options))}"
+            )
+        model = options.get("model")
+        if isinstance(model, str) and "://" in model:
+            raise InputError(
+                f"llm_judge model {model!r} holds a URL: LiteLLM would call it, so a file may not name one. "
+                "Name the judge (a LiteLLM model string or a deployment of --judge-config) instead"
+            )
+        settings = judge(model) if judge is not None and isinstance(model, str) and model else None
+        return cls(**options, settings=settings)
+
     async def agrade(self, response: str, item: ValidationItem) -> float:
-        verdict = await self.judge.agrade(item.messages(), response, item.reference)
+        if self.mode == "pairwise":
+            anchor = item.grader_options.get("anchor", self.anchor)
+            if anchor is None:
+                raise GradingError("no anchor answer: pairwise judging needs the item's 'anchor' option")
+            verdict = await self.judge.agrade(item.messages(), response, anchor)
+        else:
+            verdict = await self.judge.agrade(item.messages(), response, item.reference)
         if verdict.score is None:
             raise GradingError(f"judge {self.model!r}: {verdict.detail}")
         return verdict.score
@@ -414,27 +510,46 @@ GRADERS: dict[str, type[Grader]] = {
 }
 
 
-def make_grader(name: str, options: Mapping[str, Any] | None = None) -> Grader:
-    """Build a registered grader from its name and options (as found in a validation line)."""
+def make_grader(
+    name: str, options: Mapping[str, Any] | None = None, *, judge: JudgeSettings | None = None
+) -> Grader:
+    """Build a registered grader from its name and options, as found in a validation line.
+
+    The options are treated as a file's (:meth:`Grader.from_file`: the LLM judge's
+    may not set its endpoint or keys); ``judge(model)`` gives the call settings of
+    a judge model they name (default: the model string as it is).
+    """
     if name not in GRADERS:
         raise InputError(f"unknown grader {name!r}; choose one of {sorted(GRADERS)}")
     try:
-        return GRADERS[name](**dict(options or {}))
+        return GRADERS[name].from_file(dict(options or {}), judge)
     except TypeError as exc:
         raise InputError(f"bad options {dict(options or {})} for grader {name!r}: {exc}") from exc
 
 
 class GraderSet:
-    """The graders a set of items names, each built once; grades off the event loop when blocking."""
+    """The graders a set of items names, each built once; grades off the event loop when blocking.
 
-    def __init__(self) -> None:
+    ``judge(model)`` gives the call settings (endpoint, key, parameters) of a judge
+    model the items name (see :func:`make_grader`).
+    """
+
+    def __init__(self, judge: JudgeSettings | None = None) -> None:
+        self.judge = judge
         self._graders: dict[str, Grader] = {}
 
     def for_item(self, item: ValidationItem) -> Grader:
-        key = item.grader + json.dumps(dict(item.grader_options), sort_keys=True, default=str)
+        per_item = GRADERS[item.grader].item_options if item.grader in GRADERS else frozenset()
+        options = {k: v for k, v in item.grader_options.items() if k not in per_item}
+        key = item.grader + json.dumps(options, sort_keys=True, default=str)
         if key not in self._graders:
-            self._graders[key] = make_grader(item.grader, item.grader_options)
+            self._graders[key] = make_grader(item.grader, options, judge=self.judge)
         return self._graders[key]
+
+    def prepare(self, items: Sequence[ValidationItem]) -> None:
+        """Build every item's grader now, so a bad option or judge fails before any call is paid."""
+        for item in items:
+            self.for_item(item)
 
     async def grade(self, response: str, item: ValidationItem) -> tuple[float, str | None]:
         """``(score, None)``, or ``(nan, "grading: ...")`` when the grader cannot decide."""

@@ -43,7 +43,7 @@ import numpy as np
 from ..exceptions import InputError, OnboardingError
 from .cache import ResponseCache, cache_file
 from .client import _FatalCallError, complete, response_text
-from .graders import GraderSet
+from .graders import GraderSet, JudgeSettings
 from .pricing import (
     Budget,
     Prices,
@@ -98,6 +98,7 @@ class _Run:
         grade: bool = True,
         prices: Prices | None = None,
         budget: Budget | None = None,
+        graders: GraderSet | None = None,
     ):
         self.items = items
         self.settings = settings
@@ -107,7 +108,7 @@ class _Run:
         self.grade = grade
         self.prices = prices
         self.budget = budget
-        self.graders = GraderSet()
+        self.graders = graders or GraderSet()
         self.outcomes: list[Outcome | None] = [None] * len(items)
         self.spent = 0.0
         self.largest = 0.0
@@ -411,6 +412,7 @@ def _check_arguments(
     name: str,
     cost: float | None,
     replace: bool,
+    graders: GraderSet,
 ) -> None:
     from ..engine.router import Router
 
@@ -427,6 +429,7 @@ def _check_arguments(
         raise InputError(
             f"LiteLLM has no price for {settings.model!r}; pass cost= (CLI: --cost) in $ per request"
         )
+    graders.prepare(items)
 
 
 async def aonboard(
@@ -439,13 +442,15 @@ async def aonboard(
     replace: bool = False,
     cache_dir: str | Path | None = None,
     progress: bool | None = None,
+    judge: JudgeSettings | None = None,
 ) -> OnboardResult:
     """:func:`onboard` for async code (``await aonboard(...)``); file and state work runs in threads."""
     from tqdm.auto import tqdm
 
     state_path = Path(state)
     name = name or settings.model
-    await asyncio.to_thread(_check_arguments, items, state_path, settings, name, cost, replace)
+    graders = GraderSet(judge)
+    await asyncio.to_thread(_check_arguments, items, state_path, settings, name, cost, replace, graders)
     path = cache_file(settings.model, cache_dir)
     with (
         ResponseCache(path) as cache,
@@ -456,7 +461,7 @@ async def aonboard(
             disable=None if progress is None else not progress,
         ) as bar,
     ):
-        run = _Run(items, settings, cache, cost, bar)
+        run = _Run(items, settings, cache, cost, bar, graders=graders)
         try:
             outcomes = await run.run()
         except _FatalCallError as exc:
@@ -499,6 +504,7 @@ def onboard(
     cache_dir: str | Path | None = None,
     progress: bool | None = None,
     router_path: str | Path | None = None,
+    judge: JudgeSettings | None = None,
 ) -> OnboardResult:
     """Run a model over a validation set, grade it and add its Ψ to a saved state.
 
@@ -524,11 +530,18 @@ def onboard(
         Show the progress bar (default: when attached to a terminal).
     router_path : path, optional
         Deprecated name of ``state``.
+    judge : callable, optional
+        ``judge(model) -> CallSettings``: how to call the judge model an ``llm_judge``
+        item names (its endpoint, key, parameters), which a validation file may not
+        say. Default: the model string as it is, with LiteLLM's own endpoint and
+        keys. ``uniroute onboard --judge-config`` passes
+        ``lambda m: judge_settings(m, config)[0]`` (:func:`uniroute.build.judges.judge_settings`).
 
     Raises
     ------
     InputError
-        The name is taken and ``replace`` is False; no price and no ``cost``.
+        The name is taken and ``replace`` is False; no price and no ``cost``; an item's grader
+        option a file may not set (an ``llm_judge`` endpoint or key).
     OnboardingError
         The run stopped (401/403, a streak of failures, nothing gradable); the state is unchanged.
 
@@ -551,6 +564,7 @@ def onboard(
         replace=replace,
         cache_dir=cache_dir,
         progress=progress,
+        judge=judge,
     )
     return run_sync(coroutine)
 
