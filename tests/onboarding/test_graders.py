@@ -186,6 +186,7 @@ def test_llm_judge_reads_the_verdict(fake_server, monkeypatch: pytest.MonkeyPatc
     assert "What is 6*7?" in seen[0]["messages"][0]["content"]
     assert grader.grade("42", item("42", "llm_judge", "What is 6*7?")) == 1.0  # a cached verdict
     assert server.total_calls == 2
+    grader.close()
 
 
 @pytest.mark.integration
@@ -212,6 +213,8 @@ async def test_llm_judge_failures_are_grading_errors(
     judged = item(None, "llm_judge", model="openai/judge", num_retries=0)
     score, error = await graders.grade("down", judged)
     assert math.isnan(score) and error is not None and "500" in error
+    grader.close()
+    graders.close()
     with pytest.raises(InputError, match=r"unknown placeholder\(s\) \{question\}"):
         LLMJudgeGrader(model="m", prompt="{question} {prompt} {response}")
     with pytest.raises(InputError, match="model"):
@@ -244,5 +247,6 @@ async def test_llm_judge_modes_grade_as_the_build_judges(
     no_anchor = item(None, "llm_judge", "Capital of France?", model="openai/judge", mode="pairwise")
     score, error = await graders.grade("Paris", no_anchor)
     assert math.isnan(score) and error is not None and "no anchor answer" in error
+    graders.close()
     with pytest.raises(InputError, match="unknown mode 'rank'"):
         make_grader("llm_judge", {"model": "m", "mode": "rank"})

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import shlex
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -296,6 +298,10 @@ def test_onboard_calls_the_judge_that_judge_config_names(
     validation = write_judged_validation(tmp_path / "judged.jsonl", prompts, [{"model": "judge"}] * 10)
     args = onboard_newbie(toy_state, validation, model)
     args += ["--api-key-env", "FAKE_KEY", "--cost", "0.001", "--no-progress", "--judge-config", str(config)]
-    assert main(args) == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        assert main(args) == 0
+        gc.collect()
+    assert not [w for w in caught if "judges" in str(w.message)]  # the verdict cache was closed
     assert "newbie: 10 of 10 prompts graded, accuracy 0.500" in capsys.readouterr().out
     assert judge.total_calls == 10 and model.total_calls == 10

@@ -306,9 +306,12 @@ async def _grade_references(items: Sequence[ValidationItem], answers: Answers) -
 
     graders = GraderSet()
     scores = np.full(len(items), np.nan)
-    for i, (item, outcome) in enumerate(zip(items, answers.outcomes, strict=True)):
-        if outcome.text is not None and outcome.status in ("answered", "cached"):
-            scores[i], _ = await graders.grade(outcome.text, item)
+    try:
+        for i, (item, outcome) in enumerate(zip(items, answers.outcomes, strict=True)):
+            if outcome.text is not None and outcome.status in ("answered", "cached"):
+                scores[i], _ = await graders.grade(outcome.text, item)
+    finally:
+        graders.close()
     return scores
 
 

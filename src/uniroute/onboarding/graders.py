@@ -95,6 +95,10 @@ class Grader(ABC):
             return await asyncio.to_thread(self.grade, response, item)
         return self.grade(response, item)
 
+    def close(self) -> None:
+        """Release what the grader holds open (the LLM judge's verdict cache); nothing by default."""
+        return None
+
     def check_reference(self, reference: Any) -> None:
         """Raise ``ValueError`` if ``reference`` cannot be graded against."""
         if self.requires_reference and reference is None:
@@ -495,6 +499,9 @@ class LLMJudgeGrader(Grader):
         """:meth:`agrade` on its own event loop (from async code, ``await agrade``)."""
         return asyncio.run(self.agrade(response, item))
 
+    def close(self) -> None:
+        self.judge.close()
+
 
 def __getattr__(name: str) -> Any:
     if name == "DEFAULT_JUDGE_PROMPT":  # the packaged template, read on first use
@@ -550,6 +557,11 @@ class GraderSet:
         """Build every item's grader now, so a bad option or judge fails before any call is paid."""
         for item in items:
             self.for_item(item)
+
+    def close(self) -> None:
+        """Close every grader (a judge's verdict cache reopens on its next verdict)."""
+        for grader in self._graders.values():
+            grader.close()
 
     async def grade(self, response: str, item: ValidationItem) -> tuple[float, str | None]:
         """``(score, None)``, or ``(nan, "grading: ...")`` when the grader cannot decide."""

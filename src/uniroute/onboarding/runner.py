@@ -469,6 +469,8 @@ async def aonboard(
                 f"stopped: {exc}. The router state is unchanged; answers so far are cached in {path}: "
                 "fix the cause and run the same command again, cached answers are not called twice"
             ) from exc
+        finally:
+            graders.close()
     scores = _scores_or_fail(outcomes, name)
     call_costs = [o.cost for o in outcomes if o.status != "failed" and o.cost is not None]
     state_cost = cost if cost is not None else float(np.mean(call_costs)) if call_costs else math.nan
