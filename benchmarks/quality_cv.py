@@ -44,6 +44,7 @@ class Task:
     S_test: np.ndarray
     C_test: np.ndarray
     T_test: np.ndarray
+    cost_fit: np.ndarray | None = None  # mean $ of the models in S_fit (for a cost-aware fit)
 
 
 Router = Callable[[Task], np.ndarray]  # returns estimated errors (n_test, n_pool)
@@ -80,7 +81,19 @@ def cv_tasks(d: dict[str, np.ndarray], n_folds: int = 5, unseen_draws: int = 4, 
         mean_cost = np.nan_to_num(np.nanmean(cost[rest], axis=0)) if np.isfinite(C).any() else np.zeros(m)
         yield (
             "static",
-            Task(X[rest], S[rest], X[rest], S[rest], mean_cost, T[rest], X[keep], S[keep], C[keep], T[keep]),
+            Task(
+                X[rest],
+                S[rest],
+                X[rest],
+                S[rest],
+                mean_cost,
+                T[rest],
+                X[keep],
+                S[keep],
+                C[keep],
+                T[keep],
+                mean_cost,
+            ),
         )
         if m < 6:
             continue
@@ -110,6 +123,9 @@ def cv_tasks(d: dict[str, np.ndarray], n_folds: int = 5, unseen_draws: int = 4, 
                     S[np.ix_(keep, pool)],
                     C[np.ix_(keep, pool)],
                     T[keep],
+                    np.nan_to_num(np.nanmean(cost[np.ix_(fit, seen)], axis=0))
+                    if np.isfinite(C).any()
+                    else None,
                 ),
             )
 
@@ -148,5 +164,47 @@ def main(routers: dict[str, Router]) -> None:
         print(f"== {name}", flush=True)
         tasks = list(cv_tasks(load(name), unseen_draws=args.unseen_draws))
         results[name] = run(chosen, tasks)
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1))
+
+
+Add = Callable[[str, str, dict[str, float]], None]  # (label, protocol, metrics) -> None
+Wanted = Callable[[str], bool]  # label -> run it? (--only)
+
+
+def sweep(description: str, per_task: Callable[[str, Task, Add, Wanted], None]) -> None:
+    """Command line for the variant scripts: ``per_task(kind, task, add, wanted)`` scores every
+    variant on one task (``wanted(label)`` applies ``--only``); prints and saves the means per label,
+    with the static areas per fold for paired comparisons."""
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
+    parser.add_argument("--data", nargs="+", default=["routellm", "routerbench"])
+    parser.add_argument("--unseen-draws", type=int, default=2)
+    parser.add_argument("--only", default=None, help="regex over the variant labels")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+
+    def wanted(label: str) -> bool:
+        return args.only is None or re.search(args.only, label) is not None
+
+    results: dict[str, dict] = {}
+    for name in args.data:
+        print(f"== {name}", flush=True)
+        tasks = list(cv_tasks(load(name), unseen_draws=args.unseen_draws))
+        rows: dict[str, dict[str, list[float]]] = {}
+
+        def add(label: str, kind: str, m: dict[str, float], rows=rows) -> None:
+            for key, value in m.items():
+                rows.setdefault(label, {}).setdefault(f"{kind}_{key}", []).append(value)
+
+        t0 = time.perf_counter()
+        for i, (kind, task) in enumerate(tasks):
+            per_task(kind, task, add, wanted)
+            print(f"task {i + 1}/{len(tasks)} {kind} {time.perf_counter() - t0:.0f}s", flush=True)
+        results[name] = {
+            label: {k: float(np.mean(v)) for k, v in r.items()} | {"per_task_area": r.get("static_area", [])}
+            for label, r in rows.items()
+        }
+        for label, r in results[name].items():
+            print(f"{label:32s} " + " ".join(f"{k} {v:.4f}" for k, v in r.items() if isinstance(v, float)))
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))

@@ -1,6 +1,6 @@
 """CV trial: where a profile's sparse clusters are pulled (issue 10, target 4).
 
-    nice -n 10 python benchmarks/quality_prior.py --data routerbench routellm
+nice -n 10 python benchmarks/quality_prior.py --data routerbench routellm
 """
 
 from quality_cv import main

@@ -17,15 +17,8 @@ variants differ only in how Φ / Ψ are formed from the same centres:
 
 from __future__ import annotations
 
-import argparse
-import json
-import re
-import time
-from pathlib import Path
-
 import numpy as np
-from quality_cv import Task, cv_tasks, metrics
-from quality_data import load
+from quality_cv import Add, Task, Wanted, metrics, sweep
 from quality_routers import knn
 
 from uniroute.engine.cluster_maps import KMeansClusterMap
@@ -105,49 +98,18 @@ for K in (16, 64, 128, 256):
 MULTI = [(8, 64), (16, 128), (8, 32, 128), (16, 64, 256)]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", nargs="+", default=["routellm", "routerbench"])
-    parser.add_argument("--unseen-draws", type=int, default=2)
-    parser.add_argument("--only", default=None)
-    parser.add_argument("--out", default=None)
-    args = parser.parse_args()
-    results: dict = {}
-    for name in args.data:
-        print(f"== {name}", flush=True)
-        tasks = list(cv_tasks(load(name), unseen_draws=args.unseen_draws))
-        rows: dict[str, dict[str, list[float]]] = {}
-
-        def add(label: str, kind: str, m: dict[str, float], rows=rows) -> None:
-            for key, value in m.items():
-                rows.setdefault(label, {}).setdefault(f"{kind}_{key}", []).append(value)
-
-        t0 = time.perf_counter()
-        for i, (kind, task) in enumerate(tasks):
-            for k in (50, 100, 200):
-                add(f"knn k={k}", kind, metrics(task, knn(k)(task)))
-            fits = {K: _fit(task, K) for K in sorted({8, 16, 32, 64, 128, 256}) if K * 8 <= len(task.X_fit)}
-            for spec in SPECS:
-                label = " ".join(str(x) for x in spec)
-                if spec[1] in fits and (args.only is None or re.search(args.only, label)):
-                    add(label, kind, metrics(task, variant(task, fits[spec[1]], spec)))
-            for ks in MULTI:
-                if all(k in fits for k in ks):
-                    add(
-                        f"multi {'+'.join(map(str, ks))}",
-                        kind,
-                        metrics(task, multi(task, [fits[k] for k in ks])),
-                    )
-            print(f"task {i + 1}/{len(tasks)} {kind} {time.perf_counter() - t0:.0f}s", flush=True)
-        results[name] = {
-            label: {k: float(np.mean(v)) for k, v in r.items()} | {"per_task_area": r.get("static_area", [])}
-            for label, r in rows.items()
-        }
-        for label, r in results[name].items():
-            print(f"{label:32s} " + " ".join(f"{k} {v:.4f}" for k, v in r.items() if isinstance(v, float)))
-    if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=1))
+def per_task(kind: str, task: Task, add: Add, wanted: Wanted) -> None:
+    for k in (50, 100, 200):
+        add(f"knn k={k}", kind, metrics(task, knn(k)(task)))
+    fits = {K: _fit(task, K) for K in sorted({8, 16, 32, 64, 128, 256}) if K * 8 <= len(task.X_fit)}
+    for spec in SPECS:
+        label = " ".join(str(x) for x in spec)
+        if spec[1] in fits and wanted(label):
+            add(label, kind, metrics(task, variant(task, fits[spec[1]], spec)))
+    for ks in MULTI:
+        if all(k in fits for k in ks):
+            add(f"multi {'+'.join(map(str, ks))}", kind, metrics(task, multi(task, [fits[k] for k in ks])))
 
 
 if __name__ == "__main__":
-    main()
+    sweep(__doc__, per_task)

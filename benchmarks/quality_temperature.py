@@ -1,6 +1,6 @@
 """CV trial: is the soft map's "auto" temperature too smooth at large K? (RouteLLM: auto ≈ 0.42–0.48)
 
-    nice -n 10 python benchmarks/quality_temperature.py --data routellm
+nice -n 10 python benchmarks/quality_temperature.py --data routellm
 """
 
 from quality_cv import main
