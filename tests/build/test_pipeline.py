@@ -239,9 +239,7 @@ def test_an_absolute_judge_grades_a_log_without_references(judged, tmp_path: Pat
     again = run(log, config, tmp_path / "out", update=True, budget=0.0, **options)
     assert again.complete and pool.total == before and again.judge_calls == 0 and again.spent == 0.0
     assert again.judge_cached == 32  # cached verdicts (and answers) need no budget
-    with pytest.raises(
-        InputError, match="graded with judge:absolute:judge, this run would grade with reference"
-    ):
+    with pytest.raises(InputError, match="grading 'judge:absolute:judge' -> 'reference:exact'"):
         run(log, config, tmp_path / "out", update=True)
 
 
@@ -330,6 +328,14 @@ def test_a_model_onboarded_on_a_pairwise_build_is_judged_against_the_builds_anch
         assert (
             again.complete and again.judge_calls == 0
         )  # the anchor's answers in the file: every pair cached
+        calls = pool.total
+        with pytest.raises(InputError, match="pairwise anchor 'mathy' -> 'geo'"):
+            run(log, config, tmp_path / "out", update=True, **(options | {"anchor": "geo"}))
+        stricter = tmp_path / "stricter.txt"
+        stricter.write_text(PAIRWISE_TEMPLATE + "\nBe strict.\n", encoding="utf-8")
+        with pytest.raises(InputError, match="judge template"):
+            run(log, config, tmp_path / "out", update=True, **(options | {"judge_prompt": stricter}))
+        assert pool.total == calls  # refused before any call
         onboarded = onboard(
             items,
             tmp_path / "out" / "state",

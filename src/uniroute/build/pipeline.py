@@ -209,6 +209,29 @@ def _with_anchor(items: Sequence[ValidationItem], anchor: Answers) -> list[Valid
     ]
 
 
+def _check_same_grading(out: Path, grading: str, template: str | None, anchor: str | None) -> None:
+    """Refuse an ``--update`` that would grade otherwise than the build in ``out`` did.
+
+    Scores from two gradings do not mix in one Ψ: the grader or judge, the judge's
+    mode and template, and the pairwise anchor must all stay. (Builds written before
+    the template was recorded are compared on the rest.)
+    """
+    before = json.loads((out / META).read_text(encoding="utf-8"))
+    now = {"grading": grading, "judge template": template, "pairwise anchor": anchor}
+    then = {
+        "grading": before.get("grading"),
+        "judge template": before.get("judge_template", template),
+        "pairwise anchor": before.get("anchor") if grading.startswith("judge:pairwise:") else None,
+    }
+    changed = [key for key in now if now[key] != then[key]]
+    if changed:
+        what = ", ".join(f"{key} {then[key]!r} -> {now[key]!r}" for key in changed)
+        raise InputError(
+            f"{out} was graded otherwise than this run would grade ({what}): scores from two gradings do "
+            "not mix in one Ψ; use the same grading options, or build into a new --out"
+        )
+
+
 def _fit_or_load(
     state_path: Path, update: bool, embedder: str | Embedder, clusters: int | None, seed: int
 ) -> tuple[Router, bool]:
@@ -504,13 +527,9 @@ async def abuild(
         if judge_prompt is not None:
             options["prompt"] = judge_obj.template.text
     grading = f"judge:{judge_mode}:{judge}" if judge else f"reference:{grader}"
+    template = None if judge_obj is None else judge_obj.template.digest
     if update and (out / META).is_file():
-        before = json.loads((out / META).read_text(encoding="utf-8")).get("grading")
-        if before != grading:
-            raise InputError(
-                f"{out} was graded with {before}, this run would grade with {grading}: scores from two "
-                "gradings do not mix in one Ψ; use the same grading options, or build into a new --out"
-            )
+        _check_same_grading(out, grading, template, anchor if judge_mode == "pairwise" else None)
     log = read_prompt_log(prompts, skip_invalid)
     result = BuildResult(out, log.summary(), len(log.prompts), Counter(log.dropped), notes=list(notes))
     usable = log.prompts if judge is not None else [p for p in log.prompts if p.reference is not None]
@@ -639,6 +658,7 @@ async def abuild(
         "seed": seed,
         "grading": grading,
         "anchor": anchor,
+        "judge_template": template,
         "models": {
             d.name: {"model": d.settings.model, "api_base": d.settings.api_base, "label": d.label}
             for d in deployments
