@@ -72,6 +72,36 @@ def test_cache_resumes_and_a_changed_prompt_is_called_again(
     assert other_params.n_cached == 0 and server.total_calls == distinct + 4
 
 
+def test_cached_answers_are_graded_concurrently(
+    fake_server,
+    toy_state: Path,
+    toy_items: list[ValidationItem],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rerun grades its cached answers side by side: a judge grader is not asked one answer at a time."""
+    from uniroute.onboarding import graders, runner
+
+    server = fake_server(good)
+    run(toy_items, toy_state, server, tmp_path)
+    grading = {"now": 0, "peak": 0}
+
+    class Overlapping(graders.GraderSet):
+        async def grade(self, response: str, item: ValidationItem) -> tuple[float, str | None]:
+            grading["now"] += 1
+            grading["peak"] = max(grading["peak"], grading["now"])
+            await asyncio.sleep(0)  # a judge call would wait here
+            grading["now"] -= 1
+            return await super().grade(response, item)
+
+    monkeypatch.setattr(runner, "GraderSet", Overlapping)
+    calls = server.total_calls
+    again = run(toy_items, toy_state, server, tmp_path, replace=True)
+    assert again.n_cached == len(toy_items) and server.total_calls == calls
+    assert again.accuracy == pytest.approx(0.5)
+    assert grading["peak"] > 1
+
+
 def test_a_cache_cut_mid_line_is_recovered(
     fake_server, toy_state: Path, toy_items: list[ValidationItem], tmp_path: Path
 ) -> None:

@@ -200,21 +200,29 @@ class _Run:
         if self.streak >= self.settings.max_consecutive_failures:
             raise _FatalCallError(f"{self.streak} prompts failed in a row, the last with {outcome.error}")
 
+    async def from_cache(self, index: int, cached: dict[str, Any]) -> list[tuple[int, Outcome]]:
+        """Grade a cached answer (no call to the model; a judge grader may still call the judge)."""
+        text, usage = cached.get("response") or "", cached.get("usage")
+        return [(index, await self.answered(index, text, self.cached_cost(cached), "cached", usage))]
+
     async def run(self) -> list[Outcome]:
-        """Grade cached answers, call the model for the rest; outcomes in item order."""
+        """Grade cached answers, call the model for the rest; outcomes in item order.
+
+        Cached answers are graded concurrently with the calls: a judge grader bounds
+        its own calls (its ``concurrency``), so a rerun does not judge one at a time.
+        """
         pending: dict[str, list[int]] = {}
+        cached: list[tuple[int, dict[str, Any]]] = []
         for index, item in enumerate(self.items):
             key = self.settings.cache_key(item)
-            cached = self.cache.get(key)
-            if cached is None:
+            hit = self.cache.get(key)
+            if hit is None:
                 pending.setdefault(key, []).append(index)
             else:
-                text, usage = cached.get("response") or "", cached.get("usage")
-                self.record(
-                    index, await self.answered(index, text, self.cached_cost(cached), "cached", usage)
-                )
+                cached.append((index, hit))
         semaphore = asyncio.Semaphore(self.settings.concurrency)
-        tasks = [asyncio.ensure_future(self.process(k, ix, semaphore)) for k, ix in pending.items()]
+        tasks = [asyncio.ensure_future(self.from_cache(index, hit)) for index, hit in cached]
+        tasks += [asyncio.ensure_future(self.process(k, ix, semaphore)) for k, ix in pending.items()]
         try:
             for future in asyncio.as_completed(tasks):
                 for index, outcome in await future:
