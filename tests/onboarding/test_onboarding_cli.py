@@ -284,6 +284,29 @@ def test_a_judge_model_string_that_holds_a_url_is_refused(tmp_path: Path) -> Non
 
 
 @pytest.mark.integration
+def test_a_dry_run_counts_the_judge_calls_too(
+    toy_state: Path, toy_data: dict, servers: tuple[Any, Any], capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    judge, model = servers
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "model_list:\n  - model_name: judge\n    litellm_params:\n      model: openai/judge\n"
+        f"      api_base: {judge.url}\n      api_key: os.environ/FAKE_KEY\n"
+        "      input_cost_per_token: 0.000001\n      output_cost_per_token: 0.000002\n",
+        encoding="utf-8",
+    )
+    options = [{"model": "judge"}] * 4 + [{"model": "judge", "mode": "pairwise", "anchor": "42"}] * 3
+    validation = write_judged_validation(tmp_path / "judged.jsonl", toy_data["prompts"][:7], options)
+    args = onboard_newbie(toy_state, validation, model)
+    args += ["--api-key-env", "FAKE_KEY", "--cost", "0.001", "--judge-config", str(config), "--dry-run"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "estimate: judge openai/judge (correct): ≤ 4 call(s)" in out
+    assert "estimate: judge openai/judge (pairwise): ≤ 6 call(s)" in out  # both orders
+    assert "$ unknown" not in out  # priced from the config's deployment
+    assert judge.total_calls == 0 and model.total_calls == 0
+
+
 def test_onboard_calls_the_judge_that_judge_config_names(
     toy_state: Path, toy_data: dict, servers: tuple[Any, Any], capsys: pytest.CaptureFixture, tmp_path: Path
 ) -> None:

@@ -67,6 +67,7 @@ __all__ = [
     "JudgeTemplate",
     "PairwiseJudge",
     "Verdict",
+    "estimate_line",
     "judge_settings",
     "read_correct",
     "read_preference",
@@ -324,12 +325,14 @@ class _Judge:
         mean_prompt_tokens: float,
         mean_response_tokens: float,
         mean_reference_tokens: float = 0.0,
+        prices: Prices | None = None,
     ) -> tuple[int, int, float]:
         """``(calls, tokens, $)`` of judging ``n`` answers, none cached (what a dry run prints).
 
         Tokens are the template's, the prompt's, the answers' (and the
         reference's) plus ``max_tokens`` (else 256) of reply a call; $ from
-        ``cost=``, ``prices=`` or LiteLLM's prices, NaN if none knows the judge.
+        ``cost=``, ``prices`` (else the judge's ``prices=``) or LiteLLM's prices,
+        NaN if none knows the judge.
         """
         empty = self.template.render(**dict.fromkeys(self.fields, ""))
         fixed = prompt_tokens(self.settings, [{"role": "user", "content": empty}])
@@ -342,8 +345,29 @@ class _Judge:
         if self.cost is not None:
             dollars: float | None = self.cost * calls
         else:
-            dollars = price_tokens(self.settings.model, tokens_in, tokens_out, self.prices)
+            dollars = price_tokens(self.settings.model, tokens_in, tokens_out, prices or self.prices)
         return calls, tokens_in + tokens_out, math.nan if dollars is None else dollars
+
+
+def estimate_line(
+    judge: _Judge, messages: Sequence[Any], n_answers: int, prices: Prices | None = None
+) -> tuple[str, int, float]:
+    """A dry run's line for judging ``n_answers`` answers to prompts like ``messages``; also (calls, $).
+
+    Answers are assumed as long as the judge's ``max_tokens`` (else 256); cached
+    verdicts are not subtracted; ``prices`` as in :meth:`_Judge.estimate`.
+    ``uniroute build`` and ``uniroute onboard`` print it.
+    """
+    sizes = [prompt_tokens(judge.settings, m) for m in messages]
+    mean_prompt = sum(sizes) / len(sizes) if sizes else 0.0
+    response = int(judge.settings.params.get("max_tokens") or 256)
+    calls, tokens, dollars = judge.estimate(n_answers, mean_prompt, response, prices=prices)
+    line = (
+        f"judge {judge.settings.model} ({judge.kind}): ≤ {calls} call(s), ≈ {tokens:,} tokens, "
+        + (f"≈ ${dollars:.4f}" if math.isfinite(dollars) else "$ unknown")
+        + " (cached verdicts are free; answers assumed as long as max_tokens)"
+    )
+    return line, calls, dollars
 
 
 def _reference_text(reference: Any) -> str:

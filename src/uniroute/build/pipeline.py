@@ -700,15 +700,11 @@ def _estimates(
         total += guess.dollars or 0.0
         n_calls += guess.n_items - guess.n_cached
     if judge is not None:
+        from .judges import estimate_line
+
         n_answers = len(items) * (len(deployments) - (mode == "pairwise"))
-        mean_prompt = float(np.mean([prompt_tokens(judge.settings, i.messages()) for i in items]))
-        out_tokens = int(judge.settings.params.get("max_tokens") or 256)
-        calls, tokens, dollars = judge.estimate(n_answers, mean_prompt, out_tokens)
-        lines.append(
-            f"judge {judge.settings.model} ({mode}): ≤ {calls} call(s), ≈ {tokens:,} tokens, "
-            + (f"≈ ${dollars:.4f}" if math.isfinite(dollars) else "$ unknown")
-            + " (cached verdicts are free; answers assumed as long as max_tokens)"
-        )
+        line, calls, dollars = estimate_line(judge, [i.messages() for i in items], n_answers)
+        lines.append(line)
         total += dollars if math.isfinite(dollars) else 0.0
         n_calls += calls
     lines.append(f"total: ≤ {n_calls} call(s), ≈ ${total:.4f}")

@@ -81,6 +81,24 @@ def call_arguments(args: argparse.Namespace) -> tuple[dict[str, Any], str | None
     return params, api_key
 
 
+def _judge_estimates(items: list[Any], config: Path | None) -> list[str]:
+    """One dry-run line per judge the validation items name (their ``llm_judge`` graders),
+    priced like ``uniroute build --judge``: the config deployment's prices, else LiteLLM's."""
+    from ..build.judges import estimate_line, judge_settings
+    from .graders import GraderSet, LLMJudgeGrader
+
+    graders = GraderSet(None if config is None else (lambda model: judge_settings(model, config)[0]))
+    judged: dict[int, tuple[Any, list[Any]]] = {}
+    for item in items:
+        grader = graders.for_item(item)
+        if isinstance(grader, LLMJudgeGrader):
+            judged.setdefault(id(grader), (grader, []))[1].append(item.messages())
+    return [
+        estimate_line(grader.judge, messages, len(messages), judge_settings(grader.model, config)[1])[0]
+        for grader, messages in judged.values()
+    ]
+
+
 def _cmd_onboard(args: argparse.Namespace) -> int:
     from ..build.judges import judge_settings
     from .cache import cache_file
@@ -108,8 +126,11 @@ def _cmd_onboard(args: argparse.Namespace) -> int:
     _quiet_litellm()
     items = load_validation(args.validation, skip_invalid=args.skip_invalid)
     judge_config = args.judge_config or args.config
+    judge = None if judge_config is None else (lambda model: judge_settings(model, judge_config)[0])
     guess = estimate(items, settings, args.cost, args.cache, args.output_tokens)
     print(f"estimate: {guess.summary()}")
+    for line in _judge_estimates(items, judge_config):
+        print(f"estimate: {line}")
     if args.dry_run:
         print(f"dry run: nothing called; answers would be cached in {cache_file(settings.model, args.cache)}")
         return 0
@@ -123,7 +144,7 @@ def _cmd_onboard(args: argparse.Namespace) -> int:
             replace=args.replace,
             cache_dir=args.cache,
             progress=None if not args.no_progress else False,
-            judge=None if judge_config is None else (lambda model: judge_settings(model, judge_config)[0]),
+            judge=judge,
         )
     except KeyboardInterrupt:
         print(
