@@ -227,6 +227,16 @@ def write_judged_validation(path: Path, prompts: list[str], options: list[dict[s
     return path
 
 
+def write_judge_config(path: Path, url: str, extra: str = "") -> Path:
+    """A LiteLLM config: deployment "judge" is the fake judge at ``url``; ``extra``: more litellm_params."""
+    path.write_text(
+        "model_list:\n  - model_name: judge\n    litellm_params:\n      model: openai/judge\n"
+        f"      api_base: {url}\n      api_key: os.environ/FAKE_KEY\n" + extra,
+        encoding="utf-8",
+    )
+    return path
+
+
 def correctness_judge(prompt: str, attempt: int, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
     """A fake judge: CORRECT for the answer "yes", else INCORRECT."""
     return 200, completion("CORRECT" if "Model's answer:\nyes" in prompt else "INCORRECT"), 0.0
@@ -288,12 +298,10 @@ def test_a_dry_run_counts_the_judge_calls_too(
     toy_state: Path, toy_data: dict, servers: tuple[Any, Any], capsys: pytest.CaptureFixture, tmp_path: Path
 ) -> None:
     judge, model = servers
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        "model_list:\n  - model_name: judge\n    litellm_params:\n      model: openai/judge\n"
-        f"      api_base: {judge.url}\n      api_key: os.environ/FAKE_KEY\n"
+    config = write_judge_config(
+        tmp_path / "config.yaml",
+        judge.url,
         "      input_cost_per_token: 0.000001\n      output_cost_per_token: 0.000002\n",
-        encoding="utf-8",
     )
     options = [{"model": "judge"}] * 4 + [{"model": "judge", "mode": "pairwise", "anchor": "42"}] * 3
     validation = write_judged_validation(tmp_path / "judged.jsonl", toy_data["prompts"][:7], options)
@@ -311,12 +319,7 @@ def test_onboard_calls_the_judge_that_judge_config_names(
     toy_state: Path, toy_data: dict, servers: tuple[Any, Any], capsys: pytest.CaptureFixture, tmp_path: Path
 ) -> None:
     judge, model = servers
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        "model_list:\n  - model_name: judge\n    litellm_params:\n      model: openai/judge\n"
-        f"      api_base: {judge.url}\n      api_key: os.environ/FAKE_KEY\n",
-        encoding="utf-8",
-    )
+    config = write_judge_config(tmp_path / "config.yaml", judge.url)
     prompts = toy_data["prompts"][:5] + toy_data["prompts"][-5:]  # arithmetic ("yes"), poetry ("no")
     validation = write_judged_validation(tmp_path / "judged.jsonl", prompts, [{"model": "judge"}] * 10)
     args = onboard_newbie(toy_state, validation, model)
