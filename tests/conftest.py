@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -57,3 +59,30 @@ def toy_router(toy_data: dict) -> Router:
     router.fit(toy_data["prompts"])
     router.add_models(toy_data["prompts"], toy_data["scores"], toy_data["costs"])
     return router
+
+
+_LITELLM_CALLBACK_LISTS = (
+    "callbacks",
+    "input_callback",
+    "success_callback",
+    "failure_callback",
+    "_async_success_callback",
+    "_async_failure_callback",
+    "service_callback",
+)
+
+
+@pytest.fixture(autouse=True)
+def _litellm_callbacks_restored() -> Iterator[None]:
+    """Each test leaves LiteLLM's global callback lists as it found them.
+
+    A LiteLLM ``Router`` adds its strategy's logger (e.g. cost-based routing's) to
+    these module-level lists and never removes it; left there, it handles every
+    later test's calls (and logs errors for calls that are not its router's).
+    """
+    litellm = sys.modules.get("litellm")
+    saved = {name: list(getattr(litellm, name, [])) for name in _LITELLM_CALLBACK_LISTS} if litellm else {}
+    yield
+    for name, callbacks in saved.items():
+        if isinstance(getattr(litellm, name, None), list):
+            getattr(litellm, name)[:] = callbacks
