@@ -243,6 +243,23 @@ def test_an_absolute_judge_grades_a_log_without_references(judged, tmp_path: Pat
         run(log, config, tmp_path / "out", update=True)
 
 
+def test_a_reference_grader_llm_judge_is_looked_up_in_the_config(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``--grader llm_judge``: the judge the options name is the config's deployment, as for ``--judge``."""
+    monkeypatch.setenv("FAKE_KEY", "sk-fake")
+    with FakePool(pool_with_judge) as pool:
+        log = write_log(tmp_path / "log.jsonl", make_log_rows())
+        config = write_config(tmp_path / "config.yaml", pool.url, judge=True)
+        options = {"model": "judge", "mode": "absolute", "prompt": ABSOLUTE_TEMPLATE}
+        result = run(log, config, tmp_path / "out", grader="llm_judge", grader_options=options)
+        # the config's judge answered: each distinct answer once (big answers as mathy or geo)
+        assert result.complete and result.n_items == 16 and pool.per_model()["judge"] == 32
+    scores = load_dataset(result.paths["results"])
+    is_math = np.array([p.startswith("Arithmetic") for p in scores.prompts])
+    np.testing.assert_array_equal(scores.scores[:, 0], is_math.astype(float))  # mathy: 10 -> 1, 1 -> 0
+
+
 def test_a_pairwise_judge_scores_against_the_anchor_in_both_orders(judged, tmp_path: Path) -> None:
     pool, log, config = judged
     template = tmp_path / "pairwise.txt"

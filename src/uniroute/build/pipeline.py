@@ -50,6 +50,7 @@ from .sampling import ALLOCATIONS, cluster_targets, sample_per_cluster
 if TYPE_CHECKING:
     from ..engine.embedders import Embedder
     from ..engine.router import Router
+    from ..onboarding.graders import JudgeSettings
 
 STATE = "state"
 VALIDATION = "validation.jsonl"
@@ -209,6 +210,13 @@ def _with_anchor(items: Sequence[ValidationItem], anchor: Answers) -> list[Valid
     ]
 
 
+def _judge_resolver(config: Path) -> JudgeSettings:
+    """``--grader llm_judge``: its judge model is looked up in the config, as ``--judge`` is."""
+    from .judges import judge_settings
+
+    return lambda model: judge_settings(model, config)[0]
+
+
 def _check_same_grading(out: Path, grading: str, template: str | None, anchor: str | None) -> None:
     """Refuse an ``--update`` that would grade otherwise than the build in ``out`` did.
 
@@ -324,15 +332,26 @@ def traffic_cost(costs: np.ndarray, clusters: np.ndarray, shares: np.ndarray) ->
 # ---- grading ------------------------------------------------------------------------------
 
 
-async def _grade_references(items: Sequence[ValidationItem], answers: Answers) -> np.ndarray:
+async def _grade_references(
+    items: Sequence[ValidationItem], answers: Answers, judge: JudgeSettings | None
+) -> np.ndarray:
+    """Every answer graded by its item's grader, side by side (a judge grader bounds its own calls)."""
     from ..onboarding.graders import GraderSet
 
-    graders = GraderSet()
+    graders = GraderSet(judge)
     scores = np.full(len(items), np.nan)
+
+    async def grade(i: int, item: ValidationItem, text: str) -> None:
+        scores[i], _ = await graders.grade(text, item)
+
     try:
-        for i, (item, outcome) in enumerate(zip(items, answers.outcomes, strict=True)):
-            if outcome.text is not None and outcome.status in ("answered", "cached"):
-                scores[i], _ = await graders.grade(outcome.text, item)
+        await asyncio.gather(
+            *(
+                grade(i, item, outcome.text)
+                for i, (item, outcome) in enumerate(zip(items, answers.outcomes, strict=True))
+                if outcome.text is not None and outcome.status in ("answered", "cached")
+            )
+        )
     finally:
         graders.close()
     return scores
@@ -513,9 +532,10 @@ async def abuild(
     _check_prices(deployments)
     cache = Path(cache_dir) if cache_dir is not None else out / CACHE
     options = dict(grader_options or {})
+    resolve_judge = None if config is None else _judge_resolver(Path(config))
     judge_obj = None
     if judge is None:
-        make_grader(grader, options)
+        make_grader(grader, options, judge=resolve_judge)
         item_grader = grader
     else:
         if judge_mode == "pairwise" and anchor not in {d.name for d in deployments}:
@@ -605,7 +625,7 @@ async def abuild(
         items = _with_anchor(items, next(a for a in answers if a.name == anchor))
         save_validation(items, out / VALIDATION)
     if judge_obj is None:
-        scores = {a.name: await _grade_references(items, a) for a in usable_answers}
+        scores = {a.name: await _grade_references(items, a, resolve_judge) for a in usable_answers}
     else:
         tally = _JudgeTally()
         with judge_obj:
