@@ -102,6 +102,24 @@ def test_cached_answers_are_graded_concurrently(
     assert grading["peak"] > 1
 
 
+def test_cached_answers_do_not_hide_a_dead_endpoint(toy_items: list[ValidationItem], tmp_path: Path) -> None:
+    """Cached answers graded between failed calls say nothing of the endpoint: the failure streak stands."""
+    from tqdm.auto import tqdm
+
+    from uniroute.onboarding.runner import Outcome, _FatalCallError, _Run
+    from uniroute.onboarding.settings import CallSettings
+
+    settings = CallSettings("openai/newbie", max_consecutive_failures=3)
+    with ResponseCache(tmp_path / "cache.jsonl") as cache, tqdm(disable=True) as bar:
+        run = _Run(toy_items, settings, cache, 0.001, bar)
+        run.record(0, Outcome("failed", error="500"))
+        run.record(1, Outcome("cached", score=1.0))
+        run.record(2, Outcome("failed", error="500"))
+        run.record(3, Outcome("cached", score=1.0))
+        with pytest.raises(_FatalCallError, match="3 prompts failed in a row"):
+            run.record(4, Outcome("failed", error="500"))
+
+
 def test_a_cache_cut_mid_line_is_recovered(
     fake_server, toy_state: Path, toy_items: list[ValidationItem], tmp_path: Path
 ) -> None:

@@ -185,7 +185,7 @@ class _Run:
 
     def record(self, index: int, outcome: Outcome) -> None:
         self.outcomes[index] = outcome
-        if outcome.status != "unpaid":
+        if outcome.status in ("answered", "failed"):  # only calls say whether the endpoint works
             self.streak = self.streak + 1 if outcome.status == "failed" else 0
         self.failed += outcome.status == "failed"
         if not math.isnan(outcome.score):
