@@ -58,7 +58,6 @@ RESULTS = "results.jsonl"
 META = "build.json"
 REPORT = "report"
 CACHE = "cache"
-JUDGE_MODES = ("absolute", "pairwise")
 # The build's call settings that apply to its judge as well as to its models.
 _JUDGE_CALL = ("timeout", "max_retries", "backoff", "concurrency")
 
