@@ -50,7 +50,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..engine.text import prompt_text
 from ..exceptions import InputError
@@ -60,6 +60,9 @@ from ..onboarding.pricing import Prices, call_cost, output_tokens_bound, price_t
 from ..onboarding.settings import CallSettings, read_model_list, settings_from_deployment
 from .models import ROUTER_KEYS, deployment_prices
 
+if TYPE_CHECKING:
+    from ..onboarding.graders import JudgeSettings
+
 __all__ = [
     "JUDGES",
     "AbsoluteJudge",
@@ -68,6 +71,7 @@ __all__ = [
     "PairwiseJudge",
     "Verdict",
     "estimate_line",
+    "judge_resolver",
     "judge_settings",
     "read_correct",
     "read_preference",
@@ -525,3 +529,11 @@ def judge_settings(
     settings = settings_from_deployment(raw, str(config), **overrides)
     settings.params = {k: v for k, v in settings.params.items() if k not in ROUTER_KEYS}
     return settings, deployment_prices(raw, f"{config}: judge {model!r}")
+
+
+def judge_resolver(config: str | Path | None) -> JudgeSettings | None:
+    """``judge(model)`` for the graders: the judge a validation file names, resolved by
+    :func:`judge_settings` in ``config`` (None without a config: the model string as it is)."""
+    if config is None:
+        return None
+    return lambda model: judge_settings(model, config)[0]

@@ -209,13 +209,6 @@ def _with_anchor(items: Sequence[ValidationItem], anchor: Answers) -> list[Valid
     ]
 
 
-def _judge_resolver(config: Path) -> JudgeSettings:
-    """``--grader llm_judge``: its judge model is looked up in the config, as ``--judge`` is."""
-    from .judges import judge_settings
-
-    return lambda model: judge_settings(model, config)[0]
-
-
 def _check_same_grading(out: Path, grading: str, template: str | None, anchor: str | None) -> None:
     """Refuse an ``--update`` that would grade otherwise than the build in ``out`` did.
 
@@ -516,6 +509,7 @@ async def abuild(
 ) -> BuildResult:
     """:func:`build` for async code."""
     from ..onboarding.graders import make_grader
+    from .judges import judge_resolver
 
     out = Path(out)
     call = dict(call or {})
@@ -531,7 +525,7 @@ async def abuild(
     _check_prices(deployments)
     cache = Path(cache_dir) if cache_dir is not None else out / CACHE
     options = dict(grader_options or {})
-    resolve_judge = None if config is None else _judge_resolver(Path(config))
+    resolve_judge = judge_resolver(config)  # --grader llm_judge: looked up in the config, as --judge is
     judge_obj = None
     if judge is None:
         make_grader(grader, options, judge=resolve_judge)

@@ -84,10 +84,10 @@ def call_arguments(args: argparse.Namespace) -> tuple[dict[str, Any], str | None
 def _judge_estimates(items: list[Any], config: Path | None) -> list[str]:
     """One dry-run line per judge the validation items name (their ``llm_judge`` graders),
     priced like ``uniroute build --judge``: the config deployment's prices, else LiteLLM's."""
-    from ..build.judges import estimate_line, judge_settings
+    from ..build.judges import estimate_line, judge_resolver, judge_settings
     from .graders import GraderSet, LLMJudgeGrader
 
-    graders = GraderSet(None if config is None else (lambda model: judge_settings(model, config)[0]))
+    graders = GraderSet(judge_resolver(config))
     judged: dict[int, tuple[Any, list[Any]]] = {}
     for item in items:
         grader = graders.for_item(item)
@@ -100,7 +100,7 @@ def _judge_estimates(items: list[Any], config: Path | None) -> list[str]:
 
 
 def _cmd_onboard(args: argparse.Namespace) -> int:
-    from ..build.judges import judge_settings
+    from ..build.judges import judge_resolver
     from .cache import cache_file
     from .pricing import estimate
     from .runner import onboard
@@ -126,7 +126,7 @@ def _cmd_onboard(args: argparse.Namespace) -> int:
     _quiet_litellm()
     items = load_validation(args.validation, skip_invalid=args.skip_invalid)
     judge_config = args.judge_config or args.config
-    judge = None if judge_config is None else (lambda model: judge_settings(model, judge_config)[0])
+    judge = judge_resolver(judge_config)
     guess = estimate(items, settings, args.cost, args.cache, args.output_tokens)
     print(f"estimate: {guess.summary()}")
     for line in _judge_estimates(items, judge_config):
