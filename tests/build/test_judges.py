@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -74,6 +74,23 @@ def judge_server() -> Iterator[Callable[[Rule], FakeLLMServer]]:
         server.__exit__()
 
 
+_OPEN: list[AbsoluteJudge | PairwiseJudge] = []
+J = TypeVar("J", bound="AbsoluteJudge | PairwiseJudge")
+
+
+def opened(judge: J) -> J:
+    """``judge``, whose verdict cache is closed when the test ends."""
+    _OPEN.append(judge)
+    return judge
+
+
+@pytest.fixture(autouse=True)
+def _close_judges() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
 def settings(server: FakeLLMServer, **overrides: Any) -> CallSettings:
     base = {"model": JUDGE_MODEL, "api_base": server.url, "api_key": "sk-test", "timeout": 5.0}
     return CallSettings(**(base | {"backoff": 0.01, "backoff_max": 0.02, "max_retries": 1} | overrides))
@@ -91,7 +108,7 @@ def call_price() -> float:
 
 async def test_absolute_judge_scores_on_the_rubric_and_counts_its_cost(judge_server, tmp_path: Path) -> None:
     server = judge_server(rubric)
-    judge = AbsoluteJudge(settings(server), cache_dir=tmp_path)
+    judge = opened(AbsoluteJudge(settings(server), cache_dir=tmp_path))
     right = await judge.agrade(PROMPT, "42", reference="42")
     wrong = await judge.agrade(PROMPT, "41", reference="42")
     assert (right.score, wrong.score) == (1.0, 0.0)
@@ -103,8 +120,12 @@ async def test_absolute_judge_scores_on_the_rubric_and_counts_its_cost(judge_ser
 
 async def test_a_cached_verdict_makes_no_call_and_a_new_template_does(judge_server, tmp_path: Path) -> None:
     server = judge_server(rubric)
-    first = await AbsoluteJudge(settings(server), cache_dir=tmp_path).agrade(PROMPT, "42", reference="42")
-    again = AbsoluteJudge(settings(server), cache_dir=tmp_path)  # a new process would read the same file
+    first = await opened(AbsoluteJudge(settings(server), cache_dir=tmp_path)).agrade(
+        PROMPT, "42", reference="42"
+    )
+    again = opened(
+        AbsoluteJudge(settings(server), cache_dir=tmp_path)
+    )  # a new process would read the same file
     repeated = await again.agrade(PROMPT, "42", reference="42")
     assert server.total_calls == 1
     assert repeated == Verdict(first.score, 0, 0.0, True, first.detail)
@@ -112,7 +133,7 @@ async def test_a_cached_verdict_makes_no_call_and_a_new_template_does(judge_serv
     edited.write_text(
         JudgeTemplate.packaged("absolute-v1").text.replace("Rate the answer", "Now rate the answer")
     )
-    changed = await AbsoluteJudge(settings(server), edited, cache_dir=tmp_path).agrade(
+    changed = await opened(AbsoluteJudge(settings(server), edited, cache_dir=tmp_path)).agrade(
         PROMPT, "42", reference="42"
     )
     assert changed.calls == 1 and not changed.cached and server.total_calls == 2
@@ -120,7 +141,7 @@ async def test_a_cached_verdict_makes_no_call_and_a_new_template_does(judge_serv
 
 async def test_an_unreadable_verdict_is_missing_not_wrong(judge_server, tmp_path: Path) -> None:
     server = judge_server(rubric)
-    verdict = await AbsoluteJudge(settings(server), cache_dir=tmp_path).agrade(
+    verdict = await opened(AbsoluteJudge(settings(server), cache_dir=tmp_path)).agrade(
         PROMPT, "mumble", reference="42"
     )
     assert verdict.score is None and verdict.calls == 1
@@ -131,7 +152,7 @@ async def test_a_failing_judge_gives_missing_verdicts_and_is_called_again_next_t
     judge_server, tmp_path: Path
 ) -> None:
     server = judge_server(lambda text: (500, "judge down"))
-    judge = AbsoluteJudge(settings(server, max_retries=1), cache_dir=tmp_path)
+    judge = opened(AbsoluteJudge(settings(server, max_retries=1), cache_dir=tmp_path))
     verdict = await judge.agrade(PROMPT, "42")
     assert verdict.score is None and verdict.cost == 0.0 and not verdict.cached
     assert verdict.detail.startswith("judge call failed: 500") and "after 2 attempts" in verdict.detail
@@ -143,18 +164,18 @@ async def test_a_failing_judge_gives_missing_verdicts_and_is_called_again_next_t
 async def test_a_rejected_key_stops_the_run(judge_server, tmp_path: Path) -> None:
     server = judge_server(lambda text: (401, "bad key"))
     with pytest.raises(OnboardingError, match="401"):
-        await AbsoluteJudge(settings(server), cache_dir=tmp_path).agrade(PROMPT, "42")
+        await opened(AbsoluteJudge(settings(server), cache_dir=tmp_path)).agrade(PROMPT, "42")
 
 
 async def test_pairwise_asks_both_orders_so_position_bias_cancels(judge_server, tmp_path: Path) -> None:
-    biased = PairwiseJudge(settings(judge_server(first_wins)), cache_dir=tmp_path / "biased")
+    biased = opened(PairwiseJudge(settings(judge_server(first_wins)), cache_dir=tmp_path / "biased"))
     verdict = await biased.agrade(PROMPT, "42", "41")
     assert verdict.score == 0.5 and verdict.calls == 2
     assert verdict.detail == "answer first: A; anchor first: A"
     swapped = await biased.agrade(PROMPT, "41", "42")  # the same two judge prompts: both from the cache
     assert (swapped.score, swapped.calls, swapped.cached) == (0.5, 0, True)
     server = judge_server(fair)
-    judge = PairwiseJudge(settings(server), cache_dir=tmp_path / "fair")
+    judge = opened(PairwiseJudge(settings(server), cache_dir=tmp_path / "fair"))
     assert (await judge.agrade(PROMPT, "It is 42.", "It is 41.")).score == 1.0
     lost = await judge.agrade(PROMPT, "It is 40.", "It is 42.")
     assert lost.score == 0.0 and lost.cost == pytest.approx(2 * call_price())
@@ -165,7 +186,7 @@ async def test_pairwise_asks_both_orders_so_position_bias_cancels(judge_server, 
 
 async def test_pairwise_anchor_itself_scores_half_without_a_call(judge_server, tmp_path: Path) -> None:
     server = judge_server(fair)
-    verdict = await PairwiseJudge(settings(server), cache_dir=tmp_path).agrade(PROMPT, " 42\n", "42")
+    verdict = await opened(PairwiseJudge(settings(server), cache_dir=tmp_path)).agrade(PROMPT, " 42\n", "42")
     assert verdict == Verdict(0.5, 0, 0.0, False, verdict.detail) and "tie by definition" in verdict.detail
     assert server.total_calls == 0
 
@@ -175,7 +196,9 @@ async def test_pairwise_needs_both_orders(judge_server, tmp_path: Path) -> None:
         return (200, "VERDICT: A") if section(text, "Answer A") == "mine" else (200, "hmm")
 
     server = judge_server(one_sided)
-    verdict = await PairwiseJudge(settings(server), cache_dir=tmp_path).agrade(PROMPT, "mine", "anchor's")
+    verdict = await opened(PairwiseJudge(settings(server), cache_dir=tmp_path)).agrade(
+        PROMPT, "mine", "anchor's"
+    )
     assert verdict.score is None and verdict.calls == 2
     assert "answer first: A" in verdict.detail and "anchor first: no 'VERDICT" in verdict.detail
     assert "both orders are needed" in verdict.detail
@@ -185,7 +208,7 @@ async def test_a_user_template_replaces_the_packaged_one(judge_server, tmp_path:
     server = judge_server(lambda text: (200, "SCORE: 4" if text.startswith("CUSTOM") else "SCORE: 10"))
     mine = tmp_path / "strict.txt"
     mine.write_text("CUSTOM rubric for {{braces}}.\nQ: {prompt}\nA: {response}\nEnd with SCORE: <1-10>.")
-    verdict = await AbsoluteJudge(settings(server), mine, cache_dir=tmp_path).agrade(PROMPT, "42")
+    verdict = await opened(AbsoluteJudge(settings(server), mine, cache_dir=tmp_path)).agrade(PROMPT, "42")
     assert verdict.score == pytest.approx(3 / 9)
     assert list(server.calls) == [
         "CUSTOM rubric for {braces}.\nQ: What is 6 times 7?\nA: 42\nEnd with SCORE: <1-10>."
@@ -223,7 +246,7 @@ def test_a_bad_template_says_which_placeholders_are_allowed(
 
 def test_packaged_templates_are_versioned_and_valid(tmp_path: Path) -> None:
     for kind, judge_class in JUDGES.items():
-        judge = judge_class(CallSettings(JUDGE_MODEL), cache_dir=tmp_path)
+        judge = opened(judge_class(CallSettings(JUDGE_MODEL), cache_dir=tmp_path))
         assert judge.template.name == f"{kind}-v1" and len(judge.template.digest) == 16
         assert judge.settings.params["temperature"] == 0
     assert "SCORE: <an integer from 1 to 10>" in JudgeTemplate.packaged("absolute-v1").text
@@ -231,8 +254,10 @@ def test_packaged_templates_are_versioned_and_valid(tmp_path: Path) -> None:
 
 
 def test_estimate_counts_calls_tokens_and_dollars(tmp_path: Path) -> None:
-    absolute = AbsoluteJudge(CallSettings(JUDGE_MODEL), cache_dir=tmp_path, cost=0.002)
-    pairwise = PairwiseJudge(CallSettings(JUDGE_MODEL, params={"max_tokens": 100}), cache_dir=tmp_path)
+    absolute = opened(AbsoluteJudge(CallSettings(JUDGE_MODEL), cache_dir=tmp_path, cost=0.002))
+    pairwise = opened(
+        PairwiseJudge(CallSettings(JUDGE_MODEL, params={"max_tokens": 100}), cache_dir=tmp_path)
+    )
     calls, tokens, dollars = absolute.estimate(50, 200, 300)
     assert calls == 50 and dollars == pytest.approx(0.1)
     assert tokens > 50 * (200 + 300 + 256)  # the template's own tokens come on top
@@ -241,9 +266,11 @@ def test_estimate_counts_calls_tokens_and_dollars(tmp_path: Path) -> None:
     fixed = tokens - 100 * (200 + 2 * 300 + 100)
     assert 100 * 50 < fixed < 100 * 400  # the template, counted once a call
     assert 0 < dollars < 1 and not math.isnan(dollars)
-    unpriced = AbsoluteJudge(CallSettings("openai/no-such-judge"), cache_dir=tmp_path)
+    unpriced = opened(AbsoluteJudge(CallSettings("openai/no-such-judge"), cache_dir=tmp_path))
     assert math.isnan(unpriced.estimate(1, 10, 10)[2])
-    priced = AbsoluteJudge(CallSettings("openai/no-such-judge"), cache_dir=tmp_path, prices=(1.0, 0.0))
+    priced = opened(
+        AbsoluteJudge(CallSettings("openai/no-such-judge"), cache_dir=tmp_path, prices=(1.0, 0.0))
+    )
     calls, tokens, dollars = priced.estimate(3, 10, 10)
     assert dollars == tokens - 3 * 256  # $1 an input token, output free
 
@@ -284,7 +311,7 @@ def test_read_preference(reply: str, expected: str | None) -> None:
 
 async def test_is_cached_says_whether_a_verdict_would_call(judge_server, tmp_path: Path) -> None:
     server = judge_server(fair)
-    judge = PairwiseJudge(settings(server), cache_dir=tmp_path, prices=(1e-3, 2e-3))
+    judge = opened(PairwiseJudge(settings(server), cache_dir=tmp_path, prices=(1e-3, 2e-3)))
     assert judge.is_cached(PROMPT, "42", "42")  # the anchor itself needs no call
     assert not judge.is_cached(PROMPT, "It is 42.", "It is 41.")
     verdict = await judge.agrade(PROMPT, "It is 42.", "It is 41.")
@@ -295,7 +322,7 @@ async def test_is_cached_says_whether_a_verdict_would_call(judge_server, tmp_pat
     assert judge.is_cached(PROMPT, "It is 42.", "It is 41.") and judge.is_cached(
         PROMPT, "It is 41.", "It is 42."
     )
-    absolute = AbsoluteJudge(settings(server), cache_dir=tmp_path)
+    absolute = opened(AbsoluteJudge(settings(server), cache_dir=tmp_path))
     assert not absolute.is_cached(PROMPT, "It is 42.", "42")
     assert server.total_calls == 2
     with pytest.raises(InputError, match="prices"):

@@ -5,6 +5,7 @@ import sys
 import textwrap
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -239,7 +240,7 @@ def test_the_engine_never_imports_the_integrations():
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     for module in (embedders, sys.modules["uniroute.engine.state"]):
-        assert "integrations" not in open(module.__file__).read()
+        assert "integrations" not in Path(module.__file__).read_text()
 
 
 def test_embedders_pickle_and_deepcopy():

@@ -164,18 +164,18 @@ def test_data_errors(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_cli_binds_localhost_and_stops_on_interrupt(csv_path: Path) -> None:
-    process = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "uniroute.cli", "replay-server", "--data", str(csv_path), "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
-        first = read_line(process.stdout, timeout=60)
-        assert "on http://127.0.0.1:" in first, f"no address printed within 60 s: {first!r}"
-        url = first.split(" on ")[1].split()[0]
-        with urllib.request.urlopen(url + "/models", timeout=10) as response:
-            assert len(json.loads(response.read())["data"]) == 3
-    finally:
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=20) == 0
+    ) as process:
+        try:
+            first = read_line(process.stdout, timeout=60)
+            assert "on http://127.0.0.1:" in first, f"no address printed within 60 s: {first!r}"
+            url = first.split(" on ")[1].split()[0]
+            with urllib.request.urlopen(url + "/models", timeout=10) as response:
+                assert len(json.loads(response.read())["data"]) == 3
+        finally:
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=20) == 0
