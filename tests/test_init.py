@@ -14,6 +14,7 @@ def test_public_api_is_pinned():
             "Decision",
             "Embedder",
             "EmbedderMismatchError",
+            "FeedbackUnavailableError",
             "GradingError",
             "HashingEmbedder",
             "InputError",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ._lazy import attach
 from .exceptions import (
     EmbedderMismatchError,
+    FeedbackUnavailableError,
     GradingError,
     InputError,
     NotFittedError,
@@ -57,6 +58,7 @@ __all__ = [
     "Decision",
     "Embedder",
     "EmbedderMismatchError",
+    "FeedbackUnavailableError",
     "GradingError",
     "HashingEmbedder",
     "InputError",

@@ -9,7 +9,8 @@
     ├── StateError                        a router state on disk that cannot be used
     │   └── EmbedderMismatchError         a state made with another embedder
     ├── OnboardingError                   an onboarding run that stopped (the state is unchanged)
-    └── GradingError                      a grader that could not decide (the result is missing)
+    ├── GradingError                      a grader that could not decide (the result is missing)
+    └── FeedbackUnavailableError          the shared feedback store is unreachable: retry later
 
 Messages name the bad value and say what to do instead.
 
@@ -80,6 +81,14 @@ class OnboardingError(UniRouteError):
 
 class GradingError(UniRouteError):
     """A grader could not decide (e.g. the judge model failed); the result is missing."""
+
+
+class FeedbackUnavailableError(UniRouteError):
+    """Feedback by id needed the shared feedback store (Redis), which could not be reached.
+
+    The decision may well be known there (another replica routed it), so this is not an
+    :class:`UnknownDecisionError`: send the same feedback again later.
+    """
 
 
 _DEPRECATED = {"UnirouteError": UniRouteError}

@@ -174,6 +174,12 @@ def _send_feedback(url: str, ids: list[str], count: int, start: int) -> Counter:
     return codes
 
 
+def _feedback_once(client: httpx.Client, decision_id: str) -> tuple[int, str | None]:
+    """(status, Retry-After header) of one thumbs-up for ``decision_id``."""
+    answer = client.post("/uniroute/feedback", json={"decision_id": decision_id, "score": True})
+    return answer.status_code, answer.headers.get("retry-after")
+
+
 def _load(
     cluster: dict, ids: list[list[str]], events: int, clients: int, cross: bool = True
 ) -> tuple[int, float, Counter]:
@@ -304,20 +310,24 @@ def test_redis_killed_and_restarted_mid_run(cluster: dict) -> None:
         sent, _, failures = _load(cluster, ids, 1_000, 4, cross=False)  # Redis up
         server.kill()
         killed = time.monotonic()
-        # Redis down: buffered. Each replica gets feedback for its own decisions (one routed by the
-        # other replica is found through Redis, so during an outage it is a 404).
+        # Redis down: buffered. Each replica gets feedback for its own decisions; one routed by the
+        # other replica needs Redis to be found, so it is a 503 to send again later.
         sent_down, _, failures_down = _load(cluster, ids, 1_000, 4, cross=False)
+        cross_down = [_feedback_once(a, decision_id) for decision_id in ids[1]]
         down_stats = [_stats(c)["store_stats"] for c in (a, b)]
         # the outage lasts longer than the store's delay_threshold (1 s), whatever the machine's speed
         time.sleep(max(0.0, 1.5 - (time.monotonic() - killed)))
         server.start(server.port)
         sent_after, _, failures_after = _load(cluster, ids, 1_000, 4, cross=False)
+        cross_after = [_feedback_once(a, decision_id) for decision_id in ids[1]]
     finally:
         stop.set()
         for thread in routers:
             thread.join(timeout=60)
-    total = sent + sent_down + sent_after
-    assert total == 3_000 and not (failures + failures_down + failures_after)
+    assert cross_down == [(503, "5")] * len(ids[1])  # never a 404: the ids are valid
+    assert cross_after == [(200, None)] * len(ids[1])  # the same feedback, sent again, is recorded
+    total = sent + sent_down + sent_after + len(ids[1])
+    assert total == 3_000 + len(ids[1]) and not (failures + failures_down + failures_after)
     routed = Counter(outcome for seen in outcomes for outcome in seen)
     assert routed["ok"] > 0 and set(routed) == {"ok"}, routed
     assert any(not s["connected"] or s["buffered"] > 0 for s in down_stats)  # the outage was seen

@@ -327,6 +327,25 @@ def test_feedback_by_decision_id_works_at_another_replica(server, toy_router):
 def test_unsent_decisions_are_counted_at_close(toy_router):
     store = RedisFeedbackStore(redis.Redis(port=1), "d", 2, start=False)
     store.remember(toy_router.route("Poetry request: a haiku about snow."))
-    assert store.stats()["remembered"] == 1 and store.decision("nope") is None
+    assert store.stats()["remembered"] == 1
     store.close(timeout=0.1)
     assert store.stats()["decisions_dropped"] == 1
+
+
+def test_an_id_looked_up_while_redis_is_down_is_unavailable_not_unknown(toy_router):
+    """Another replica may have routed it: the caller must be told to retry, not that the id is bad."""
+    import copy
+
+    from uniroute import FeedbackUnavailableError, InputError
+
+    router = copy.deepcopy(toy_router)
+    router.remember_decisions, router.feedback_refresh = True, 0
+    router.use_feedback_store(RedisFeedbackStore(redis.Redis(port=1), "d", 2, start=False))
+    with pytest.raises(FeedbackUnavailableError, match="again once Redis is back") as caught:
+        router.record_feedback("f" * 32, 1.0)
+    assert not isinstance(caught.value, InputError)
+    assert router.feedback.stats()["decision_errors"] == 1
+    own = router.route("Poetry request: a haiku about snow.")
+    assert router.record_feedback(own.decision_id, 1.0) == own.model  # its own decisions need no lookup
+    router.feedback.close(timeout=0.1)
+    router.close()

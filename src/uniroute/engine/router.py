@@ -609,6 +609,9 @@ class Router:
         ``remember_decisions=True``), or the prompt itself with ``model=`` the
         profile that answered. ``score``: a number in [0, 1] (1 = right) or a bool.
         Each cluster's counts move by Φ_k(x)·weight; validation profiles stay as they are.
+        An id this process does not know is looked up in a shared feedback store (Redis);
+        when that store cannot be reached, :class:`~uniroute.FeedbackUnavailableError`
+        says to retry rather than calling the id unknown.
         """
         if isinstance(target, Decision):
             answered = target.model if model is None else model

@@ -46,7 +46,7 @@ import numpy as np
 from ..engine.decision import Decision, check_number
 from ..engine.feedback import FeedbackLedger, RememberedDecision, check_feedback, combine, profile_of
 from ..engine.profiles import ModelProfile
-from ..exceptions import InputError
+from ..exceptions import FeedbackUnavailableError, InputError
 
 try:
     import redis
@@ -349,7 +349,11 @@ class RedisFeedbackStore:
             self._counters["remembered"] += 1
 
     def decision(self, decision_id: str) -> RememberedDecision | None:
-        """A decision some replica remembered, read from Redis; None if unknown, expired or unreachable."""
+        """A decision some replica remembered, read from Redis; None if unknown or expired.
+
+        Raises :class:`~uniroute.FeedbackUnavailableError` when Redis cannot be reached: the id
+        may be known there, so the caller should retry, not drop the feedback as unknown.
+        """
         if not isinstance(decision_id, str) or not 0 < len(decision_id) <= 128:
             return None
         with self._lock:
@@ -360,7 +364,10 @@ class RedisFeedbackStore:
             with self._lock:
                 self._counters["decision_errors"] += 1
             logger.debug("uniroute feedback: decision lookup failed: %s", exc)
-            return None
+            raise FeedbackUnavailableError(
+                f"decision {decision_id!r} is not known here and Redis could not be reached to look it "
+                f"up ({type(exc).__name__}); send the feedback again once Redis is back"
+            ) from exc
         if raw is None:
             return None
         item = json.loads(raw)

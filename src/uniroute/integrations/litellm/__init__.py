@@ -40,7 +40,7 @@ from ..._optional import require
 
 require("litellm", extra="litellm")
 
-from ...exceptions import UnknownDecisionError, UnrankedAnswerError  # noqa: E402
+from ...exceptions import FeedbackUnavailableError, UnknownDecisionError, UnrankedAnswerError  # noqa: E402
 from ._feedback import FAILURE_WEIGHT  # noqa: E402
 from ._proxy import (  # noqa: E402
     HEADER_DECISION,
@@ -78,6 +78,7 @@ __all__ = [
     "STATE_ENV",
     "DeploymentRanker",
     "FailureFeedback",
+    "FeedbackUnavailableError",
     "UniRouteProxyRouter",
     "UniRouteStrategy",
     "UnknownDecisionError",

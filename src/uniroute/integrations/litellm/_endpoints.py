@@ -3,7 +3,9 @@
 * ``POST /uniroute/feedback`` with ``{"decision_id": "...", "score": 0..1 | true | false,
   "weight": 1.0}``: 200 with the profile credited; 400 for a bad body, score or weight;
   404 for a decision this replica does not know (never routed here, or older than 1 h);
-  409 when a deployment uniroute did not rank answered. ``{"events": [...]}`` (1 to 1,000
+  409 when a deployment uniroute did not rank answered; 503 (``Retry-After``) when the
+  decision was routed elsewhere and Redis, which would know it, is unreachable.
+  ``{"events": [...]}`` (1 to 1,000
   such objects) records each and answers 200 with ``accepted``, ``rejected`` and one
   ``{"status", ...}`` result per event, in order.
 * ``GET /uniroute/feedback/stats``: what this replica accepted and rejected, and its
@@ -19,7 +21,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from ...exceptions import InputError, UnknownDecisionError, UnknownModelError, UnrankedAnswerError
+from ...exceptions import (
+    FeedbackUnavailableError,
+    InputError,
+    UnknownDecisionError,
+    UnknownModelError,
+    UnrankedAnswerError,
+)
 from . import _compat
 
 if TYPE_CHECKING:
@@ -30,6 +38,7 @@ STATS_PATH = "/uniroute/feedback/stats"
 BODY_KEYS = frozenset({"decision_id", "score", "weight"})
 MAX_BATCH = 1000
 USAGE = '{"decision_id": "...", "score": 0..1 | true | false, "weight": 1.0}'
+RETRY_AFTER_S = 5  # the store reconnects on its own; a client should not hammer it meanwhile
 
 
 def _error_body(status: int, message: str) -> dict[str, Any]:
@@ -66,6 +75,9 @@ def _record(callback: "UniRouteProxyRouter", body: Any) -> tuple[int, dict[str, 
     except UnknownDecisionError as exc:
         callback.count("unknown_decision")
         return 404, _error_body(404, str(exc))
+    except FeedbackUnavailableError as exc:
+        callback.count("store_unavailable")
+        return 503, _error_body(503, str(exc))
     except (UnrankedAnswerError, UnknownModelError) as exc:
         callback.count("no_profile")
         return 409, _error_body(409, str(exc))
@@ -91,7 +103,8 @@ def mount(app: Any, callback: "UniRouteProxyRouter") -> None:
         """Record a thumbs-up/down or a graded score for a routed response (or a batch of them)."""
         if "events" not in body:
             status, payload = _record(callback, body)
-            return JSONResponse(payload, status_code=status)
+            retry = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+            return JSONResponse(payload, status_code=status, headers=retry)
         events = body["events"]
         if set(body) != {"events"} or not isinstance(events, list) or not 0 < len(events) <= MAX_BATCH:
             callback.count("bad_request")

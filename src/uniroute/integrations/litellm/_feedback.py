@@ -63,7 +63,8 @@ def credit(router: Router, book: AnswerBook, target: Any, score: Any, weight: fl
     ``target``: a response (``_hidden_params["uniroute"]``), that decision mapping, or
     its ``decision_id``. Raises :class:`UnknownDecisionError` for an id this process
     does not know, :class:`~uniroute.InputError` for a bad score or weight, or when a
-    deployment uniroute did not rank answered.
+    deployment uniroute did not rank answered, and lets
+    :class:`~uniroute.FeedbackUnavailableError` through (Redis unreachable: retry later).
     """
     check_score(score, weight)
     record = _decision_of(target)
