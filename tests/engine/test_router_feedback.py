@@ -14,7 +14,7 @@ import pytest
 
 from uniroute import HashingEmbedder, KMeansClusterMap, Router
 from uniroute.engine.router import EXPLORED_NOTE
-from uniroute.exceptions import InputError, StateError, UnknownModelError
+from uniroute.exceptions import InputError, StateError, UnknownModelError, UnrankedAnswerError
 
 MATH = "Arithmetic question: compute 3 plus 4 and answer with the number only."
 POEM = "Poetry request: write a short haiku about snow, with vivid imagery."
@@ -91,6 +91,21 @@ def test_feedback_by_decision_id(toy_data):
     assert router.route(MATH).model == "mathbot"
     with pytest.raises(InputError, match="prompt with model="):
         router.record_feedback("0" * 32, 0)
+
+
+def test_feedback_by_id_credits_who_answered_after_a_fallback(toy_data):
+    router = make_router(toy_data, remember_decisions=True)
+    decision = router.route(MATH)
+    other = next(c for c in decision.candidates if c != decision.model)
+    router.remember_answer(decision, other)
+    assert router.record_feedback(decision.decision_id, 1) == other
+    router.remember_answer(decision, None)  # a model outside the candidates answered
+    with pytest.raises(UnrankedAnswerError, match="no profile to credit"):
+        router.record_feedback(decision.decision_id, 1)
+    with pytest.raises(InputError, match="not a candidate"):
+        router.remember_answer(decision, "gpt-nobody")
+    assert router.feedback.counts(other)[1].sum() == pytest.approx(1.0)
+    assert router.feedback.counts(decision.model)[1].sum() == 0
 
 
 def test_decision_ids_are_not_remembered_by_default(router):

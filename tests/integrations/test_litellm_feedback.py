@@ -92,6 +92,32 @@ async def test_after_a_fallback_feedback_goes_to_who_answered(engine: Router) ->
     assert "mathbot" not in engine.feedback.models
 
 
+async def test_another_replica_credits_who_answered_after_a_fallback(engine: Router, tmp_path) -> None:
+    """Replica a's pick (mathbot) fails and another deployment answers; feedback by id at replica b
+    (sharing a Redis store) credits who answered, not mathbot."""
+    from uniroute.stores.redis import RedisFeedbackStore
+    from valkey_server import running_server
+
+    engines = [engine, copy.deepcopy(engine)]
+    with contextmanager(running_server)(tmp_path) as server:
+        for replica in engines:
+            replica.use_feedback_store(RedisFeedbackStore.for_router(server.url, replica))
+        a, b = make_router(engines[0], fail=("mathbot",)), make_router(engines[1])
+        try:
+            response = await a.acompletion(model="demo", messages=user(MATH_PROMPT))
+            decision = response._hidden_params["uniroute"]
+            assert decision["chosen"] == "mathbot" and decision["answered"] != "mathbot"
+            assert engines[0].feedback.flush(timeout=10)
+            assert ul.record_feedback(b, decision["decision_id"], True) == decision["profile"] != "mathbot"
+            assert engines[1].feedback.flush(timeout=10) and engines[0].feedback.refresh()
+            assert counted(engines[0], decision["profile"]) == pytest.approx(1.0, abs=3e-3)  # float16 Φ
+            assert counted(engines[0], "mathbot") == 0
+        finally:
+            for replica in engines:
+                replica.feedback.close()
+                replica.close()
+
+
 async def test_feedback_changes_the_next_decision(engine: Router) -> None:
     router = make_router(engine)
     first = await router.acompletion(model="demo", messages=user(MATH_PROMPT))

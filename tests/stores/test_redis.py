@@ -297,7 +297,7 @@ def test_a_replica_with_another_half_life_is_refused_and_told(server, caplog):
 def test_feedback_by_decision_id_works_at_another_replica(server, toy_router):
     import copy
 
-    from uniroute.exceptions import InputError
+    from uniroute.exceptions import InputError, UnrankedAnswerError
 
     math = "Arithmetic question: compute 3 plus 4 and answer with the number only."
     replicas = []
@@ -319,6 +319,18 @@ def test_feedback_by_decision_id_works_at_another_replica(server, toy_router):
     assert b.feedback.stats()["decision_hits"] == 1 and a.feedback.stats()["decisions_sent"] == 1
     with pytest.raises(InputError, match="unknown or expired"):
         b.record_feedback("f" * 32, 1.0)
+    # a fallback at replica a: the candidate that answered is credited at b, not the first choice
+    fallback = a.route(math)
+    other = next(c for c in fallback.candidates if c != fallback.model)
+    a.remember_answer(fallback, other)
+    assert a.feedback.flush(timeout=10)
+    assert b.record_feedback(fallback.decision_id, 1.0) == other
+    unranked = a.route(math)
+    a.remember_answer(unranked, None)  # a model outside the candidates answered: nothing to credit
+    assert a.feedback.flush(timeout=10)
+    with pytest.raises(UnrankedAnswerError, match="no profile to credit"):
+        b.record_feedback(unranked.decision_id, 1.0)
+    assert a.feedback.stats()["answers_remembered"] == 2
     for router in replicas:
         router.feedback.close()
         router.close()

@@ -38,7 +38,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from ..exceptions import InputError, UnknownDecisionError
+from ..exceptions import InputError, UnknownDecisionError, UnrankedAnswerError
 from .decision import Decision, best_index, check_number
 from .profiles import DEFAULT_PRIOR_STRENGTH, ModelProfile
 
@@ -227,12 +227,25 @@ class ExplorationCap:
 
 @dataclass(frozen=True)
 class RememberedDecision:
-    """What feedback by decision id needs: the prompt's Φ and the chosen profile."""
+    """What feedback by decision id needs: the prompt's Φ and the profile to credit.
+
+    ``profile`` is the chosen model's, or that of the candidate that answered after a
+    fallback; ``None`` when a model outside the candidates answered (nothing to credit).
+    """
 
     cluster_probs: np.ndarray
     model: str
-    profile: str
+    profile: str | None
     at: float
+
+    def credited(self, decision_id: str) -> str:
+        """The profile feedback on this decision goes to; :class:`UnrankedAnswerError` if none."""
+        if self.profile is None:
+            raise UnrankedAnswerError(
+                f"decision {decision_id!r} was answered by a model outside its candidates (a fallback to "
+                "another model group); there is no profile to credit"
+            )
+        return self.profile
 
 
 class RecentItems(Generic[V]):
@@ -415,8 +428,9 @@ class FeedbackLedger:
                 f"decision {decision_id!r} is unknown or expired (kept {self.decisions.ttl:g} s, at most "
                 f"{self.decisions.max_size}); record with the model and the decision's cluster_probs instead"
             )
-        self.record(item.profile, item.cluster_probs, score, weight, now)
-        return item.profile
+        profile = item.credited(decision_id)
+        self.record(profile, item.cluster_probs, score, weight, now)
+        return profile
 
     @property
     def models(self) -> tuple[str, ...]:

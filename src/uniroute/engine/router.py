@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -569,7 +570,8 @@ class Router:
         and an int ``version`` that grows when the counts change qualifies. A store
         that also has ``remember(decision)`` and ``decision(decision_id)`` shares the
         remembered decisions (``remember_decisions=True``), so feedback by id works at
-        any replica.
+        any replica; with ``remember_answer(decision_id, profile)`` it also shares who
+        answered after a fallback (:meth:`remember_answer`).
         """
         for attr in ("record", "counts", "profile", "version"):
             if not hasattr(store, attr):
@@ -633,7 +635,7 @@ class Router:
                     "remember_decisions=True, for 1 h); pass the Decision, or the prompt with "
                     "model= the model that answered"
                 )
-            profile, phi = item.profile, item.cluster_probs
+            profile, phi = item.credited(target), item.cluster_probs
         elif model is None:
             raise InputError(
                 "record_feedback(prompt, score) needs model= (the model that answered); "
@@ -646,6 +648,30 @@ class Router:
             raise UnknownModelError(f"no profile for model {profile!r}; known models: {list(self.models)}")
         self.feedback.record(profile, phi, score, weight)
         return profile
+
+    def remember_answer(self, decision: Decision, model: str | None) -> None:
+        """Note that ``model`` answered ``decision`` instead of its choice (after a fallback).
+
+        ``model`` is the candidate that answered, or ``None`` for a model outside the
+        candidates. Feedback by the decision's id then credits who answered (or, for
+        ``None``, raises :class:`~uniroute.UnrankedAnswerError`), here and, with a shared
+        feedback store, at every replica. A no-op unless ``remember_decisions=True``.
+        """
+        if model is not None and model not in decision.candidates:
+            raise InputError(
+                f"model {model!r} is not a candidate of this decision; candidates: "
+                f"{list(decision.candidates)} (pass None for a model outside them)"
+            )
+        if not self.remember_decisions:
+            return
+        profile = None if model is None else profile_of(decision, model)
+        cache = self._decision_cache()
+        item = cache.get(decision.decision_id)
+        if item is not None:
+            cache.put(decision.decision_id, dataclasses.replace(item, profile=profile), item.at)
+        share = getattr(self._feedback, "remember_answer", None)
+        if share is not None:
+            share(decision.decision_id, profile)
 
     def reset_feedback(self, model: str | None = None) -> None:
         """Forget the feedback of ``model`` (or of all models): routing on validation profiles again."""

@@ -109,6 +109,8 @@ return 1
 
 _Remembered = tuple[str, str, str, np.ndarray, float]
 """A decision queued for the other replicas: (decision_id, model, profile, Φ, wall-clock time)."""
+_Answered = tuple[str, str]
+"""Who answered a decision after a fallback: (decision_id, profile; "" = a model with no profile)."""
 
 
 class _Batch:
@@ -224,14 +226,16 @@ class RedisFeedbackStore:
         base = f"uniroute:{{{namespace}}}"
         self._keys = (f"{base}:batch:", f"{base}:counts", f"{base}:events", f"{base}:meta")
         self._decision_key = f"{base}:decision:"
+        self._answer_key = f"{base}:answer:"
         self._apply = client.register_script(_APPLY_BATCH)
         self._buffer: deque[tuple[str, np.ndarray, float, float, float]] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._inflight: _Batch | None = None
-        self._shared: deque[_Remembered] = deque()  # remembered decisions waiting to be sent
-        self._shared_inflight: list[_Remembered] | None = None
+        # remembered decisions (and who answered them after a fallback) waiting to be sent, in order
+        self._shared: deque[_Remembered | _Answered] = deque()
+        self._shared_inflight: list[_Remembered | _Answered] | None = None
         self._snapshot: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._snapshot_at: float | None = None
         self._epoch = 0.0  # t0 of the forward decay in the snapshot
@@ -243,6 +247,7 @@ class RedisFeedbackStore:
                 "recorded",
                 "sent",
                 "remembered",
+                "answers_remembered",
                 "decisions_sent",
                 "decisions_dropped",
                 "decision_lookups",
@@ -341,12 +346,23 @@ class RedisFeedbackStore:
             decision.cluster_probs,
             time.time(),
         )
+        self._share(item, "remembered")
+
+    def remember_answer(self, decision_id: str, profile: str | None) -> None:
+        """Share who answered ``decision_id`` when the decision's choice did not (after a fallback).
+
+        Feedback by id at any replica then credits ``profile``, the candidate that answered;
+        ``None``: a model outside the candidates answered, so there is nothing to credit.
+        """
+        self._share((decision_id, profile or ""), "answers_remembered")
+
+    def _share(self, item: _Remembered | _Answered, counter: str) -> None:
         with self._lock:
             if len(self._shared) >= self.max_buffer:
                 self._shared.popleft()
                 self._counters["decisions_dropped"] += 1
             self._shared.append(item)
-            self._counters["remembered"] += 1
+            self._counters[counter] += 1
 
     def decision(self, decision_id: str) -> RememberedDecision | None:
         """A decision some replica remembered, read from Redis; None if unknown or expired.
@@ -359,7 +375,8 @@ class RedisFeedbackStore:
         with self._lock:
             self._counters["decision_lookups"] += 1
         try:
-            raw = self.client.get(self._decision_key + decision_id)
+            keys = [self._decision_key + decision_id, self._answer_key + decision_id]
+            raw, answered = self.client.mget(keys)
         except redis.RedisError as exc:
             with self._lock:
                 self._counters["decision_errors"] += 1
@@ -376,19 +393,26 @@ class RedisFeedbackStore:
             return None  # remembered by a state with other clusters under this namespace
         with self._lock:
             self._counters["decision_hits"] += 1
-        return RememberedDecision(phi, item["model"], item["profile"], float(item["at"]))
+        profile = item["profile"]
+        if answered is not None:  # a fallback answered: credit it ("" = a model with no profile)
+            profile = (answered.decode() if isinstance(answered, bytes) else answered) or None
+        return RememberedDecision(phi, item["model"], profile, float(item["at"]))
 
-    def _take_decisions(self) -> list[_Remembered] | None:
+    def _take_decisions(self) -> list[_Remembered | _Answered] | None:
         with self._lock:
             if self._shared_inflight is None and self._shared:
                 n = min(len(self._shared), self.batch_size)
                 self._shared_inflight = [self._shared.popleft() for _ in range(n)]
             return self._shared_inflight
 
-    def _send_decisions(self, items: list[_Remembered]) -> None:
+    def _send_decisions(self, items: list[_Remembered | _Answered]) -> None:
         ttl = max(1, round(self.decision_ttl))
         with self.client.pipeline(transaction=False) as pipe:
-            for decision_id, model, profile, phi, at in items:
+            for item in items:
+                if len(item) == 2:
+                    pipe.set(self._answer_key + item[0], item[1], ex=ttl)
+                    continue
+                decision_id, model, profile, phi, at = item
                 encoded = base64.b64encode(np.asarray(phi, dtype="<f2").tobytes()).decode()
                 payload = json.dumps({"model": model, "profile": profile, "at": at, "phi": encoded})
                 pipe.set(self._decision_key + decision_id, payload, ex=ttl)

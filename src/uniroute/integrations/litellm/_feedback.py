@@ -40,16 +40,20 @@ class AnswerBook(RecentItems[Answer]):
     """
 
 
-def note_answer(book: AnswerBook, done: Record) -> None:
-    """Remember ``done`` (a decision completed with who answered) if the engine's pick did not answer."""
+def note_answer(book: AnswerBook, done: Record) -> Answer | None:
+    """Remember ``done`` (a decision completed with who answered) if the engine's pick did not answer;
+    returns what was kept (None if the pick answered)."""
     decision = done.decision
     ranking = done.get("ranking") or ()
     if decision is None or not ranking:
-        return
+        return None
     answered = done.get("answered") or done.get("deployment")
     profile = next((row["profile"] for row in ranking if row["deployment"] == answered), None)
-    if profile != ranking[0]["profile"]:
-        book.put(decision.decision_id, (decision, answered if profile is not None else None))
+    if profile == ranking[0]["profile"]:
+        return None
+    kept = (decision, answered if profile is not None else None)
+    book.put(decision.decision_id, kept)
+    return kept
 
 
 def check_score(score: Any, weight: Any) -> None:
@@ -87,6 +91,8 @@ def credit(router: Router, book: AnswerBook, target: Any, score: Any, weight: fl
         return _credit_decision(router, known[0], known[1], score, weight)
     try:
         return router.record_feedback(decision_id, score, weight=weight)
+    except UnrankedAnswerError:  # another replica saw a model outside the ranking answer it
+        raise
     except InputError as exc:  # the score was checked above: the id is what is unknown
         raise UnknownDecisionError(
             f"decision {decision_id!r} is unknown or expired here (decisions are kept for 1 h, "

@@ -389,8 +389,11 @@ class DeploymentRanker:
         return credit(self.router, self.answers, target, score, weight)
 
     def note_answer(self, done: Record) -> None:
-        """Remember who answered ``done`` when it was not the engine's first choice (for feedback by id)."""
-        note_answer(self.answers, done)
+        """Remember who answered ``done`` when it was not the engine's first choice (for feedback by id),
+        here and, through the engine's shared feedback store, at every replica."""
+        kept = note_answer(self.answers, done)
+        if kept is not None:
+            self.router.remember_answer(*kept)
 
     def record_failure(
         self, metadata: Mapping[str, Any], deployment: str | None, weight: float
