@@ -95,6 +95,7 @@ async def test_after_a_fallback_feedback_goes_to_who_answered(engine: Router) ->
 async def test_another_replica_credits_who_answered_after_a_fallback(engine: Router, tmp_path) -> None:
     """Replica a's pick (mathbot) fails and another deployment answers; feedback by id at replica b
     (sharing a Redis store) credits who answered, not mathbot."""
+    pytest.importorskip("redis", reason="the [redis] extra (redis-py) is not installed")
     from uniroute.stores.redis import RedisFeedbackStore
     from valkey_server import running_server
 
