@@ -180,6 +180,17 @@ def _feedback_once(client: httpx.Client, decision_id: str) -> tuple[int, str | N
     return answer.status_code, answer.headers.get("retry-after")
 
 
+def _feedback_until_accepted(client: httpx.Client, decision_id: str) -> tuple[int, str | None]:
+    """Send one thumbs-up again while it is a 503 (the store fails lookups at once for 1 s after a
+    failed one), at most 50 times, 0.1 s apart; the last (status, Retry-After)."""
+    for _ in range(50):
+        answer = _feedback_once(client, decision_id)
+        if answer[0] != 503:
+            return answer
+        time.sleep(0.1)
+    return answer
+
+
 def _load(
     cluster: dict, ids: list[list[str]], events: int, clients: int, cross: bool = True
 ) -> tuple[int, float, Counter]:
@@ -314,17 +325,22 @@ def test_redis_killed_and_restarted_mid_run(cluster: dict) -> None:
         # other replica needs Redis to be found, so it is a 503 to send again later.
         sent_down, _, failures_down = _load(cluster, ids, 1_000, 4, cross=False)
         cross_down = [_feedback_once(a, decision_id) for decision_id in ids[1]]
+        batch_down = a.post(
+            "/uniroute/feedback", json={"events": [{"decision_id": i, "score": 1} for i in ids[1]]}
+        )
         down_stats = [_stats(c)["store_stats"] for c in (a, b)]
         # the outage lasts longer than the store's delay_threshold (1 s), whatever the machine's speed
         time.sleep(max(0.0, 1.5 - (time.monotonic() - killed)))
         server.start(server.port)
         sent_after, _, failures_after = _load(cluster, ids, 1_000, 4, cross=False)
-        cross_after = [_feedback_once(a, decision_id) for decision_id in ids[1]]
+        cross_after = [_feedback_until_accepted(a, decision_id) for decision_id in ids[1]]
     finally:
         stop.set()
         for thread in routers:
             thread.join(timeout=60)
     assert cross_down == [(503, "5")] * len(ids[1])  # never a 404: the ids are valid
+    assert batch_down.status_code == 200 and batch_down.headers["retry-after"] == "5"
+    assert [r["status"] for r in batch_down.json()["results"]] == [503] * len(ids[1])
     assert cross_after == [(200, None)] * len(ids[1])  # the same feedback, sent again, is recorded
     total = sent + sent_down + sent_after + len(ids[1])
     assert total == 3_000 + len(ids[1]) and not (failures + failures_down + failures_after)

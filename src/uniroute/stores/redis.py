@@ -35,6 +35,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import threading
 import time
 import uuid
@@ -111,6 +112,18 @@ _Remembered = tuple[str, str, str, np.ndarray, float]
 """A decision queued for the other replicas: (decision_id, model, profile, Φ, wall-clock time)."""
 _Answered = tuple[str, str]
 """Who answered a decision after a fallback: (decision_id, profile; "" = a model with no profile)."""
+
+_LOOKUP_BACKOFF_S = 1.0
+"""After a failed decision lookup, lookups fail at once for this long: in a network partition each
+attempt blocks for the socket timeout, and the proxy looks ids up on its event loop (a batch of
+1,000 unknown ids would otherwise block it for 1,000 s)."""
+
+
+def _unreachable(decision_id: str, why: str) -> str:
+    return (
+        f"decision {decision_id!r} is not known here and Redis could not be reached to look it up "
+        f"({why}); send the feedback again once Redis is back"
+    )
 
 
 class _Batch:
@@ -227,6 +240,7 @@ class RedisFeedbackStore:
         self._keys = (f"{base}:batch:", f"{base}:counts", f"{base}:events", f"{base}:meta")
         self._decision_key = f"{base}:decision:"
         self._answer_key = f"{base}:answer:"
+        self._lookup_failed_at = -math.inf  # time.monotonic() of the last failed decision lookup
         self._apply = client.register_script(_APPLY_BATCH)
         self._buffer: deque[tuple[str, np.ndarray, float, float, float]] = deque()
         self._lock = threading.Lock()
@@ -374,17 +388,20 @@ class RedisFeedbackStore:
             return None
         with self._lock:
             self._counters["decision_lookups"] += 1
+            failed_recently = time.monotonic() - self._lookup_failed_at < _LOOKUP_BACKOFF_S
+            if failed_recently:
+                self._counters["decision_errors"] += 1
+        if failed_recently:
+            raise FeedbackUnavailableError(_unreachable(decision_id, "a lookup failed less than 1 s ago"))
         try:
             keys = [self._decision_key + decision_id, self._answer_key + decision_id]
             raw, answered = self.client.mget(keys)
         except redis.RedisError as exc:
             with self._lock:
                 self._counters["decision_errors"] += 1
+                self._lookup_failed_at = time.monotonic()
             logger.debug("uniroute feedback: decision lookup failed: %s", exc)
-            raise FeedbackUnavailableError(
-                f"decision {decision_id!r} is not known here and Redis could not be reached to look it "
-                f"up ({type(exc).__name__}); send the feedback again once Redis is back"
-            ) from exc
+            raise FeedbackUnavailableError(_unreachable(decision_id, type(exc).__name__)) from exc
         if raw is None:
             return None
         item = json.loads(raw)

@@ -7,7 +7,7 @@
   decision was routed elsewhere and Redis, which would know it, is unreachable.
   ``{"events": [...]}`` (1 to 1,000
   such objects) records each and answers 200 with ``accepted``, ``rejected`` and one
-  ``{"status", ...}`` result per event, in order.
+  ``{"status", ...}`` result per event, in order (with ``Retry-After`` if any was a 503).
 * ``GET /uniroute/feedback/stats``: what this replica accepted and rejected, and its
   feedback store's counters (for Redis: sent, buffered, delayed, dropped, connected...).
 
@@ -114,7 +114,10 @@ def mount(app: Any, callback: "UniRouteProxyRouter") -> None:
             status, payload = _record(callback, event)
             results.append({"status": status, **payload})
         accepted = sum(r["status"] == 200 for r in results)
-        return JSONResponse({"accepted": accepted, "rejected": len(results) - accepted, "results": results})
+        retry = {"Retry-After": str(RETRY_AFTER_S)} if any(r["status"] == 503 for r in results) else None
+        return JSONResponse(
+            {"accepted": accepted, "rejected": len(results) - accepted, "results": results}, headers=retry
+        )
 
     async def stats(_key: Key) -> JSONResponse:
         """This replica's feedback counters and its store's."""
