@@ -10,7 +10,9 @@ the ``{...}`` hash tag keeps every key in one Redis Cluster slot):
   writer, every replica must use the same) and, with decay, ``epoch`` (a wall-clock time t0);
 * ``uniroute:{ns}:batch:<id>`` — a short-lived marker that makes a retried batch count once;
 * ``uniroute:{ns}:decision:<decision_id>`` — a remembered decision (its Φ as float16, the chosen
-  model and profile), kept ``decision_ttl`` seconds, so feedback by decision id works at any replica.
+  model and profile), kept ``decision_ttl`` seconds, so feedback by decision id works at any replica;
+* ``uniroute:{ns}:answer:<decision_id>`` — the profile of the candidate that answered after a
+  fallback (``""``: a model outside the candidates), same TTL; it overrides the decision's profile.
 
 Decay (``half_life``) is *forward*: an event of weight w at time t is stored as
 w·2^((t - t0)/h), so stored counts never need rewriting as time passes and replicas add
