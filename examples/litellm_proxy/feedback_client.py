@@ -3,16 +3,30 @@
     export LITELLM_MASTER_KEY=sk-local-demo     # the key the proxy was started with
     python examples/litellm_proxy/feedback_client.py http://127.0.0.1:4000
 
-Any OpenAI client works for the request; the feedback is one authenticated POST.
+Any OpenAI client works for the request; the feedback is one authenticated POST. A 503
+means the proxy could not reach Redis to look the decision up (another replica routed it):
+send the same feedback again after ``Retry-After`` seconds, as ``send_feedback`` does.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 
 import httpx
 import openai
+
+
+def send_feedback(http: httpx.Client, body: dict, attempts: int = 3) -> dict:
+    """POST one feedback event; a 503 is sent again after its ``Retry-After`` (at most ``attempts`` tries)."""
+    for attempt in range(1, attempts + 1):
+        answer = http.post("/uniroute/feedback", json=body)
+        if answer.status_code != 503 or attempt == attempts:
+            answer.raise_for_status()
+            return answer.json()
+        time.sleep(float(answer.headers.get("retry-after", "1")))
+    raise ValueError("attempts must be >= 1")
 
 
 def ask_and_rate(base_url: str, api_key: str, question: str) -> dict:
@@ -29,12 +43,11 @@ def ask_and_rate(base_url: str, api_key: str, question: str) -> dict:
             {"decision_id": decision_id, "score": False},
             {"decision_id": decision_id, "score": 0.8},
         ):
-            answer = http.post("/uniroute/feedback", json=body)
-            answer.raise_for_status()
-            print("feedback:", answer.json())
+            answer = send_feedback(http, body)
+            print("feedback:", answer)
         stats = http.get("/uniroute/feedback/stats").json()
     print("this replica:", stats["requests"], "store:", stats["store"])
-    return answer.json()
+    return answer
 
 
 if __name__ == "__main__":

@@ -340,6 +340,26 @@ def test_feedback_client_example_runs(proxy: dict, capsys: pytest.CaptureFixture
     assert "feedback: {'decision_id'" in capsys.readouterr().out
 
 
+def test_the_example_client_sends_a_503_again_after_retry_after() -> None:
+    from feedback_client import send_feedback
+
+    statuses = iter([503, 503, 200, 503, 503, 503])
+    seen: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(next(statuses))
+        if seen[-1] == 503:
+            return httpx.Response(503, headers={"Retry-After": "0"}, json={"error": {"code": 503}})
+        return httpx.Response(200, json={"profile": "big"})
+
+    with httpx.Client(base_url="http://proxy", transport=httpx.MockTransport(answer)) as http:
+        assert send_feedback(http, {"decision_id": "x", "score": 1}) == {"profile": "big"}
+        assert seen == [503, 503, 200]
+        with pytest.raises(httpx.HTTPStatusError, match="503"):
+            send_feedback(http, {"decision_id": "x", "score": 1})  # three 503s: it gives up
+    assert seen == [503, 503, 200, 503, 503, 503]
+
+
 def test_a_batch_of_feedback_answers_per_event(proxy: dict) -> None:
     raw = proxy["client"].chat.completions.with_raw_response.create(
         model="demo", messages=user(POETRY_PROMPT)
