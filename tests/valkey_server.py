@@ -6,8 +6,10 @@ import importlib
 import shutil
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -97,3 +99,83 @@ def running_server(folder: Path) -> Iterator[Server]:
         yield srv
     finally:
         srv.stop()
+
+
+def _commands(buffer: bytearray) -> Iterator[bytes]:
+    """The names (upper case) of the complete RESP commands at the head of ``buffer``, consumed."""
+    while buffer.startswith(b"*") and b"\r\n" in buffer:
+        head, rest = bytes(buffer).split(b"\r\n", 1)
+        parts = []
+        for _ in range(int(head[1:])):
+            if b"\r\n" not in rest:
+                return
+            size, rest = rest.split(b"\r\n", 1)
+            n = int(size[1:])
+            if len(rest) < n + 2:
+                return
+            parts.append(rest[:n])
+            rest = rest[n + 2 :]
+        del buffer[: len(buffer) - len(rest)]
+        yield parts[0].upper()
+
+
+HELLO_REPLY = b"%1\r\n$5\r\nproto\r\n:3\r\n"
+"""A RESP3 answer to redis-py's ``HELLO 3`` handshake."""
+
+
+class FakeRedis:
+    """A TCP server on 127.0.0.1 speaking just enough RESP to stand in for a broken Redis."""
+
+    def __init__(self, answer: Callable[[bytes], bytes | None]):
+        self.answer = answer
+        self.connections = 0
+        self.url = ""
+
+
+@contextmanager
+def fake_redis(answer: Callable[[bytes], bytes | None]) -> Iterator[FakeRedis]:
+    """Serve ``answer(command name)`` for every command (``None``: never reply, as a server stuck or
+    cut off mid-request); ``connections`` counts the connections accepted. Stopped on exit."""
+    fake, stop = FakeRedis(answer), threading.Event()
+
+    def serve(conn: socket.socket) -> None:
+        buffer = bytearray()
+        with conn:
+            conn.settimeout(0.1)
+            while not stop.is_set():
+                try:
+                    data = conn.recv(65536)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                if not data:
+                    return
+                buffer += data
+                for name in _commands(buffer):
+                    reply = fake.answer(name)
+                    if reply is not None:
+                        conn.sendall(reply)
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.1)
+        fake.url = f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+
+        def accept() -> None:
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                fake.connections += 1
+                threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+        acceptor = threading.Thread(target=accept, daemon=True)
+        acceptor.start()
+        try:
+            yield fake
+        finally:
+            stop.set()
+            acceptor.join(timeout=5)

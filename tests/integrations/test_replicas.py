@@ -28,7 +28,7 @@ import yaml
 from litellm_fakes import MATH_PROMPT, POETRY_PROMPT, deployment
 
 from uniroute import HashingEmbedder, KMeansClusterMap, Router
-from valkey_server import redis, running_server
+from valkey_server import HELLO_REPLY, fake_redis, redis, running_server
 
 pytestmark = pytest.mark.integration
 
@@ -354,3 +354,27 @@ def test_redis_killed_and_restarted_mid_run(cluster: dict) -> None:
           f"{delayed} delayed (max delay {max(s['max_delay_s'] for s in stats):.2f} s), "
           f"{sum(s['dropped'] for s in stats)} dropped")  # fmt: skip
     assert delayed > 0 and all(s["dropped"] == 0 and s["buffered"] == 0 for s in stats)
+
+
+def test_a_lookup_stuck_on_redis_does_not_hold_up_the_proxy(tmp_path: Path) -> None:
+    """While one feedback request waits on Redis for an id another replica routed (up to the 1 s
+    socket timeout), the same replica answers other requests: the lookup runs off the event loop."""
+    mget_seen = threading.Event()
+
+    def stuck_on_lookups(command: bytes) -> bytes | None:
+        """redis-py's handshake works, other commands fail, and a lookup (MGET) never gets an answer."""
+        if command == b"MGET":
+            mget_seen.set()
+            return None
+        return HELLO_REPLY if command == b"HELLO" else b"-ERR a stuck test server\r\n"
+
+    with ExitStack() as stack:
+        url = stack.enter_context(fake_redis(stuck_on_lookups)).url
+        (proxy,) = stack.enter_context(_replicas(_config(tmp_path, _state(tmp_path)), tmp_path, url, n=1))
+        slow, fast = stack.enter_context(_client(proxy)), stack.enter_context(_client(proxy))
+        pool = stack.enter_context(ThreadPoolExecutor(1))
+        stuck = pool.submit(_feedback_once, slow, "f" * 32)
+        assert mget_seen.wait(timeout=60), "the proxy never looked the id up in Redis"
+        assert fast.get("/uniroute/feedback/stats").status_code == 200
+        assert not stuck.done()  # the stats came back while the lookup was still waiting on Redis
+        assert stuck.result(timeout=60) == (503, "5")

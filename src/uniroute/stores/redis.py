@@ -117,8 +117,8 @@ _Answered = tuple[str, str]
 
 _LOOKUP_BACKOFF_S = 1.0
 """After a failed decision lookup, lookups fail at once for this long: in a network partition each
-attempt blocks for the socket timeout, and the proxy looks ids up on its event loop (a batch of
-1,000 unknown ids would otherwise block it for 1,000 s)."""
+attempt blocks for the socket timeout, so a feedback batch of 1,000 unknown ids would otherwise
+take 1,000 s."""
 
 
 def _unreachable(decision_id: str, why: str) -> str:

@@ -12,14 +12,17 @@
   feedback store's counters (for Redis: sent, buffered, delayed, dropped, connected...).
 
 Both depend on LiteLLM's ``user_api_key_auth``: a request without a valid key gets
-LiteLLM's 401 and records nothing. Imported only inside a running proxy (FastAPI is
-part of ``litellm[proxy]``).
+LiteLLM's 401 and records nothing. Recording runs in a worker thread: an id routed by
+another replica is looked up in Redis, a blocking call that must not hold up the proxy's
+event loop (and every request on it) while Redis is slow or unreachable. Imported only
+inside a running proxy (FastAPI is part of ``litellm[proxy]``).
 """
 
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from ...exceptions import (
     FeedbackUnavailableError,
@@ -93,6 +96,15 @@ def _record(callback: "UniRouteProxyRouter", body: Any) -> tuple[int, dict[str, 
     }
 
 
+def _record_each(callback: "UniRouteProxyRouter", events: list) -> list[dict[str, Any]]:
+    """Record every event of a batch; one ``{"status", ...}`` result per event, in order."""
+    results = []
+    for event in events:
+        status, payload = _record(callback, event)
+        results.append({"status": status, **payload})
+    return results
+
+
 def mount(app: Any, callback: "UniRouteProxyRouter") -> None:
     """Add the feedback endpoints to the proxy's ``app`` (once), served by ``callback``."""
     if any(getattr(route, "path", None) == FEEDBACK_PATH for route in app.router.routes):
@@ -102,17 +114,14 @@ def mount(app: Any, callback: "UniRouteProxyRouter") -> None:
     async def feedback(body: Annotated[dict, Depends(_json_object)], _key: Key) -> JSONResponse:
         """Record a thumbs-up/down or a graded score for a routed response (or a batch of them)."""
         if "events" not in body:
-            status, payload = _record(callback, body)
+            status, payload = await run_in_threadpool(_record, callback, body)
             retry = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
             return JSONResponse(payload, status_code=status, headers=retry)
         events = body["events"]
         if set(body) != {"events"} or not isinstance(events, list) or not 0 < len(events) <= MAX_BATCH:
             callback.count("bad_request")
             return _error(400, f'send {{"events": [...]}}: a list of 1 to {MAX_BATCH} objects {USAGE}')
-        results = []
-        for event in events:
-            status, payload = _record(callback, event)
-            results.append({"status": status, **payload})
+        results = await run_in_threadpool(_record_each, callback, events)
         accepted = sum(r["status"] == 200 for r in results)
         retry = {"Retry-After": str(RETRY_AFTER_S)} if any(r["status"] == 503 for r in results) else None
         return JSONResponse(
