@@ -394,7 +394,9 @@ class RedisFeedbackStore:
             if failed_recently:
                 self._counters["decision_errors"] += 1
         if failed_recently:
-            raise FeedbackUnavailableError(_unreachable(decision_id, "a lookup failed less than 1 s ago"))
+            raise FeedbackUnavailableError(
+                _unreachable(decision_id, f"a lookup failed less than {_LOOKUP_BACKOFF_S:g} s ago")
+            )
         try:
             keys = [self._decision_key + decision_id, self._answer_key + decision_id]
             raw, answered = self.client.mget(keys)
