@@ -19,7 +19,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from quality_data import load
 
+from uniroute.engine.profiles import fit_price
 from uniroute.evaluation.metrics import deferral_curve, first_choice
 
 
@@ -45,6 +46,17 @@ class Task:
     C_test: np.ndarray
     T_test: np.ndarray
     cost_fit: np.ndarray | None = None  # mean $ of the models in S_fit (for a cost-aware fit)
+    price_test: np.ndarray | None = None  # (n_test, n_pool) $ of each test prompt, priced by length
+
+
+def priced(task: Task, L_val: np.ndarray, C_val: np.ndarray, L_test: np.ndarray) -> Task:
+    """``task`` with each test prompt priced by its length, as the engine prices requests
+    (``fit_price`` on the validation prompts' lengths and $)."""
+    prices = np.zeros((len(L_test), C_val.shape[1]))
+    for j in range(C_val.shape[1]):
+        if np.isfinite(C_val[:, j]).any():
+            prices[:, j] = fit_price(L_val, C_val[:, j])(L_test)
+    return replace(task, price_test=prices)
 
 
 Router = Callable[[Task], np.ndarray]  # returns estimated errors (n_test, n_pool)
@@ -53,7 +65,7 @@ Router = Callable[[Task], np.ndarray]  # returns estimated errors (n_test, n_poo
 def metrics(task: Task, errors: np.ndarray) -> dict[str, float]:
     """Deferral area (the harness's definition: anchored at the cheapest model, cost normalised by the
     most expensive model's mean cost) and V_B at λ = 0 (quality of the λ = 0 choices / best model's)."""
-    dcost = np.broadcast_to(task.cost_val, errors.shape)
+    dcost = np.broadcast_to(task.cost_val if task.price_test is None else task.price_test, errors.shape)
     rows = np.arange(len(errors))
     means = task.S_test.mean(axis=0)
     out = {"v_b": float(task.S_test[rows, first_choice(errors, dcost)].mean() / means.max())}
@@ -69,8 +81,19 @@ def _complete(S: np.ndarray) -> np.ndarray:
     return ~np.isnan(S).any(axis=1)
 
 
-def cv_tasks(d: dict[str, np.ndarray], n_folds: int = 5, unseen_draws: int = 4, seed: int = 0):
-    """Yield ("static" | "unseen", Task) on the train split only."""
+def cv_tasks(
+    d: dict[str, np.ndarray], n_folds: int = 5, unseen_draws: int = 4, seed: int = 0, by_length: bool = False
+):
+    """Yield ("static" | "unseen", Task) on the train split only; ``by_length``: test prompts
+    priced by their length (``priced``), else every request at its model's mean $."""
+    for kind, task, val, test, pool in _cv_tasks(d, n_folds, unseen_draws, seed):
+        if by_length and np.isfinite(d["C_train"]).any():
+            L = d["L_train"]
+            task = priced(task, L[val], d["C_train"][np.ix_(val, pool)], L[test])
+        yield kind, task
+
+
+def _cv_tasks(d: dict[str, np.ndarray], n_folds: int, unseen_draws: int, seed: int):
     X, S, C, T = d["X_train"], d["S_train"], d["C_train"], d["T_train"]
     n, m = S.shape
     rng = np.random.default_rng(seed)
@@ -94,6 +117,9 @@ def cv_tasks(d: dict[str, np.ndarray], n_folds: int = 5, unseen_draws: int = 4, 
                 T[keep],
                 mean_cost,
             ),
+            rest,
+            keep,
+            np.arange(m),
         )
         if m < 6:
             continue
@@ -127,6 +153,9 @@ def cv_tasks(d: dict[str, np.ndarray], n_folds: int = 5, unseen_draws: int = 4, 
                     if np.isfinite(C).any()
                     else None,
                 ),
+                val,
+                keep,
+                pool,
             )
 
 
@@ -156,13 +185,14 @@ def main(routers: dict[str, Router]) -> None:
     parser.add_argument("--data", nargs="+", default=["routerbench", "routellm"])
     parser.add_argument("--only", default=None, help="regex: run the routers whose name matches it")
     parser.add_argument("--unseen-draws", type=int, default=4)
+    parser.add_argument("--by-length", action="store_true", help="price test prompts by their length")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     chosen = {k: v for k, v in routers.items() if args.only is None or re.search(args.only, k)}
     results = {}
     for name in args.data:
         print(f"== {name}", flush=True)
-        tasks = list(cv_tasks(load(name), unseen_draws=args.unseen_draws))
+        tasks = list(cv_tasks(load(name), unseen_draws=args.unseen_draws, by_length=args.by_length))
         results[name] = run(chosen, tasks)
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))
@@ -180,6 +210,7 @@ def sweep(description: str, per_task: Callable[[str, Task, Add, Wanted], None]) 
     parser.add_argument("--data", nargs="+", default=["routellm", "routerbench"])
     parser.add_argument("--unseen-draws", type=int, default=2)
     parser.add_argument("--only", default=None, help="regex over the variant labels")
+    parser.add_argument("--by-length", action="store_true", help="price test prompts by their length")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
@@ -189,7 +220,7 @@ def sweep(description: str, per_task: Callable[[str, Task, Add, Wanted], None]) 
     results: dict[str, dict] = {}
     for name in args.data:
         print(f"== {name}", flush=True)
-        tasks = list(cv_tasks(load(name), unseen_draws=args.unseen_draws))
+        tasks = list(cv_tasks(load(name), unseen_draws=args.unseen_draws, by_length=args.by_length))
         rows: dict[str, dict[str, list[float]]] = {}
 
         def add(label: str, kind: str, m: dict[str, float], rows=rows) -> None:

@@ -2,7 +2,8 @@
 
 Each data set becomes ``~/.cache/uniroute/quality/<name>-<embedder>.npz`` holding
 ``X_train``/``X_test`` (routing-text embeddings), ``S_*`` (scores, NaN = no result),
-``C_*`` ($ per call), ``T_*`` (task tag per prompt) and ``models``. The quality
+``C_*`` ($ per call), ``T_*`` (task tag per prompt), ``L_*`` (prompt length in
+characters, what the engine prices requests by) and ``models``. The quality
 scripts (``benchmarks/quality_*.py``) read only these files, so a sweep never
 re-embeds. The Open LLM Leaderboard set has no text: its "embedding" is empty and
 only task-tag routers run on it.
@@ -38,11 +39,14 @@ def _embed(data, embedder) -> np.ndarray:
 
 
 def _arrays(train, test, embedder) -> dict[str, np.ndarray]:
+    from uniroute.engine.text import prompt_chars
+
     out: dict[str, np.ndarray] = {"models": np.array(train.models)}
     for tag, data in (("train", train), ("test", test)):
         out[f"S_{tag}"] = data.scores.astype(np.float64)
         out[f"C_{tag}"] = data.costs.astype(np.float64)
         out[f"T_{tag}"] = np.array(data.tasks)
+        out[f"L_{tag}"] = prompt_chars(data.prompts)
         out[f"X_{tag}"] = (
             _embed(data, embedder) if embedder is not None else np.zeros((len(data), 0), np.float32)
         )
@@ -76,6 +80,7 @@ def build(root: Path, embedder_name: str) -> None:
         out[f"S_{tag}"] = scores[mask]
         out[f"C_{tag}"] = np.full(scores[mask].shape, np.nan)
         out[f"T_{tag}"] = bench[mask]
+        out[f"L_{tag}"] = np.zeros(int(mask.sum()))
         out[f"X_{tag}"] = np.zeros((int(mask.sum()), 0), np.float32)
     np.savez(cache_path("open-llm-lb-v2", embedder_name), **out)
 

@@ -7,6 +7,11 @@
   the train file, Φ fitted on the rest with the 7 other models' results): paired wins vs K-NN;
 * V_B at λ = 0 on every data set (Open LLM Leaderboard: task-tag clusters vs best single).
 
+Every test prompt is priced by its length as the engine prices requests (each model's
+``fit_price`` on the training prompts' lengths and $; ``--flat-prices``: one mean $ per
+model, as before session 6). Routers are compared under the same prices: K-NN gets them too
+(its k chosen by CV under them), and ``knn_flat`` keeps the old K-NN, priced at mean $.
+
     nice -n 10 python benchmarks/quality_test.py --out benchmarks/results/cv_test_targets.json
 """
 
@@ -21,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from quality_cv import Task, cv_tasks, metrics
+from quality_cv import Task, cv_tasks, metrics, priced
 from quality_data import load
 from quality_routers import knn, tags, uniroute
 
@@ -38,17 +43,17 @@ def old_default():
     return uniroute(lambda: KMeansClusterMap(n_clusters=8, assignment="soft"))
 
 
-def choose_k(d, kind: str) -> tuple[int, dict[int, float]]:
+def choose_k(d, kind: str, by_length: bool) -> tuple[int, dict[int, float]]:
     """K-NN's k by train-only 5-fold CV (mean area of the given protocol)."""
-    tasks = [t for k, t in cv_tasks(d, unseen_draws=2) if k == kind]
+    tasks = [t for k, t in cv_tasks(d, unseen_draws=2, by_length=by_length) if k == kind]
     areas = {k: float(np.mean([metrics(t, knn(k)(t))["area"] for t in tasks])) for k in KS}
     return max(areas, key=areas.get), areas
 
 
-def static_task(d) -> Task:
+def static_task(d, by_length: bool) -> Task:
     keep = ~np.isnan(d["S_test"]).any(axis=1)
     mean_cost = np.nan_to_num(np.nanmean(d["C_train"], axis=0))
-    return Task(
+    task = Task(
         d["X_train"],
         d["S_train"],
         d["X_train"],
@@ -60,21 +65,34 @@ def static_task(d) -> Task:
         d["C_test"][keep],
         d["T_test"][keep],
     )
+    return priced(task, d["L_train"], d["C_train"], d["L_test"][keep]) if by_length else task
 
 
-def bootstrap_area_diff(task: Task, err_a: np.ndarray, err_b: np.ndarray, n_boot: int = 1000, seed: int = 0):
+def flat(task: Task) -> Task:
+    """The same task with every request priced at its model's mean $."""
+    return Task(**{**task.__dict__, "price_test": None})
+
+
+def bootstrap_area_diff(
+    task: Task, err_a: np.ndarray, err_b: np.ndarray, n_boot: int = 1000, seed: int = 0, flat_b: bool = False
+):
+    """95% CI of area(a) − area(b) over paired resamples of the test prompts (b at mean $ if ``flat_b``)."""
     rng = np.random.default_rng(seed)
     n = len(task.S_test)
     diffs = []
     for _ in range(n_boot):
         i = rng.integers(0, n, n)
         sub = Task(**{**task.__dict__, "S_test": task.S_test[i], "C_test": task.C_test[i]})
-        diffs.append(metrics(sub, err_a[i])["area"] - metrics(sub, err_b[i])["area"])
+        sub_b = sub
+        if task.price_test is not None:
+            sub = Task(**{**sub.__dict__, "price_test": task.price_test[i]})
+            sub_b = sub if not flat_b else flat(sub)
+        diffs.append(metrics(sub, err_a[i])["area"] - metrics(sub_b, err_b[i])["area"])
     lo, hi = np.percentile(diffs, [2.5, 97.5])
     return float(lo), float(hi)
 
 
-def unseen_trials(d, k: int, trials: int = 20, seed: int = 0):
+def unseen_trials(d, k: int, by_length: bool, trials: int = 20, seed: int = 0):
     X, S, C = d["X_train"], d["S_train"], d["C_train"]
     m = S.shape[1]
     rng = np.random.default_rng(seed)
@@ -98,6 +116,8 @@ def unseen_trials(d, k: int, trials: int = 20, seed: int = 0):
             d["C_test"][np.ix_(keep, pool)],
             d["T_test"][keep],
         )
+        if by_length:
+            task = priced(task, d["L_train"][val], C[np.ix_(val, pool)], d["L_test"][keep])
         u, kn = metrics(task, default_uniroute()(task)), metrics(task, knn(k)(task))
         rows.append(
             {
@@ -114,12 +134,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=None)
     parser.add_argument("--boot", type=int, default=1000)
+    parser.add_argument("--flat-prices", action="store_true", help="one mean $ per model (before session 6)")
     args = parser.parse_args()
-    out: dict = {}
+    by_length = not args.flat_prices
+    out: dict = {"prices": "flat" if args.flat_prices else "by length"}
     for name in ("routerbench", "routellm"):
         d = load(name)
-        k, k_areas = choose_k(d, "static")
-        task = static_task(d)
+        k, k_areas = choose_k(d, "static", by_length)
+        task = static_task(d, by_length)
         err_u, err_k = default_uniroute()(task), knn(k)(task)
         mu, mk = metrics(task, err_u), metrics(task, err_k)
         lo, hi = bootstrap_area_diff(task, err_u, err_k, args.boot)
@@ -135,10 +157,19 @@ def main() -> None:
             "area_diff": mu["area"] - mk["area"],
             "area_diff_ci95": [lo, hi],
         }
+        if by_length:  # the K-NN of the earlier sessions: k by CV at mean $, routed at mean $
+            k_flat, _ = choose_k(d, "static", False)
+            err_f = knn(k_flat)(task)
+            mf = metrics(flat(task), err_f)
+            flo, fhi = bootstrap_area_diff(task, err_u, err_f, args.boot, flat_b=True)
+            out[name]["knn_flat"] = mf | {"k": k_flat}
+            out[name]["area_diff_vs_knn_flat"] = mu["area"] - mf["area"]
+            out[name]["area_diff_vs_knn_flat_ci95"] = [flo, fhi]
+            out[name]["uniroute_flat"] = metrics(flat(task), err_u)
         print(name, json.dumps(out[name]), flush=True)
     d = load("routerbench")
-    k_unseen, k_areas = choose_k(d, "unseen")
-    rows = unseen_trials(d, k_unseen)
+    k_unseen, k_areas = choose_k(d, "unseen", by_length)
+    rows = unseen_trials(d, k_unseen, by_length)
     diffs = np.array([r["uniroute"]["area"] - r["knn"]["area"] for r in rows])
     out["routerbench_unseen"] = {
         "knn_k": k_unseen,

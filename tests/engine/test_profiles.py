@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from uniroute import ModelProfile
-from uniroute.engine.profiles import profile_from_scores
+from uniroute.engine.profiles import fit_price, profile_from_scores
 from uniroute.exceptions import InputError
 
 
@@ -117,3 +117,36 @@ def test_a_model_validated_only_on_quizzes_is_not_sent_code():
     chosen = [d.model for d in router.route_batch(code, lam=10.0)]
     assert chosen.count("quiz-only") == 0
     assert {d.model for d in router.route_batch(quiz, lam=10.0)} == {"quiz-only"}
+
+
+def test_fit_price_follows_the_prompt_length():
+    chars = np.array([100.0, 200.0, 300.0, 400.0])
+    costs = np.array([2e-4, 3e-4, np.nan, 5e-4])  # $ = 1e-4 + 1e-6 · chars; NaN = no result, skipped
+    price = fit_price(chars, costs)
+    assert price.per_char == pytest.approx(1e-6) and price.max_chars == 400.0
+    np.testing.assert_allclose(price([100.0, 1000.0]), [2e-4, 1.1e-3])
+
+
+def test_a_price_falling_with_length_is_not_extrapolated_to_zero():
+    # Long prompts with short answers cost less; past the longest validation prompt the
+    # price stays there, so a 100,000-character request never looks free.
+    price = fit_price([100.0, 300.0, 500.0], [9e-4, 7e-4, 5e-4])
+    assert price.per_char == pytest.approx(-1e-6)
+    assert price(100_000.0) == pytest.approx(5e-4)
+    assert price(0.0) == pytest.approx(1e-3)
+
+
+def test_fit_price_refuses_what_it_cannot_fit():
+    with pytest.raises(InputError, match="one length per cost"):
+        fit_price([1.0, 2.0], [1.0])
+    with pytest.raises(InputError, match="no finite cost"):
+        fit_price([1.0, 2.0], [np.nan, np.nan])
+    assert fit_price([7.0, 7.0], [1.0, 3.0]) == (2.0, 0.0, 7.0, 7.0)  # one length: a flat price
+
+
+def test_a_profile_prices_requests_and_checks_its_price():
+    profile = ModelProfile("m", [0.0], [1.0], 1e-3, cost_per_char=1e-6, mean_chars=100.0, max_chars=200.0)
+    np.testing.assert_allclose(profile.price([100.0, 600.0]), [1e-3, 1.5e-3])
+    assert profile.to_dict()["cost_per_char"] == 1e-6
+    with pytest.raises(InputError, match="mean_chars must be a finite number >= 0"):
+        ModelProfile("m", [0.0], [1.0], cost=1e-3, mean_chars=-1.0)

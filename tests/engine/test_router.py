@@ -433,3 +433,36 @@ def test_a_model_joins_with_no_validation_results(toy_router):
         toy_router.add_model_prior("x", "cheap", accuracy=0.5)
     with pytest.raises(UnknownModelError, match="ghost"):
         toy_router.add_model_prior("x", 0.1, like="ghost")
+
+
+def test_per_prompt_costs_price_each_request_by_its_length(toy_router, toy_data, tmp_path):
+    # Before: one mean $ per model, so at equal quality a short and a long prompt went to the
+    # same model; now "billed" (its $ grows with the prompt) wins short prompts, "flat" long ones.
+    prompts = toy_data["prompts"]
+    chars = np.array([len(p) for p in prompts], dtype=float)
+    right = np.ones(len(prompts))
+    billed = toy_router.add_model("billed", prompts, right, 1e-5 * chars)
+    toy_router.add_model("flat", prompts, right, billed.cost)
+    assert billed.cost_per_char == pytest.approx(1e-5) and billed.mean_chars == pytest.approx(chars.mean())
+    short, long = "2+2?", MATH * 10
+    pair = ["billed", "flat"]
+    assert toy_router.route(short, lam=1.0, candidates=pair).model == "billed"
+    decision = toy_router.route(long, lam=1.0, candidates=pair)
+    assert decision.model == "flat"
+    assert decision.cost == {"billed": pytest.approx(1e-5 * len(long)), "flat": pytest.approx(billed.cost)}
+    assert [d.model for d in toy_router.route_batch([short, long], lam=1.0, candidates=pair)] == pair
+    toy_router.save(tmp_path / "state")
+    loaded = Router.load(tmp_path / "state")
+    assert loaded.route(long, lam=1.0, candidates=pair).cost == decision.cost
+
+
+def test_calibrate_budgets_with_each_request_priced_by_its_length(toy_router, toy_data):
+    prompts = toy_data["prompts"]
+    chars = np.array([len(p) for p in prompts], dtype=float)
+    toy_router.add_model("billed", prompts, np.ones(len(prompts)), 1e-4 * chars)
+    traffic = ["2+2?"] * 3 + [MATH * 20]
+    pair = ["billed", "mathbot"]
+    lam = toy_router.calibrate(traffic, max_cost=0.005, candidates=pair)
+    spent = [d.cost[d.model] for d in toy_router.route_batch(traffic, lam=lam, candidates=pair)]
+    assert np.mean(spent) <= 0.005
+    assert [d.model for d in toy_router.route_batch(traffic, lam=lam, candidates=pair)][:3] == ["billed"] * 3

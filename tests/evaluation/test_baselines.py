@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from uniroute.datasets import RoutingDataset
-from uniroute.evaluation.baselines import KNNRouter, Split, choose_k
+from uniroute.engine.cluster_maps import KMeansClusterMap
+from uniroute.evaluation.baselines import KNNRouter, Split, UniRouteRouter, choose_k
 
 
 def _clusters(n_per: int, n_clusters: int, seed: int = 0) -> tuple[np.ndarray, RoutingDataset]:
@@ -76,3 +77,21 @@ def test_knn_never_looks_at_the_test_results() -> None:
     np.testing.assert_array_equal(runs[0].errors, runs[1].errors)
     with pytest.raises(Exception, match="positive int or 'cv'"):
         KNNRouter(k=0).route(Split(data, data, test, X, X, X[::7]))
+
+
+def test_every_learned_router_prices_test_prompts_by_length_as_the_engine_does() -> None:
+    X, data = _clusters(n_per=20, n_clusters=4)
+    prompts = ["x" * (10 + 7 * i) for i in range(len(data))]  # lengths 10 .. 563 characters
+    chars = np.array([len(p) for p in prompts], dtype=float)
+    costs = np.stack([1e-6 * chars, np.full(len(chars), 3e-4)], axis=1)  # "a" is billed by length
+    priced = RoutingDataset(data.models, data.scores, costs, prompts, data.tasks, data.ids)
+    valid, test = priced.rows(range(0, 80, 2)), priced.rows(range(1, 80, 2))
+    split = Split(priced, valid, test, X, X[::2], X[1::2])
+    expected = np.stack([1e-6 * chars[1::2], np.full(40, 3e-4)], axis=1)
+    np.testing.assert_allclose(split.test_prices(), expected, rtol=1e-9, atol=1e-12)
+    engine = UniRouteRouter(lambda: KMeansClusterMap(n_clusters=4)).route(split)
+    np.testing.assert_allclose(engine.costs, expected, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(KNNRouter(k=5).route(split).costs, expected, rtol=1e-9, atol=1e-12)
+    without_text = RoutingDataset(test.models, test.scores, test.costs, None, test.tasks, test.ids)
+    flat = Split(priced, valid, without_text, X, X[::2], X[1::2])
+    assert not flat.priced_by_length() and flat.test_prices().shape == (2,)  # one mean $ per model

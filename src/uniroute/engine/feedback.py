@@ -33,7 +33,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -96,19 +96,17 @@ def check_feedback(cluster_probs: Any, score: Any, weight: Any, n_clusters: int)
 def combine(
     validation: ModelProfile, error_sums: np.ndarray, counts: np.ndarray, feedback_weight: float = 1.0
 ) -> ModelProfile:
-    """``validation`` with ``feedback_weight`` × the feedback counts added (same name, cost, prior)."""
+    """``validation`` with ``feedback_weight`` × the feedback counts added (same name, price, prior)."""
     fw = check_number(feedback_weight, "feedback_weight", hint=" (0 = validation only, 1 = feedback as is)")
     if counts.shape != validation.counts.shape:
         raise InputError(
             f"feedback for {validation.name!r} has {counts.shape[0]} clusters, its profile "
             f"{validation.counts.shape[0]}: feedback must come from the same router state"
         )
-    return ModelProfile(
-        name=validation.name,
+    return replace(
+        validation,
         error_sums=validation.error_sums + fw * np.minimum(error_sums, counts),
         counts=validation.counts + fw * counts,
-        cost=validation.cost,
-        prior_strength=validation.prior_strength,
     )
 
 

@@ -22,18 +22,47 @@ c_k = min(1, (n_k / Σn) / reference_k), and stores c_k·n_k and c_k·e_k. A
 validation set spread like the training prompts keeps its full weight.
 ``upper(q)`` gives the q-quantile of the posterior, for routing on a conservative
 estimate.
+
+A profile also prices requests. A request's $ depends on its length (input
+tokens are billed, and the kind of prompt sets how long the answer is), so
+routing on one mean $ per model sends long prompts to an expensive model as
+readily as short ones. Given one $ per validation prompt, :func:`fit_price`
+measures how a model's $ moves with the prompt's characters (least squares), and
+:meth:`ModelProfile.price` prices any request: ``cost + cost_per_char · (chars −
+mean_chars)``, at least 0. A negative slope (long prompts with short answers) is
+not extrapolated past the longest validation prompt (``max_chars``), so a long
+request never looks free.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..exceptions import InputError
 
 DEFAULT_PRIOR_STRENGTH = 4.0
+
+
+class Price(NamedTuple):
+    """$ per request as a function of the prompt's length in characters.
+
+    ``cost`` at ``mean_chars``, ``per_char`` more per extra character, at least 0;
+    with ``per_char`` < 0, lengths past ``max_chars`` are priced as ``max_chars``.
+    The fields may be arrays of one value per model: ``price(chars[:, None])`` is (n, m).
+    """
+
+    cost: Any
+    per_char: Any = 0.0
+    mean_chars: Any = 0.0
+    max_chars: Any = 0.0
+
+    def __call__(self, chars: Any) -> np.ndarray:
+        x = np.asarray(chars, np.float64)
+        x = np.where(np.asarray(self.per_char) < 0, np.minimum(x, self.max_chars), x)
+        return np.maximum(self.cost + self.per_char * (x - self.mean_chars), 0.0)
 
 
 def _posterior(error_sums: np.ndarray, counts: np.ndarray, m: float) -> tuple[np.ndarray, np.ndarray]:
@@ -95,6 +124,11 @@ class ModelProfile:
     prior_strength : float, default=4.0
         Pseudo-results pulling each cluster toward the model's global error,
         and toward ½ (unknown) where the cluster holds few results.
+    cost_per_char : float, default=0.0
+        $ a request costs more per character of prompt (0: every request costs
+        ``cost``; < 0: longer prompts cost less, see :class:`Price`).
+    mean_chars, max_chars : float, default=0.0
+        Mean and largest prompt length (characters) of the requests ``cost`` was measured on.
     """
 
     name: str
@@ -102,6 +136,9 @@ class ModelProfile:
     counts: np.ndarray
     cost: float
     prior_strength: float = DEFAULT_PRIOR_STRENGTH
+    cost_per_char: float = 0.0
+    mean_chars: float = 0.0
+    max_chars: float = 0.0
     errors: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -115,6 +152,11 @@ class ModelProfile:
             raise InputError(f"profile {self.name!r}: cost must be a finite $ >= 0, got {self.cost!r}")
         if not self.prior_strength >= 0:
             raise InputError(f"profile {self.name!r}: prior_strength must be >= 0")
+        for what in ("cost_per_char", "mean_chars", "max_chars"):
+            value = getattr(self, what)
+            if not (np.isfinite(value) and (value >= 0 or what == "cost_per_char")):
+                raise InputError(f"profile {self.name!r}: {what} must be a finite number >= 0, got {value!r}")
+            object.__setattr__(self, what, float(value))
         object.__setattr__(self, "error_sums", error_sums)
         object.__setattr__(self, "counts", counts)
         object.__setattr__(self, "cost", float(self.cost))
@@ -130,6 +172,11 @@ class ModelProfile:
     def global_error(self) -> float:
         """Error over all clusters, lightly smoothed: (Σe + ½) / (Σn + 1)."""
         return float((self.error_sums.sum() + 0.5) / (self.counts.sum() + 1.0))
+
+    def price(self, chars: Any) -> np.ndarray:
+        """$ per request for prompts of ``chars`` characters (array-like): the profile's
+        cost, moved by ``cost_per_char`` per character away from ``mean_chars``, at least 0."""
+        return Price(self.cost, self.cost_per_char, self.mean_chars, self.max_chars)(chars)
 
     def posterior(self) -> tuple[np.ndarray, np.ndarray]:
         """Beta(α_k, β_k) posterior of each cluster's error rate."""
@@ -149,6 +196,9 @@ class ModelProfile:
         return {
             "name": self.name,
             "cost": self.cost,
+            "cost_per_char": self.cost_per_char,
+            "mean_chars": self.mean_chars,
+            "max_chars": self.max_chars,
             "prior_strength": self.prior_strength,
             "n_results": self.n_results,
             "global_error": self.global_error,
@@ -170,11 +220,31 @@ def check_scores(scores: Any, n: int, name: str) -> np.ndarray:
     return s
 
 
+def fit_price(chars: Any, costs: Any) -> Price:
+    """The :class:`Price` of a model from its $ on prompts of known length.
+
+    ``cost`` is the mean $, ``per_char`` the least-squares slope of $ on length,
+    ``mean_chars`` and ``max_chars`` the mean and largest length; prompts whose $ is
+    NaN are skipped.
+    """
+    x, y = np.asarray(chars, dtype=np.float64), np.asarray(costs, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise InputError(f"need one length per cost, got shapes {x.shape} and {y.shape}")
+    known = np.isfinite(y) & np.isfinite(x)
+    if not known.any():
+        raise InputError("no finite cost to fit a price on")
+    x, y = x[known], y[known]
+    spread = x - x.mean()
+    variance = float(spread @ spread)
+    slope = float(spread @ (y - y.mean())) / variance if variance > 0 else 0.0
+    return Price(float(y.mean()), slope, float(x.mean()), float(x.max()))
+
+
 def profile_from_scores(
     name: str,
     phi: np.ndarray,
     scores: Any,
-    cost: float,
+    cost: float | Price,
     prior_strength: float = DEFAULT_PRIOR_STRENGTH,
     reference: np.ndarray | None = None,
 ) -> ModelProfile:
@@ -183,7 +253,8 @@ def profile_from_scores(
     Missing results (NaN) are skipped, not counted as wrong. ``reference`` is the
     training prompts' share per cluster (the map's ``cluster_weights_``): with it,
     clusters the validation set barely covers count as unknown rather than as
-    evidence (see the module docstring).
+    evidence (see the module docstring). ``cost`` is one $ per request, or a
+    :class:`Price` (:func:`fit_price`) that prices requests by their length.
     """
     s = check_scores(scores, phi.shape[0], name)
     if np.isnan(s).all():
@@ -193,10 +264,14 @@ def profile_from_scores(
             f"reference must hold one share per cluster ({phi.shape[1]}), got {np.shape(reference)}"
         )
     error_sums, counts = evidence(phi, s[:, None], reference)
+    price = cost if isinstance(cost, Price) else Price(cost)
     return ModelProfile(
         name=name,
         error_sums=error_sums[:, 0],
         counts=counts[:, 0],
-        cost=cost,
+        cost=price.cost,
         prior_strength=prior_strength,
+        cost_per_char=price.per_char,
+        mean_chars=price.mean_chars,
+        max_chars=price.max_chars,
     )

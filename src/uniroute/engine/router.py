@@ -28,9 +28,16 @@ from .feedback import (
     profile_of,
     thompson_errors,
 )
-from .profiles import DEFAULT_PRIOR_STRENGTH, ModelProfile, check_scores, profile_from_scores
+from .profiles import (
+    DEFAULT_PRIOR_STRENGTH,
+    ModelProfile,
+    Price,
+    check_scores,
+    fit_price,
+    profile_from_scores,
+)
 from .state import feedback_namespace, read_state, save_router
-from .text import Prompt, routing_text
+from .text import Prompt, prompt_chars, routing_text
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +66,9 @@ EXPLORED_NOTE = "explored: Thompson sample"
 
 
 class _Candidates:
-    """The profiled part of a candidate list, with its Ψ and costs laid out for scoring."""
+    """The profiled part of a candidate list, with its Ψ and prices laid out for scoring."""
 
-    __slots__ = ("costs", "index", "names", "position", "profiles", "psi_t", "skipped")
+    __slots__ = ("index", "names", "position", "price", "profiles", "psi_t", "skipped")
 
     def __init__(self, pool: _Pool, pairs: Sequence[tuple[str, str]]):
         known = [(name, profile) for name, profile in pairs if profile in pool.index]
@@ -71,13 +78,20 @@ class _Candidates:
         self.position = {name: i for i, name in enumerate(self.names)}
         self.index = np.array([pool.index[p] for p in self.profiles], dtype=np.intp)
         self.psi_t = np.ascontiguousarray(pool.psi[self.index].T)
-        self.costs = pool.costs[self.index]
+        self.price = Price(*(field[self.index] for field in pool.price))
 
-    def costs_with(self, overrides: Mapping[str, Any]) -> np.ndarray:
-        """The candidates' costs, with ``overrides`` (candidate name -> $) applied."""
+    def prices(self, chars: np.ndarray | None, overrides: Mapping[str, Any] | None) -> np.ndarray:
+        """$ per request of each candidate: (m,) without prompt lengths, else (n, m)
+        priced by length (:meth:`ModelProfile.price`); ``overrides`` (candidate name -> $)
+        replace a candidate's price for every prompt."""
+        if chars is None or not self.price.per_char.any():
+            costs = self.price.cost.copy()
+        else:
+            costs = self.price(chars[:, None])
+        if overrides is None:
+            return costs
         if not isinstance(overrides, Mapping):
             raise InputError(f"costs must be a mapping of candidate name to $ per request, got {overrides!r}")
-        costs = self.costs.copy()
         for name, value in overrides.items():
             i = self.position.get(name)
             if i is None:
@@ -86,7 +100,7 @@ class _Candidates:
                 raise InputError(
                     f"costs names {name!r}, which is not a candidate; candidates: {list(self.names)}"
                 )
-            costs[i] = check_number(value, f"cost of candidate {name!r}", hint=" ($ per request)")
+            costs[..., i] = check_number(value, f"cost of candidate {name!r}", hint=" ($ per request)")
         return costs
 
 
@@ -122,7 +136,12 @@ class _Pool:
         self.names = tuple(profiles)
         self.index = {name: i for i, name in enumerate(self.names)}
         self.psi = np.stack([p.errors for p in profiles.values()]) if profiles else np.zeros((0, 0))
-        self.costs = np.array([p.cost for p in profiles.values()], dtype=np.float64)
+        self.price = Price(
+            *(
+                np.array([getattr(p, f) for p in profiles.values()], dtype=np.float64)
+                for f in ("cost", "cost_per_char", "mean_chars", "max_chars")
+            )
+        )
         self._upper: dict[float, np.ndarray] = {}
         self._subsets: dict[Any, _Candidates] = {}
 
@@ -468,7 +487,9 @@ class Router:
         scores : mapping of model name to sequence of float
             One score in [0, 1] per prompt (1 = correct); NaN = no result.
         costs : mapping of model name to float or sequence of float
-            $ per request, or $ per prompt (averaged over observed prompts).
+            $ per request, or $ per prompt. Per-prompt $ also price requests by
+            their length: the profile keeps the mean $ over observed prompts and how
+            it grows per character (:func:`~uniroute.engine.profiles.fit_price`).
         embeddings : array, optional
             Precomputed embeddings of ``prompts`` (skips embedding).
         """
@@ -485,13 +506,29 @@ class Router:
         cmap = self._check_fitted()
         X = self.embed(prompts, progress=progress) if embeddings is None else check_embeddings(embeddings)
         phi = cmap.predict_proba(X)
-        profiles = []
-        for name, model_scores in scores.items():
-            s = check_scores(model_scores, len(X), name)
-            cost = _mean_cost(name, costs[name], s)
-            profiles.append(
-                profile_from_scores(name, phi, s, cost, self.prior_strength, reference=cmap.cluster_weights_)
+        checked = {name: check_scores(model_scores, len(X), name) for name, model_scores in scores.items()}
+        per_prompt = {name: _per_prompt_costs(name, costs[name], s) for name, s in checked.items()}
+        chars = None
+        if any(c is not None for c in per_prompt.values()):
+            if len(prompts) != len(X):
+                raise InputError(
+                    f"{len(prompts)} prompts but {len(X)} embeddings: per-prompt costs are priced by "
+                    "the prompts' lengths, so give the prompts the embeddings belong to"
+                )
+            chars = prompt_chars(prompts)
+        profiles = [
+            profile_from_scores(
+                name,
+                phi,
+                s,
+                _one_cost(name, costs[name])
+                if chars is None or per_prompt[name] is None
+                else fit_price(chars, per_prompt[name]),
+                self.prior_strength,
+                reference=cmap.cluster_weights_,
             )
+            for name, s in checked.items()
+        ]
         self.add_profiles(profiles, replace=replace)
         return profiles
 
@@ -826,8 +863,10 @@ class Router:
         candidates: Candidates | None,
         conservative: float | None,
         costs: Mapping[str, Any] | None,
+        chars: np.ndarray | None = None,
     ) -> tuple[_Pool, _Candidates, np.ndarray, np.ndarray]:
-        """The pool scored on, the candidates, their expected errors Φ·Ψ (n, m) and their costs (m,)."""
+        """The pool scored on, the candidates, their expected errors Φ·Ψ (n, m) and their prices:
+        (m,) without the prompts' lengths ``chars``, else (n, m)."""
         if conservative is not None:
             conservative = check_number(conservative, "conservative", hint=" (a quantile such as 0.9)")
             if not 0 < conservative < 1:
@@ -835,7 +874,7 @@ class Router:
         pool = self._routing_pool()
         chosen = self._candidates(pool, candidates)
         psi_t = chosen.psi_t if conservative is None else pool.upper_psi_t(chosen, conservative)
-        return pool, chosen, phi @ psi_t, chosen.costs if costs is None else chosen.costs_with(costs)
+        return pool, chosen, phi @ psi_t, chosen.prices(chars, costs)
 
     def _decide(
         self,
@@ -847,19 +886,21 @@ class Router:
         costs: Mapping[str, Any] | None,
         explore: str | None = None,
         rng: Any = None,
+        chars: np.ndarray | None = None,
     ) -> list[Decision]:
         lam = check_number(lam, "lam", hint=" (error points traded per $; 0 = best quality)")
         if explore not in (None, "thompson"):
             raise InputError(f"explore must be None (deterministic) or 'thompson', got {explore!r}")
-        pool, chosen, errors, cand_costs = self._score(phi, candidates, conservative, costs)
+        pool, chosen, errors, cand_costs = self._score(phi, candidates, conservative, costs, chars)
         scores = route_scores(errors, cand_costs, lam)
+        prices = np.broadcast_to(cand_costs, errors.shape)
         names = chosen.names
         best = best_index(scores).tolist()
         decisions = [
             Decision(
                 chosen.names,
                 errors[i],
-                cand_costs,
+                prices[i],
                 lam,
                 phi[i],
                 chosen.skipped,
@@ -958,7 +999,9 @@ class Router:
             Randomness for ``explore="thompson"``.
         """
         phi, notes = self._phi_of([prompt])
-        return self._decide(phi, lam, candidates, conservative, notes, costs, explore, rng)[0]
+        return self._decide(
+            phi, lam, candidates, conservative, notes, costs, explore, rng, prompt_chars([prompt])
+        )[0]
 
     def route_batch(
         self,
@@ -972,8 +1015,11 @@ class Router:
         rng: Any = None,
     ) -> list[Decision]:
         """Route many prompts at once (one embedding call, one matrix product); see :meth:`route`."""
-        phi, notes = self._phi_of(list(prompts))
-        return self._decide(phi, lam, candidates, conservative, notes, costs, explore, rng)
+        prompts = list(prompts)
+        phi, notes = self._phi_of(prompts)
+        return self._decide(
+            phi, lam, candidates, conservative, notes, costs, explore, rng, prompt_chars(prompts)
+        )
 
     def route_embeddings(
         self,
@@ -1028,18 +1074,22 @@ class Router:
         )
         if len(prompts) == 0:
             raise InputError("calibrate needs representative prompts (a sample of real traffic); got none")
-        errors, cand_costs, _ = self.expected_errors(self.embed(prompts), candidates, costs=costs)
+        _, _, errors, cand_costs = self._score(
+            self.cluster_probs(self.embed(prompts)), candidates, None, costs, prompt_chars(prompts)
+        )
+        cand_costs = np.broadcast_to(cand_costs, errors.shape)
         rows = np.arange(len(errors))
 
         def outcome(lam: float) -> tuple[float, float]:
             choice = best_index(route_scores(errors, cand_costs, lam))
-            return float(cand_costs[choice].mean()), float(1.0 - errors[rows, choice].mean())
+            return float(cand_costs[rows, choice].mean()), float(1.0 - errors[rows, choice].mean())
 
         def meets(lam: float) -> bool:  # False -> True as λ grows for a budget, True -> False for quality
             cost, quality = outcome(lam)
             return cost <= target if budget else quality >= target
 
-        gaps = np.diff(np.unique(cand_costs))
+        gaps = np.diff(np.sort(cand_costs, axis=1), axis=1)
+        gaps = gaps[gaps > 0]
         lam_hi = 2.0 * (np.ptp(errors) + 1.0) / (gaps.min() if len(gaps) else 1.0)
         if budget:
             if meets(0.0):
@@ -1132,19 +1182,26 @@ def _check_model_name(name: Any) -> None:
         raise InputError(f"a model name must be a non-empty string, got {name!r}")
 
 
-def _mean_cost(name: str, cost: Any, scores: np.ndarray) -> float:
-    """$ per request of a model: ``cost`` itself, or the mean of per-prompt costs over observed prompts."""
-    hint = f" ($ per request, or one $ per prompt: {len(scores)} values)"
+def _one_cost(name: str, cost: Any) -> float:
+    """A model's one $ per request, checked."""
+    value = cost.item() if isinstance(cost, np.ndarray) else cost
+    return check_number(value, f"cost of {name!r}", hint=" ($ per request, or one $ per prompt)")
+
+
+def _per_prompt_costs(name: str, cost: Any, scores: np.ndarray) -> np.ndarray | None:
+    """None for one $ per request; else the per-prompt $ with NaN where there is no result."""
     if np.ndim(cost) == 0:
-        value = cost.item() if isinstance(cost, np.ndarray) else cost
-        return check_number(value, f"cost of {name!r}", hint=hint)
+        return None
+    hint = f" ($ per request, or one $ per prompt: {len(scores)} values)"
     try:
         values = np.asarray(cost, dtype=np.float64)
     except (TypeError, ValueError):
         raise InputError(f"cost of {name!r} must be numbers{hint}, got {cost!r:.80}") from None
     if values.shape != scores.shape:
         raise InputError(f"costs of {name!r}: give one $ per request or one per prompt ({len(scores)})")
-    values = values[~np.isnan(scores) & np.isfinite(values)]
-    if not len(values):
+    values = np.where(~np.isnan(scores) & np.isfinite(values), values, np.nan)
+    if np.isnan(values).all():
         raise InputError(f"model {name!r} has no finite cost on its observed prompts")
-    return check_number(float(values.mean()), f"cost of {name!r}", hint=hint)
+    if (values[~np.isnan(values)] < 0).any():
+        raise InputError(f"costs of {name!r} must be $ >= 0{hint}")
+    return values

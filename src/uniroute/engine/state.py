@@ -21,7 +21,9 @@ Every write goes to a temporary file renamed into place, so readers see the old
 state or the new one. ``schema_version`` changes when the layout does; versions 1
 (uniroute 0.1.0) and 2 (0.2.0: no feedback, whose settings then take their defaults)
 are still read; newer versions are refused with a message, never misread. Version 3
-adds the feedback settings under ``"router"`` and the feedback counts.
+adds the feedback settings under ``"router"`` and the feedback counts; version 4 each
+model's price by prompt length (``cost_per_char``, ``mean_chars``, ``max_chars``:
+older states price every request at the model's cost).
 """
 
 from __future__ import annotations
@@ -51,8 +53,8 @@ if TYPE_CHECKING:
 
 R = TypeVar("R", bound="Router")
 
-SCHEMA_VERSION = 3
-READS = (1, 2, 3)
+SCHEMA_VERSION = 4
+READS = (1, 2, 3, 4)
 FORMAT = "uniroute-router-state"
 STATE_JSON = "state.json"
 MAX_JSON_BYTES = 64 << 20
@@ -407,6 +409,9 @@ def read_state(path: str | Path, embedder: Any = None, *, allow_network: bool = 
                 counts=arrays["profile_counts"][i],
                 cost=m["cost"],
                 prior_strength=m["prior_strength"],
+                cost_per_char=m.get("cost_per_char", 0.0),
+                mean_chars=m.get("mean_chars", 0.0),
+                max_chars=m.get("max_chars", 0.0),
             )
             for i, m in enumerate(meta["models"])
         ]

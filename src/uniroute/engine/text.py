@@ -33,6 +33,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from ..exceptions import InputError
 
 MAX_ROUTING_CHARS = 1000
@@ -113,3 +115,8 @@ def routing_text(prompt: Prompt, max_chars: int = MAX_ROUTING_CHARS) -> str:
 def prompt_text(prompt: Prompt) -> str:
     """The whole text of ``prompt``, chosen as :func:`routing_text` chooses it, without the cut."""
     return _utf8_safe(_raw_text(prompt)).strip()
+
+
+def prompt_chars(prompts: Sequence[Prompt]) -> np.ndarray:
+    """Each prompt's length in characters (:func:`prompt_text`): what requests are priced by."""
+    return np.array([len(prompt_text(p)) for p in prompts], dtype=np.float64)

@@ -18,9 +18,9 @@ import numpy as np
 
 from ..datasets import RoutingDataset
 from ..engine.cluster_maps import CLUSTER_MAPS, ClusterMap, KMeansClusterMap, LearnedClusterMap
-from ..engine.profiles import DEFAULT_PRIOR_STRENGTH, profile_from_scores
+from ..engine.profiles import DEFAULT_PRIOR_STRENGTH, fit_price, profile_from_scores
 from ..engine.router import Router
-from ..engine.text import routing_text
+from ..engine.text import prompt_chars, routing_text
 from ..exceptions import InputError
 
 
@@ -60,13 +60,29 @@ class Split:
         costs = self.valid.select_models(self.pool).mean_costs()
         return np.where(np.isfinite(costs), costs, 0.0)
 
+    def priced_by_length(self) -> bool:
+        """Whether requests can be priced by length: both splits have text and the validation $."""
+        known = bool(np.isfinite(self.valid.costs).any())
+        return known and self.valid.prompts is not None and self.test.prompts is not None
+
+    def test_prices(self) -> np.ndarray:
+        """$ of each pool model on each test prompt (n, m), priced by the prompt's length as the
+        engine prices requests (:func:`~uniroute.engine.profiles.fit_price` on the validation
+        prompts' $); the mean $ per model (m,) when :meth:`priced_by_length` is False."""
+        if not self.priced_by_length():
+            return self.valid_costs()
+        assert self.valid.prompts is not None and self.test.prompts is not None
+        costs = self.valid.select_models(self.pool).costs
+        return _length_prices(prompt_chars(self.valid.prompts), costs, prompt_chars(self.test.prompts))
+
 
 @dataclass
 class Routing:
     """What a router decided on the test prompts.
 
-    ``errors`` (n, m) and ``costs`` (m,) for routers that trade quality for cost
-    through λ; or ``choices`` (n, m) selection probabilities for fixed routers.
+    ``errors`` (n, m) and ``costs`` (m,) or (n, m) (a price per test prompt) for
+    routers that trade quality for cost through λ; or ``choices`` (n, m)
+    selection probabilities for fixed routers.
     Routers evaluated from outside (:mod:`.custom`) give ``lambda_choices``
     (L, n), the model index chosen per prompt at each of ``lambdas`` (L,).
     ``info`` holds what the router chose about itself (K-NN's k and its CV log),
@@ -137,14 +153,19 @@ class UniRouteRouter:
         router = Router("hashing", self.cluster_map(), prior_strength=self.prior_strength)
         router.fit_embeddings(X_train, split.train.scores)  # maps that learn from no labels ignore them
         valid = split.valid.select_models(split.pool)
+        by_length = split.priced_by_length()
         costs = split.valid_costs()
         router.add_models(
-            [""] * len(valid),  # not embedded: the profiling embeddings are given
+            valid.prompts if by_length else [""] * len(valid),  # not embedded: the embeddings are given
             {name: valid.scores[:, j] for j, name in enumerate(split.pool)},
-            {name: float(costs[j]) for j, name in enumerate(split.pool)},
+            {name: valid.costs[:, j] if by_length else float(costs[j]) for j, name in enumerate(split.pool)},
             embeddings=split.X_valid,
         )
         errors, decision_costs, _ = router.expected_errors(_require(split.X_test, "uniroute"), split.pool)
+        if by_length:  # the engine's own price of each test prompt, as Router.route prices requests
+            assert split.test.prompts is not None
+            chars = prompt_chars(split.test.prompts)
+            decision_costs = np.stack([router.profile(name).price(chars) for name in split.pool], axis=1)
         return Routing(errors=errors, costs=decision_costs)
 
 
@@ -162,7 +183,7 @@ class TagRouter:
         phi_valid = _one_hot(self.labeller(split.valid), cats)
         phi_test = _one_hot(self.labeller(split.test), cats)
         return Routing(
-            errors=_profile_errors(phi_valid, phi_test, split, self.prior_strength), costs=split.valid_costs()
+            errors=_profile_errors(phi_valid, phi_test, split, self.prior_strength), costs=split.test_prices()
         )
 
 
@@ -225,6 +246,16 @@ def _knn_errors(
     return [np.where(np.isnan(e), fallback[None, :], e) for e in out]
 
 
+def _length_prices(chars: np.ndarray, costs: np.ndarray, to_price: np.ndarray) -> np.ndarray:
+    """(len(to_price), m) $ of each model on prompts of ``to_price`` characters, priced with each
+    model's :func:`~uniroute.engine.profiles.fit_price` on prompts of ``chars`` that cost ``costs``."""
+    out = np.zeros((len(to_price), costs.shape[1]))
+    for j in range(costs.shape[1]):
+        if np.isfinite(costs[:, j]).any():
+            out[:, j] = fit_price(chars, costs[:, j])(to_price)
+    return out
+
+
 def choose_k(
     X: np.ndarray,
     data: RoutingDataset,
@@ -235,7 +266,8 @@ def choose_k(
     """K-NN's k by ``folds``-fold cross-validation on ``data`` (the router's training prompts only).
 
     Each fold's prompts are routed with neighbours from the other folds and scored
-    by deferral area (μ_o at λ = 0 when the data has no costs); with fewer than
+    by deferral area (μ_o at λ = 0 when the data has no costs; prompts priced by
+    their length, as :meth:`Split.test_prices`, when the data has text); with fewer than
     2·``folds`` prompts, fewer folds are used (logged). Returns the k with
     the best mean score (ties: the smaller k) and the log written to results.json.
     """
@@ -249,6 +281,7 @@ def choose_k(
     errors = 1.0 - data.scores
     costs = data.costs
     has_costs = bool(np.isfinite(costs).any())
+    chars = None if data.prompts is None else prompt_chars(data.prompts)
     parts = np.array_split(np.random.default_rng(random_state).permutation(len(data)), folds)
     scores: dict[int, list[float]] = {k: [] for k in grid}
     for held in parts:
@@ -262,9 +295,14 @@ def choose_k(
             mean_cost = np.nanmean(costs[rest], axis=0) if has_costs else np.zeros(len(data.models))
         mean_cost = np.where(np.isfinite(mean_cost), mean_cost, 0.0)
         cost = np.where(np.isnan(costs[held]), mean_cost[None, :], costs[held])
+        decision = (
+            _length_prices(chars[rest], costs[rest], chars[held])
+            if chars is not None and has_costs
+            else mean_cost
+        )
         for k, est in zip(grid, _knn_errors(X[rest], errors[rest], X[held], grid), strict=True):
             if has_costs:
-                paths = prompt_paths(est, mean_cost, quality, cost)
+                paths = prompt_paths(est, decision, quality, cost)
                 scores[k].append(float(curve_summaries(paths, quality, cost)["area"][0]))
             else:
                 choice = one_hot(first_choice(est, mean_cost), len(data.models))
@@ -312,7 +350,7 @@ class KNNRouter:
             raise InputError(f"knn's k must be a positive int or 'cv', got {self.k!r}")
         info["k"] = k
         errors = _knn_errors(X_valid, 1.0 - split.valid_scores(), X_test, [k])[0]
-        return Routing(errors=errors, costs=split.valid_costs(), info=info)
+        return Routing(errors=errors, costs=split.test_prices(), info=info)
 
 
 @dataclass

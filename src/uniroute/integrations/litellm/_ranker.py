@@ -297,11 +297,12 @@ class DeploymentRanker:
         Named λ values a request can pick with ``{"operating_point": name}``.
     prices : {"auto", "profile", "deployment"}, default="auto"
         Where a deployment's $ per request comes from. ``"profile"``: the profile's
-        cost. ``"auto"``: the deployment's own ``input_cost_per_token`` /
+        price of the request (``ModelProfile.price``: by the request's length when the
+        profile learned it). ``"auto"``: the deployment's own ``input_cost_per_token`` /
         ``output_cost_per_token`` (``model_info``, then ``litellm_params``) if it sets
-        them, else the profile's cost. ``"deployment"``: like ``"auto"``, then
+        them, else the profile's price. ``"deployment"``: like ``"auto"``, then
         LiteLLM's price map for ``model_info.base_model`` or ``litellm_params.model``,
-        then the profile's cost. Per-token prices are multiplied by the request's
+        then the profile's price. Per-token prices are multiplied by the request's
         input tokens (characters / 4) and ``expected_output_tokens``.
     expected_output_tokens : int, default=256
         Output tokens assumed when pricing a request from per-token prices.
