@@ -11,9 +11,10 @@ Measures, in one run on this machine:
 
 Every timed route uses a prompt never seen before (a unique suffix), so the
 embedding cache never answers. Prints a table, then one JSON object as the last
-line (``--json``); writes it to benchmarks/results/overhead.json too.
+line (``--json``); ``--out FILE`` writes it there too (the committed figures are
+``benchmarks/results/overhead.json``).
 
-    python benchmarks/overhead.py --json
+    python benchmarks/overhead.py --json --out runs/overhead.json
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from uniroute import KMeansClusterMap, ModelProfile, PrecomputedEmbedder, Router
 from uniroute.datasets import load_split
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "routerbench"
-RESULTS = Path(__file__).resolve().parent / "results" / "overhead.json"
 
 
 def percentiles(samples: list[float], scale: float) -> tuple[float, float]:
@@ -64,14 +64,25 @@ def time_calls(fn, prompts: list[str]) -> list[float]:
     return out
 
 
-def synthetic_router(n_models: int, n_clusters: int, dim: int, rng: np.random.Generator) -> Router:
+def synthetic_router(
+    n_models: int, n_clusters: int, dim: int, rng: np.random.Generator, table: dict, priced: bool
+) -> Router:
+    """Random profiles (``priced``: each priced by prompt length); ``table``: prompt text -> embedding."""
     centres = rng.normal(size=(n_clusters * 20, dim)).astype(np.float32)
-    router = Router(PrecomputedEmbedder({}, id="synthetic"), KMeansClusterMap(n_clusters=n_clusters))
+    router = Router(PrecomputedEmbedder(table, id="synthetic"), KMeansClusterMap(n_clusters=n_clusters))
     router.fit_embeddings(centres)
     counts = rng.integers(5, 50, size=(n_models, n_clusters)).astype(float)
     errors = counts * rng.uniform(0, 1, size=(n_models, n_clusters))
     router.add_profiles(
-        ModelProfile(f"model-{i}", errors[i], counts[i], float(rng.uniform(1e-4, 1e-2)))
+        ModelProfile(
+            f"model-{i}",
+            errors[i],
+            counts[i],
+            float(rng.uniform(1e-4, 1e-2)),
+            cost_per_char=float(rng.uniform(-1e-7, 1e-6)) if priced else 0.0,
+            mean_chars=500.0,
+            max_chars=4000.0,
+        )
         for i in range(n_models)
     )
     return router
@@ -82,6 +93,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the JSON summary as the last line")
     parser.add_argument("--repeats", type=int, default=300)
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--out", type=Path, default=None, help="also write the JSON summary here")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     result: dict[str, float | int | str] = {}
@@ -129,14 +141,27 @@ def main() -> None:
     result["minilm_encode_p50_ms"] = percentiles(bare, 1e3)[0]
     result["minilm_route_over_encode"] = result["minilm_route_p50_ms"] / result["minilm_encode_p50_ms"]
 
-    engine = synthetic_router(1000, 100, 384, rng)
     X = rng.normal(size=(args.repeats, 384)).astype(np.float32)
+    texts = [" ".join([f"request {i}"] * (i % 40 + 1)) for i in range(args.repeats)]  # 10-500 chars
+    table = dict(zip(texts, X, strict=True))
+    engine = synthetic_router(1000, 100, 384, rng, table, priced=False)
     samples = []
     for row in X:
         start = time.perf_counter()
         _ = engine.route_embeddings(row[None, :], lam=1.0)[0].model
         samples.append(time.perf_counter() - start)
     result["engine_p50_us"], result["engine_p99_us"] = percentiles(samples, 1e6)
+    # by text (the embedding looked up in a table): one price per model, then each priced by length
+    for key, router_ in (
+        ("text", engine),
+        ("priced", synthetic_router(1000, 100, 384, rng, table, priced=True)),
+    ):
+        samples = []
+        for text in texts:
+            start = time.perf_counter()
+            _ = router_.route(text, lam=1.0).model
+            samples.append(time.perf_counter() - start)
+        result[f"engine_{key}_p50_us"], result[f"engine_{key}_p99_us"] = percentiles(samples, 1e6)
     batch = rng.normal(size=(10_000, 384)).astype(np.float32)
     start = time.perf_counter()
     chosen = [d.model for d in engine.route_embeddings(batch, lam=1.0)]
@@ -156,8 +181,9 @@ def main() -> None:
 
     for key, value in result.items():
         print(f"{key:<32} {value:.4g}" if isinstance(value, float) else f"{key:<32} {value}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
     if args.json:
         print(json.dumps(result))
 

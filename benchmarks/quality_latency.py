@@ -3,7 +3,8 @@
 The map chosen by "auto" can be larger (K = 64 on RouteLLM); this times ``Router.route``
 on ~2,000-token prompts (a RouteLLM test prompt padded to 8,000 characters, made unique
 at its end, where the 1,000-character routing text is cut, so the embedding cache never
-answers): p50 of 100 routes, min / median / max over 5 rounds.
+answers): p50 of 100 routes, min / median / max over 5 rounds. Every model is profiled with its
+per-prompt $, so each route also prices the request by its length (session 6).
 
     nice -n 10 python benchmarks/quality_latency.py
 """
@@ -42,11 +43,15 @@ def main() -> None:
         d = load(name)
         for label, cmap in (("default", KMeansClusterMap()), ("K=8 soft", KMeansClusterMap(8, "soft"))):
             router = Router("static", cmap).fit_embeddings(d["X_train"], d["S_train"])
-            for j, model in enumerate(d["models"]):
-                costs = np.nan_to_num(np.nanmean(d["C_train"][:, j]))
-                router.add_model(
-                    str(model), range(len(d["X_train"])), d["S_train"][:, j], costs, embeddings=d["X_train"]
-                )
+            stand_ins = [
+                "x" * int(n) for n in d["L_train"]
+            ]  # prompts of the right length: they price requests
+            router.add_models(
+                stand_ins,
+                {str(m): d["S_train"][:, j] for j, m in enumerate(d["models"])},
+                {str(m): d["C_train"][:, j] for j, m in enumerate(d["models"])},
+                embeddings=d["X_train"],
+            )
             fitted = router.cluster_map_
             rounds = [p50_ms(router, [f"{text} {r} {i}" for i in range(100)]) for r in range(5)]
             key = f"{name} {label} (K={fitted.n_clusters_} {fitted.assignment_})"

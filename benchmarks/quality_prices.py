@@ -8,14 +8,21 @@ and short prompts alike to the expensive model. Each model's ``fit_price`` (leas
 squares of $ on the prompt's characters over the validation prompts) prices each
 test prompt; every router below is scored under both pricings on the same folds
 (the routers' error estimates do not change, only the λ trade-off does).
+``--diagnose`` adds a third score: routed at mean $ and *measured* at mean $ too
+(the realised per-prompt $ replaced by each model's mean), which shows how much of
+a router's area comes from which prompts it happens to send to the expensive model.
 
     nice -n 10 python benchmarks/quality_prices.py --by-length --out benchmarks/results/cv_prices.json
+    nice -n 10 python benchmarks/quality_prices.py --by-length --data routellm --diagnose \
+        --only "^default$|^knn k=100$" > benchmarks/results/cv_prices_diagnose.txt
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 
+import numpy as np
 from quality_cv import Add, Task, Wanted, metrics, sweep
 from quality_routers import knn, uniroute
 
@@ -41,6 +48,14 @@ def per_task(kind: str, task: Task, add: Add, wanted: Wanted) -> None:
         errors = route(task)
         add(f"{name} | by length", kind, metrics(task, errors))
         add(f"{name} | mean $", kind, metrics(flat, errors))
+        if DIAGNOSE:
+            realised = np.broadcast_to(task.C_test.mean(axis=0), task.C_test.shape)
+            add(f"{name} | mean $, measured at mean $", kind, metrics(replace(flat, C_test=realised), errors))
+
+
+DIAGNOSE = "--diagnose" in sys.argv
+if DIAGNOSE:
+    sys.argv.remove("--diagnose")
 
 
 if __name__ == "__main__":

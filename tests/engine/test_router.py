@@ -359,18 +359,23 @@ def test_fit_passes_the_training_scores_to_any_map(toy_data):
     np.testing.assert_array_equal(router.cluster_map_.seen_y, y)
 
 
-def test_eight_threads_route_consistently_and_warn_once_per_unknown_name(toy_router):
+def test_eight_threads_route_consistently_and_warn_once_per_unknown_name(toy_router, toy_data):
     """Shared state under concurrent routing: the candidate-layout cache churns (more lists than it
-    keeps), and every unknown candidate is warned about exactly once."""
+    keeps), "big" is priced by each prompt's length, and every unknown candidate is warned about
+    exactly once."""
+    prompts = toy_data["prompts"]
+    billed = [0.0002 * len(p) for p in prompts]
+    toy_router.add_model("big", prompts, toy_data["scores"]["big"], billed, replace=True)
     models = ["mathbot", "poet", "big"]
     lists = [
         [f"ghost-{i}", *models[: 1 + i % 3]] if i % 2 else {f"r{i}": models[i % 3], "big": "big"}
         for i in range(600)
     ]
+    texts = [MATH if i % 3 else MATH * 8 for i in range(600)]
     reference = copy.deepcopy(toy_router)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        expected = [reference.route(MATH, lam=50.0, candidates=c).ranking for c in lists]
+        expected = [reference.route(t, lam=50.0, candidates=c).ranking for t, c in zip(texts, lists)]
     errors: list[BaseException] = []
     mismatches: list[int] = []
 
@@ -378,7 +383,7 @@ def test_eight_threads_route_consistently_and_warn_once_per_unknown_name(toy_rou
         try:
             for k in range(len(lists)):
                 i = (k + 75 * offset) % len(lists)
-                if toy_router.route(MATH, lam=50.0, candidates=lists[i]).ranking != expected[i]:
+                if toy_router.route(texts[i], lam=50.0, candidates=lists[i]).ranking != expected[i]:
                     mismatches.append(i)
         except BaseException as exc:
             errors.append(exc)

@@ -11,6 +11,7 @@ import warnings
 from collections import Counter
 
 import litellm
+import numpy as np
 import pytest
 from litellm.types.router import RouterRateLimitError
 from litellm_fakes import (
@@ -21,6 +22,7 @@ from litellm_fakes import (
     deployment,
     fake_openai_server,
     sdk_example,
+    tiny_engine,
 )
 
 from uniroute import InputError, Router, StateError
@@ -266,6 +268,24 @@ async def test_model_info_prices_beat_the_profile_cost(engine: Router) -> None:
     router = make_router([dear, cheap], engine, prices="profile")
     response = await router.acompletion(model="demo", messages=user(MATH_PROMPT))
     assert response._hidden_params["uniroute"]["cost"] == engine.profile("big").cost
+
+
+async def test_a_profile_priced_by_length_routes_long_prompts_to_the_flat_price() -> None:
+    # Before: a profile held one mean $, so with equal quality both prompts went to the same deployment.
+    engine = tiny_engine(())
+    prompts = [MATH_PROMPT, POETRY_PROMPT] * 4
+    chars = np.array([len(p) for p in prompts], dtype=float)
+    billed = engine.add_model("billed", prompts, np.ones(len(prompts)), 1e-5 * chars)
+    engine.add_model("flat", prompts, np.ones(len(prompts)), billed.cost)
+    router = make_router([deployment("billed"), deployment("flat")], engine, lam=1.0)
+    short, long = "2+2?", MATH_PROMPT * 10
+    routed = {}
+    for text in (short, long):
+        response = await router.acompletion(model="demo", messages=user(text))
+        routed[text] = response._hidden_params["model_id"]
+        cost = response._hidden_params["uniroute"]["cost"]
+        assert cost == pytest.approx(min(1e-5 * len(text), billed.cost))
+    assert routed == {short: "billed", long: "flat"}
 
 
 async def test_price_map_prices_when_asked(engine: Router) -> None:

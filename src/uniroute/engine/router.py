@@ -893,14 +893,14 @@ class Router:
             raise InputError(f"explore must be None (deterministic) or 'thompson', got {explore!r}")
         pool, chosen, errors, cand_costs = self._score(phi, candidates, conservative, costs, chars)
         scores = route_scores(errors, cand_costs, lam)
-        prices = np.broadcast_to(cand_costs, errors.shape)
+        per_prompt = cand_costs.ndim == 2  # priced by each prompt's length, else one price for all
         names = chosen.names
         best = best_index(scores).tolist()
         decisions = [
             Decision(
                 chosen.names,
                 errors[i],
-                prices[i],
+                cand_costs[i] if per_prompt else cand_costs,
                 lam,
                 phi[i],
                 chosen.skipped,
