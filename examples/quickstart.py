@@ -47,7 +47,6 @@ def main() -> None:
     router.save(args.state)
     print(f"fitted and profiled in {time.perf_counter() - start:.1f} s; state saved to {args.state}")
 
-    X = router.embed(test.prompts)  # once; every operating point below routes these embeddings
     names = router.models
     columns = [test.models.index(n) for n in names]
     observed = test.scores[:, columns]
@@ -66,7 +65,7 @@ def main() -> None:
     budgets = [None, 0.5, 0.25, 0.1, 0.05]
     for share in budgets:
         lam = 0.0 if share is None else router.calibrate(train.prompts, max_cost=share * top_cost)
-        decisions = router.route_embeddings(X, lam=float(lam))
+        decisions = router.route_batch(test.prompts, lam=float(lam))  # each request priced by its length
         acc, cost = outcome(np.array([names.index(d.model) for d in decisions]))
         label = "uniroute, best quality" if share is None else f"uniroute, budget {share:.0%} of top $"
         table.insert(0 if share is None else budgets.index(share), (label, f"{lam:.4g}", acc, cost))

@@ -24,6 +24,7 @@ def test_public_api_is_pinned():
             "NotFittedError",
             "OnboardingError",
             "PrecomputedEmbedder",
+            "Price",
             "Router",
             "SentenceTransformerEmbedder",
             "StateError",

@@ -44,6 +44,7 @@ _LAZY = {
     "get_embedder": ".engine.embedders",
     "register_embedder": ".engine.embedders",
     "ModelProfile": ".engine.profiles",
+    "Price": ".engine.profiles",
     "Router": ".engine.router",
     "load_router": ".engine.router",
     "save_router": ".engine.state",
@@ -68,6 +69,7 @@ __all__ = [
     "NotFittedError",
     "OnboardingError",
     "PrecomputedEmbedder",
+    "Price",
     "Router",
     "SentenceTransformerEmbedder",
     "StateError",
@@ -106,7 +108,7 @@ if TYPE_CHECKING:
         get_embedder,
         register_embedder,
     )
-    from .engine.profiles import ModelProfile
+    from .engine.profiles import ModelProfile, Price
     from .engine.router import Router, load_router
     from .engine.state import save_router
     from .engine.text import routing_text

@@ -122,7 +122,9 @@ def _cmd_add_model(args: argparse.Namespace) -> int:
     profiles = _profile_all(router, data, args.model, args.cost, args.replace)
     router.save(args.state)
     for p in profiles:
-        print(f"added {p.name}: {p.n_results:.0f} results, error {p.global_error:.3f}, ${p.cost:.6g}/request")
+        by_length = f" ({p.cost_per_char * 1000:+.3g} $ per 1,000 more characters)" if p.cost_per_char else ""
+        summary = f"{p.n_results:.0f} results, error {p.global_error:.3f}, ${p.cost:.6g}/request{by_length}"
+        print(f"added {p.name}: {summary}")
     return 0
 
 
@@ -185,6 +187,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
                     "models": {
                         name: {
                             "cost": p.cost,
+                            "cost_per_char": p.cost_per_char,
+                            "mean_chars": p.mean_chars,
                             "global_error": p.global_error,
                             "errors": p.errors.round(6).tolist(),
                             "counts": p.counts.round(3).tolist(),

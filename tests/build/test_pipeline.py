@@ -27,6 +27,7 @@ from uniroute.build.judges import judge_settings
 from uniroute.build.pipeline import traffic_cost
 from uniroute.cli import main
 from uniroute.datasets import load_dataset
+from uniroute.engine.profiles import fit_price
 from uniroute.onboarding import CallSettings, load_validation, onboard
 from uniroute.onboarding.cache import ResponseCache, cache_file
 
@@ -92,8 +93,15 @@ def test_build_profiles_every_deployment_and_writes_state_validation_results_and
     meta = json.loads(result.paths["build"].read_text())
     clusters = np.array([int(task.split("-")[1]) for task in results.tasks])
     assert meta["cluster_shares"] == [0.6, 0.4]  # 24 arithmetic and 16 geography prompts in the log
-    big = traffic_cost(results.costs[:, 2], clusters, np.array(meta["cluster_shares"]))
+    shares = np.array(meta["cluster_shares"])
+    big = traffic_cost(results.costs[:, 2], clusters, shares)
     assert router.profile("big").cost == pytest.approx(big) == pytest.approx(meta["cost_per_request"]["big"])
+    # ... at the traffic's mean prompt length, moving with the prompt's length as the answers' $ did
+    chars = np.array([len(p) for p in results.prompts], dtype=float)
+    slope = fit_price(chars, results.costs[:, 2]).per_char
+    assert slope > 0 and router.profile("big").cost_per_char == pytest.approx(slope)
+    assert meta["cost_per_char"]["big"] == pytest.approx(slope)
+    assert router.profile("big").mean_chars == pytest.approx(traffic_cost(chars, clusters, shares))
     html = result.paths["report"].read_text(encoding="utf-8")
     assert "mathy" in html and "<script" not in html and result.paths["summary"].is_file()
     assert meta["grading"] == "reference:exact" and set(meta["models"]) == {"mathy", "geo", "big"}

@@ -471,3 +471,17 @@ def test_calibrate_budgets_with_each_request_priced_by_its_length(toy_router, to
     spent = [d.cost[d.model] for d in toy_router.route_batch(traffic, lam=lam, candidates=pair)]
     assert np.mean(spent) <= 0.005
     assert [d.model for d in toy_router.route_batch(traffic, lam=lam, candidates=pair)][:3] == ["billed"] * 3
+
+
+def test_expected_errors_price_prompts_by_length_when_given_their_lengths(toy_router, toy_data):
+    prompts = toy_data["prompts"]
+    toy_router.add_model("billed", prompts, np.ones(len(prompts)), [1e-5 * len(p) for p in prompts])
+    texts = ["2+2?", MATH * 10]
+    X = toy_router.embed(texts)
+    _, flat, names = toy_router.expected_errors(X)
+    assert flat.shape == (len(names),)
+    _, priced, names = toy_router.expected_errors(X, chars=[len(t) for t in texts])
+    decisions = toy_router.route_batch(texts)
+    np.testing.assert_allclose(priced, [[d.cost[n] for n in names] for d in decisions])
+    with pytest.raises(InputError, match="one length >= 0 per prompt"):
+        toy_router.expected_errors(X, chars=[1.0])

@@ -278,3 +278,15 @@ def test_validation_sets_are_joined_and_kinds_not_mixed(report_dataset, tmp_path
     results = _results_jsonl(tmp_path / "r.jsonl", report_dataset, range(3))
     with pytest.raises(InputError, match="mix"):
         read_validation(one, results)
+
+
+def test_the_frontier_prices_each_prompt_by_its_length_as_routing_does(report_router, topics_data):
+    # Before: the frontier priced every prompt at the mean $, so an operating point's $ was not
+    # what routing the same prompts at its λ spends once a model's $ depends on the prompt's length.
+    prompts = topics_data["prompts"]
+    report_router.add_model("billed", prompts, np.ones(len(prompts)), [4e-5 * len(p) for p in prompts])
+    data = build_report(report_router, prompts=prompts, budget=0.003)
+    assert [p.name for p in data.points][-1] == "budget $0.003" and data.points[-1].cost <= 0.003
+    for point in data.points:
+        decisions = report_router.route_batch(prompts, lam=point.lam)
+        assert point.cost == pytest.approx(np.mean([d.cost[d.model] for d in decisions]))

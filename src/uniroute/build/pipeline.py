@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..engine.files import atomic_write_bytes
+from ..engine.profiles import Price, fit_price
+from ..engine.text import prompt_chars
 from ..exceptions import InputError, OnboardingError
 from ..onboarding.pricing import Budget, estimate, litellm_price, prompt_tokens
 from ..onboarding.runner import AnswerJob, Answers, collect_answers, run_sync
@@ -319,6 +321,15 @@ def traffic_cost(costs: np.ndarray, clusters: np.ndarray, shares: np.ndarray) ->
             total += share * float(values.mean())
             weight += share
     return total / weight if weight else math.nan
+
+
+def traffic_price(chars: np.ndarray, costs: np.ndarray, clusters: np.ndarray, shares: np.ndarray) -> Price:
+    """A model's :class:`~uniroute.Price` on the log's traffic: :func:`traffic_cost` at the traffic's
+    mean prompt length (weighted the same way), moving with length as its sampled answers' $ do."""
+    known = np.isfinite(costs)
+    fitted = fit_price(chars, costs)
+    mean_chars = traffic_cost(np.where(known, chars, np.nan), clusters, shares)
+    return Price(traffic_cost(costs, clusters, shares), fitted.per_char, mean_chars, fitted.max_chars)
 
 
 # ---- grading ------------------------------------------------------------------------------
@@ -643,12 +654,16 @@ async def abuild(
         if a.name in scores
     }
     per_request = {}
+    prices = {}
+    chars = prompt_chars([item.prompt for item in items])
     for name in list(scores):
         graded = np.where(np.isfinite(scores[name]), costs[name], np.nan)
         per_request[name] = traffic_cost(graded, sample.clusters, sample.shares)
         if not math.isfinite(per_request[name]):
             result.left_out[name] = "none of its graded answers has a $ (no usage in the responses?)"
             del scores[name], costs[name], per_request[name]
+            continue
+        prices[name] = traffic_price(chars, graded, sample.clusters, sample.shares)
     if not scores:
         raise OnboardingError(f"no model could be priced: {result.left_out}; the state is not written")
     result.paths["results"] = _write_results(out / RESULTS, items, scores, costs)
@@ -661,7 +676,7 @@ async def abuild(
             result.notes.append(
                 f"{name} keeps its earlier profile in the state (this run could not grade it)"
             )
-    await asyncio.to_thread(router.add_models, [item.prompt for item in items], scores, per_request, True)
+    await asyncio.to_thread(router.add_models, [item.prompt for item in items], scores, prices, True)
     result.models = sorted(scores)
     result.paths["state"] = await asyncio.to_thread(router.save, state_path)
     meta = {
@@ -678,6 +693,7 @@ async def abuild(
         },
         "cluster_shares": [round(float(w), 6) for w in sample.shares],
         "cost_per_request": per_request,
+        "cost_per_char": {name: price.per_char for name, price in prices.items()},
         "sample_mean_cost": {
             name: float(np.nanmean(c[np.isfinite(scores[name])])) for name, c in costs.items()
         },

@@ -26,6 +26,18 @@ def route_scores(errors: np.ndarray, costs: np.ndarray, lam: float) -> np.ndarra
     return errors + lam * costs
 
 
+def lambda_bound(errors: np.ndarray, costs: np.ndarray) -> float:
+    """A λ at which every prompt goes to its cheapest candidate: the top of any search over λ.
+
+    ``errors`` (n, m); ``costs`` (m,) or (n, m). Past 2·(error range + 1) / the smallest
+    gap between two candidates' prices on one prompt, no error difference outweighs a price difference.
+    """
+    prices = np.broadcast_to(costs, errors.shape)
+    gaps = np.diff(np.sort(prices, axis=1), axis=1)
+    gaps = gaps[gaps > 0]
+    return float(2.0 * (np.ptp(errors) + 1.0) / (gaps.min() if len(gaps) else 1.0))
+
+
 def best_index(scores: np.ndarray) -> np.ndarray:
     """Index of the best score along the last axis: the first of the lowest, NaN last.
 

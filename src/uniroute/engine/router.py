@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from ..exceptions import InputError, NotFittedError, UnknownModelError
 from .cache import CachedEmbedder
 from .cluster_maps import ClusterMap, KMeansClusterMap, check_embeddings
-from .decision import Decision, best_index, check_number, route_scores
+from .decision import Decision, best_index, check_number, lambda_bound, route_scores
 from .embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
 from .feedback import (
     DecisionCache,
@@ -486,10 +486,11 @@ class Router:
         prompts : sequence of prompts
         scores : mapping of model name to sequence of float
             One score in [0, 1] per prompt (1 = correct); NaN = no result.
-        costs : mapping of model name to float or sequence of float
-            $ per request, or $ per prompt. Per-prompt $ also price requests by
-            their length: the profile keeps the mean $ over observed prompts and how
-            it grows per character (:func:`~uniroute.engine.profiles.fit_price`).
+        costs : mapping of model name to float, sequence of float or Price
+            $ per request, or $ per prompt, or a :class:`~uniroute.Price`. Per-prompt $
+            also price requests by their length: the profile keeps the mean $ over
+            observed prompts and how it moves per character
+            (:func:`~uniroute.engine.profiles.fit_price`).
         embeddings : array, optional
             Precomputed embeddings of ``prompts`` (skips embedding).
         """
@@ -521,9 +522,7 @@ class Router:
                 name,
                 phi,
                 s,
-                _one_cost(name, costs[name])
-                if chars is None or per_prompt[name] is None
-                else fit_price(chars, per_prompt[name]),
+                _price(name, costs[name], chars, per_prompt[name]),
                 self.prior_strength,
                 reference=cmap.cluster_weights_,
             )
@@ -1030,7 +1029,12 @@ class Router:
         *,
         costs: Mapping[str, float] | None = None,
     ) -> list[Decision]:
-        """Route prompts given as embeddings from this router's embedder."""
+        """Route prompts given as embeddings from this router's embedder.
+
+        Embeddings carry no length, so every candidate is priced at its profile's
+        mean $; :meth:`route_batch` prices each request by its length (as
+        :meth:`calibrate` does).
+        """
         phi = self.cluster_probs(embeddings)
         return self._decide(phi, lam, candidates, conservative, [None] * len(phi), costs)
 
@@ -1040,13 +1044,25 @@ class Router:
         candidates: Candidates | None = None,
         *,
         costs: Mapping[str, float] | None = None,
+        chars: Any = None,
     ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-        """Φ(x)·Ψ(h) for every prompt and candidate: ``(errors (n, m), costs (m,), names)``.
+        """Φ(x)·Ψ(h) for every prompt and candidate: ``(errors (n, m), prices, names)``.
 
         The building block for sweeping λ over a whole test set at once; score
-        with :func:`uniroute.engine.decision.route_scores`.
+        with :func:`uniroute.engine.decision.route_scores`. Embeddings carry no
+        length: give the prompts' lengths ``chars``
+        (:func:`uniroute.engine.text.prompt_chars`) to price each prompt as
+        :meth:`route` does, an (n, m) array; without them the prices are the
+        profiles' mean $, shape (m,).
         """
-        _, chosen, errors, cand_costs = self._score(self.cluster_probs(embeddings), candidates, None, costs)
+        phi = self.cluster_probs(embeddings)
+        if chars is not None:
+            chars = np.asarray(chars, dtype=np.float64)
+            if chars.shape != (len(phi),) or not (np.isfinite(chars) & (chars >= 0)).all():
+                raise InputError(
+                    f"chars must hold one length >= 0 per prompt ({len(phi)}), got shape {chars.shape}"
+                )
+        _, chosen, errors, cand_costs = self._score(phi, candidates, None, costs, chars)
         return errors, cand_costs, chosen.names
 
     def calibrate(
@@ -1074,8 +1090,8 @@ class Router:
         )
         if len(prompts) == 0:
             raise InputError("calibrate needs representative prompts (a sample of real traffic); got none")
-        _, _, errors, cand_costs = self._score(
-            self.cluster_probs(self.embed(prompts)), candidates, None, costs, prompt_chars(prompts)
+        errors, cand_costs, _ = self.expected_errors(
+            self.embed(prompts), candidates, costs=costs, chars=prompt_chars(prompts)
         )
         cand_costs = np.broadcast_to(cand_costs, errors.shape)
         rows = np.arange(len(errors))
@@ -1088,9 +1104,7 @@ class Router:
             cost, quality = outcome(lam)
             return cost <= target if budget else quality >= target
 
-        gaps = np.diff(np.sort(cand_costs, axis=1), axis=1)
-        gaps = gaps[gaps > 0]
-        lam_hi = 2.0 * (np.ptp(errors) + 1.0) / (gaps.min() if len(gaps) else 1.0)
+        lam_hi = lambda_bound(errors, cand_costs)
         if budget:
             if meets(0.0):
                 return 0.0
@@ -1182,15 +1196,19 @@ def _check_model_name(name: Any) -> None:
         raise InputError(f"a model name must be a non-empty string, got {name!r}")
 
 
-def _one_cost(name: str, cost: Any) -> float:
-    """A model's one $ per request, checked."""
+def _price(name: str, cost: Any, chars: np.ndarray | None, per_prompt: np.ndarray | None) -> float | Price:
+    """A model's price as ``add_models`` was given it: a Price, fitted per-prompt $, or one $, checked."""
+    if isinstance(cost, Price):
+        return cost
+    if chars is not None and per_prompt is not None:
+        return fit_price(chars, per_prompt)
     value = cost.item() if isinstance(cost, np.ndarray) else cost
-    return check_number(value, f"cost of {name!r}", hint=" ($ per request, or one $ per prompt)")
+    return check_number(value, f"cost of {name!r}", hint=" ($ per request, one $ per prompt, or a Price)")
 
 
 def _per_prompt_costs(name: str, cost: Any, scores: np.ndarray) -> np.ndarray | None:
-    """None for one $ per request; else the per-prompt $ with NaN where there is no result."""
-    if np.ndim(cost) == 0:
+    """None for one $ per request (or a Price); else the per-prompt $ with NaN where there is no result."""
+    if isinstance(cost, Price) or np.ndim(cost) == 0:
         return None
     hint = f" ($ per request, or one $ per prompt: {len(scores)} values)"
     try:

@@ -161,11 +161,10 @@ class UniRouteRouter:
             {name: valid.costs[:, j] if by_length else float(costs[j]) for j, name in enumerate(split.pool)},
             embeddings=split.X_valid,
         )
-        errors, decision_costs, _ = router.expected_errors(_require(split.X_test, "uniroute"), split.pool)
-        if by_length:  # the engine's own price of each test prompt, as Router.route prices requests
-            assert split.test.prompts is not None
-            chars = prompt_chars(split.test.prompts)
-            decision_costs = np.stack([router.profile(name).price(chars) for name in split.pool], axis=1)
+        chars = prompt_chars(split.test.prompts) if by_length and split.test.prompts is not None else None
+        errors, decision_costs, _ = router.expected_errors(  # priced by the engine, as Router.route prices
+            _require(split.X_test, "uniroute"), split.pool, chars=chars
+        )
         return Routing(errors=errors, costs=decision_costs)
 
 

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..engine.decision import best_index, route_scores
-from ..engine.text import Prompt, routing_text
+from ..engine.decision import best_index, lambda_bound, route_scores
+from ..engine.text import Prompt, prompt_chars, routing_text
 from ..exceptions import InputError
 
 if TYPE_CHECKING:
@@ -264,17 +264,12 @@ def _clusters(
     ]
 
 
-def _lambda_range(errors: np.ndarray, costs: np.ndarray) -> float:
-    """A λ at which the cheapest model wins every prompt (the bound ``Router.calibrate`` searches to)."""
-    gaps = np.diff(np.unique(costs))
-    return float(2.0 * (np.ptp(errors) + 1.0) / (gaps.min() if len(gaps) else 1.0))
-
-
 class _Outcome:
     """Route the traffic sample at any λ: mean cost, expected quality, shares (weighted rows)."""
 
     def __init__(self, errors: np.ndarray, costs: np.ndarray, weights: np.ndarray, names: Sequence[str]):
-        self.errors, self.costs, self.weights, self.names = errors, costs, weights, list(names)
+        self.costs = np.broadcast_to(costs, errors.shape)  # (n, m): each prompt's price of each model
+        self.errors, self.weights, self.names = errors, weights, list(names)
         self.rows = np.arange(len(errors))
 
     def choice(self, lam: float) -> np.ndarray:
@@ -282,7 +277,7 @@ class _Outcome:
 
     def at(self, lam: float) -> tuple[float, float, dict[str, float]]:
         choice = self.choice(lam)
-        cost = float(self.weights @ self.costs[choice])
+        cost = float(self.weights @ self.costs[self.rows, choice])
         quality = float(1.0 - self.weights @ self.errors[self.rows, choice])
         shares = np.bincount(choice, weights=self.weights, minlength=len(self.names))
         return cost, quality, {name: float(s) for name, s in zip(self.names, shares, strict=True)}
@@ -294,7 +289,9 @@ class _Measured:
     def __init__(self, router: Router, data: RoutingDataset, names: Sequence[str]):
         if data.prompts is None:
             raise InputError("the validation data has no prompt text")
-        self.errors, self.costs, _ = router.expected_errors(router.embed(data.prompts), list(names))
+        self.errors, self.costs, _ = router.expected_errors(
+            router.embed(data.prompts), list(names), chars=prompt_chars(data.prompts)
+        )
         column = {m: j for j, m in enumerate(data.models)}
         self.scores = np.column_stack(
             [data.scores[:, column[n]] if n in column else np.full(len(data), np.nan) for n in names]
@@ -379,7 +376,7 @@ def build_report(
             raise InputError("the traffic sample is empty; give prompts or a validation file with prompts")
         X = router.embed(traffic)
         phi = router.cluster_probs(X)
-        errors, costs, names = router.expected_errors(X, models)
+        errors, costs, names = router.expected_errors(X, models, chars=prompt_chars(traffic))
         weights = np.full(len(traffic), 1.0 / len(traffic))
     else:
         X, phi = None, None
@@ -400,14 +397,14 @@ def build_report(
     if measured is not None and measured.missing:
         notes.append(f"the validation data has no scores for {measured.missing}; measured quality skips them")
 
-    lam_hi = _lambda_range(errors, costs)
+    lam_hi = lambda_bound(errors, costs)
     grid = np.concatenate([[0.0], np.geomspace(lam_hi * 1e-6, lam_hi, _GRID - 1)])
     sweep = [(float(lam), *outcome.at(float(lam))[:2]) for lam in grid]
 
     # the strongest model: the best expected quality on the traffic sample when always called
     always = 1.0 - weights @ errors
     strongest = int(np.argmax(always))
-    strongest_cost = float(costs[strongest])
+    strongest_cost = float(weights @ outcome.costs[:, strongest])
 
     def point(name: str, lam: float) -> OperatingPoint:
         cost, quality, shares = outcome.at(lam)
@@ -448,7 +445,7 @@ def build_report(
         n_validation = 0 if validation is None else len(validation)
     return ReportData(
         models=models,
-        model_costs={m: profiles[m].cost for m in models},
+        model_costs={m: float(weights @ outcome.costs[:, j]) for j, m in enumerate(names)},
         psi=psi,
         counts=counts,
         lacking=counts < min_count,
