@@ -150,3 +150,5 @@ def test_a_profile_prices_requests_and_checks_its_price():
     assert profile.to_dict()["cost_per_char"] == 1e-6
     with pytest.raises(InputError, match="mean_chars must be a finite number >= 0"):
         ModelProfile("m", [0.0], [1.0], cost=1e-3, mean_chars=-1.0)
+    with pytest.raises(InputError, match="cost_per_char must be a number"):
+        ModelProfile("m", [0.0], [1.0], cost=1e-3, cost_per_char=np.array([1e-6, 2e-6]))

@@ -154,6 +154,8 @@ class ModelProfile:
             raise InputError(f"profile {self.name!r}: prior_strength must be >= 0")
         for what in ("cost_per_char", "mean_chars", "max_chars"):
             value = getattr(self, what)
+            if not isinstance(value, (int, float, np.number)) or isinstance(value, bool):
+                raise InputError(f"profile {self.name!r}: {what} must be a number, got {value!r}")
             if not (np.isfinite(value) and (value >= 0 or what == "cost_per_char")):
                 raise InputError(f"profile {self.name!r}: {what} must be a finite number >= 0, got {value!r}")
             object.__setattr__(self, what, float(value))
