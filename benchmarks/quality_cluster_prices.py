@@ -14,6 +14,8 @@ trade-off changes):
 * ``knn50 $``: the mean $ of the 50 nearest validation prompts (RouterBench's K-NN).
 
 K-NN's errors (k = 100 on RouteLLM, 200 on RouterBench) are scored under the same prices.
+Each pricing's error as a prediction of the realised $ is printed too ("rmse": root mean
+square of (price − realised $) / the model's mean $ over the test prompts).
 
     nice -n 10 python benchmarks/quality_cluster_prices.py routerbench routellm \
         > benchmarks/results/cv_cluster_prices.txt
@@ -62,6 +64,10 @@ def run(name: str) -> None:
         )
         errors = {"default": phi_test @ psi.T, "knn": knn(100 if name == "routellm" else 200)(task)}
         for label, price in prices(task, phi_val, phi_test, C[np.ix_(val, pool)], L[val], L[test]).items():
+            flat = np.nanmean(C[np.ix_(val, pool)], axis=0)
+            predicted = np.broadcast_to(flat if price is None else price, task.C_test.shape)
+            relative = (predicted - task.C_test) / task.C_test.mean(axis=0)
+            rows.setdefault(("rmse", label, kind), []).append(float(np.sqrt(np.nanmean(relative**2))))
             for router, err in errors.items():
                 area = metrics(replace(task, price_test=price), err)["area"]
                 rows.setdefault((router, label, kind), []).append(area)
