@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from quality_data import load
 
-from uniroute.engine.profiles import fit_price
+from uniroute.evaluation.baselines import _length_prices
 from uniroute.evaluation.metrics import deferral_curve, first_choice
 
 
@@ -52,11 +52,7 @@ class Task:
 def priced(task: Task, L_val: np.ndarray, C_val: np.ndarray, L_test: np.ndarray) -> Task:
     """``task`` with each test prompt priced by its length, as the engine prices requests
     (``fit_price`` on the validation prompts' lengths and $)."""
-    prices = np.zeros((len(L_test), C_val.shape[1]))
-    for j in range(C_val.shape[1]):
-        if np.isfinite(C_val[:, j]).any():
-            prices[:, j] = fit_price(L_val, C_val[:, j])(L_test)
-    return replace(task, price_test=prices)
+    return replace(task, price_test=_length_prices(L_val, C_val, L_test))
 
 
 Router = Callable[[Task], np.ndarray]  # returns estimated errors (n_test, n_pool)

@@ -142,6 +142,7 @@ class _Pool:
                 for f in ("cost", "cost_per_char", "mean_chars", "max_chars")
             )
         )
+        self.by_length = bool(self.price.per_char.any())  # else a prompt's length changes no price
         self._upper: dict[float, np.ndarray] = {}
         self._subsets: dict[Any, _Candidates] = {}
 
@@ -999,7 +1000,7 @@ class Router:
         """
         phi, notes = self._phi_of([prompt])
         return self._decide(
-            phi, lam, candidates, conservative, notes, costs, explore, rng, prompt_chars([prompt])
+            phi, lam, candidates, conservative, notes, costs, explore, rng, self._lengths([prompt])
         )[0]
 
     def route_batch(
@@ -1017,8 +1018,12 @@ class Router:
         prompts = list(prompts)
         phi, notes = self._phi_of(prompts)
         return self._decide(
-            phi, lam, candidates, conservative, notes, costs, explore, rng, prompt_chars(prompts)
+            phi, lam, candidates, conservative, notes, costs, explore, rng, self._lengths(prompts)
         )
+
+    def _lengths(self, prompts: Sequence[Prompt]) -> np.ndarray | None:
+        """The prompts' lengths, or None when no profile prices by length (nothing to measure)."""
+        return prompt_chars(prompts) if self._pool.by_length else None
 
     def route_embeddings(
         self,
@@ -1091,7 +1096,7 @@ class Router:
         if len(prompts) == 0:
             raise InputError("calibrate needs representative prompts (a sample of real traffic); got none")
         errors, cand_costs, _ = self.expected_errors(
-            self.embed(prompts), candidates, costs=costs, chars=prompt_chars(prompts)
+            self.embed(prompts), candidates, costs=costs, chars=self._lengths(prompts)
         )
         cand_costs = np.broadcast_to(cand_costs, errors.shape)
         rows = np.arange(len(errors))
