@@ -485,3 +485,20 @@ def test_expected_errors_price_prompts_by_length_when_given_their_lengths(toy_ro
     np.testing.assert_allclose(priced, [[d.cost[n] for n in names] for d in decisions])
     with pytest.raises(InputError, match="one length >= 0 per prompt"):
         toy_router.expected_errors(X, chars=[1.0])
+
+
+def test_route_embeddings_price_prompts_by_length_when_given_their_lengths(toy_router, toy_data):
+    prompts = toy_data["prompts"]
+    toy_router.add_model("billed", prompts, np.ones(len(prompts)), [1e-5 * len(p) for p in prompts])
+    texts = ["2+2?", MATH * 10]
+    X = toy_router.embed(texts)
+    by_text = toy_router.route_batch(texts, lam=50.0)
+    by_embedding = toy_router.route_embeddings(X, lam=50.0, chars=[len(t) for t in texts])
+    assert [d.model for d in by_embedding] == [d.model for d in by_text]
+    for a, b in zip(by_embedding, by_text, strict=True):
+        np.testing.assert_allclose(a.costs, b.costs)
+    flat = toy_router.route_embeddings(X, lam=50.0)
+    np.testing.assert_allclose(flat[0].costs, flat[1].costs)
+    for bad in ([1.0], ["long", "short"], [1.0, -1.0]):
+        with pytest.raises(InputError, match="one length >= 0 per prompt"):
+            toy_router.route_embeddings(X, chars=bad)

@@ -1033,15 +1033,18 @@ class Router:
         conservative: float | None = None,
         *,
         costs: Mapping[str, float] | None = None,
+        chars: Any = None,
     ) -> list[Decision]:
         """Route prompts given as embeddings from this router's embedder.
 
-        Embeddings carry no length, so every candidate is priced at its profile's
-        mean $; :meth:`route_batch` prices each request by its length (as
-        :meth:`calibrate` does).
+        Embeddings carry no length: give the prompts' lengths ``chars``
+        (:func:`uniroute.engine.text.prompt_chars`) to price each request by its
+        length as :meth:`route` does; without them every candidate is priced at
+        its profile's mean $.
         """
         phi = self.cluster_probs(embeddings)
-        return self._decide(phi, lam, candidates, conservative, [None] * len(phi), costs)
+        lengths = _check_chars(chars, len(phi))
+        return self._decide(phi, lam, candidates, conservative, [None] * len(phi), costs, chars=lengths)
 
     def expected_errors(
         self,
@@ -1061,13 +1064,8 @@ class Router:
         profiles' mean $, shape (m,).
         """
         phi = self.cluster_probs(embeddings)
-        if chars is not None:
-            chars = np.asarray(chars, dtype=np.float64)
-            if chars.shape != (len(phi),) or not (np.isfinite(chars) & (chars >= 0)).all():
-                raise InputError(
-                    f"chars must hold one length >= 0 per prompt ({len(phi)}), got shape {chars.shape}"
-                )
-        _, chosen, errors, cand_costs = self._score(phi, candidates, None, costs, chars)
+        lengths = _check_chars(chars, len(phi))
+        _, chosen, errors, cand_costs = self._score(phi, candidates, None, costs, lengths)
         return errors, cand_costs, chosen.names
 
     def calibrate(
@@ -1194,6 +1192,19 @@ def _refresh_loop(ref: weakref.ref[Router], stop: threading.Event) -> None:
 def _same(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> bool:
     """Whether two (error_sums, counts) pairs are equal."""
     return np.array_equal(a[1], b[1]) and np.array_equal(a[0], b[0])
+
+
+def _check_chars(chars: Any, n: int) -> np.ndarray | None:
+    """The prompts' lengths as float64 (None stays None): one finite length >= 0 per prompt."""
+    if chars is None:
+        return None
+    try:
+        lengths = np.asarray(chars, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"chars must hold one length >= 0 per prompt ({n}): {exc}") from exc
+    if lengths.shape != (n,) or not (np.isfinite(lengths) & (lengths >= 0)).all():
+        raise InputError(f"chars must hold one length >= 0 per prompt ({n}), got shape {lengths.shape}")
+    return lengths
 
 
 def _check_model_name(name: Any) -> None:
