@@ -270,6 +270,27 @@ async def test_model_info_prices_beat_the_profile_cost(engine: Router) -> None:
     assert response._hidden_params["uniroute"]["cost"] == engine.profile("big").cost
 
 
+async def test_a_request_s_max_tokens_caps_the_output_it_is_priced_for(engine: Router) -> None:
+    # Before: every request was priced at expected_output_tokens (256), even one capped at 4 tokens.
+    wordy = deployment("big-wordy", "big", input_cost_per_token=1e-7, output_cost_per_token=1e-4)
+    terse = deployment("big-terse", "big", input_cost_per_token=1e-4, output_cost_per_token=1e-7)
+    router = make_router([wordy, terse], engine)
+    n_in = len(MATH_PROMPT) / ul.CHARS_PER_TOKEN
+    for cap, key, chosen in (
+        (None, None, "big-terse"),
+        (4, "max_tokens", "big-wordy"),
+        (4, "max_completion_tokens", "big-wordy"),
+        (1000, "max_tokens", "big-terse"),
+    ):
+        extra = {} if key is None else {key: cap}
+        response = await router.acompletion(model="demo", messages=user(MATH_PROMPT), **extra)
+        decision = response._hidden_params["uniroute"]
+        out = min(ul.DEFAULT_OUTPUT_TOKENS, cap or ul.DEFAULT_OUTPUT_TOKENS)
+        assert response._hidden_params["model_id"] == chosen, (key, cap)
+        price = {"big-wordy": 1e-7 * n_in + 1e-4 * out, "big-terse": 1e-4 * n_in + 1e-7 * out}
+        assert decision["cost"] == pytest.approx(price[chosen])
+
+
 async def test_a_profile_priced_by_length_routes_long_prompts_to_the_flat_price() -> None:
     # Before: a profile held one mean $, so with equal quality both prompts went to the same deployment.
     engine = tiny_engine(())

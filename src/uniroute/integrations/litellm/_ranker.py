@@ -94,6 +94,17 @@ def _declared_prices(deployment: Mapping[str, Any]) -> Prices | None:
     return None
 
 
+def output_tokens_of(request_kwargs: Mapping[str, Any], expected: int) -> int:
+    """Output tokens to price a request at: ``expected``, or the request's own cap
+    (``max_tokens`` / ``max_completion_tokens``, whole numbers >= 0) when that is lower."""
+    caps = [
+        value
+        for key in ("max_tokens", "max_completion_tokens")
+        if isinstance(value := request_kwargs.get(key), int) and not isinstance(value, bool) and value >= 0
+    ]
+    return min([expected, *caps])
+
+
 def deployment_id(deployment: Mapping[str, Any]) -> str:
     return str((deployment.get("model_info") or {}).get("id", ""))
 
@@ -303,9 +314,11 @@ class DeploymentRanker:
         them, else the profile's price. ``"deployment"``: like ``"auto"``, then
         LiteLLM's price map for ``model_info.base_model`` or ``litellm_params.model``,
         then the profile's price. Per-token prices are multiplied by the request's
-        input tokens (characters / 4) and ``expected_output_tokens``.
+        input tokens (characters / 4) and its expected output tokens.
     expected_output_tokens : int, default=256
-        Output tokens assumed when pricing a request from per-token prices.
+        Output tokens assumed when pricing a request from per-token prices; a request
+        that sets ``max_tokens`` / ``max_completion_tokens`` lower is priced at that cap
+        (it cannot be billed for more).
     group_lam : mapping of str to float or str, optional
         Default λ (or operating point name) per model group; other groups use ``lam``.
     tolerance : float, default=1e-6
@@ -570,11 +583,12 @@ class DeploymentRanker:
                 self._unprofiled(model, by_id[i])
         prompt = request_prompt(messages, input)
         input_tokens = len(prompt_text(prompt)) / CHARS_PER_TOKEN
+        output_tokens = output_tokens_of(request_kwargs, self.expected_output_tokens)
         costs = {}
         for i in candidates:
             prices = self._prices(by_id[i])
             if prices is not None:
-                costs[i] = prices[0] * input_tokens + prices[1] * self.expected_output_tokens
+                costs[i] = prices[0] * input_tokens + prices[1] * output_tokens
         decision = self.router.route(prompt, lam=control.lam, candidates=candidates, costs=costs or None)
         failed = _compat.failed_deployment_ids(request_kwargs)
         scores = dict(zip(decision.candidates, decision.scores.tolist()))
