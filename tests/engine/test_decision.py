@@ -3,7 +3,7 @@ import uuid
 import numpy as np
 import pytest
 
-from uniroute.engine.decision import Decision, best_index, route_scores
+from uniroute.engine.decision import Decision, best_index, lambda_bound, lambda_sweep, route_scores
 from uniroute.exceptions import InputError
 
 
@@ -58,3 +58,31 @@ def test_profiles_default_to_the_candidates_and_show_in_to_dict():
     payload = shared.to_dict()
     assert payload["decision_id"] == shared.decision_id
     assert [(r["model"], r["profile"]) for r in payload["ranking"]] == [("us", "gpt"), ("eu", "gpt")]
+
+
+def _routings(errors: np.ndarray, costs: np.ndarray, lams: np.ndarray) -> set[tuple[int, ...]]:
+    return {tuple(best_index(route_scores(errors, costs, float(lam))).tolist()) for lam in lams}
+
+
+def test_lambda_sweep_sweeps_every_routing_even_when_prices_differ_by_a_hair() -> None:
+    # Before (report): the sweep was spaced down from lambda_bound, 6 decades at most. One price gap of
+    # 1e-9 $ made the bound ~2e9, and every routing between λ = 0 and ~2e3 was missing.
+    errors = np.array([[0.10, 0.30, 0.50], [0.20, 0.25, 0.60], [0.05, 0.40, 0.41], [0.30, 0.31, 0.90]])
+    costs = np.array([[3e-3, 1e-3, 1e-4], [3e-3, 1e-3, 1e-4], [3e-3, 1e-3, 1e-3 - 1e-9], [5e-3, 2e-4, 1e-5]])
+    grid = lambda_sweep(errors, costs)
+    assert grid[0] == 0.0 and grid[-1] == lambda_bound(errors, costs) > 1e9
+    assert np.all(np.diff(grid) > 0)
+    dense = np.concatenate([[0.0], np.geomspace(1e-3, 1e12, 20_000)])
+    assert _routings(errors, costs, grid) == _routings(errors, costs, dense)
+    assert len(_routings(errors, costs, grid)) > 5
+
+
+def test_lambda_sweep_keeps_its_size_on_many_prompts() -> None:
+    rng = np.random.default_rng(0)
+    errors, costs = rng.uniform(size=(3_000, 12)), rng.uniform(1e-4, 1e-2, size=12)
+    grid = lambda_sweep(errors, costs, size=50)
+    assert 40 <= len(grid) <= 52 and grid[0] == 0.0 and grid[-1] == lambda_bound(errors, costs)
+    assert lambda_sweep(np.zeros((2, 2)), np.array([1.0, 2.0])).tolist() == [
+        0.0,
+        lambda_bound(np.zeros((2, 2)), np.array([1.0, 2.0])),
+    ]

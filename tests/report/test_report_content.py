@@ -290,3 +290,30 @@ def test_the_frontier_prices_each_prompt_by_its_length_as_routing_does(report_ro
     for point in data.points:
         decisions = report_router.route_batch(prompts, lam=point.lam)
         assert point.cost == pytest.approx(np.mean([d.cost[d.model] for d in decisions]))
+
+
+def test_the_sweep_follows_the_frontier_when_two_prices_differ_by_a_hair(report_router, topics_data):
+    # Before: the sweep was spaced down from the λ at which the cheapest model takes everything. A price
+    # gap of 1e-9 $ on one prompt put that λ near 1e10 and the sweep skipped every routing below ~1e4, so
+    # "balanced" was wherever the grid happened to start.
+    prompts = topics_data["prompts"]
+    billed = report_router.add_model(
+        "billed", prompts, np.ones(len(prompts)), [4e-5 * len(p) for p in prompts]
+    )
+    twin = float(billed.price(len(prompts[0]))) + 1e-9
+    report_router.add_model("twin", prompts, np.full(len(prompts), 0.5), twin)
+    data = build_report(report_router, prompts=prompts)
+    errors, costs, _ = report_router.expected_errors(
+        report_router.embed(prompts), data.models, chars=[len(p) for p in prompts]
+    )
+    rows = np.arange(len(prompts))
+    reachable = []
+    for lam in np.concatenate([[0.0], np.geomspace(1e-2, 1e12, 5_000)]):
+        choice = np.argmin(errors + lam * costs, axis=1)
+        reachable.append((costs[rows, choice].mean(), 1 - errors[rows, choice].mean()))
+    dense = np.unique(np.array(reachable), axis=0)
+    swept = np.array([(cost, quality) for _, cost, quality in data.frontier])
+    assert len(dense) > 10
+    scale = np.ptp(dense, axis=0)
+    gaps = np.abs(dense[:, None, :] - swept[None, :, :]) / scale  # every routing vs every swept point
+    assert gaps.max(axis=2).min(axis=1).max() <= 0.02  # each routing has a swept point within 2% of range

@@ -38,6 +38,34 @@ def lambda_bound(errors: np.ndarray, costs: np.ndarray) -> float:
     return float(2.0 * (np.ptp(errors) + 1.0) / (gaps.min() if len(gaps) else 1.0))
 
 
+_MAX_PAIRS = 1_000_000  # prompt × candidate × candidate cells lambda_sweep compares at most
+
+
+def lambda_sweep(errors: np.ndarray, costs: np.ndarray, size: int = 241) -> np.ndarray:
+    """λ values that sweep every routing of ``errors`` (n, m) at ``costs`` ((m,) or (n, m)).
+
+    A prompt's choice between a dearer, better candidate and a cheaper one flips at
+    λ = error gap / price gap. The grid is 0, a point between each two consecutive
+    flips (their geometric mean; past ``size`` flips, between quantiles of them) and
+    :func:`lambda_bound`, so it follows the flips at any price scale: with prices that
+    vary per prompt the smallest price gap is tiny, the bound huge, and a grid spaced
+    down from the bound would skip everything between λ = 0 and the bound / 10⁶.
+    """
+    errors = np.asarray(errors, dtype=np.float64)
+    prices = np.broadcast_to(np.asarray(costs, dtype=np.float64), errors.shape)
+    top = lambda_bound(errors, prices)
+    if errors.shape[0] * errors.shape[1] ** 2 > _MAX_PAIRS:  # a deterministic sample of the prompts
+        keep = np.linspace(0, errors.shape[0] - 1, max(1, _MAX_PAIRS // errors.shape[1] ** 2)).astype(int)
+        errors, prices = errors[keep], prices[keep]
+    gain = errors[:, None, :] - errors[:, :, None]  # [p, i, j]: how much better i is than j
+    extra = prices[:, :, None] - prices[:, None, :]  # [p, i, j]: how much dearer i is than j
+    flips = np.unique(gain[(gain > 0) & (extra > 0)] / extra[(gain > 0) & (extra > 0)])
+    if len(flips) > size:
+        flips = np.unique(np.quantile(flips, np.linspace(0.0, 1.0, size)))
+    between = np.sqrt(flips[:-1] * flips[1:])
+    return np.unique(np.concatenate([[0.0, top], flips[:1] / 2, between]).clip(0.0, top))
+
+
 def best_index(scores: np.ndarray) -> np.ndarray:
     """Index of the best score along the last axis: the first of the lowest, NaN last.
 

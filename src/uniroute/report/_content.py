@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..engine.decision import best_index, lambda_bound, route_scores
+from ..engine.decision import best_index, lambda_bound, lambda_sweep, route_scores
 from ..engine.text import Prompt, prompt_chars, routing_text
 from ..exceptions import InputError
 
@@ -398,8 +398,7 @@ def build_report(
         notes.append(f"the validation data has no scores for {measured.missing}; measured quality skips them")
 
     lam_hi = lambda_bound(errors, costs)
-    grid = np.concatenate([[0.0], np.geomspace(lam_hi * 1e-6, lam_hi, _GRID - 1)])
-    sweep = [(float(lam), *outcome.at(float(lam))[:2]) for lam in grid]
+    sweep = [(float(lam), *outcome.at(float(lam))[:2]) for lam in lambda_sweep(errors, costs, _GRID)]
 
     # the strongest model: the best expected quality on the traffic sample when always called
     always = 1.0 - weights @ errors
