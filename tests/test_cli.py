@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from uniroute import Router
 from uniroute.cli import _rewrite_router_option, build_parser, main
 
 
@@ -28,7 +29,7 @@ def run(capsys, *argv):
 def test_fit_add_route_inspect_remove(tmp_path, records, capsys):
     state = tmp_path / "state"
     code, out, _ = run(capsys, "fit", records, "--out", state, "--embedder", "hashing", "--clusters", "2")
-    assert code == 0 and "0 models" in out
+    assert code == 0 and "0 models" in out and f"K=2, {Router.load(state).cluster_map_.assignment_}," in out
     code, out, _ = run(capsys, "add-model", state, records)
     assert code == 0 and "added mathbot" in out
     code, out, _ = run(
@@ -40,9 +41,12 @@ def test_fit_add_route_inspect_remove(tmp_path, records, capsys):
     )
     assert "model: poet" in out
     code, out, _ = run(capsys, "inspect", state, "--json")
-    assert set(json.loads(out)["models"]) == {"mathbot", "poet", "big"}
+    shown = json.loads(out)
+    assert set(shown["models"]) == {"mathbot", "poet", "big"}
+    fitted = Router.load(state).cluster_map_
+    assert (shown["n_clusters"], shown["assignment"]) == (2, fitted.assignment_)
     code, out, _ = run(capsys, "inspect", state)
-    assert "mathbot" in out and "c1" in out
+    assert "mathbot" in out and "c1" in out and f"K=2, {fitted.assignment_}" in out
     code, out, _ = run(capsys, "remove-model", state, "big")
     assert code == 0 and "2 models left" in out
 

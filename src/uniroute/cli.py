@@ -91,10 +91,17 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         _profile_all(router, data, None, None, replace=False)
     path = router.save(args.out)
     print(
-        f"fitted {args.map} map, K={len(router.cluster_map_.cluster_weights_)}, on {len(data)} prompts; "
+        f"fitted {args.map} map, {_map_shape(router)}, on {len(data)} prompts; "
         f"{len(router.models)} models -> {path}"
     )
     return 0
+
+
+def _map_shape(router: Any) -> str:
+    """ "K=16, soft": the fitted map's cluster count and, for maps that have one, its assignment."""
+    cmap = router.cluster_map_
+    assignment = getattr(cmap, "assignment_", None)
+    return f"K={len(cmap.cluster_weights_)}" + (f", {assignment}" if assignment else "")
 
 
 def _add_state_argument(parser: argparse.ArgumentParser) -> None:
@@ -183,6 +190,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
                 {
                     "embedder": router.encoder.id,
                     "cluster_map": type(router.cluster_map_).__name__,
+                    "n_clusters": len(weights),
+                    "assignment": getattr(router.cluster_map_, "assignment_", None),
                     "cluster_weights": [float(w) for w in weights],
                     "models": {
                         name: {
@@ -199,7 +208,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    print(f"embedder: {router.encoder.id}   map: {type(router.cluster_map_).__name__}, K={len(weights)}")
+    print(f"embedder: {router.encoder.id}   map: {type(router.cluster_map_).__name__}, {_map_shape(router)}")
     header = "".join(f"{'c' + str(k):>7}" for k in range(len(weights)))
     print(f"{'model':<36} {'$/request':>10} {'error':>6} {'n':>6}{header}")
     print(f"{'(share of training prompts)':<61}" + "".join(f"{w:>7.2f}" for w in weights))
