@@ -65,11 +65,18 @@ def time_calls(fn, prompts: list[str]) -> list[float]:
 
 
 def synthetic_router(
-    n_models: int, n_clusters: int, dim: int, rng: np.random.Generator, table: dict, priced: bool
+    n_models: int,
+    n_clusters: int,
+    dim: int,
+    rng: np.random.Generator,
+    table: dict | None = None,
+    priced: bool = False,
 ) -> Router:
-    """Random profiles (``priced``: each priced by prompt length); ``table``: prompt text -> embedding."""
+    """Random profiles (``priced``: each priced by prompt length); ``table``: prompt text -> embedding
+    (for routes by text; none needed to route embeddings)."""
     centres = rng.normal(size=(n_clusters * 20, dim)).astype(np.float32)
-    router = Router(PrecomputedEmbedder(table, id="synthetic"), KMeansClusterMap(n_clusters=n_clusters))
+    embedder = PrecomputedEmbedder({} if table is None else table, id="synthetic")
+    router = Router(embedder, KMeansClusterMap(n_clusters=n_clusters))
     router.fit_embeddings(centres)
     counts = rng.integers(5, 50, size=(n_models, n_clusters)).astype(float)
     errors = counts * rng.uniform(0, 1, size=(n_models, n_clusters))
