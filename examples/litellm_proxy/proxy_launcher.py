@@ -37,11 +37,15 @@ def _tail(log: Path, chars: int = 3000) -> str:
 
 
 def start_proxy(config: Path, log: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen:
-    """Start ``litellm --config config`` on 127.0.0.1, port 0, logging to ``log``."""
+    """Start ``litellm --config config`` on 127.0.0.1, port 0, logging to ``log``.
+
+    A crash of the interpreter (a fault in a C extension) writes every thread's Python
+    stack into the log (``PYTHONFAULTHANDLER``), so it says where the proxy died.
+    """
     with log.open("wb") as out:
         return subprocess.Popen(
             [str(LITELLM), "--config", str(config), "--host", "127.0.0.1", "--port", "0"],
-            env={**os.environ, **(env or {})},
+            env={**os.environ, "PYTHONFAULTHANDLER": "1", **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=log.parent,
