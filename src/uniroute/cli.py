@@ -98,7 +98,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _map_shape(router: Any) -> str:
-    """ "K=16, soft": the fitted map's cluster count and, for maps that have one, its assignment."""
+    """The fitted map's cluster count and, for maps that have one, its assignment ("K=16, soft")."""
     cmap = router.cluster_map_
     assignment = getattr(cmap, "assignment_", None)
     return f"K={len(cmap.cluster_weights_)}" + (f", {assignment}" if assignment else "")

@@ -59,7 +59,8 @@ def lambda_sweep(errors: np.ndarray, costs: np.ndarray, size: int = 241) -> np.n
         errors, prices = errors[keep], prices[keep]
     gain = errors[:, None, :] - errors[:, :, None]  # [p, i, j]: how much better i is than j
     extra = prices[:, :, None] - prices[:, None, :]  # [p, i, j]: how much dearer i is than j
-    flips = np.unique(gain[(gain > 0) & (extra > 0)] / extra[(gain > 0) & (extra > 0)])
+    trade = (gain > 0) & (extra > 0)  # a dearer, better candidate against a cheaper one
+    flips = np.unique(gain[trade] / extra[trade])
     if len(flips) > size:
         flips = np.unique(np.quantile(flips, np.linspace(0.0, 1.0, size)))
     between = np.sqrt(flips[:-1] * flips[1:])
