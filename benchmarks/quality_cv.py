@@ -207,6 +207,7 @@ def sweep(description: str, per_task: Callable[[str, Task, Add, Wanted], None]) 
     parser.add_argument("--unseen-draws", type=int, default=2)
     parser.add_argument("--only", default=None, help="regex over the variant labels")
     parser.add_argument("--by-length", action="store_true", help="price test prompts by their length")
+    parser.add_argument("--seed", type=int, default=0, help="folds and unseen draws (0: the earlier trials')")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
@@ -216,7 +217,9 @@ def sweep(description: str, per_task: Callable[[str, Task, Add, Wanted], None]) 
     results: dict[str, dict] = {}
     for name in args.data:
         print(f"== {name}", flush=True)
-        tasks = list(cv_tasks(load(name), unseen_draws=args.unseen_draws, by_length=args.by_length))
+        tasks = list(
+            cv_tasks(load(name), unseen_draws=args.unseen_draws, seed=args.seed, by_length=args.by_length)
+        )
         rows: dict[str, dict[str, list[float]]] = {}
 
         def add(label: str, kind: str, m: dict[str, float], rows=rows) -> None:

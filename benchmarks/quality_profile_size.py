@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
-from quality_cv import Add, Task, Wanted, metrics, sweep
-from quality_routers import uniroute
+from quality_cv import Add, Task, Wanted, sweep
+from quality_routers import print_choices, score_choice
 
 from uniroute.engine import cluster_maps as cm
 from uniroute.engine.cluster_maps import KMeansClusterMap
@@ -54,14 +54,10 @@ def choose(X: np.ndarray, Y: np.ndarray, fraction: float) -> tuple[int, str]:
 def per_task(kind: str, task: Task, add: Add, wanted: Wanted) -> None:
     for f in FRACTIONS:
         label = "default (f=1)" if f == 1.0 else f"profiles on f={f}"
-        if not wanted(label):
-            continue
-        k, a = choose(task.X_fit, task.S_fit, f)
-        CHOSEN.setdefault(f"{label} {kind}", Counter())[f"{a} K={k}"] += 1
-        add(label, kind, metrics(task, uniroute(lambda k=k, a=a: KMeansClusterMap(k, a))(task)))
+        if wanted(label):
+            score_choice(label, kind, task, add, choose(task.X_fit, task.S_fit, f), CHOSEN)
 
 
 if __name__ == "__main__":
     sweep(__doc__, per_task)
-    for label, counts in CHOSEN.items():
-        print(f"chosen (tasks of every --data set pooled), {label}: {dict(counts)}")
+    print_choices(CHOSEN)

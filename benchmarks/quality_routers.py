@@ -6,11 +6,13 @@ Each factory returns ``task -> estimated errors (n_test, n_pool)``; see ``qualit
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
-from quality_cv import Task
+from quality_cv import Add, Task, metrics
 
+from uniroute.engine.cluster_maps import KMeansClusterMap
 from uniroute.engine.profiles import profile_from_scores
 
 Profiler = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (phi_val, scores, ref) -> Ψ
@@ -101,3 +103,17 @@ def knn(k: int):
         return np.where(np.isnan(out), fallback[None, :], out)
 
     return route
+
+
+def score_choice(
+    label: str, kind: str, task: Task, add: Add, choice: tuple[int, str], chosen: dict[str, Counter]
+) -> None:
+    """Score the K-means map ``choice`` = (K, assignment) on ``task`` as ``label``; count it in ``chosen``."""
+    k, assignment = choice
+    chosen.setdefault(f"{label} {kind} m={task.S_val.shape[1]}", Counter())[f"{assignment} K={k}"] += 1
+    add(label, kind, metrics(task, uniroute(lambda: KMeansClusterMap(k, assignment))(task)))
+
+
+def print_choices(chosen: dict[str, Counter]) -> None:
+    for label, counts in chosen.items():
+        print(f"chosen, {label}: {dict(counts)}")
