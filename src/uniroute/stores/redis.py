@@ -145,6 +145,7 @@ for i = 2, #ARGV do
 end
 return out
 """
+
 # KEYS: the keys to set. ARGV: their time to live (seconds), then one value per key. One call per
 # batch of remembered decisions, where a pipeline of one SET per decision cost the writer ~20 µs of
 # Python (holding the GIL) per decision.
