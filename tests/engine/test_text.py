@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from uniroute.engine.text import MAX_ROUTING_CHARS, prompt_text, routing_text
+from uniroute.engine.text import MAX_ROUTING_CHARS, prompt_chars, prompt_text, routing_text, routing_texts
 from uniroute.exceptions import InputError
 
 
@@ -102,3 +102,22 @@ def test_prompt_text_is_the_whole_text():
     assert prompt_text(prompt) == "x" * 5000 + " end"
     assert routing_text(prompt) == prompt_text(prompt)[-MAX_ROUTING_CHARS:]
     assert prompt_text(b"caf\xc3\xa9 \xff") == "café \ufffd"
+
+
+def test_routing_texts_take_the_text_out_once_and_agree_with_the_one_prompt_functions():
+    prompts = [
+        "  short  ",
+        "x" * (5 * MAX_ROUTING_CHARS),
+        b"caf\xc3\xa9 \xff",
+        "pair \ud83d\ude00 and lone \ud800",
+        [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+        ],
+        [],
+    ]
+    texts, chars = routing_texts(prompts, with_chars=True)
+    assert texts == [routing_text(p) for p in prompts]
+    np.testing.assert_array_equal(chars, prompt_chars(prompts))
+    assert chars.tolist() == [len(prompt_text(p)) for p in prompts]
+    assert routing_texts(prompts) == (texts, None)

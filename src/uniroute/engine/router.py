@@ -37,7 +37,7 @@ from .profiles import (
     profile_from_scores,
 )
 from .state import feedback_namespace, read_state, save_router
-from .text import Prompt, prompt_chars, routing_text
+from .text import Prompt, prompt_chars, routing_text, routing_texts
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ EXPLORED_NOTE = "explored: Thompson sample"
 class _Candidates:
     """The profiled part of a candidate list, with its Ψ and prices laid out for scoring."""
 
-    __slots__ = ("index", "names", "position", "price", "profiles", "psi_t", "skipped")
+    __slots__ = ("by_length", "index", "names", "position", "price", "profiles", "psi_t", "skipped")
 
     def __init__(self, pool: _Pool, pairs: Sequence[tuple[str, str]]):
         known = [(name, profile) for name, profile in pairs if profile in pool.index]
@@ -79,12 +79,13 @@ class _Candidates:
         self.index = np.array([pool.index[p] for p in self.profiles], dtype=np.intp)
         self.psi_t = np.ascontiguousarray(pool.psi[self.index].T)
         self.price = Price(*(field[self.index] for field in pool.price))
+        self.by_length = bool(self.price.per_char.any())
 
     def prices(self, chars: np.ndarray | None, overrides: Mapping[str, Any] | None) -> np.ndarray:
         """$ per request of each candidate: (m,) without prompt lengths, else (n, m)
         priced by length (:meth:`ModelProfile.price`); ``overrides`` (candidate name -> $)
         replace a candidate's price for every prompt."""
-        if chars is None or not self.price.per_char.any():
+        if chars is None or not self.by_length:
             costs = self.price.cost.copy()
         else:
             costs = self.price(chars[:, None])
@@ -952,15 +953,18 @@ class Router:
             )
         return out
 
-    def _phi_of(self, prompts: Sequence[Prompt]) -> tuple[np.ndarray, list[str | None]]:
+    def _phi_of(
+        self, prompts: Sequence[Prompt], with_chars: bool = False
+    ) -> tuple[np.ndarray, list[str | None], np.ndarray | None]:
+        """Φ of each prompt, its note (no text), and with ``with_chars`` its length in characters."""
         cmap = self._check_fitted()
-        texts = [routing_text(p) for p in prompts]
+        texts, chars = routing_texts(prompts, with_chars)
         has_text = [bool(t) for t in texts]
         phi = np.tile(np.asarray(cmap.cluster_weights_, dtype=np.float32), (len(texts), 1))
         with_text = [t for t in texts if t]
         if with_text:
             phi[np.array(has_text)] = cmap.predict_proba(self.encoder.encode(with_text))
-        return phi, [None if ok else NO_TEXT_NOTE for ok in has_text]
+        return phi, [None if ok else NO_TEXT_NOTE for ok in has_text], chars
 
     def route(
         self,
@@ -998,10 +1002,8 @@ class Router:
         rng : numpy Generator or int, optional
             Randomness for ``explore="thompson"``.
         """
-        phi, notes = self._phi_of([prompt])
-        return self._decide(
-            phi, lam, candidates, conservative, notes, costs, explore, rng, self._lengths([prompt])
-        )[0]
+        phi, notes, chars = self._phi_of([prompt], self._pool.by_length)
+        return self._decide(phi, lam, candidates, conservative, notes, costs, explore, rng, chars)[0]
 
     def route_batch(
         self,
@@ -1015,11 +1017,8 @@ class Router:
         rng: Any = None,
     ) -> list[Decision]:
         """Route many prompts at once (one embedding call, one matrix product); see :meth:`route`."""
-        prompts = list(prompts)
-        phi, notes = self._phi_of(prompts)
-        return self._decide(
-            phi, lam, candidates, conservative, notes, costs, explore, rng, self._lengths(prompts)
-        )
+        phi, notes, chars = self._phi_of(list(prompts), self._pool.by_length)
+        return self._decide(phi, lam, candidates, conservative, notes, costs, explore, rng, chars)
 
     def _lengths(self, prompts: Sequence[Prompt]) -> np.ndarray | None:
         """The prompts' lengths, or None when no profile prices by length (nothing to measure)."""

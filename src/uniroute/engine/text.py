@@ -104,12 +104,19 @@ def _utf8_safe(text: str) -> str:
     return text
 
 
-def routing_text(prompt: Prompt, max_chars: int = MAX_ROUTING_CHARS) -> str:
-    """Return the part of ``prompt`` that is embedded for routing (see module doc)."""
-    text = _raw_text(prompt)
+def _cut(text: str, max_chars: int) -> str:
     if len(text) > 4 * max_chars:
         text = text[-4 * max_chars :]
     return _utf8_safe(text).strip()[-max_chars:]
+
+
+def _chars(text: str) -> int:
+    return len(_utf8_safe(text).strip())
+
+
+def routing_text(prompt: Prompt, max_chars: int = MAX_ROUTING_CHARS) -> str:
+    """Return the part of ``prompt`` that is embedded for routing (see module doc)."""
+    return _cut(_raw_text(prompt), max_chars)
 
 
 def prompt_text(prompt: Prompt) -> str:
@@ -119,4 +126,12 @@ def prompt_text(prompt: Prompt) -> str:
 
 def prompt_chars(prompts: Sequence[Prompt]) -> np.ndarray:
     """Each prompt's length in characters (:func:`prompt_text`): what requests are priced by."""
-    return np.array([len(prompt_text(p)) for p in prompts], dtype=np.float64)
+    return np.array([_chars(_raw_text(p)) for p in prompts], dtype=np.float64)
+
+
+def routing_texts(prompts: Sequence[Prompt], with_chars: bool = False) -> tuple[list[str], np.ndarray | None]:
+    """Each prompt's :func:`routing_text` and, ``with_chars``, its :func:`prompt_chars`, taking
+    each prompt's text out once (the route path needs both when requests are priced by length)."""
+    raw = [_raw_text(p) for p in prompts]
+    chars = np.array([_chars(t) for t in raw], dtype=np.float64) if with_chars else None
+    return [_cut(t, MAX_ROUTING_CHARS) for t in raw], chars
