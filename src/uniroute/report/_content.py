@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..engine.decision import best_index, lambda_bound, lambda_sweep, route_scores
+from ..engine.decision import best_index, lambda_sweep, route_scores
 from ..engine.text import Prompt, prompt_chars, routing_text
 from ..exceptions import InputError
 
@@ -397,8 +397,9 @@ def build_report(
     if measured is not None and measured.missing:
         notes.append(f"the validation data has no scores for {measured.missing}; measured quality skips them")
 
-    lam_hi = lambda_bound(errors, costs)
-    sweep = [(float(lam), *outcome.at(float(lam))[:2]) for lam in lambda_sweep(errors, costs, _GRID)]
+    grid = lambda_sweep(errors, costs, _GRID)
+    lam_hi = float(grid[-1])  # lambda_bound: the cheapest model takes every prompt
+    sweep = [(float(lam), *outcome.at(float(lam))[:2]) for lam in grid]
 
     # the strongest model: the best expected quality on the traffic sample when always called
     always = 1.0 - weights @ errors

@@ -582,14 +582,13 @@ class DeploymentRanker:
             if i not in candidates:
                 self._unprofiled(model, by_id[i])
         prompt = request_prompt(messages, input)
-        input_tokens = len(prompt_text(prompt)) / CHARS_PER_TOKEN
-        output_tokens = output_tokens_of(request_kwargs, self.expected_output_tokens)
-        costs = {}
-        for i in candidates:
-            prices = self._prices(by_id[i])
-            if prices is not None:
-                costs[i] = prices[0] * input_tokens + prices[1] * output_tokens
-        decision = self.router.route(prompt, lam=control.lam, candidates=candidates, costs=costs or None)
+        declared = {i: prices for i in candidates if (prices := self._prices(by_id[i])) is not None}
+        costs = None
+        if declared:  # per-token prices: count the request's tokens (only then: it reads the whole text)
+            input_tokens = len(prompt_text(prompt)) / CHARS_PER_TOKEN
+            output_tokens = output_tokens_of(request_kwargs, self.expected_output_tokens)
+            costs = {i: p[0] * input_tokens + p[1] * output_tokens for i, p in declared.items()}
+        decision = self.router.route(prompt, lam=control.lam, candidates=candidates, costs=costs)
         failed = _compat.failed_deployment_ids(request_kwargs)
         scores = dict(zip(decision.candidates, decision.scores.tolist()))
         fresh = [i for i in decision.ranking if i in healthy_ids and i not in failed]
