@@ -14,7 +14,7 @@ from uniroute.report import build_report, render_html, render_markdown, write_re
 class _Page(HTMLParser):
     """Collects tags, attributes and visible text; records unclosed or mismatched elements."""
 
-    VOID = frozenset({"meta", "br", "circle", "rect", "line", "polyline", "img", "input", "link"})
+    VOID = frozenset({"meta", "br", "wbr", "circle", "rect", "line", "polyline", "img", "input", "link"})
 
     def __init__(self) -> None:
         super().__init__()
@@ -116,6 +116,29 @@ def test_missing_validation_data_is_flagged(hostile):
     page = render_html(hostile)
     assert page.count("class=lack") == int(hostile.lacking.sum()) > 0
     assert "mathbot: clusters" in page
+
+
+def _psi_table(page: str) -> list[list[str]]:
+    table = page.split("<table class=psi>", 1)[1].split("</table>", 1)[0]
+    return [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row) for row in re.findall(r"<tr>(.*?)</tr>", table)]
+
+
+@pytest.mark.parametrize("n_models", [4, 2])
+def test_psi_table_runs_the_longer_side_down_the_page(report_router, topics_data, n_models):
+    for name in report_router.models[n_models:]:
+        report_router.remove_model(name)
+    data = build_report(report_router, prompts=topics_data["prompts"])
+    rows = _psi_table(render_html(data))
+    models_down = len(data.models) >= data.n_clusters  # 4 models × 3 clusters; 2 models × 3 clusters
+    assert len(rows) == 1 + (len(data.models) if models_down else data.n_clusters)
+    assert rows[0][0] == ("model" if models_down else "cluster")
+    for r, row in enumerate(rows[1:]):
+        for c, cell in enumerate(row[1:]):
+            model, cluster = (r, c) if models_down else (c, r)
+            name = sorted(data.models, key=lambda m: -data.model_costs[m])[model]
+            i = data.models.index(name)
+            assert float(cell.split("<br>")[0]) == pytest.approx(data.psi[i, cluster], abs=5e-4)
+            assert name in (row[0] if models_down else rows[0][c + 1]).replace("<wbr>", "")
 
 
 def test_measured_column_only_with_scores(report_router, report_dataset, topics_data):

@@ -33,6 +33,7 @@ td.lack{background:repeating-linear-gradient(45deg,#fff,#fff 4px,#f1d4d4 4px,#f1
 vertical-align:middle}.key{width:9px;height:9px;border:2.5px solid;border-radius:50%}
 .dot{width:6px;height:6px;background:#8a939e;border-radius:50%}.line{width:16px;height:2px;background:#3b6fd8}
 .psi small{opacity:.75}.cluster td{max-width:620px}svg text{font:11px system-ui,sans-serif}
+.wide{overflow-x:auto}
 """
 _EXAMPLE_CHARS = 280
 _COLOURS = ("#d7301f", "#1a9850", "#7b3294", "#e08214", "#2c7fb8")
@@ -252,12 +253,9 @@ def _cluster_section(data: ReportData) -> list[str]:
 
 def _psi_section(data: ReportData) -> list[str]:
     lo, hi = float(np.min(data.psi)), float(np.max(data.psi))
-    head = "<tr><th class=l>model</th>" + "".join(
-        f"<th>c{c.index}<br><small>{escape(', '.join(c.terms[:2]))}</small></th>" for c in data.clusters
-    )
-    rows = []
-    for i in sorted(range(len(data.models)), key=lambda i: -data.model_costs[data.models[i]]):
-        m = data.models[i]
+    order = sorted(range(len(data.models)), key=lambda i: -data.model_costs[data.models[i]])
+    grid: list[list[str]] = []  # grid[model][cluster]: one cell, models from the most to the least expensive
+    for i in order:
         cells = []
         for k in range(data.n_clusters):
             value, count = float(data.psi[i, k]), float(data.counts[i, k])
@@ -266,7 +264,26 @@ def _psi_section(data: ReportData) -> list[str]:
             else:
                 style, flag = f'style="background:{_heat(value, lo, hi)}"', ""
             cells.append(f"<td {style}>{value:.3f}<br><small>n={count:.0f}{flag}</small></td>")
-        rows.append(f"<tr><td class=l>{escape(m)}</td>{''.join(cells)}</tr>")
+        grid.append(cells)
+    models = [escape(data.models[i]).replace("/", "/<wbr>") for i in order]  # "org/<wbr>name" may wrap
+    clusters = [f"c{c.index}<br><small>{escape(', '.join(c.terms[:2]))}</small>" for c in data.clusters]
+    # The longer of the two lists runs down the page, so that the table fits the page's width.
+    if data.n_clusters > len(order):
+        corner, heads, labels = "cluster", models, clusters
+        grid = [list(column) for column in zip(*grid, strict=True)]
+        reading = (
+            "Rows are clusters (with their top terms), columns models from the most to the least expensive."
+        )
+    else:
+        corner, heads, labels = "model", clusters, models
+        reading = (
+            "Rows are models from the most to the least expensive, columns clusters (with their top terms)."
+        )
+    head = f"<tr><th class=l>{corner}</th>" + "".join(f"<th>{h}</th>" for h in heads) + "</tr>"
+    rows = [
+        f"<tr><td class=l>{label}</td>{''.join(cells)}</tr>"
+        for label, cells in zip(labels, grid, strict=True)
+    ]
     lacking = _lacking(data)
     warn = (
         "<p class=warn>Clusters lacking validation data (Ψ there is the model's prior, not a "
@@ -276,11 +293,11 @@ def _psi_section(data: ReportData) -> list[str]:
     )
     return [
         "<h2>Ψ: error rate per model and cluster</h2>",
-        "<p>Models from the most to the least expensive. Each cell: the model's estimated error rate "
-        "in the cluster (the column heads give its top terms; green = low, red = high, "
-        "scaled to this table) and <i>n</i>, its validation results there (soft counts). Hatched "
-        "cells have fewer than one.</p>",
-        f"<table class=psi>{head}</tr>{''.join(rows)}</table>",
+        f"<p>{reading} Each cell: the model's estimated error rate in the cluster (green = low, "
+        "red = high, scaled to this table) and <i>n</i>, the results its profile holds there (soft "
+        "counts of its validation results, or of the training results with <code>fit --profile</code>). "
+        "Hatched cells have fewer than one.</p>",
+        f"<div class=wide><table class=psi>{head}{''.join(rows)}</table></div>",
         warn,
     ]
 
