@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from uniroute import Router
@@ -226,3 +227,21 @@ def test_fit_keeps_the_maps_own_k_unless_clusters_is_given(tmp_path, records, ca
         assert code == 0 and f"K={k}," in out, err
         code, out, _ = run(capsys, "inspect", path, "--json")
         assert len(json.loads(out)["cluster_weights"]) == k
+
+
+def test_inspect_names_the_maps_an_averaged_map_is_made_of(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    corners = np.array([[0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
+    X = np.concatenate([c + 0.3 * rng.standard_normal((60, 2)) for c in corners]).astype(np.float32)
+    Y = (rng.random((240, 2)) < np.repeat([[0.9, 0.2], [0.3, 0.9]] * 2, 60, axis=0)).astype(float)
+    router = Router("hashing").fit_embeddings(X, Y)
+    router.save(tmp_path / "state")
+    maps = router.cluster_map_.maps_
+    assert len(maps) == 3
+    code, out, _ = run(capsys, "inspect", tmp_path / "state", "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["maps"] == [{"n_clusters": k, "assignment": a} for k, a, _ in maps]
+    assert shown["n_clusters"] == sum(k for k, _, _ in maps)
+    code, out, _ = run(capsys, "inspect", tmp_path / "state")
+    assert code == 0
+    assert f"K={shown['n_clusters']}: the mean of " + ", ".join(f"{k} {a}" for k, a, _ in maps) in out

@@ -98,8 +98,12 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _map_shape(router: Any) -> str:
-    """The fitted map's cluster count and, for maps that have one, its assignment ("K=16, soft")."""
+    """The fitted map's cluster count and, for maps that have one, its assignment ("K=16, soft"),
+    or the maps it averages ("K=56: the mean of 16 soft, 8 soft, 32 hard")."""
     cmap = router.cluster_map_
+    maps = getattr(cmap, "maps_", ())
+    if len(maps) > 1:
+        return f"K={len(cmap.cluster_weights_)}: the mean of " + ", ".join(f"{k} {a}" for k, a, _ in maps)
     assignment = getattr(cmap, "assignment_", None)
     return f"K={len(cmap.cluster_weights_)}" + (f", {assignment}" if assignment else "")
 
@@ -192,6 +196,10 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
                     "cluster_map": type(router.cluster_map_).__name__,
                     "n_clusters": len(weights),
                     "assignment": getattr(router.cluster_map_, "assignment_", None),
+                    "maps": [
+                        {"n_clusters": k, "assignment": a}
+                        for k, a, _ in getattr(router.cluster_map_, "maps_", ())
+                    ],
                     "cluster_weights": [float(w) for w in weights],
                     "models": {
                         name: {

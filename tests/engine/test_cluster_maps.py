@@ -15,6 +15,7 @@ def test_kmeans_follows_the_estimator_contract():
         "assignment": "auto",
         "temperature": "auto",
         "random_state": 3,
+        "n_maps": 3,
     }
     assert cmap.fit(X) is cmap
     assert cmap.cluster_centers_.shape == (2, 2)
@@ -63,6 +64,9 @@ def test_kmeans_input_errors():
         KMeansClusterMap(n_clusters=2, assignment="fuzzy").fit(X)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="temperature"):
         KMeansClusterMap(n_clusters=2, temperature="warm").fit(X)  # type: ignore[arg-type]
+    for n_maps in (0, 1.5, True):
+        with pytest.raises(InputError, match="n_maps must be an int >= 1"):
+            KMeansClusterMap(n_clusters=2, n_maps=n_maps).fit(X)  # type: ignore[arg-type]
 
 
 def test_learned_map_separates_prompts_on_which_models_differ(toy_data):
@@ -205,14 +209,14 @@ def test_cv_picks_the_number_of_clusters_that_separates_the_llms():
     from uniroute.engine.cluster_maps import select_by_cv
 
     X, Y = _four_blobs()
-    (k, assignment), scores = select_by_cv(KMeansClusterMap(), X, Y, (2, 4), ("hard",))
-    assert (k, assignment) == (4, "hard")
+    ranking, scores = select_by_cv(KMeansClusterMap(), X, Y, (2, 4), ("hard",))
+    assert ranking == [(4, "hard"), (2, "hard")]
     assert scores["K=4 hard"] < 0.1 < scores["K=2 hard"]
 
 
 def test_auto_map_chooses_at_fit_time_and_keeps_its_choice_through_state():
     X, Y = _four_blobs()
-    cmap = KMeansClusterMap(n_clusters="auto", assignment="auto").fit(X, Y)
+    cmap = KMeansClusterMap(n_clusters="auto", assignment="auto", n_maps=1).fit(X, Y)
     assert cmap.n_clusters == "auto" and cmap.assignment == "auto"  # parameters stay as given
     # 16 clusters would average < 20 training prompts per fold, so the grid stops at 8
     assert set(cmap.cv_scores_) == {"K=4 soft", "K=4 hard", "K=8 soft", "K=8 hard"}
@@ -227,10 +231,60 @@ def test_auto_map_chooses_at_fit_time_and_keeps_its_choice_through_state():
     np.testing.assert_allclose(again.predict_proba(X), phi)
     # without the training LLMs' scores "auto" means the plain default
     plain = KMeansClusterMap().fit(X)
-    assert (plain.n_clusters_, plain.assignment_, plain.cv_scores_) == (8, "soft", {})
+    assert (plain.n_clusters_, plain.assignment_, plain.cv_scores_, plain.n_maps_) == (8, "soft", {}, 1)
     # too few prompts for any K of the grid to keep 20 per cluster: no CV, the plain default
     few = KMeansClusterMap().fit(X[::8], Y[::8])
-    assert (few.n_clusters_, few.assignment_, few.cv_scores_) == (8, "soft", {})
+    assert (few.n_clusters_, few.assignment_, few.cv_scores_, few.n_maps_) == (8, "soft", {}, 1)
+
+
+def test_the_default_averages_the_three_best_maps_of_the_cv():
+    X, Y = _four_blobs()
+    cmap = KMeansClusterMap().fit(X, Y)
+    best = sorted(cmap.cv_scores_, key=cmap.cv_scores_.get)[:3]
+    assert [f"K={k} {a}" for k, a, _ in cmap.maps_] == best and cmap.n_maps_ == 3
+    assert cmap.n_clusters_ == sum(k for k, _, _ in cmap.maps_) == len(cmap.cluster_centers_)
+    assert (cmap.assignment_, cmap.temperature_) == cmap.maps_[0][1:]
+    phi = cmap.predict_proba(X)
+    # each block is one map's Φ (its rows sum to 1), divided by the number of maps
+    start = 0
+    for k, assignment, temperature in cmap.maps_:
+        alone = KMeansClusterMap(k, assignment).fit(X)
+        assert alone.temperature_ == pytest.approx(temperature)
+        np.testing.assert_allclose(phi[:, start : start + k] * 3, alone.predict_proba(X), atol=1e-5)
+        start += k
+    np.testing.assert_allclose(phi.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(cmap.cluster_weights_, phi.mean(axis=0), atol=1e-6)
+    params, arrays = cmap.to_state()
+    again = KMeansClusterMap.from_state(params["params"], arrays)
+    assert again.maps_ == cmap.maps_
+    np.testing.assert_allclose(again.predict_proba(X), phi)
+
+
+def test_a_map_state_that_does_not_add_up_is_refused():
+    X, Y = _four_blobs()
+    params, arrays = KMeansClusterMap().fit(X, Y).to_state()
+    for key, value in (
+        ("map_sizes", arrays["map_sizes"] + 1),
+        ("map_assignments", np.array(["hard", "soft", "warm"])),
+        ("map_temperatures", np.array([1.0, -1.0, 1.0])),
+    ):
+        with pytest.raises(InputError, match="inconsistent"):
+            KMeansClusterMap.from_state(params["params"], {**arrays, key: value})
+
+
+def test_a_one_map_state_of_schema_version_4_still_loads():
+    X, Y = _four_blobs()
+    cmap = KMeansClusterMap(n_maps=1).fit(X, Y)
+    params, arrays = cmap.to_state()
+    old = {
+        "cluster_centers": arrays["cluster_centers"],
+        "cluster_weights": arrays["cluster_weights"],
+        "temperature": np.array(cmap.temperature_),
+        "assignment": np.array(cmap.assignment_),
+    }
+    again = KMeansClusterMap.from_state({k: v for k, v in params["params"].items() if k != "n_maps"}, old)
+    assert again.maps_ == cmap.maps_
+    np.testing.assert_allclose(again.predict_proba(X), cmap.predict_proba(X))
 
 
 def test_pairwise_brier_scores_differences_between_llms():

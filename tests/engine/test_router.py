@@ -502,3 +502,24 @@ def test_route_embeddings_price_prompts_by_length_when_given_their_lengths(toy_r
     for bad in ([1.0], ["long", "short"], [1.0, -1.0]):
         with pytest.raises(InputError, match="one length >= 0 per prompt"):
             toy_router.route_embeddings(X, chars=bad)
+
+
+def test_a_router_on_averaged_maps_estimates_the_mean_of_each_maps_estimate():
+    """Each cluster of a map that averages three holds a third of a prompt, so the prior per
+    cluster is a third too: Φ·Ψ is then the mean of the three maps' own routers' Φ_c·Ψ_c (up to
+    the global error each profile's prior centres on, pooled over the three maps here)."""
+    rng = np.random.default_rng(0)
+    corners = np.array([[0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
+    X = np.concatenate([c + 0.3 * rng.standard_normal((60, 2)) for c in corners]).astype(np.float32)
+    Y = (rng.random((240, 3)) < np.repeat([[0.9, 0.5, 0.2], [0.3, 0.6, 0.9]] * 2, 60, axis=0)).astype(float)
+    val, test = X[::2], X[1::2]
+    scores = {"a": Y[::2, 0], "b": Y[::2, 2]}
+    averaged = Router("hashing", KMeansClusterMap()).fit_embeddings(X, Y)
+    averaged.add_models([""] * len(val), scores, {"a": 1.0, "b": 2.0}, embeddings=val)
+    assert averaged.cluster_map_.n_maps_ == 3
+    singles = []
+    for k, assignment, _ in averaged.cluster_map_.maps_:
+        single = Router("hashing", KMeansClusterMap(k, assignment)).fit_embeddings(X, Y)
+        single.add_models([""] * len(val), scores, {"a": 1.0, "b": 2.0}, embeddings=val)
+        singles.append(single.expected_errors(test)[0])
+    np.testing.assert_allclose(averaged.expected_errors(test)[0], np.mean(singles, axis=0), atol=1e-3)

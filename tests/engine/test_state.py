@@ -39,7 +39,7 @@ def test_save_and_load_reproduce_every_decision(toy_router, toy_data, tmp_path, 
 def test_directory_state_is_json_plus_npz_and_versioned(toy_router, tmp_path):
     toy_router.save(tmp_path / "s")
     meta = json.loads((tmp_path / "s" / "state.json").read_text())
-    assert meta["schema_version"] == 4 and meta["embedder"]["id"] == "hashing:256:2-4"
+    assert meta["schema_version"] == 5 and meta["embedder"]["id"] == "hashing:256:2-4"
     assert meta["embedder"] == {
         "kind": "hashing",
         "id": "hashing:256:2-4",

@@ -11,7 +11,7 @@ from report_toys import COSTS
 
 from uniroute import HashingEmbedder, InputError, KMeansClusterMap, Router
 from uniroute.onboarding.validation import ValidationItem, save_validation
-from uniroute.report import build_report, read_prompts, read_validation
+from uniroute.report import build_report, read_prompts, read_validation, render_html, render_markdown
 
 
 def _cluster_of(router: Router, prompts: list[str]) -> np.ndarray:
@@ -317,3 +317,33 @@ def test_the_sweep_follows_the_frontier_when_two_prices_differ_by_a_hair(report_
     scale = np.ptp(dense, axis=0)
     gaps = np.abs(dense[:, None, :] - swept[None, :, :]) / scale  # every routing vs every swept point
     assert gaps.max(axis=2).min(axis=1).max() <= 0.02  # each routing has a swept point within 2% of range
+
+
+def test_an_averaged_map_is_described_map_by_map():
+    from report_toys import make_topic_prompts, topic_scores
+
+    prompts, topics = make_topic_prompts(80)  # 240: enough for K = 4 and 8 in the CV
+    scores = topic_scores(topics)
+    router = Router(HashingEmbedder(), KMeansClusterMap()).fit(
+        prompts, scores=np.column_stack(list(scores.values()))
+    )
+    maps = router.cluster_map_.maps_
+    assert len(maps) == 3  # the default averages the CV's three best maps
+    router.add_models(prompts, scores, COSTS)
+    data = build_report(router, prompts=prompts)
+    assert data.cluster_map == "KMeansClusterMap, the mean of " + ", ".join(f"{k} {a}" for k, a, _ in maps)
+    start = 0
+    for k, _, _ in maps:  # each prompt sits in one cluster of every map; shares are within the map
+        block = data.clusters[start : start + k]
+        assert sum(c.n_prompts for c in block) == len(prompts)
+        assert sum(c.share for c in block) == pytest.approx(1.0, abs=1e-5)
+        assert all(c.examples for c in block if c.n_prompts) and any(c.terms for c in block)
+        start += k
+    assert start == data.n_clusters
+    ranges = data.map_blocks().split(", ")
+    assert [r.split(" (")[1] for r in ranges] == [f"{k} {a})" for k, a, _ in maps]
+    assert ranges[0].startswith("c0–") and ranges[-1].split(" ")[0].endswith(f"c{data.n_clusters - 1}")
+    assert f"averages 3 maps: {data.map_blocks()}" in render_markdown(data)
+    assert "averages 3 maps: " in render_html(data)
+    # n counts results: each cluster of an averaged map holds a third of each of its prompts
+    np.testing.assert_allclose(data.counts, 3 * np.stack([router.profile(m).counts for m in data.models]))

@@ -103,6 +103,7 @@ def test_page_shows_every_model_cluster_and_point(hostile):
     for p in hostile.points:
         assert p.name in text
     assert "router's own estimate" in text
+    assert "The map averages" not in text  # one map: no blocks to explain
 
 
 def test_user_text_is_escaped(hostile):

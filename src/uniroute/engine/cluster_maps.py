@@ -193,10 +193,10 @@ def select_by_cv(
     Y: np.ndarray,
     ks: tuple[int, ...],
     assignments: tuple[str, ...],
-) -> tuple[tuple[int, str], dict[str, float]]:
-    """Choose (K, assignment) by 3-fold CV on the training prompts: fit K-means on two
-    folds, profile the training LLMs there as the router would (engine profiles), and
-    score the predicted correctness on the third by the pairwise Brier score.
+) -> tuple[list[tuple[int, str]], dict[str, float]]:
+    """Rank (K, assignment) by 3-fold CV on the training prompts, best first: fit K-means
+    on two folds, profile the training LLMs there as the router would (engine profiles),
+    and score the predicted correctness on the third by the pairwise Brier score.
     ``fit`` passes only the K for which clusters average at least 20 training prompts.
     """
     from .profiles import DEFAULT_PRIOR_STRENGTH, cluster_errors
@@ -215,9 +215,8 @@ def select_by_cv(
                 loss, count = _pairwise_brier(Y[held], 1.0 - probe._proba(X[held], a) @ psi)
                 totals[(k, a)][0] += loss
                 totals[(k, a)][1] += count
-    scores = {f"K={k} {a}": total / max(count, 1.0) for (k, a), (total, count) in totals.items()}
-    best = min(totals, key=lambda key: totals[key][0] / max(totals[key][1], 1.0))
-    return best, scores
+    mean = {key: total / max(count, 1.0) for key, (total, count) in totals.items()}
+    return sorted(mean, key=mean.__getitem__), {f"K={k} {a}": v for (k, a), v in mean.items()}
 
 
 @register_cluster_map
@@ -230,8 +229,9 @@ class KMeansClusterMap(_Params):
         Number of clusters K. ``"auto"``: chosen at fit time from 4, 8, 16, 32, 64
         (those that leave ≥ 20 training prompts per cluster) by cross-validation on
         the training LLMs' scores ``y`` (:func:`select_by_cv`); 8 when ``fit`` gets
-        no ``y``. The data decide: soft K = 16 on the RouterBench subset, hard
-        K = 64 on RouteLLM's MMLU + GSM8K (docs/benchmarks.md).
+        no ``y``. The data decide: soft K = 16, 32 and 8 on the RouterBench subset,
+        hard K = 64, 16 and 32 on RouteLLM's MMLU + GSM8K, averaged (``n_maps``;
+        docs/benchmarks.md).
     assignment : {"soft", "hard", "auto"}, default="auto"
         ``soft``: Φ_k(x) ∝ exp(-‖x - c_k‖² / temperature), so a prompt between
         clusters borrows from each; ``hard``: Φ(x) is one-hot on the nearest centre
@@ -243,16 +243,30 @@ class KMeansClusterMap(_Params):
         embedder's geometry.
     random_state : int, default=0
         Seed of the K-means initialisation.
+    n_maps : int, default=3
+        How many of the cross-validation's best (K, assignment) maps Φ averages:
+        Φ(x) is their Φs side by side, each divided by the number averaged. Averaging
+        the three best beat the single best on both data sets and both protocols
+        (docs/benchmarks.md, session 8); 1 keeps the best alone. Only K = "auto"
+        averages: with a fixed K, without ``y``, or with too few prompts for the
+        grid, there is one map.
 
     Attributes
     ----------
     cluster_centers_ : ndarray of shape (n_clusters_, dim)
+        The centres of every averaged map, one block per map, best map first.
     cluster_weights_ : ndarray of shape (n_clusters_,)
         Share of training prompts per cluster: Φ for a prompt with no text.
-    n_clusters_, assignment_ : int, str
-        The K and assignment in use (as given, or as "auto" chose them).
-    temperature_ : float
-        The temperature in use (``temperature``, or the value ``"auto"`` chose).
+    n_clusters_ : int
+        Clusters in all (the columns of Φ): the sum of the averaged maps' K.
+    maps_ : tuple of (int, str, float)
+        (K, assignment, temperature) of each averaged map, best first.
+    n_maps_ : int
+        ``len(maps_)``. Each cluster holds 1/``n_maps_`` of a prompt, so the
+        ``Router`` spreads its prior over the maps (``prior_strength / n_maps_``
+        pseudo-results per cluster).
+    assignment_, temperature_ : str, float
+        Those of the best map (as given, or as "auto" chose them).
     cv_scores_ : dict of str to float
         Held-out pairwise Brier score of each (K, assignment) tried ({} if none).
 
@@ -274,11 +288,13 @@ class KMeansClusterMap(_Params):
         assignment: Literal["soft", "hard", "auto"] = "auto",
         temperature: float | Literal["auto"] = "auto",
         random_state: int = 0,
+        n_maps: int = 3,
     ):
         self.n_clusters = n_clusters
         self.assignment = assignment
         self.temperature = temperature
         self.random_state = random_state
+        self.n_maps = n_maps
 
     def _validate_params(self) -> None:
         if self.n_clusters != "auto" and (
@@ -291,6 +307,8 @@ class KMeansClusterMap(_Params):
             isinstance(self.temperature, (int, float)) and self.temperature > 0
         ):
             raise InputError(f"temperature must be a number > 0 or 'auto', got {self.temperature!r}")
+        if not isinstance(self.n_maps, (int, np.integer)) or isinstance(self.n_maps, bool) or self.n_maps < 1:
+            raise InputError(f"n_maps must be an int >= 1 (1: the best map alone), got {self.n_maps!r}")
 
     def fit(self, X: Any, y: Any = None) -> KMeansClusterMap:
         """Fit K-means on training prompt embeddings ``X``.
@@ -303,30 +321,46 @@ class KMeansClusterMap(_Params):
         X = check_embeddings(X)
         Y = None if y is None else check_labels(y, len(X))
         self.cv_scores_: dict[str, float] = {}
-        k: int | str = self.n_clusters
-        assignment: str = self.assignment
-        if "auto" in (k, assignment) and Y is not None:
+        chosen: list[tuple[int | str, str]] = [(self.n_clusters, self.assignment)]
+        if "auto" in chosen[0] and Y is not None:
             n_fit = len(X) * (_CV_FOLDS - 1) // _CV_FOLDS
             ks = tuple(
-                c for c in (_AUTO_CLUSTERS if k == "auto" else (int(k),)) if c * _MIN_PER_CLUSTER <= n_fit
+                c
+                for c in (_AUTO_CLUSTERS if self.n_clusters == "auto" else (int(self.n_clusters),))
+                if c * _MIN_PER_CLUSTER <= n_fit
             )
-            assignments = ("soft", "hard") if assignment == "auto" else (assignment,)
+            assignments = ("soft", "hard") if self.assignment == "auto" else (self.assignment,)
             if len(ks) * len(assignments) > 1:
-                (k, assignment), self.cv_scores_ = select_by_cv(self, X, Y, ks, assignments)
+                ranking, self.cv_scores_ = select_by_cv(self, X, Y, ks, assignments)
+                chosen = list(ranking[: self.n_maps if self.n_clusters == "auto" else 1])
             elif ks:
-                k = ks[0]
-        self.n_clusters_ = 8 if k == "auto" else int(k)
-        self.assignment_: str = "soft" if assignment == "auto" else assignment
-        if X.shape[0] < self.n_clusters_:
+                chosen = [(ks[0], assignments[0])]
+        maps = [(8 if k == "auto" else int(k), "soft" if a == "auto" else str(a)) for k, a in chosen]
+        if X.shape[0] < max(k for k, _ in maps):
             raise InputError(
-                f"{X.shape[0]} prompts cannot make {self.n_clusters_} clusters; "
+                f"{X.shape[0]} prompts cannot make {max(k for k, _ in maps)} clusters; "
                 "pass more prompts or a smaller n_clusters"
             )
-        self._fit_centres(X, self.n_clusters_, n_init=4)
+        centres: list[np.ndarray] = []
+        fitted: list[tuple[int, str, float]] = []
+        for k, a in maps:
+            self._fit_centres(X, k, n_init=4, assignment=a)
+            centres.append(self.cluster_centers_)
+            fitted += self.maps_
+        self._set_maps(np.vstack(centres), fitted)
         self.cluster_weights_ = self._proba(X).mean(axis=0)
         return self
 
-    def _fit_centres(self, X: np.ndarray, k: int, n_init: int) -> None:
+    def _set_maps(self, centres: np.ndarray, maps: list[tuple[int, str, float]]) -> None:
+        self.cluster_centers_ = centres.astype(np.float32)
+        self._center_sq = np.einsum("kd,kd->k", self.cluster_centers_, self.cluster_centers_)
+        self.maps_ = tuple(maps)
+        self.n_maps_ = len(maps)
+        self.n_clusters_ = len(centres)
+        _, self.assignment_, self.temperature_ = maps[0]
+
+    def _fit_centres(self, X: np.ndarray, k: int, n_init: int, assignment: str = "soft") -> None:
+        """Make this one map of ``k`` K-means centres (the CV probe gives ``_proba`` its assignment)."""
         from sklearn.cluster import KMeans, MiniBatchKMeans
 
         if X.shape[0] > _MINIBATCH_ABOVE:
@@ -336,25 +370,37 @@ class KMeansClusterMap(_Params):
         else:
             km = KMeans(k, random_state=self.random_state, n_init=n_init)
         km.fit(X)
-        self.cluster_centers_ = km.cluster_centers_.astype(np.float32)
-        self._center_sq = np.einsum("kd,kd->k", self.cluster_centers_, self.cluster_centers_)
+        centres = km.cluster_centers_.astype(np.float32)
         if self.temperature == "auto":
-            nearest = (self._sq_dist(X).min(axis=1) + np.einsum("nd,nd->n", X, X)).mean()
-            self.temperature_ = max(float(nearest), 1e-6)
+            sq_dist = np.einsum("kd,kd->k", centres, centres)[None, :] - 2.0 * (X @ centres.T)
+            temperature = max(float((sq_dist.min(axis=1) + np.einsum("nd,nd->n", X, X)).mean()), 1e-6)
         else:
-            self.temperature_ = float(self.temperature)
+            temperature = float(self.temperature)
+        self._set_maps(centres, [(k, assignment, temperature)])
 
     def _sq_dist(self, X: np.ndarray) -> np.ndarray:
         """‖x - c_k‖² less ‖x‖², which is the same for every k."""
         return self._center_sq[None, :] - 2.0 * (X @ self.cluster_centers_.T)
 
     def _proba(self, X: np.ndarray, assignment: str | None = None) -> np.ndarray:
+        """Φ of the averaged maps side by side; ``assignment`` overrides a single map's (the CV probe)."""
         sq_dist = self._sq_dist(X)
-        if (assignment or self.assignment_) == "hard":
+        if self.n_maps_ == 1:
+            return self._one_map(sq_dist, assignment or self.assignment_, self.temperature_, 1.0)
+        out, start = np.empty(sq_dist.shape, dtype=np.float32), 0
+        for k, a, t in self.maps_:
+            out[:, start : start + k] = self._one_map(sq_dist[:, start : start + k], a, t, 1.0 / self.n_maps_)
+            start += k
+        return out
+
+    @staticmethod
+    def _one_map(sq_dist: np.ndarray, assignment: str, temperature: float, mass: float) -> np.ndarray:
+        """One map's Φ, its rows summing to ``mass``."""
+        if assignment == "hard":
             out = np.zeros(sq_dist.shape, dtype=np.float32)
-            out[np.arange(len(X)), sq_dist.argmin(axis=1)] = 1.0
+            out[np.arange(len(sq_dist)), sq_dist.argmin(axis=1)] = mass
             return out
-        return _softmax(-sq_dist / self.temperature_).astype(np.float32)
+        return (_softmax(-sq_dist / temperature) * mass).astype(np.float32)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Φ(x) for each row of ``X``: an ``(n, n_clusters)`` matrix whose rows sum to 1."""
@@ -366,19 +412,31 @@ class KMeansClusterMap(_Params):
         return {
             "cluster_centers": self.cluster_centers_,
             "cluster_weights": self.cluster_weights_,
-            "temperature": np.array(self.temperature_),
-            "assignment": np.array(self.assignment_),
+            "map_sizes": np.array([k for k, _, _ in self.maps_], dtype=np.int64),
+            "map_assignments": np.array([a for _, a, _ in self.maps_]),
+            "map_temperatures": np.array([t for _, _, t in self.maps_], dtype=np.float64),
         }
 
     @classmethod
     def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> KMeansClusterMap:
         cmap = cls(**params)
-        cmap.cluster_centers_ = arrays["cluster_centers"].astype(np.float32)
-        cmap._center_sq = np.einsum("kd,kd->k", cmap.cluster_centers_, cmap.cluster_centers_)
+        centres = arrays["cluster_centers"]
+        if "map_sizes" in arrays:
+            sizes, assignments = arrays["map_sizes"].tolist(), arrays["map_assignments"].tolist()
+            temperatures = arrays["map_temperatures"].tolist()
+        else:  # one map (states before schema version 5)
+            sizes, temperatures = [len(centres)], [float(arrays["temperature"])]
+            assignments = [str(arrays["assignment"] if "assignment" in arrays else params["assignment"])]
+        valid = all(k >= 1 for k in sizes) and set(assignments) <= {"hard", "soft"}
+        valid = valid and all(np.isfinite(t) and t > 0 for t in temperatures)
+        if not valid or sum(sizes) != len(centres) or not len(sizes) == len(assignments) == len(temperatures):
+            raise InputError(
+                f"the K-means map's state is inconsistent: maps of {sizes} clusters, {len(centres)} centres"
+            )
+        cmap._set_maps(
+            centres, [(int(k), str(a), float(t)) for k, a, t in zip(sizes, assignments, temperatures)]
+        )
         cmap.cluster_weights_ = arrays["cluster_weights"]
-        cmap.temperature_ = float(arrays["temperature"])
-        cmap.n_clusters_ = len(cmap.cluster_centers_)
-        cmap.assignment_ = str(arrays["assignment"] if "assignment" in arrays else params["assignment"])
         return cmap
 
 

@@ -221,7 +221,9 @@ class Router:
         What to do with a candidate that has no profile: leave it out with a
         warning (and list it in ``Decision.skipped``), or raise.
     prior_strength : float, default=4.0
-        Pseudo-results that pull a profile's sparse clusters toward its global error.
+        Pseudo-results that pull a profile's sparse clusters toward its global error
+        (per cluster of each partition: a map that averages C partitions gets m/C
+        per cluster, see ``KMeansClusterMap.n_maps``).
     feedback_weight : float, default=1.0
         Weight of production feedback (:meth:`record_feedback`) added to the
         validation counts when routing; 0 = route on validation only.
@@ -378,6 +380,14 @@ class Router:
     def _n_clusters(self) -> int:
         return len(self._check_fitted().cluster_weights_)
 
+    def _per_cluster(self, pseudo_results: float) -> float:
+        """Pseudo-results per cluster for a prior of ``pseudo_results`` per cluster of one partition.
+
+        A map that averages C partitions (``KMeansClusterMap.n_maps_``) gives each of its
+        clusters 1/C of a prompt, so the same prior weighs m/C against a cluster's results.
+        """
+        return pseudo_results / getattr(self._check_fitted(), "n_maps_", 1)
+
     def embed(self, prompts: Iterable[Prompt], progress: bool | None = None) -> np.ndarray:
         """Embed the routing text of each prompt (see :mod:`uniroute.engine.text`)."""
         texts = [routing_text(p) for p in prompts]
@@ -525,7 +535,7 @@ class Router:
                 phi,
                 s,
                 _price(name, costs[name], chars, per_prompt[name]),
-                self.prior_strength,
+                self._per_cluster(self.prior_strength),
                 reference=cmap.cluster_weights_,
             )
             for name, s in checked.items()
@@ -571,8 +581,10 @@ class Router:
             check_number(cost, f"cost of {name!r}", hint=" ($ per request)"),
             accuracy=accuracy,
             like=None if like is None else self.profile(like),
-            strength=strength,
-            prior_strength=self.prior_strength,
+            strength=self._per_cluster(
+                check_number(strength, "strength", hint=" (pseudo-results per cluster)")
+            ),
+            prior_strength=self._per_cluster(self.prior_strength),
         )
         self.add_profiles([profile], replace=replace)
         return profile

@@ -23,7 +23,9 @@ state or the new one. ``schema_version`` changes when the layout does; versions 
 are still read; newer versions are refused with a message, never misread. Version 3
 adds the feedback settings under ``"router"`` and the feedback counts; version 4 each
 model's price by prompt length (``cost_per_char``, ``mean_chars``, ``max_chars``:
-older states price every request at the model's cost).
+older states price every request at the model's cost); version 5 K-means maps that
+average several maps (``map_sizes``, ``map_assignments``, ``map_temperatures``: older
+states hold one map).
 """
 
 from __future__ import annotations
@@ -53,8 +55,8 @@ if TYPE_CHECKING:
 
 R = TypeVar("R", bound="Router")
 
-SCHEMA_VERSION = 4
-READS = (1, 2, 3, 4)
+SCHEMA_VERSION = 5
+READS = (1, 2, 3, 4, 5)
 FORMAT = "uniroute-router-state"
 STATE_JSON = "state.json"
 MAX_JSON_BYTES = 64 << 20

@@ -94,6 +94,13 @@ class ReportData:
     n_validation: int = 0
     has_scores: bool = False
     notes: list[str] = field(default_factory=list)
+    maps: list[tuple[int, str]] = field(default_factory=list)
+    """(K, assignment) of each map an averaged map holds, in column order ([] for one map)."""
+
+    def map_blocks(self) -> str:
+        """ "c0–c15 (16 soft), c16–c47 (32 soft)": which clusters belong to which averaged map."""
+        ends = np.cumsum([k for k, _ in self.maps])
+        return ", ".join(f"c{e - k}–c{e - 1} ({k} {a})" for (k, a), e in zip(self.maps, ends, strict=True))
 
     @property
     def n_clusters(self) -> int:
@@ -235,6 +242,22 @@ def _terms(texts: Sequence[str], hard: np.ndarray, n_clusters: int, n_terms: int
     return out
 
 
+def _blocks(cmap: Any) -> list[slice]:
+    """The columns of each map an averaged map holds (``KMeansClusterMap.maps_``); else one block."""
+    maps = getattr(cmap, "maps_", ())
+    if len(maps) < 2:
+        return [slice(0, len(cmap.cluster_weights_))]
+    ends = np.cumsum([k for k, _, _ in maps])
+    return [slice(int(e - k), int(e)) for (k, _, _), e in zip(maps, ends, strict=True)]
+
+
+def _map_name(cmap: Any) -> str:
+    """The map's class, and the maps it averages ("KMeansClusterMap, the mean of 16 soft, 8 soft")."""
+    maps = getattr(cmap, "maps_", ())
+    averaged = f", the mean of {', '.join(f'{k} {a}' for k, a, _ in maps)}" if len(maps) > 1 else ""
+    return type(cmap).__name__ + averaged
+
+
 def _clusters(
     router: Router,
     traffic: list[Prompt] | None,
@@ -243,25 +266,30 @@ def _clusters(
     n_examples: int,
     n_terms: int,
 ) -> list[ClusterInfo]:
+    """Each cluster's share of its own map (a prompt counts in one cluster of each averaged map),
+    its prompts (those most likely in it among its map's clusters), examples and terms."""
     cmap = router.cluster_map_
-    weights = np.asarray(cmap.cluster_weights_, dtype=np.float64)
+    blocks = _blocks(cmap)
+    weights = np.asarray(cmap.cluster_weights_, dtype=np.float64) * len(blocks)
     if traffic is None or X is None or phi is None:
         return [ClusterInfo(k, float(w), 0) for k, w in enumerate(weights)]
-    n_clusters = phi.shape[1]
-    hard = phi.argmax(axis=1)
     texts = [routing_text(p) for p in traffic]  # what the router clusters on: the tail
-    terms = _terms(texts, hard, n_clusters, n_terms)
-    shares = phi.mean(axis=0)
-    return [
-        ClusterInfo(
-            k,
-            float(shares[k]),
-            int((hard == k).sum()),
-            [texts[i] for i in _representatives(cmap, X, phi, hard, k, n_examples)],
-            terms[k],
-        )
-        for k in range(n_clusters)
-    ]
+    shares = phi.mean(axis=0) * len(blocks)
+    out: list[ClusterInfo] = []
+    for block in blocks:
+        hard = block.start + phi[:, block].argmax(axis=1)
+        terms = _terms(texts, hard - block.start, block.stop - block.start, n_terms)
+        out += [
+            ClusterInfo(
+                k,
+                float(shares[k]),
+                int((hard == k).sum()),
+                [texts[i] for i in _representatives(cmap, X, phi, hard, k, n_examples)],
+                terms[k - block.start],
+            )
+            for k in range(block.start, block.stop)
+        ]
+    return out
 
 
 class _Outcome:
@@ -438,7 +466,7 @@ def build_report(
 
     frontier = sorted({*sweep, *((p.lam, p.cost, p.expected_quality) for p in points)})
     psi = np.stack([profiles[m].errors for m in models])
-    counts = np.stack([profiles[m].counts for m in models])
+    counts = np.stack([profiles[m].counts for m in models]) * len(_blocks(cmap))  # results, not 1/C of one
     if validation is not None and isinstance(validation, list):
         n_validation: int = len(validation)
     else:
@@ -461,7 +489,8 @@ def build_report(
         strongest_measured=None if measured is None else measured.always(strongest),
         budget=budget,
         embedder=router.encoder.id,
-        cluster_map=type(cmap).__name__,
+        cluster_map=_map_name(cmap),
+        maps=[(k, a) for k, a, _ in getattr(cmap, "maps_", ())] if len(_blocks(cmap)) > 1 else [],
         validation=validation_name,
         n_validation=n_validation,
         has_scores=measured is not None,

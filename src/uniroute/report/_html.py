@@ -246,6 +246,14 @@ def _cluster_section(data: ReportData) -> list[str]:
         "cluster it is. Terms: highest TF-IDF lift over the nearest other cluster. Examples: the end "
         "(the part the router reads) of the prompts nearest the cluster's centre (or with the "
         "highest Φ for maps without centres).</p>",
+        *(
+            [
+                f"<p>The map averages {len(data.maps)} maps: {escape(data.map_blocks())}. Each prompt "
+                "falls in one cluster of each map; share and <i>n</i> are within the cluster's own map.</p>"
+            ]
+            if data.maps
+            else []
+        ),
         "<table><tr><th>cluster</th><th>share</th><th>n</th><th class=l>distinctive terms and "
         f"representative prompts</th></tr>{''.join(rows)}</table>",
     ]

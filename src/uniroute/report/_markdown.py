@@ -67,6 +67,15 @@ def render_markdown(data: ReportData, title: str = "uniroute report") -> str:
         "",
         "## Clusters",
         "",
+        *(
+            [
+                f"The map averages {len(data.maps)} maps: {data.map_blocks()}. Each prompt falls in one "
+                "cluster of each map; share and n are within the cluster's own map.",
+                "",
+            ]
+            if data.maps
+            else []
+        ),
         "| cluster | share | n | distinctive terms | example |",
         "|---:|---:|---:|---|---|",
     ]
