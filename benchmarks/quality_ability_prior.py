@@ -67,7 +67,7 @@ STRENGTHS = (4.0, 16.0, 64.0)
 
 def per_task(kind: str, task: Task, add: Add, wanted: Wanted) -> None:
     add("knn k=100", kind, metrics(task, knn(100)(task)))
-    cmap = KMeansClusterMap().fit(task.X_fit, task.S_fit)
+    cmap = KMeansClusterMap(n_maps=1).fit(task.X_fit, task.S_fit)
     phi_fit, phi_val, phi_test = (cmap.predict_proba(x) for x in (task.X_fit, task.X_val, task.X_test))
     ref = cmap.cluster_weights_
     b = difficulty(phi_fit, task.S_fit)

@@ -46,7 +46,7 @@ def _route(cmap, task: Task) -> np.ndarray:
 
 
 def automap(task: Task) -> np.ndarray:
-    km = KMeansClusterMap().fit(task.X_fit, task.S_fit)
+    km = KMeansClusterMap(n_maps=1).fit(task.X_fit, task.S_fit)
     scores = {"kmeans": min(km.cv_scores_.values())}
     scores |= {f"learned {k}": _learned_cv(task.X_fit, task.S_fit, k) for k in LEARNED_KS}
     choice = min(scores, key=scores.__getitem__)
@@ -59,7 +59,7 @@ def automap(task: Task) -> np.ndarray:
 
 routers = {
     "knn k=100": knn(100),
-    "default (kmeans auto)": lambda t: _route(KMeansClusterMap().fit(t.X_fit, t.S_fit), t),
+    "default (kmeans auto)": lambda t: _route(KMeansClusterMap(n_maps=1).fit(t.X_fit, t.S_fit), t),
     "automap (kmeans auto | learned 8 | learned 16)": automap,
 }
 

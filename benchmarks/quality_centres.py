@@ -49,7 +49,7 @@ def nearest_centres(d2: np.ndarray, sizes: np.ndarray, reach: float) -> np.ndarr
 
 def per_task(kind: str, task: Task, add: Add, wanted: Wanted) -> None:
     add("knn k=100", kind, metrics(task, knn(100)(task)))
-    default = KMeansClusterMap().fit(task.X_fit, task.S_fit)
+    default = KMeansClusterMap(n_maps=1).fit(task.X_fit, task.S_fit)
     psi = cluster_errors(default.predict_proba(task.X_val), task.S_val, reference=default.cluster_weights_)
     add("default", kind, metrics(task, default.predict_proba(task.X_test) @ psi))
     n = len(task.X_fit)

@@ -57,7 +57,7 @@ def run(name: str) -> None:
     L, C = d["L_train"], d["C_train"]
     rows: dict[tuple[str, str, str], list[float]] = {}
     for kind, task, val, test, pool in _cv_tasks(d, 5, 2, 0):
-        cmap = KMeansClusterMap().fit(task.X_fit, task.S_fit)
+        cmap = KMeansClusterMap(n_maps=1).fit(task.X_fit, task.S_fit)
         phi_val, phi_test = cmap.predict_proba(task.X_val), cmap.predict_proba(task.X_test)
         psi = np.stack(
             [engine_profile()(phi_val, task.S_val[:, j], cmap.cluster_weights_) for j in range(len(pool))]

@@ -231,7 +231,8 @@ def sweep(description: str, per_task: Callable[[str, Task, Add, Wanted], None]) 
             per_task(kind, task, add, wanted)
             print(f"task {i + 1}/{len(tasks)} {kind} {time.perf_counter() - t0:.0f}s", flush=True)
         results[name] = {
-            label: {k: float(np.mean(v)) for k, v in r.items()} | {"per_task_area": r.get("static_area", [])}
+            label: {k: float(np.mean(v)) for k, v in r.items()}
+            | {"per_task_area": r.get("static_area", []), "per_task_unseen_area": r.get("unseen_area", [])}
             for label, r in rows.items()
         }
         for label, r in results[name].items():

@@ -44,7 +44,7 @@ def psi_at(sums: np.ndarray, counts: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 def per_task(kind: str, task: Task, add: Add, wanted: Wanted) -> None:
-    cmap = KMeansClusterMap().fit(task.X_fit, task.S_fit)
+    cmap = KMeansClusterMap(n_maps=1).fit(task.X_fit, task.S_fit)
     sums, counts = evidence(cmap.predict_proba(task.X_val), task.S_val, cmap.cluster_weights_)
     phi = cmap.predict_proba(task.X_test)
     n_models = sums.shape[1]

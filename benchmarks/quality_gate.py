@@ -117,7 +117,7 @@ CANDIDATES_OUT = {
 
 
 def per_task(kind: str, task: Task, add: Add, wanted: Wanted) -> None:
-    cmap = KMeansClusterMap().fit(task.X_fit, task.S_fit)
+    cmap = KMeansClusterMap(n_maps=1).fit(task.X_fit, task.S_fit)
     phi_val = cmap.predict_proba(task.X_val)
     default = cmap.predict_proba(task.X_test) @ sparse_psi(
         sp.csr_matrix(phi_val), task.S_val, cmap.cluster_weights_

@@ -54,7 +54,8 @@ def main() -> None:
             )
             fitted = router.cluster_map_
             rounds = [p50_ms(router, [f"{text} {r} {i}" for i in range(100)]) for r in range(5)]
-            key = f"{name} {label} (K={fitted.n_clusters_} {fitted.assignment_})"
+            maps = " + ".join(f"{k} {a}" for k, a, _ in fitted.maps_)
+            key = f"{name} {label} (K={fitted.n_clusters_}: {maps})"
             out[key] = {"route_p50_ms_min_median_max": [min(rounds), float(np.median(rounds)), max(rounds)]}
             print(key, out[key], flush=True)
 

@@ -67,7 +67,7 @@ def loo_linear_terms(X: np.ndarray, residuals: np.ndarray) -> tuple[np.ndarray, 
 
 def per_task(kind: str, task: Task, add: Add, wanted: Wanted) -> None:
     add("knn k=100", kind, metrics(task, knn(100)(task)))
-    cmap = KMeansClusterMap().fit(task.X_fit, task.S_fit)
+    cmap = KMeansClusterMap(n_maps=1).fit(task.X_fit, task.S_fit)
     phi_val, phi_test = cmap.predict_proba(task.X_val), cmap.predict_proba(task.X_test)
     psi = cluster_errors(phi_val, task.S_val, reference=cmap.cluster_weights_)
     base = phi_test @ psi

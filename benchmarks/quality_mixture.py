@@ -21,7 +21,7 @@ from uniroute.engine.profiles import cluster_errors
 def mixture(learned_k: int, weight: float):
     def route(task: Task) -> np.ndarray:
         maps = [
-            KMeansClusterMap().fit(task.X_fit, task.S_fit),
+            KMeansClusterMap(n_maps=1).fit(task.X_fit, task.S_fit),
             LearnedClusterMap(learned_k).fit(task.X_fit, task.S_fit),
         ]
         w = (1.0 - weight, weight)

@@ -36,7 +36,7 @@ HAIR = 1e-9
 
 def estimates(task: Task) -> tuple[np.ndarray, np.ndarray, int]:
     """(mean (n_test, m), variance (n_test, m), reference index) from the default map and engine profiles."""
-    cmap = KMeansClusterMap().fit(task.X_fit, task.S_fit)
+    cmap = KMeansClusterMap(n_maps=1).fit(task.X_fit, task.S_fit)
     sums, counts = evidence(cmap.predict_proba(task.X_val), task.S_val, cmap.cluster_weights_)
     alpha, beta = _posterior(sums, counts, DEFAULT_PRIOR_STRENGTH)
     total = alpha + beta

@@ -13,7 +13,7 @@ import numpy as np
 from quality_cv import Add, Task, metrics
 
 from uniroute.engine.cluster_maps import KMeansClusterMap
-from uniroute.engine.profiles import profile_from_scores
+from uniroute.engine.profiles import DEFAULT_PRIOR_STRENGTH, profile_from_scores
 
 Profiler = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (phi_val, scores, ref) -> Ψ
 
@@ -48,14 +48,17 @@ def variant_profile(centre: str, m: float = 4.0) -> Profiler:
 
 
 def uniroute(make_map: Callable[[], object], profile: Profiler | None = None, labels: bool = True):
-    profile = profile or engine_profile()
+    """Φ fitted on the task's fit rows, Ψ of the pool from its validation rows; by default the
+    engine's profiles with the Router's prior (spread over the maps an averaged map holds)."""
 
     def route(task: Task) -> np.ndarray:
         cmap = make_map()
         cmap.fit(task.X_fit, task.S_fit if labels else None)
+        per_cluster = DEFAULT_PRIOR_STRENGTH / getattr(cmap, "n_maps_", 1)
+        psi_of = profile or engine_profile(prior_strength=per_cluster)
         phi_val = cmap.predict_proba(task.X_val)
         psi = np.stack(
-            [profile(phi_val, task.S_val[:, j], cmap.cluster_weights_) for j in range(task.S_val.shape[1])]
+            [psi_of(phi_val, task.S_val[:, j], cmap.cluster_weights_) for j in range(task.S_val.shape[1])]
         )
         return cmap.predict_proba(task.X_test) @ psi.T
 

@@ -47,7 +47,7 @@ def difficulty(X: np.ndarray, S: np.ndarray, alpha: float) -> tuple[np.ndarray, 
 
 def per_task(kind: str, task: Task, add: Add, wanted: Wanted) -> None:
     add("knn k=100", kind, metrics(task, knn(100)(task)))
-    cmap = KMeansClusterMap().fit(task.X_fit, task.S_fit)
+    cmap = KMeansClusterMap(n_maps=1).fit(task.X_fit, task.S_fit)
     phi_fit, phi_val, phi_test = (cmap.predict_proba(x) for x in (task.X_fit, task.X_val, task.X_test))
     base = phi_test @ cluster_errors(phi_val, task.S_val, reference=cmap.cluster_weights_)
     add("default", kind, metrics(task, base))

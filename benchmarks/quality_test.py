@@ -92,7 +92,8 @@ def bootstrap_area_diff(
     return float(lo), float(hi)
 
 
-def unseen_trials(d, k: int, by_length: bool, trials: int = 20, seed: int = 0):
+def unseen_trials(d, k: int, by_length: bool, trials: int = 20, seed: int = 0, extra=None):
+    """Per draw: the pool and the metrics of the default, K-NN k, the old default and each ``extra``."""
     X, S, C = d["X_train"], d["S_train"], d["C_train"]
     m = S.shape[1]
     rng = np.random.default_rng(seed)
@@ -126,6 +127,7 @@ def unseen_trials(d, k: int, by_length: bool, trials: int = 20, seed: int = 0):
                 "knn": kn,
                 "old_default": metrics(task, old_default()(task)),
             }
+            | {label: metrics(task, router(task)) for label, router in (extra or {}).items()}
         )
     return rows
 

@@ -37,7 +37,8 @@ def main() -> None:
     )
     cmap = getattr(router, "cluster_map_", router.cluster_map)  # older versions: the map itself
     mbpp = d["X_test"][d["T_test"].astype(str) == "mbpp"]
-    print(f"map: K={len(cmap.cluster_weights_)} {getattr(cmap, 'assignment_', cmap.assignment)}")
+    maps = " + ".join(f"{k} {a}" for k, a, _ in getattr(cmap, "maps_", ())) or cmap.assignment
+    print(f"map: K={len(cmap.cluster_weights_)} ({maps})")
     for lam in (0.0, 1.0, 10.0, 100.0):
         chosen = [dec.model for dec in router.route_embeddings(mbpp, lam=lam)]
         print(f"lambda={lam:g}: {chosen.count('quiz-only')} / {len(chosen)} MBPP test prompts to quiz-only")
