@@ -313,11 +313,37 @@ def never_seen(n: int) -> list[str]:
     return [f"Prompt {i}: explain topic {i * 7919 % 1009} in {3 + i % 5} short sentences." for i in range(n)]
 
 
+def two_topics(n: int, start: int = 0) -> tuple[list[str], np.ndarray]:
+    """``n`` arithmetic and poetry prompts, alternating, and whether each is arithmetic."""
+    prompts = [
+        f"Arithmetic question {i}: compute {i} plus {2 * i + 7}."
+        if i % 2
+        else f"Poetry request {i}: a haiku about {i * 7919 % 1009} cats."
+        for i in range(start, start + n)
+    ]
+    return prompts, np.array([i % 2 for i in range(start, start + n)], dtype=float)
+
+
+@pytest.fixture(scope="module")
+def default_state(tmp_path_factory):
+    """A router of all-default parts (static embedder, the map averaging the CV's three best),
+    fitted with training scores, saved and loaded back."""
+    prompts, math = two_topics(300)
+    router = Router().fit(prompts, scores=np.column_stack([math, 1 - math]))
+    router.add_models(prompts, {"mathbot": math, "poet": 1 - math}, {"mathbot": 1.0, "poet": 1.0})
+    state = Router.load(router.save(tmp_path_factory.mktemp("default") / "state"))
+    assert state.cluster_map_.n_maps_ == 3
+    return state
+
+
 @pytest.mark.integration
-def test_eight_threads_route_never_seen_prompts_with_the_default_embedder(static_state):
-    prompts = never_seen(400)
-    chosen = on_threads(lambda i: static_state.route(prompts[i]).model, len(prompts))
-    assert chosen == [d.model for d in static_state.route_batch(prompts)]
+@pytest.mark.parametrize("fixture", ["static_state", "default_state"])
+def test_eight_threads_route_never_seen_prompts_with_the_default_embedder(fixture, request):
+    router = request.getfixturevalue(fixture)
+    prompts = never_seen(200) + two_topics(200, start=1000)[0]
+    chosen = on_threads(lambda i: router.route(prompts[i]).model, len(prompts))
+    assert chosen == [d.model for d in router.route_batch(prompts)]
+    assert set(chosen) == {"mathbot", "poet"}
 
 
 @pytest.mark.integration
