@@ -267,6 +267,9 @@ def test_a_map_state_that_does_not_add_up_is_refused():
         ("map_sizes", arrays["map_sizes"] + 1),
         ("map_assignments", np.array(["hard", "soft", "warm"])),
         ("map_temperatures", np.array([1.0, -1.0, 1.0])),
+        ("map_sizes", np.array(arrays["map_sizes"].sum())),  # one number: a map count of 1, but 3 of the rest
+        ("map_assignments", np.array(["hard", "soft"])),
+        ("map_sizes", np.array(["a", "b", "c"])),
     ):
         with pytest.raises(InputError, match="inconsistent"):
             KMeansClusterMap.from_state(params["params"], {**arrays, key: value})
@@ -285,6 +288,10 @@ def test_a_one_map_state_of_schema_version_4_still_loads():
     again = KMeansClusterMap.from_state({k: v for k, v in params["params"].items() if k != "n_maps"}, old)
     assert again.maps_ == cmap.maps_
     np.testing.assert_allclose(again.predict_proba(X), cmap.predict_proba(X))
+    # the oldest states kept only the parameter; anything but "hard" was routed as soft
+    del old["assignment"]
+    oldest = KMeansClusterMap.from_state({**params["params"], "assignment": "auto"}, old)
+    assert oldest.assignment_ == "soft"
 
 
 def test_pairwise_brier_scores_differences_between_llms():

@@ -422,20 +422,28 @@ class KMeansClusterMap(_Params):
         cmap = cls(**params)
         centres = arrays["cluster_centers"]
         if "map_sizes" in arrays:
-            sizes, assignments = arrays["map_sizes"].tolist(), arrays["map_assignments"].tolist()
-            temperatures = arrays["map_temperatures"].tolist()
-        else:  # one map (states before schema version 5)
+            sizes, assignments, temperatures = (
+                np.atleast_1d(arrays[key]).tolist()
+                for key in ("map_sizes", "map_assignments", "map_temperatures")
+            )
+        else:  # one map (states before schema version 5); anything but "hard" routed as soft
             sizes, temperatures = [len(centres)], [float(arrays["temperature"])]
-            assignments = [str(arrays["assignment"] if "assignment" in arrays else params["assignment"])]
-        valid = all(k >= 1 for k in sizes) and set(assignments) <= {"hard", "soft"}
-        valid = valid and all(np.isfinite(t) and t > 0 for t in temperatures)
-        if not valid or sum(sizes) != len(centres) or not len(sizes) == len(assignments) == len(temperatures):
+            legacy = str(arrays["assignment"] if "assignment" in arrays else params["assignment"])
+            assignments = ["hard" if legacy == "hard" else "soft"]
+        try:
+            maps = [
+                (int(k), str(a), float(t)) for k, a, t in zip(sizes, assignments, temperatures, strict=True)
+            ]
+        except (TypeError, ValueError):
+            maps = []
+        valid = bool(maps) and all(
+            k >= 1 and a in ("hard", "soft") and np.isfinite(t) and t > 0 for k, a, t in maps
+        )
+        if not valid or sum(k for k, _, _ in maps) != len(centres):
             raise InputError(
                 f"the K-means map's state is inconsistent: maps of {sizes} clusters, {len(centres)} centres"
             )
-        cmap._set_maps(
-            centres, [(int(k), str(a), float(t)) for k, a, t in zip(sizes, assignments, temperatures)]
-        )
+        cmap._set_maps(centres, maps)
         cmap.cluster_weights_ = arrays["cluster_weights"]
         return cmap
 

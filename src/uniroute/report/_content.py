@@ -98,7 +98,7 @@ class ReportData:
     """(K, assignment) of each map an averaged map holds, in column order ([] for one map)."""
 
     def map_blocks(self) -> str:
-        """ "c0–c15 (16 soft), c16–c47 (32 soft)": which clusters belong to which averaged map."""
+        """Which clusters belong to which averaged map: "c0–c15 (16 soft), c16–c47 (32 soft)"."""
         ends = np.cumsum([k for k, _ in self.maps])
         return ", ".join(f"c{e - k}–c{e - 1} ({k} {a})" for (k, a), e in zip(self.maps, ends, strict=True))
 
