@@ -13,8 +13,8 @@ mixture of a coarse and a fine one. Variants, all from the same inner-CV predict
   Σ w = 1). The mixture is itself a UniRoute map: the candidates' clusters side by side,
   each Φ_c scaled by w_c, so onboarding still needs only validation results;
 - "stack x3": the same weights fitted on the three splits' predictions;
-- "top-3 mean": the three best candidates, equal weights ("top-2 mean": two; "top-3 mean x3":
-  the three best by the score summed over three splits);
+- "top-3 mean": the three best candidates, equal weights ("top-2/4/5 mean": two, four, five;
+  "top-3 mean x3": the three best by the score summed over three splits);
 - "top-3 concatenated": "top-3 mean" as one map the engine would store: the three maps'
   clusters side by side, each Φ_c / 3, profiled as one map (the prior of m pseudo-results
   per cluster then weighs 3x more against each cluster's third of the results).
@@ -144,6 +144,8 @@ def per_task(kind: str, task: Task, add: Add, wanted: Wanted) -> None:
         "stack x3": stack_weights(Y, splits),
         "top-3 mean": {key: 1.0 for key in ranked[:3]},
         "top-2 mean": {key: 1.0 for key in ranked[:2]},
+        "top-4 mean": {key: 1.0 for key in ranked[:4]},
+        "top-5 mean": {key: 1.0 for key in ranked[:5]},
         "top-3 mean x3": {key: 1.0 for key in sorted(summed, key=summed.get)[:3]},
     }
     for label, weights in variants.items():
