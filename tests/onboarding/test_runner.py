@@ -331,6 +331,21 @@ def test_litellm_prices_are_used_when_known(
     assert "mini" in psi_table(Router.load(toy_state), "mini")
 
 
+def test_psi_table_of_many_clusters_runs_them_down_and_counts_results() -> None:
+    from uniroute import ModelProfile
+
+    k = 20
+    new = ModelProfile("new", np.full(k, 1.0), np.full(k, 5.0), 1.0)  # 5 thirds of a result a cluster
+    old = ModelProfile("old", np.full(k, 2.0), np.full(k, 5.0), 1.0)
+    lines = psi_table({"old": old, "new": new}, "new", n_maps=3).splitlines()
+    assert lines[0].split() == ["cluster", "n", "m0", "m1"]
+    assert [line.split()[:2] for line in lines[1 : k + 1]] == [[str(c), "15"] for c in range(k)]
+    assert lines[k + 1].split()[:2] == ["all", "100"] and lines[-2:] == ["m0: * new", "m1: old"]
+    few = ModelProfile("new", np.full(4, 1.0), np.full(4, 5.0), 1.0)
+    narrow = psi_table({"new": few}, "new").splitlines()  # up to 16 clusters: a row per model
+    assert narrow[1].split() == ["n", "(new", "model)", "5", "5", "5", "5", "20"] and len(narrow) == 3
+
+
 def test_deployment_from_a_litellm_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("UNIROUTE_TEST_KEY", "sk-from-env")
     config = tmp_path / "config.yaml"

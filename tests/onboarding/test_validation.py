@@ -178,3 +178,30 @@ def test_sampling_covers_every_cluster() -> None:
     assert again == items
     with pytest.raises(InputError, match="both a router and per_cluster"):
         build_validation(data, router=router)
+
+
+def test_sampling_covers_every_cluster_of_every_averaged_map() -> None:
+    """With a map that averages three, a prompt falls in one cluster of each map: every map's
+    clusters get their prompts (argmax over all columns would only ever pick the hard map's)."""
+    topics = ["Arithmetic: add {i} and {j}.", "Poetry: a haiku on {i} {j}.", "Cooking: bake {i} for {j} min."]
+    prompts = [t.format(i=i, j=7 * i % 13) + "\nA) yes\nB) no" for i in range(100) for t in topics]
+    n = len(prompts)
+    data = RoutingDataset(
+        models=("m1",),
+        scores=np.ones((n, 1)),
+        costs=np.zeros((n, 1)),
+        prompts=prompts,
+        tasks=[""] * n,
+        ids=[str(i) for i in range(n)],
+        responses={"m1": ["A"] * n},
+    )
+    topic = np.arange(n) % 3
+    router = Router(HashingEmbedder()).fit(prompts, scores=np.column_stack([topic == 0, topic == 1]) * 1.0)
+    blocks = router.cluster_map_.maps_
+    assert len(blocks) == 3
+    items, report = build_validation(data, router=router, per_cluster=4, random_state=0)
+    available, sampled = report.available_per_cluster, report.sampled_per_cluster
+    assert len(available) == len(sampled) == router.cluster_map_.n_clusters_
+    assert available.sum() == 3 * n  # each prompt counted once in each map
+    assert (sampled >= np.minimum(available, 4)).all()  # no cluster with prompts left short
+    assert sampled.sum() == 3 * len(items)

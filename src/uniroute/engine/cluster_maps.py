@@ -167,6 +167,22 @@ def check_labels(y: Any, n: int) -> np.ndarray:
     return Y
 
 
+def map_blocks(cmap: Any) -> list[slice]:
+    """The columns of Φ that belong to each map a map averages (``KMeansClusterMap.maps_``);
+    one block for any other map. A prompt falls in one cluster of each block."""
+    maps = getattr(cmap, "maps_", ())
+    if len(maps) < 2:
+        return [slice(0, len(cmap.cluster_weights_))]
+    ends = np.cumsum([k for k, _, _ in maps])
+    return [slice(int(e - k), int(e)) for (k, _, _), e in zip(maps, ends, strict=True)]
+
+
+def hard_clusters(cmap: Any, phi: np.ndarray) -> np.ndarray:
+    """(n, n_blocks): each prompt's most likely cluster in each block of :func:`map_blocks`
+    (column indices of Φ): what to sample, count or describe prompts by."""
+    return np.column_stack([b.start + phi[:, b].argmax(axis=1) for b in map_blocks(cmap)])
+
+
 _AUTO_CLUSTERS = (4, 8, 16, 32, 64)
 _CV_FOLDS = 3
 _MIN_PER_CLUSTER = 20

@@ -14,20 +14,37 @@ if TYPE_CHECKING:
     from .runner import OnboardResult
 
 
-def psi_table(profiles: Mapping[str, ModelProfile] | Any, highlight: str) -> str:
+_WIDE = 16
+"""Above this many clusters the table runs the clusters down the page (a terminal is narrow)."""
+
+
+def psi_table(profiles: Mapping[str, ModelProfile] | Any, highlight: str, n_maps: int = 1) -> str:
     """Per-cluster error Ψ of every model, ``highlight`` first and starred, with its counts.
 
-    ``profiles`` maps model names to profiles, or is a router (its ``profiles``).
+    ``profiles`` maps model names to profiles, or is a router (its ``profiles``). ``n_maps``:
+    the maps an averaged cluster map holds (``KMeansClusterMap.n_maps_``); each of their
+    clusters holds 1/``n_maps`` of a prompt, so *n* shows the counts times ``n_maps`` (results).
+    Up to 16 clusters, one row per model; beyond, one row per cluster and a column per model.
     """
     profiles = getattr(profiles, "profiles", profiles)
     order = [highlight, *sorted(n for n in profiles if n != highlight)]
-    n_clusters = len(profiles[highlight].counts)
-    width = min(40, max(len(n) for n in order) + 2)
-    head = f"{'cluster':<{width}}" + "".join(f"{k:>7}" for k in range(n_clusters)) + "    all"
     counts = profiles[highlight].counts
+    shown = counts * n_maps
+    if len(counts) > _WIDE:
+        head = f"{'cluster':<8}{'n':>7}" + "".join(f"{f'm{j}':>7}" for j in range(len(order)))
+        lines = [head]
+        for k in range(len(counts)):
+            lines.append(f"{k:<8}{shown[k]:>7.0f}" + "".join(f"{profiles[n].errors[k]:>7.3f}" for n in order))
+        lines.append(
+            f"{'all':<8}{counts.sum():>7.0f}" + "".join(f"{profiles[n].global_error:>7.3f}" for n in order)
+        )
+        legend = [f"m{j}: {'* ' if name == highlight else ''}{name}" for j, name in enumerate(order)]
+        return "\n".join([*lines, "", *legend])
+    width = min(40, max(len(n) for n in order) + 2)
+    head = f"{'cluster':<{width}}" + "".join(f"{k:>7}" for k in range(len(counts))) + "    all"
     lines = [
         head,
-        f"{'n (new model)':<{width}}" + "".join(f"{c:>7.0f}" for c in counts) + f"{counts.sum():>7.0f}",
+        f"{'n (new model)':<{width}}" + "".join(f"{c:>7.0f}" for c in shown) + f"{counts.sum():>7.0f}",
     ]
     for name in order:
         p = profiles[name]

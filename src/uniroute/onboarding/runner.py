@@ -345,6 +345,8 @@ class OnboardResult:
     profile: ModelProfile
     state_path: Path
     profiles: dict[str, ModelProfile]
+    n_maps: int = 1
+    """The maps the state's cluster map averages (``KMeansClusterMap.n_maps_``)."""
 
     @property
     def n_graded(self) -> int:
@@ -357,7 +359,7 @@ class OnboardResult:
     @property
     def table(self) -> str:
         """The per-cluster Ψ table (:func:`.report.psi_table`)."""
-        return psi_table(self.profiles, self.name)
+        return psi_table(self.profiles, self.name, self.n_maps)
 
     def summary(self, rerun: str | None = None) -> str:
         """A few lines on what the run did (:func:`.report.summary`)."""
@@ -500,6 +502,7 @@ async def aonboard(
         profile=profile,
         state_path=state_path,
         profiles=dict(router.profiles),
+        n_maps=getattr(router.cluster_map_, "n_maps_", 1),
     )
 
 

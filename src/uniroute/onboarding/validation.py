@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..datasets import RoutingDataset, read_jsonl, unique_ids
+from ..engine.cluster_maps import hard_clusters
 from ..engine.files import atomic_write_bytes
 from ..engine.text import Prompt
 from ..exceptions import InputError
@@ -215,7 +216,9 @@ def build_validation(
         Written into every item; the grader must extract answers (not ``llm_judge``).
     router : Router, optional
         A fitted router; with ``per_cluster``, up to that many prompts are drawn at
-        random from each of its clusters (hard assignment, argmax Φ).
+        random from each of its clusters (hard assignment, argmax Φ; for a map that
+        averages several, each map's clusters in turn, counting the prompts already
+        drawn for another map's cluster).
     tasks : sequence of str, optional
         Keep only prompts of these task tags (e.g. ``["arc-challenge", "winogrande"]``).
     exclude_models : sequence of str
@@ -257,18 +260,18 @@ def build_validation(
             report.n_without_reference += 1
         else:
             candidates.append(replace(item, reference=reference))
-    if router is None or not candidates:
+    if router is None or per_cluster is None or not candidates:
         return candidates, report
     phi = router.cluster_probs(router.embed([c.prompt for c in candidates]))
-    clusters, n_clusters = phi.argmax(axis=1), phi.shape[1]
+    clusters, n_clusters = hard_clusters(router.cluster_map_, phi), phi.shape[1]
     rng = np.random.default_rng(random_state)
-    chosen: list[int] = []
-    sampled = np.zeros(n_clusters, dtype=int)
-    for k in range(n_clusters):
-        members = np.flatnonzero(clusters == k)
-        take = rng.permutation(members)[:per_cluster]
-        sampled[k] = len(take)
-        chosen.extend(int(t) for t in take)
-    report.available_per_cluster = np.bincount(clusters, minlength=n_clusters)
-    report.sampled_per_cluster = sampled
-    return [candidates[i] for i in sorted(chosen)], report
+    chosen = np.zeros(len(candidates), dtype=bool)
+    for column in clusters.T:  # a map that averages several: each map's clusters in turn
+        for k in np.unique(column):
+            members = np.flatnonzero(column == k)
+            need = per_cluster - int(chosen[members].sum())  # drawn for an earlier map's cluster
+            if need > 0:
+                chosen[rng.permutation(members[~chosen[members]])[:need]] = True
+    report.available_per_cluster = np.bincount(clusters.ravel(), minlength=n_clusters)
+    report.sampled_per_cluster = np.bincount(clusters[chosen].ravel(), minlength=n_clusters)
+    return [candidates[i] for i in np.flatnonzero(chosen)], report

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..engine.cluster_maps import hard_clusters, map_blocks
 from ..engine.decision import best_index, lambda_sweep, route_scores
 from ..engine.text import Prompt, prompt_chars, routing_text
 from ..exceptions import InputError
@@ -242,15 +243,6 @@ def _terms(texts: Sequence[str], hard: np.ndarray, n_clusters: int, n_terms: int
     return out
 
 
-def _blocks(cmap: Any) -> list[slice]:
-    """The columns of each map an averaged map holds (``KMeansClusterMap.maps_``); else one block."""
-    maps = getattr(cmap, "maps_", ())
-    if len(maps) < 2:
-        return [slice(0, len(cmap.cluster_weights_))]
-    ends = np.cumsum([k for k, _, _ in maps])
-    return [slice(int(e - k), int(e)) for (k, _, _), e in zip(maps, ends, strict=True)]
-
-
 def _map_name(cmap: Any) -> str:
     """The map's class, and the maps it averages ("KMeansClusterMap, the mean of 16 soft, 8 soft")."""
     maps = getattr(cmap, "maps_", ())
@@ -269,15 +261,14 @@ def _clusters(
     """Each cluster's share of its own map (a prompt counts in one cluster of each averaged map),
     its prompts (those most likely in it among its map's clusters), examples and terms."""
     cmap = router.cluster_map_
-    blocks = _blocks(cmap)
+    blocks = map_blocks(cmap)
     weights = np.asarray(cmap.cluster_weights_, dtype=np.float64) * len(blocks)
     if traffic is None or X is None or phi is None:
         return [ClusterInfo(k, float(w), 0) for k, w in enumerate(weights)]
     texts = [routing_text(p) for p in traffic]  # what the router clusters on: the tail
     shares = phi.mean(axis=0) * len(blocks)
     out: list[ClusterInfo] = []
-    for block in blocks:
-        hard = block.start + phi[:, block].argmax(axis=1)
+    for block, hard in zip(blocks, hard_clusters(cmap, phi).T, strict=True):
         terms = _terms(texts, hard - block.start, block.stop - block.start, n_terms)
         out += [
             ClusterInfo(
@@ -466,7 +457,7 @@ def build_report(
 
     frontier = sorted({*sweep, *((p.lam, p.cost, p.expected_quality) for p in points)})
     psi = np.stack([profiles[m].errors for m in models])
-    counts = np.stack([profiles[m].counts for m in models]) * len(_blocks(cmap))  # results, not 1/C of one
+    counts = np.stack([profiles[m].counts for m in models]) * len(map_blocks(cmap))  # results, not 1/C of one
     if validation is not None and isinstance(validation, list):
         n_validation: int = len(validation)
     else:
@@ -490,7 +481,7 @@ def build_report(
         budget=budget,
         embedder=router.encoder.id,
         cluster_map=_map_name(cmap),
-        maps=[(k, a) for k, a, _ in getattr(cmap, "maps_", ())] if len(_blocks(cmap)) > 1 else [],
+        maps=[(k, a) for k, a, _ in getattr(cmap, "maps_", ())] if len(map_blocks(cmap)) > 1 else [],
         validation=validation_name,
         n_validation=n_validation,
         has_scores=measured is not None,
