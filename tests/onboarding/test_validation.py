@@ -154,11 +154,10 @@ def test_prompts_the_grader_cannot_read_are_not_gradable_not_unanswered() -> Non
     assert [i.id for i in unique] == ["p0", "p1", "p2", "p3", "p4", "p0#2"]
 
 
-def test_sampling_covers_every_cluster() -> None:
-    prompts = [f"Arithmetic question number {i}: compute it.\nA) 1\nB) 2" for i in range(30)]
-    prompts += [f"Poetry request number {i}: write a haiku.\nA) yes\nB) no" for i in range(10)]
+def _all_answered_a(prompts: list[str]) -> RoutingDataset:
+    """One model that answered "A" (right) to every prompt."""
     n = len(prompts)
-    data = RoutingDataset(
+    return RoutingDataset(
         models=("m1",),
         scores=np.ones((n, 1)),
         costs=np.zeros((n, 1)),
@@ -167,6 +166,12 @@ def test_sampling_covers_every_cluster() -> None:
         ids=[str(i) for i in range(n)],
         responses={"m1": ["A"] * n},
     )
+
+
+def test_sampling_covers_every_cluster() -> None:
+    prompts = [f"Arithmetic question number {i}: compute it.\nA) 1\nB) 2" for i in range(30)]
+    prompts += [f"Poetry request number {i}: write a haiku.\nA) yes\nB) no" for i in range(10)]
+    data = _all_answered_a(prompts)
     router = Router(HashingEmbedder(), KMeansClusterMap(n_clusters=2, random_state=0)).fit(prompts)
     items, report = build_validation(data, router=router, per_cluster=5, random_state=1)
     assert len(items) == 10
@@ -185,16 +190,7 @@ def test_sampling_covers_every_cluster_of_every_averaged_map() -> None:
     clusters get their prompts (argmax over all columns would only ever pick the hard map's)."""
     topics = ["Arithmetic: add {i} and {j}.", "Poetry: a haiku on {i} {j}.", "Cooking: bake {i} for {j} min."]
     prompts = [t.format(i=i, j=7 * i % 13) + "\nA) yes\nB) no" for i in range(100) for t in topics]
-    n = len(prompts)
-    data = RoutingDataset(
-        models=("m1",),
-        scores=np.ones((n, 1)),
-        costs=np.zeros((n, 1)),
-        prompts=prompts,
-        tasks=[""] * n,
-        ids=[str(i) for i in range(n)],
-        responses={"m1": ["A"] * n},
-    )
+    data, n = _all_answered_a(prompts), len(prompts)
     topic = np.arange(n) % 3
     router = Router(HashingEmbedder()).fit(prompts, scores=np.column_stack([topic == 0, topic == 1]) * 1.0)
     blocks = router.cluster_map_.maps_
