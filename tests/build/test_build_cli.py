@@ -158,7 +158,7 @@ def test_the_example_builds_with_the_default_embedder_and_routes(
     assert "150 distinct prompt(s) kept" in out and "duplicate: 8" in out and "0 failed" in out
     assert (
         "98 validation prompt(s)" in out
-        and "balanced   λ=7609" in out
+        and "balanced   λ=6447" in out
         and (tmp_path / "b" / "report" / "report.html").is_file()
     )
     router = Router.load(tmp_path / "b" / "state")
@@ -168,9 +168,9 @@ def test_the_example_builds_with_the_default_embedder_and_routes(
     recipe = "A recipe needs 2.5 cups of rice. With 1 cup = 240 ml, how many ml is that? Number only."
     product = "Compute 16 times 22. Give just the result."
     # at the balanced λ the build printed: each kind of request goes to the cheapest model that gets it right
-    assert router.route(sums, lam=7609.0).model == "small"  # every model is right on sums
-    assert router.route(product, lam=7609.0).model == "medium"
-    assert router.route(recipe, lam=7609.0).model == "large"  # small is always wrong on conversions
+    assert router.route(sums, lam=6447.0).model == "small"  # every model is right on sums
+    assert router.route(product, lam=6447.0).model == "medium"
+    assert router.route(recipe, lam=6447.0).model == "large"  # small is always wrong on conversions
     assert router.route(capital, lam=0.0).model == "large"
-    assert cli.main(["route", str(tmp_path / "b" / "state"), sums, "--lambda", "7609"]) == 0
+    assert cli.main(["route", str(tmp_path / "b" / "state"), sums, "--lambda", "6447"]) == 0
     assert "small" in capsys.readouterr().out
