@@ -100,10 +100,11 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 def _map_shape(router: Any) -> str:
     """The fitted map's cluster count and, for maps that have one, its assignment ("K=16, soft"),
     or the maps it averages ("K=56: the mean of 16 soft, 8 soft, 32 hard")."""
+    from .engine.cluster_maps import averaged_maps
+
     cmap = router.cluster_map_
-    maps = getattr(cmap, "maps_", ())
-    if len(maps) > 1:
-        return f"K={len(cmap.cluster_weights_)}: the mean of " + ", ".join(f"{k} {a}" for k, a, _ in maps)
+    if averaged := averaged_maps(cmap):
+        return f"K={len(cmap.cluster_weights_)}: the mean of {averaged}"
     assignment = getattr(cmap, "assignment_", None)
     return f"K={len(cmap.cluster_weights_)}" + (f", {assignment}" if assignment else "")
 

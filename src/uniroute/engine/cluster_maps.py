@@ -177,6 +177,12 @@ def map_blocks(cmap: Any) -> list[slice]:
     return [slice(int(e - k), int(e)) for (k, _, _), e in zip(maps, ends, strict=True)]
 
 
+def averaged_maps(cmap: Any) -> str:
+    """ "16 soft, 32 soft, 8 soft": the maps an averaged map holds, best first ("" for one map)."""
+    maps = getattr(cmap, "maps_", ())
+    return ", ".join(f"{k} {a}" for k, a, _ in maps) if len(maps) > 1 else ""
+
+
 def hard_clusters(cmap: Any, phi: np.ndarray) -> np.ndarray:
     """(n, n_blocks): each prompt's most likely cluster in each block of :func:`map_blocks`
     (column indices of Φ): what to sample, count or describe prompts by."""
@@ -416,7 +422,8 @@ class KMeansClusterMap(_Params):
             out = np.zeros(sq_dist.shape, dtype=np.float32)
             out[np.arange(len(sq_dist)), sq_dist.argmin(axis=1)] = mass
             return out
-        return (_softmax(-sq_dist / temperature) * mass).astype(np.float32)
+        phi = _softmax(-sq_dist / temperature)
+        return (phi if mass == 1.0 else phi * mass).astype(np.float32)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Φ(x) for each row of ``X``: an ``(n, n_clusters)`` matrix whose rows sum to 1."""

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..engine.cluster_maps import hard_clusters, map_blocks
+from ..engine.cluster_maps import averaged_maps, hard_clusters, map_blocks
 from ..engine.decision import best_index, lambda_sweep, route_scores
 from ..engine.text import Prompt, prompt_chars, routing_text
 from ..exceptions import InputError
@@ -245,9 +245,8 @@ def _terms(texts: Sequence[str], hard: np.ndarray, n_clusters: int, n_terms: int
 
 def _map_name(cmap: Any) -> str:
     """The map's class, and the maps it averages ("KMeansClusterMap, the mean of 16 soft, 8 soft")."""
-    maps = getattr(cmap, "maps_", ())
-    averaged = f", the mean of {', '.join(f'{k} {a}' for k, a, _ in maps)}" if len(maps) > 1 else ""
-    return type(cmap).__name__ + averaged
+    averaged = averaged_maps(cmap)
+    return type(cmap).__name__ + (f", the mean of {averaged}" if averaged else "")
 
 
 def _clusters(
