@@ -10,8 +10,9 @@ embedded with the ``static`` embedder through the harness's on-disk cache):
    (``KMeansClusterMap()``, K chosen by CV on the train scores, as ``uniroute eval``
    does), once per data set; every router below shares it, so only Ψ differs.
 2. Per order (seed): 5 validation prompts per cluster (hard assignment, drawn at
-   random among train prompts with every model's result) give each model's
-   starting Ψ; the other complete train prompts are shuffled into the stream.
+   random among train prompts with every model's result; an averaged map's clusters
+   map by map, as ``uniroute make-validation`` draws) give each model's starting Ψ;
+   the other complete train prompts are shuffled into the stream.
 3. Feedback flows through ``Router.record_feedback``; an **event** is one streamed
    prompt. Full information: the event gives every model's label (m feedback
    calls). Bandit: the router routes the prompt (``explore="thompson"`` at
@@ -48,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from uniroute import Router
-from uniroute.engine.cluster_maps import ClusterMap, KMeansClusterMap
+from uniroute.engine.cluster_maps import ClusterMap, KMeansClusterMap, hard_clusters
 from uniroute.engine.embedders import PrecomputedEmbedder
 from uniroute.evaluation import Routing, run_static
 
@@ -150,14 +151,22 @@ def harness_area(data: Data) -> float:
 
 
 def split_stream(data: Data, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(validation rows: ``N_VALID`` per cluster, stream rows: the rest, shuffled)."""
-    hard = data.cmap.predict_proba(data.X_train[data.complete]).argmax(axis=1)
-    valid = []
-    for k in range(data.cmap.n_clusters_):
-        members = data.complete[hard == k]
-        valid.extend(rng.choice(members, min(N_VALID, len(members)), replace=False).tolist())
-    rest = np.setdiff1d(data.complete, valid)
-    return np.array(sorted(valid)), rng.permutation(rest)
+    """(validation rows: ``N_VALID`` per cluster, stream rows: the rest, shuffled).
+
+    An averaged map's clusters are filled map by map, counting rows already drawn for
+    another map's cluster, as ``uniroute make-validation`` samples.
+    """
+    phi = data.cmap.predict_proba(data.X_train[data.complete])
+    chosen = np.zeros(len(data.complete), dtype=bool)
+    for column in hard_clusters(data.cmap, phi).T:
+        for k in np.unique(column):
+            members = np.flatnonzero(column == k)
+            free = members[~chosen[members]]
+            need = min(N_VALID - int(chosen[members].sum()), len(free))
+            if need > 0:
+                chosen[rng.choice(free, need, replace=False)] = True
+    valid = data.complete[chosen]
+    return valid, rng.permutation(np.setdiff1d(data.complete, valid))
 
 
 Feed = Callable[[Router, int, np.random.Generator], "str | None"]

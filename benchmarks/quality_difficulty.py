@@ -19,18 +19,35 @@ from quality_routers import knn, uniroute
 from uniroute.engine.cluster_maps import KMeansClusterMap
 
 
+def difficulty_weights(X: np.ndarray, Y: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """Ridge weights (intercept last, not penalised) of the training LLMs' mean error on the embedding."""
+    seen = (~np.isnan(Y)).sum(axis=1)
+    ok = seen > 0
+    err = 1.0 - np.nansum(Y, axis=1) / np.maximum(seen, 1)
+    Xc = np.hstack([np.asarray(X[ok], np.float64), np.ones((ok.sum(), 1))])
+    reg = alpha * np.eye(Xc.shape[1])
+    reg[-1, -1] = 0.0
+    return np.linalg.solve(Xc.T @ Xc + reg, Xc.T @ err[ok])
+
+
+def linear_bands(d: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Triangular weights of each prompt's difficulty between the band centres."""
+    d = np.clip(d, centres[0], centres[-1])
+    j = np.clip(np.searchsorted(centres, d) - 1, 0, len(centres) - 2)
+    t = (d - centres[j]) / np.maximum(centres[j + 1] - centres[j], 1e-12)
+    out = np.zeros((len(d), len(centres)))
+    out[np.arange(len(d)), j] = 1 - t
+    out[np.arange(len(d)), j + 1] += t
+    return out
+
+
 class DifficultyMap:
     def __init__(self, base, bins: int = 3, band: str = "linear", alpha: float = 1.0):
         self.base, self.bins, self.band, self.alpha = base, bins, band, alpha
 
     def fit(self, X, y):
         X = np.asarray(X, np.float64)
-        err = 1.0 - np.nanmean(np.asarray(y, np.float64), axis=1)
-        ok = np.isfinite(err)
-        Xc = np.hstack([X[ok], np.ones((ok.sum(), 1))])
-        reg = self.alpha * np.eye(Xc.shape[1])
-        reg[-1, -1] = 0.0
-        self.w_ = np.linalg.solve(Xc.T @ Xc + reg, Xc.T @ err[ok])
+        self.w_ = difficulty_weights(X, np.asarray(y, np.float64), self.alpha)
         d = self._d(X)
         qs = (np.arange(self.bins) + 0.5) / self.bins
         self.centres_ = np.quantile(d, qs)
@@ -48,13 +65,7 @@ class DifficultyMap:
             out = np.zeros((len(d), len(c)))
             out[np.arange(len(d)), np.searchsorted(edges, d)] = 1.0
             return out
-        d = np.clip(d, c[0], c[-1])
-        j = np.clip(np.searchsorted(c, d) - 1, 0, len(c) - 2)
-        t = (d - c[j]) / np.maximum(c[j + 1] - c[j], 1e-12)
-        out = np.zeros((len(d), len(c)))
-        out[np.arange(len(d)), j] = 1 - t
-        out[np.arange(len(d)), j + 1] += t
-        return out
+        return linear_bands(d, c)
 
     def predict_proba(self, X):
         phi = self.base.predict_proba(X)
