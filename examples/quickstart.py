@@ -2,7 +2,8 @@
 
     python examples/quickstart.py --data ../shared/data/routerbench
 
-Fits K-means clusters on the training prompts (default static embedder), measures
+Fits K-means clusters on the training prompts (default static embedder; the
+training LLMs' scores choose K and hard/soft assignment by cross-validation), measures
 each model's per-cluster error Ψ on the training labels, then routes every test
 prompt at a few operating points and compares accuracy and $ per request with
 always calling one model. Costs are RouterBench's recorded $ per call.
@@ -38,7 +39,7 @@ def main() -> None:
     train, test = load_split(args.data)
     print(f"RouterBench: {len(train)} train / {len(test)} test prompts, {len(train.models)} models")
     start = time.perf_counter()
-    router = Router().fit(train.prompts)
+    router = Router().fit(train.prompts, train.scores)  # the scores choose K and hard/soft by CV
     router.add_models(
         train.prompts,
         scores={m: train.scores[:, j] for j, m in enumerate(train.models)},

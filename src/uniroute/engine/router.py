@@ -406,7 +406,10 @@ class Router:
         """Fit the cluster map on training prompts; returns ``self``.
 
         ``scores`` (n_prompts, n_training_llms; 1 = correct, NaN = missing) goes to
-        the map's ``fit``: :class:`LearnedClusterMap` needs it, K-means ignores it.
+        the map's ``fit``. Pass it when you have it: the default
+        :class:`KMeansClusterMap` chooses K and hard/soft assignment by cross-validation
+        on it and averages the three best maps (without it: one soft map, K = 8), and
+        :class:`LearnedClusterMap` needs it.
         Profiles added before are dropped (they were built on the old clusters).
         """
         if len(prompts) == 0:
