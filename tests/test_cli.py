@@ -229,11 +229,17 @@ def test_fit_keeps_the_maps_own_k_unless_clusters_is_given(tmp_path, records, ca
         assert len(json.loads(out)["cluster_weights"]) == k
 
 
-def test_inspect_names_the_maps_an_averaged_map_is_made_of(tmp_path, capsys):
+def _four_corners() -> tuple[np.ndarray, np.ndarray]:
+    """240 prompts around four corners and two LLMs' scores, enough for an averaged map."""
     rng = np.random.default_rng(0)
     corners = np.array([[0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
     X = np.concatenate([c + 0.3 * rng.standard_normal((60, 2)) for c in corners]).astype(np.float32)
     Y = (rng.random((240, 2)) < np.repeat([[0.9, 0.2], [0.3, 0.9]] * 2, 60, axis=0)).astype(float)
+    return X, Y
+
+
+def test_inspect_names_the_maps_an_averaged_map_is_made_of(tmp_path, capsys):
+    X, Y = _four_corners()
     router = Router("hashing").fit_embeddings(X, Y)
     router.save(tmp_path / "state")
     maps = router.cluster_map_.maps_
@@ -245,3 +251,49 @@ def test_inspect_names_the_maps_an_averaged_map_is_made_of(tmp_path, capsys):
     code, out, _ = run(capsys, "inspect", tmp_path / "state")
     assert code == 0
     assert f"K={shown['n_clusters']}: the mean of " + ", ".join(f"{k} {a}" for k, a, _ in maps) in out
+
+
+def test_inspect_counts_share_and_results_within_each_averaged_map(tmp_path, capsys):
+    X, Y = _four_corners()
+    router = Router("hashing").fit_embeddings(X, Y)
+    router.add_models(
+        [f"p{i}" for i in range(240)], {"a": Y[:, 0], "b": Y[:, 1]}, {"a": 1.0, "b": 2.0}, embeddings=X
+    )
+    router.save(tmp_path / "state")
+    maps = router.cluster_map_.maps_
+    code, out, _ = run(capsys, "inspect", tmp_path / "state")
+    assert code == 0
+    lines = out.splitlines()
+    shares = np.array(next(line for line in lines if line.startswith("(share")).split()[4:], dtype=float)
+    fewest = np.array(next(line for line in lines if line.startswith("(results")).split()[4:], dtype=float)
+    start = 0
+    for k, _, _ in maps:  # within each map: shares sum to 1, every prompt is counted once
+        assert shares[start : start + k].sum() == pytest.approx(1.0, abs=0.01 * k)
+        assert fewest[start : start + k].sum() == pytest.approx(240, abs=k)
+        start += k
+    assert "Φ averages 3 maps (map 1, " in out
+
+
+def test_inspect_runs_many_clusters_down_the_page(tmp_path, records, capsys):
+    state = tmp_path / "state"
+    run(capsys, "fit", records, "--out", state, "--embedder", "hashing", "--clusters", "20", "--profile")
+    code, out, _ = run(capsys, "inspect", state)
+    assert code == 0
+    rows = [line for line in out.splitlines() if line.startswith("c") and line.split()[0][1:].isdigit()]
+    assert [row.split()[0] for row in rows] == [f"c{k}" for k in range(20)]
+    assert max(len(line) for line in out.splitlines()[1:]) < 100
+    assert "m0" in out and "mathbot" in out
+
+
+def test_a_closed_pipe_ends_the_command_quietly(state):
+    """`uniroute inspect STATE | head -1`: the reader leaves early; no traceback, exit status 1."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "uniroute.cli", "inspect", str(state)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 1
+    assert "Traceback" not in err and "Exception ignored" not in err

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -182,7 +183,6 @@ def _read_stdin() -> str:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    import numpy as np
 
     from .engine.router import Router
 
@@ -218,20 +218,63 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         )
         return 0
     print(f"embedder: {router.encoder.id}   map: {type(router.cluster_map_).__name__}, {_map_shape(router)}")
-    header = "".join(f"{'c' + str(k):>7}" for k in range(len(weights)))
-    print(f"{'model':<36} {'$/request':>10} {'error':>6} {'n':>6}{header}")
-    print(f"{'(share of training prompts)':<61}" + "".join(f"{w:>7.2f}" for w in weights))
-    for name, p in sorted(profiles.items(), key=lambda kv: kv[1].global_error):
-        cells = "".join(f"{e:>7.3f}" for e in p.errors)
-        print(f"{name[:36]:<36} {p.cost:>10.6f} {p.global_error:>6.3f} {p.n_results:>6.0f}{cells}")
-    print(
-        f"{'(results per cluster, min)':<61}"
-        + "".join(
-            f"{c:>7.0f}"
-            for c in (np.min([p.counts for p in profiles.values()], axis=0) if profiles else weights * 0)
-        )
-    )
+    print(_inspect_table(router))
     return 0
+
+
+_WIDE = 16
+"""Above this many clusters ``inspect`` runs the clusters down the page (a terminal is narrow)."""
+
+
+def _inspect_table(router: Router) -> str:
+    """The models × clusters error table of ``inspect``.
+
+    A cluster's share of the training prompts and its *n* (the fewest results any model
+    holds there) count within the cluster's own map: a map that averages several gives
+    each of its clusters 1/``n_maps_`` of a prompt, so both are scaled back by ``n_maps_``.
+    Up to 16 clusters, one row per model; beyond, one row per cluster and a column per model.
+    """
+    import numpy as np
+
+    from .engine.cluster_maps import map_blocks
+
+    cmap = router.cluster_map_
+    n_maps = getattr(cmap, "n_maps_", 1)
+    share = cmap.cluster_weights_ * n_maps
+    models = sorted(router.profiles.items(), key=lambda kv: kv[1].global_error)
+    fewest = np.min([p.counts for _, p in models], axis=0) * n_maps if models else share * 0
+    blocks = map_blocks(cmap)
+    lines = []
+    if len(share) > _WIDE:
+        lines.append(f"{'':<6}{'model':<36} {'$/request':>10} {'error':>6} {'n':>6}")
+        for j, (name, p) in enumerate(models):
+            lines.append(
+                f"{f'm{j}':<6}{name[:36]:<36} {p.cost:>10.6f} {p.global_error:>6.3f} {p.n_results:>6.0f}"
+            )
+        lines.append("")
+        head = f"{'cluster':<8}{'map':>4}{'share':>7}{'n':>6}" + "".join(
+            f"{f'm{j}':>7}" for j in range(len(models))
+        )
+        lines.append(head)
+        for m, block in enumerate(blocks, start=1):
+            for k in range(block.start, block.stop):
+                errors = "".join(f"{p.errors[k]:>7.3f}" for _, p in models)
+                lines.append(f"{'c' + str(k):<8}{m:>4}{share[k]:>7.2f}{fewest[k]:>6.0f}{errors}")
+    else:
+        header = "".join(f"{'c' + str(k):>7}" for k in range(len(share)))
+        lines.append(f"{'model':<36} {'$/request':>10} {'error':>6} {'n':>6}{header}")
+        lines.append(f"{'(share of training prompts)':<61}" + "".join(f"{w:>7.2f}" for w in share))
+        for name, p in models:
+            cells = "".join(f"{e:>7.3f}" for e in p.errors)
+            lines.append(f"{name[:36]:<36} {p.cost:>10.6f} {p.global_error:>6.3f} {p.n_results:>6.0f}{cells}")
+        lines.append(f"{'(results per cluster, min)':<61}" + "".join(f"{c:>7.0f}" for c in fewest))
+    if len(blocks) > 1:
+        described = "; ".join(
+            f"map {m}, {k} {a}: c{b.start}-c{b.stop - 1}"
+            for m, ((k, a, _), b) in enumerate(zip(getattr(cmap, "maps_", ()), blocks, strict=True), start=1)
+        )
+        lines.append(f"Φ averages {len(blocks)} maps ({described}); share and n count within each map")
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -329,6 +372,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UniRouteError as exc:
         print(f"uniroute: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader left (`| head`, `| less`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error again at exit
+        return 1
 
 
 if __name__ == "__main__":
