@@ -1,12 +1,14 @@
 """CV trial: widen the grid the averaged default chooses from (session 9).
 
 The default (``KMeansClusterMap(n_maps=3)``) ranks K ∈ {4, …, 64} × {soft, hard} by the
-inner 3-fold CV's pairwise Brier score and averages the three best. Two kinds of
+inner 3-fold CV's pairwise Brier score and averages the three best. Kinds of
 candidate it never sees, each tried before as a single fixed map and each good on one
 data set only, might still earn a place in an average that the inner CV picks per data set:
 
 - "+128": K = 128 (hard K = 128 was the best single K-means map on RouteLLM in session 3,
   0.01 behind on RouterBench);
+- "+temperature": soft maps at ½ and 2 × the auto temperature (more of the kind RouterBench
+  prefers; the state already stores a temperature per map);
 - "+difficulty": difficulty-aware maps (session 2, ``quality_difficulty.py``): each K-means
   cluster (K = 4, 8, 16) split into 3 bands of a prompt's predicted difficulty, a ridge
   regression of the training LLMs' mean error on the embedding, linear weights between
@@ -24,9 +26,10 @@ an average are profiled separately (the engine's m / n_maps per cluster is the s
     python benchmarks/quality_paired.py benchmarks/results/cv_grid_extend_*_seed*.json \\
         --reference "top-3 (default)"
 
-("top-5" and "top-4 +difficulty" were run after the others, with ``--only "top-5$|top-4"`` into
-``cv_grid_extend_top5_*``.) Not kept: +0.0007 / +0.0007 / +0.0004 at best (RouteLLM / RouterBench
-static / unseen), docs/benchmarks.md "Trials of session 9".
+("top-5" and "top-4 +difficulty" were run after the others, with ``--only "top-5$|top-4"``,
+into ``cv_grid_extend_top5_*``; the temperature rows with ``--only temperature`` into
+``cv_grid_extend_temp_*``.) None kept: +0.0007 / +0.0007 / +0.0004 at best (RouteLLM /
+RouterBench static / unseen), docs/benchmarks.md "Trials of session 9".
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from uniroute.engine.profiles import DEFAULT_PRIOR_STRENGTH, cluster_errors
 
 CHOSEN: dict[str, Counter] = {}
 BANDS = 3
-Key = tuple[str, int, str]  # (family "km" | "diff", K, assignment)
+Key = tuple[str, int, str]  # (family "km" | "diff" | "t0.5" | "t2", K, assignment)
 
 
 class Candidate:
@@ -56,6 +59,7 @@ class Candidate:
     ):
         family, k, a = key
         self.assignment = a
+        self.scale = float(family[1:]) if family.startswith("t") else 1.0
         if k not in centres:  # one K-means fit per K, shared by its soft, hard and banded maps
             centres[k] = KMeansClusterMap()
             centres[k]._fit_centres(X, k, n_init=n_init)
@@ -71,6 +75,9 @@ class Candidate:
         return X @ self.w[:-1] + self.w[-1]
 
     def phi(self, X: np.ndarray) -> np.ndarray:
+        if self.scale != 1.0:
+            t = self.km.temperature_ * self.scale
+            return self.km._one_map(self.km._sq_dist(X), "soft", t, 1.0).astype(np.float64)
         base = self.km._proba(X, self.assignment).astype(np.float64)
         if self.w is None:
             return base
@@ -84,6 +91,8 @@ def grid(n_fit: int, extend: tuple[str, ...]) -> list[Key]:
         keys += [("km", 128, a) for a in ("soft", "hard")]
     if "difficulty" in extend:
         keys += [("diff", k, a) for k in (4, 8, 16) for a in ("soft", "hard")]
+    if "temperature" in extend:
+        keys += [(f"t{t:g}", k, "soft") for k in cm._AUTO_CLUSTERS for t in (0.5, 2.0)]
     cells = {key: key[1] * (BANDS if key[0] == "diff" else 1) for key in keys}
     return [key for key in keys if cells[key] * cm._MIN_PER_CLUSTER <= n_fit]
 
@@ -121,7 +130,7 @@ def mixture(task: Task, keys: list[Key]) -> np.ndarray:
 def per_task(kind: str, task: Task, add: Add, wanted: Wanted) -> None:
     X, Y = task.X_fit, task.S_fit
     n_fit = len(X) * (cm._CV_FOLDS - 1) // cm._CV_FOLDS
-    scores = inner_scores(X, Y, grid(n_fit, ("128", "difficulty")))
+    scores = inner_scores(X, Y, grid(n_fit, ("128", "difficulty", "temperature")))
     m = f"{kind} m={task.S_val.shape[1]}"
     for label, extend, top in (
         ("top-3 (default)", (), 3),
@@ -131,6 +140,8 @@ def per_task(kind: str, task: Task, add: Add, wanted: Wanted) -> None:
         ("top-5 +128 +difficulty", ("128", "difficulty"), 5),
         ("top-5", (), 5),
         ("top-4 +difficulty", ("difficulty",), 4),
+        ("top-3 +temperature", ("temperature",), 3),
+        ("top-5 +temperature", ("temperature",), 5),
     ):
         if not wanted(label):
             continue
