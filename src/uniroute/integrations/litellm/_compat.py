@@ -11,6 +11,8 @@ oldest supported LiteLLM. When a LiteLLM upgrade breaks the front door, the brea
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -179,6 +181,12 @@ def hidden_params(response: Any) -> dict[str, Any] | None:
     return hidden if isinstance(hidden, dict) else None
 
 
+@functools.cache
+def _takes_request_deployments(tag_filter: Callable[..., Any]) -> bool:
+    """Whether LiteLLM's tag filter needs ``request_deployments`` (a required keyword since 1.108)."""
+    return "request_deployments" in inspect.signature(tag_filter).parameters
+
+
 async def tag_and_order_filtered(
     litellm_router: Any, model: str, deployments: list[Any], request_kwargs: dict[str, Any]
 ) -> list[Any]:
@@ -196,12 +204,17 @@ async def tag_and_order_filtered(
     metadata_key: Literal["metadata", "litellm_metadata"] = (
         "litellm_metadata" if "litellm_metadata" in request_kwargs else "metadata"
     )
+    since_1_108: dict[str, Any] = {}
+    if _takes_request_deployments(get_deployments_for_tag):
+        # LiteLLM >= 1.108 also reads the group's deployments (their `allow_fail_open`)
+        since_1_108["request_deployments"] = list(deployments)
     tagged = await get_deployments_for_tag(
         llm_router_instance=litellm_router,
         model=model,
         healthy_deployments=list(deployments),
         request_kwargs=request_kwargs,
         metadata_variable_name=metadata_key,
+        **since_1_108,
     )
     return get_order_filtered_deployments(
         list(cast(list, tagged)), target_order=request_kwargs.get("_target_order")
