@@ -183,7 +183,6 @@ def _read_stdin() -> str:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-
     from .engine.router import Router
 
     router = Router.load(args.state, allow_network=args.allow_network)
