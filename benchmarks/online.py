@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from uniroute import Router
-from uniroute.engine.cluster_maps import ClusterMap, KMeansClusterMap, hard_clusters
+from uniroute.engine.cluster_maps import ClusterMap, KMeansClusterMap, hard_clusters, sample_per_cluster
 from uniroute.engine.embedders import PrecomputedEmbedder
 from uniroute.evaluation import Routing, run_static
 
@@ -157,15 +157,7 @@ def split_stream(data: Data, rng: np.random.Generator) -> tuple[np.ndarray, np.n
     another map's cluster, as ``uniroute make-validation`` samples.
     """
     phi = data.cmap.predict_proba(data.X_train[data.complete])
-    chosen = np.zeros(len(data.complete), dtype=bool)
-    for column in hard_clusters(data.cmap, phi).T:
-        for k in np.unique(column):
-            members = np.flatnonzero(column == k)
-            free = members[~chosen[members]]
-            need = min(N_VALID - int(chosen[members].sum()), len(free))
-            if need > 0:
-                chosen[rng.choice(free, need, replace=False)] = True
-    valid = data.complete[chosen]
+    valid = data.complete[sample_per_cluster(hard_clusters(data.cmap, phi), N_VALID, rng)]
     return valid, rng.permutation(np.setdiff1d(data.complete, valid))
 
 

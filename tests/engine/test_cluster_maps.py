@@ -320,3 +320,15 @@ def test_learned_map_ridge_does_not_shrink_theta_away():
     assert cmap.cluster_weights_.min() > 0.2
     phi = cmap.predict_proba(X)
     assert len({int(phi[i].argmax()) for i in (0, 60, 120, 180)}) == 4
+
+
+def test_sample_per_cluster_fills_every_block_counting_earlier_draws():
+    from uniroute.engine.cluster_maps import sample_per_cluster
+
+    # block 1: clusters 0 / 1 (6 and 2 rows); block 2: cluster 2 holds every row
+    clusters = np.column_stack([[0, 0, 0, 0, 0, 0, 1, 1], [2] * 8])
+    chosen = sample_per_cluster(clusters, 3, np.random.default_rng(0))
+    assert chosen[:6].sum() == 3 and chosen[6:].all()  # cluster 1 gives all it has
+    assert chosen.sum() == 5  # cluster 2 already holds 5 >= 3 draws: none added
+    again = sample_per_cluster(clusters, 3, np.random.default_rng(0))
+    assert (chosen == again).all()

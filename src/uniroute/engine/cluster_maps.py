@@ -189,6 +189,22 @@ def hard_clusters(cmap: Any, phi: np.ndarray) -> np.ndarray:
     return np.column_stack([b.start + phi[:, b].argmax(axis=1) for b in map_blocks(cmap)])
 
 
+def sample_per_cluster(clusters: np.ndarray, per_cluster: int, rng: np.random.Generator) -> np.ndarray:
+    """Boolean mask of up to ``per_cluster`` rows drawn at random from each cluster.
+
+    ``clusters`` is :func:`hard_clusters`' (n, n_blocks); a map that averages several is
+    filled block by block, counting the rows already drawn for another block's cluster.
+    """
+    chosen = np.zeros(len(clusters), dtype=bool)
+    for column in clusters.T:
+        for k in np.unique(column):
+            members = np.flatnonzero(column == k)
+            need = per_cluster - int(chosen[members].sum())
+            if need > 0:
+                chosen[rng.permutation(members[~chosen[members]])[:need]] = True
+    return chosen
+
+
 _AUTO_CLUSTERS = (4, 8, 16, 32, 64)
 _CV_FOLDS = 3
 _MIN_PER_CLUSTER = 20

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..datasets import RoutingDataset, read_jsonl, unique_ids
-from ..engine.cluster_maps import hard_clusters
+from ..engine.cluster_maps import hard_clusters, sample_per_cluster
 from ..engine.files import atomic_write_bytes
 from ..engine.text import Prompt
 from ..exceptions import InputError
@@ -264,14 +264,7 @@ def build_validation(
         return candidates, report
     phi = router.cluster_probs(router.embed([c.prompt for c in candidates]))
     clusters, n_clusters = hard_clusters(router.cluster_map_, phi), phi.shape[1]
-    rng = np.random.default_rng(random_state)
-    chosen = np.zeros(len(candidates), dtype=bool)
-    for column in clusters.T:  # a map that averages several: each map's clusters in turn
-        for k in np.unique(column):
-            members = np.flatnonzero(column == k)
-            need = per_cluster - int(chosen[members].sum())  # drawn for an earlier map's cluster
-            if need > 0:
-                chosen[rng.permutation(members[~chosen[members]])[:need]] = True
+    chosen = sample_per_cluster(clusters, per_cluster, np.random.default_rng(random_state))
     report.available_per_cluster = np.bincount(clusters.ravel(), minlength=n_clusters)
     report.sampled_per_cluster = np.bincount(clusters[chosen].ravel(), minlength=n_clusters)
     return [candidates[i] for i in np.flatnonzero(chosen)], report
