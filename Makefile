@@ -3,12 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 COMPAT := .venv-compat
+NEWEST := .venv-newest
 DATA ?= ../shared/data/routerbench
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-fast test-compat lint bench eval clean
+.PHONY: demo test test-fast test-compat test-newest lint bench eval clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +62,23 @@ test-compat: $(COMPAT)/.installed
 	$(COMPAT)/bin/pip check
 	$(COMPAT)/bin/python -m pytest $(COMPAT_TESTS) $(COMPAT_DESELECT)
 
+# The same front-door tests against the newest LiteLLM and langchain-core that pyproject allows,
+# without [proxy]: `litellm[proxy]` stops at an older LiteLLM than `uniroute[litellm]`, so the
+# `.venv` of `make test` never gets the LiteLLM that `pip install "uniroute[litellm]"` installs.
+$(NEWEST)/bin/python:
+	$(PYTHON) -m venv $(NEWEST)
+
+$(NEWEST)/.installed: pyproject.toml | $(NEWEST)/bin/python
+	$(NEWEST)/bin/pip install --quiet --upgrade pip
+	$(NEWEST)/bin/pip install --quiet torch==2.13.0
+	$(NEWEST)/bin/pip install --quiet --upgrade -e ".[litellm,langchain,local,redis,test]"
+	touch $@
+
+test-newest: $(NEWEST)/.installed
+	$(NEWEST)/bin/pip check
+	$(NEWEST)/bin/python -c "import importlib.metadata as m; print(*(f'{p} {m.version(p)}' for p in ('litellm', 'langchain-core')))"
+	$(NEWEST)/bin/python -m pytest $(COMPAT_TESTS) $(COMPAT_DESELECT)
+
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/overhead.py --json
 
@@ -68,4 +86,4 @@ eval: $(VENV)/.installed
 	$(BIN)/uniroute eval --data $(DATA) --out runs/routerbench
 
 clean:
-	rm -rf $(VENV) $(COMPAT) runs .pytest_cache .mypy_cache
+	rm -rf $(VENV) $(COMPAT) $(NEWEST) runs .pytest_cache .mypy_cache

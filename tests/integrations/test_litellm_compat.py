@@ -10,14 +10,18 @@ import asyncio
 import inspect
 import logging
 import random
+import warnings
 from collections import Counter
+from pathlib import Path
 
 import litellm
 import pytest
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.types.router import RouterRateLimitError
-from litellm_fakes import MATH_PROMPT, deployment
+from litellm_fakes import MATH_PROMPT, deployment, tiny_engine
 
+import uniroute
+import uniroute.integrations.litellm as ul
 from uniroute.integrations.litellm import _compat
 
 MESSAGES = [{"role": "user", "content": MATH_PROMPT}]
@@ -52,10 +56,41 @@ async def test_which_strategies_call_the_proxy_callback(strategy: str, monkeypat
     assert (seen.calls > 0) == (strategy in _compat.ASYNC_FILTER_STRATEGIES)
 
 
+async def test_routing_uses_no_member_litellm_deprecated() -> None:
+    """LiteLLM 1.109 deprecated the Router members uniroute read (``get_model_list``,
+    ``async_get_healthy_deployments``, ``set_custom_routing_strategy``...); each use warned."""
+    router = group(
+        deployment("a", tags=["eu"]),
+        deployment("b", tags=["eu"]),
+        deployment("c", group="other"),
+        deployment("d", "a", fail=True, group="down"),
+        num_retries=0,
+    )
+    package = str(Path(uniroute.__file__).parent)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ul.install(router, tiny_engine(("a", "b")))
+        router.completion(model="demo", messages=MESSAGES)
+        await router.acompletion(model="demo", messages=MESSAGES, metadata={"tags": ["eu"]})
+        await router.acompletion(model="other", messages=MESSAGES)
+        router.completion(model="other", messages=MESSAGES)
+        for _ in range(2):  # the mock 429 cools "d" down; then LiteLLM's cooldown error
+            with pytest.raises((litellm.RateLimitError, RouterRateLimitError)):
+                router.completion(model="down", messages=MESSAGES)
+        with pytest.raises((litellm.RateLimitError, RouterRateLimitError)):
+            await router.acompletion(model="down", messages=MESSAGES)
+    ours = [
+        f"{w.filename}:{w.lineno}: {w.message}"
+        for w in caught
+        if issubclass(w.category, DeprecationWarning) and w.filename.startswith(package)
+    ]
+    assert ours == []
+
+
 def test_shuffle_follows_litellm_weights() -> None:
     random.seed(0)
     router = group(deployment("a", weight=3), deployment("b", weight=1), deployment("c", weight=0))
-    healthy = router.get_model_list(model_name="demo")
+    healthy = _compat.group_deployments(router, "demo")
     hits = Counter(_compat.shuffle(router, healthy, "demo", {})["model_info"]["id"] for _ in range(400))
     assert hits["c"] == 0 and 2.0 < hits["a"] / hits["b"] < 4.5, hits
 
@@ -67,7 +102,7 @@ async def test_failed_deployment_ids_from_a_real_retry() -> None:
     async def spy(model, request_kwargs, **kwargs):
         seen.append(_compat.failed_deployment_ids(request_kwargs))
         wanted = "good" if seen[-1] else "bad"
-        return next(d for d in router.get_model_list(model_name=model) if d["model_info"]["id"] == wanted)
+        return next(d for d in _compat.group_deployments(router, model) if d["model_info"]["id"] == wanted)
 
     router.async_get_available_deployment = spy
     response = await router.acompletion(model="demo", messages=MESSAGES)
@@ -103,10 +138,10 @@ async def test_set_strategy_and_own_selectors() -> None:
 
     class Fixed:
         async def async_get_available_deployment(self, model, **kwargs):
-            return router.get_model_list(model_name=model)[1]
+            return _compat.group_deployments(router, model)[1]
 
         def get_available_deployment(self, model, **kwargs):
-            return router.get_model_list(model_name=model)[1]
+            return _compat.group_deployments(router, model)[1]
 
     _compat.set_strategy(router, Fixed())
     assert (await router.acompletion(model="demo", messages=MESSAGES))._hidden_params["model_id"] == "b"
@@ -155,7 +190,7 @@ async def test_tag_and_order_filtered_is_litellms_filter_and_leaves_the_request(
         deployment("eu-2", tags=["eu"], order=1),
         enable_tag_filtering=True,
     )
-    healthy = router.get_model_list(model_name="demo")
+    healthy = _compat.group_deployments(router, "demo")
     request = {"metadata": {"tags": ["eu"]}, "_target_order": None}
     kept = await _compat.tag_and_order_filtered(router, "demo", healthy, request)
     assert [d["model_info"]["id"] for d in kept] == ["eu-2"]
@@ -188,10 +223,10 @@ def test_set_strategy_is_remembered_on_the_router() -> None:
 
     class Fixed:
         async def async_get_available_deployment(self, model, **kwargs):
-            return router.get_model_list(model_name=model)[0]
+            return _compat.group_deployments(router, model)[0]
 
         def get_available_deployment(self, model, **kwargs):
-            return router.get_model_list(model_name=model)[0]
+            return _compat.group_deployments(router, model)[0]
 
     strategy = Fixed()
     _compat.set_strategy(router, strategy)

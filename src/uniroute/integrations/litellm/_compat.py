@@ -1,12 +1,15 @@
 """Every place uniroute touches LiteLLM beyond its documented API, in one module.
 
-The front door otherwise uses LiteLLM's public surface only (``Router.get_model_list``,
-``CustomLogger``, ``CustomRoutingStrategyBase``, ``get_model_info``, the exception
-classes). What is here reaches into underscore methods, internal modules
-(``litellm.router_utils.*``, ``litellm.router_strategy.*``, the proxy server's globals) or
-patches the user's router; each function has its own test in
+The front door otherwise uses LiteLLM's public surface only (``CustomLogger``,
+``CustomRoutingStrategyBase``, ``get_model_info``, the exception classes). What is here
+reaches into underscore methods, internal modules (``litellm.router_utils.*``,
+``litellm.router_strategy.*``, the proxy server's globals), patches the user's router, or
+reads the router through whichever API the installed LiteLLM has: its entry points
+(``registry()``, ``select()``, ``health()``, ``settings()``, ``register_plugin()``) since
+1.109, which deprecated the members used before. Each function has its own test in
 tests/integrations/test_litellm_compat.py, which ``make test-compat`` runs against the
-oldest supported LiteLLM. When a LiteLLM upgrade breaks the front door, the break is here.
+oldest supported LiteLLM and ``make test-litellm-newest`` against the newest. When a
+LiteLLM upgrade breaks the front door, the break is here.
 """
 
 from __future__ import annotations
@@ -33,15 +36,46 @@ _PATCHED_FLAG = "_uniroute_recorded_methods"
 _STRATEGY_ATTR = "_uniroute_strategy"
 
 
+def _entry_points(litellm_router: Any) -> bool:
+    """Whether the router reads through LiteLLM's entry points (``registry()``, ``select()``...,
+    since 1.109; the members used before warn that they are deprecated there)."""
+    return callable(getattr(litellm_router, "register_plugin", None))
+
+
+def _context(litellm_router: Any) -> Any:
+    """What LiteLLM's router functions take first: the router, or since 1.109 its ``RoutingContext``."""
+    if not _entry_points(litellm_router):
+        return litellm_router
+    from litellm.router_api import RoutingContext  # type: ignore[import-not-found,unused-ignore]  # since 1.109
+
+    return RoutingContext(litellm_router)
+
+
+def group_deployments(litellm_router: Any, model: str | None = None) -> list[dict[str, Any]]:
+    """The deployments of group ``model`` (its aliases and wildcards resolved), or every one."""
+    if _entry_points(litellm_router):
+        found = litellm_router.registry().deployments(model)
+    else:
+        found = litellm_router.get_model_list(model_name=model)
+    return list(found or [])
+
+
+def _alias_resolver(litellm_router: Any) -> Callable[[str], str | None]:
+    if _entry_points(litellm_router):
+        registry = litellm_router.registry()
+        return lambda name: registry.resolve(name, kind="alias")
+    resolve = getattr(litellm_router, "get_model_from_alias", None)  # _get_model_from_alias before 1.106
+    return cast(Callable[[str], "str | None"], resolve or litellm_router._get_model_from_alias)
+
+
 def shuffle(
     litellm_router: Any, deployments: Sequence[dict[str, Any]], model: str, request_kwargs: Mapping[str, Any]
 ) -> dict[str, Any]:
     """LiteLLM's ``simple-shuffle`` pick: request weights, ``weight``, ``rpm``, ``tpm``, else uniform."""
     from litellm.router_strategy.simple_shuffle import simple_shuffle
 
-    resolve = getattr(litellm_router, "get_model_from_alias", None)  # _get_model_from_alias before 1.106
     return simple_shuffle(
-        resolve_model_alias=resolve or litellm_router._get_model_from_alias,
+        resolve_model_alias=_alias_resolver(litellm_router),
         healthy_deployments=deployments,
         model=model,
         request_kwargs=request_kwargs,
@@ -74,6 +108,15 @@ async def async_healthy_deployments(
     request_kwargs: dict[str, Any],
 ) -> list[dict[str, Any]] | dict[str, Any]:
     """The deployments LiteLLM would choose among (every filter it applies), or the one named."""
+    if _entry_points(litellm_router):
+        return await litellm_router.select(
+            model,
+            request_kwargs,
+            kind="healthy",
+            messages=messages,
+            input=input,
+            specific_deployment=specific_deployment,
+        )
     return await litellm_router.async_get_healthy_deployments(
         model=model,
         request_kwargs=request_kwargs,
@@ -109,13 +152,18 @@ def healthy_deployments(
         litellm_router._filter_cooldown_deployments(healthy_deployments=found, cooldown_deployments=cooling)
     )
     if not healthy:
-        model_ids = litellm_router.get_model_ids(model_name=model)
+        if _entry_points(litellm_router):
+            model_ids = litellm_router.registry().names(model, kind="ids")
+            cooldowns = litellm_router.health().cooldowns
+            pre_call_checks = litellm_router.settings().enable_pre_call_checks
+        else:
+            model_ids = litellm_router.get_model_ids(model_name=model)
+            cooldowns = litellm_router.cooldown_cache
+            pre_call_checks = litellm_router.enable_pre_call_checks
         raise RouterRateLimitError(
             model=model,
-            cooldown_time=litellm_router.cooldown_cache.get_min_cooldown(
-                model_ids=model_ids, parent_otel_span=None
-            ),
-            enable_pre_call_checks=litellm_router.enable_pre_call_checks,
+            cooldown_time=cooldowns.get_min_cooldown(model_ids=model_ids, parent_otel_span=None),
+            enable_pre_call_checks=pre_call_checks,
             cooldown_list=cooling,
             model_ids=model_ids,
         )
@@ -129,7 +177,7 @@ def cooling_down(litellm_router: Any) -> list[str]:
     get = getattr(cooldown_handlers, "get_cooldown_deployments", None)
     if get is None:
         get = cooldown_handlers._get_cooldown_deployments
-    return list(get(litellm_router_instance=litellm_router, parent_otel_span=None))
+    return list(get(_context(litellm_router), None))
 
 
 def own_selectors(litellm_router: Any) -> tuple[Callable[..., Any], Callable[..., Awaitable[Any]]]:
@@ -149,7 +197,10 @@ def own_selectors(litellm_router: Any) -> tuple[Callable[..., Any], Callable[...
 def set_strategy(litellm_router: Any, strategy: Any) -> None:
     """Make ``strategy`` choose the router's deployments (LiteLLM's documented hook), and
     remember it on the router (feedback finds it there)."""
-    litellm_router.set_custom_routing_strategy(strategy)
+    if _entry_points(litellm_router):
+        litellm_router.register_plugin(strategy)
+    else:
+        litellm_router.set_custom_routing_strategy(strategy)
     setattr(litellm_router, _STRATEGY_ATTR, strategy)
 
 
@@ -198,18 +249,20 @@ async def tag_and_order_filtered(
     The proxy callback runs before these filters; ranking only what they keep means
     uniroute never hands LiteLLM a choice its tags or ``order`` then remove.
     """
-    from litellm.router_strategy.tag_based_routing import get_deployments_for_tag
+    from litellm.router_strategy import tag_based_routing
     from litellm.utils import get_order_filtered_deployments
 
+    # typed loosely: since 1.109 a decorator keeps the old keyword working and hides the signature
+    tag_filter = cast(Callable[..., Awaitable[Any]], tag_based_routing.get_deployments_for_tag)
     metadata_key: Literal["metadata", "litellm_metadata"] = (
         "litellm_metadata" if "litellm_metadata" in request_kwargs else "metadata"
     )
     since_1_108: dict[str, Any] = {}
-    if _takes_request_deployments(get_deployments_for_tag):
+    if _takes_request_deployments(tag_filter):
         # LiteLLM >= 1.108 also reads the group's deployments (their `allow_fail_open`)
         since_1_108["request_deployments"] = list(deployments)
-    tagged = await get_deployments_for_tag(
-        llm_router_instance=litellm_router,
+    tagged = await tag_filter(
+        _context(litellm_router),
         model=model,
         healthy_deployments=list(deployments),
         request_kwargs=request_kwargs,

@@ -228,7 +228,7 @@ class UniRouteProxyRouter(CustomLogger):
             return healthy_deployments
         request_kwargs = {} if request_kwargs is None else request_kwargs
         router = self._router()
-        group = None if router is None else router.get_model_list(model_name=model)
+        group = None if router is None else _compat.group_deployments(router, model)
         if not self.ranker.routes(group or healthy_deployments):
             record_note(request_kwargs, model, NO_PROFILE_NOTE)
             return healthy_deployments

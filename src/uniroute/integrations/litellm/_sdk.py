@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import litellm
 from litellm.integrations.custom_logger import CustomLogger
@@ -63,7 +63,7 @@ class UniRouteStrategy(CustomRoutingStrategyBase):
         return self.ranker.router
 
     def _group(self, model: str) -> list[dict[str, Any]]:
-        return cast(list[dict[str, Any]], self.litellm_router.get_model_list(model_name=model) or [])
+        return _compat.group_deployments(self.litellm_router, model)
 
     def _unranked(self, model: str, group: list[dict[str, Any]], request_kwargs: dict[str, Any]) -> bool:
         """Record why uniroute leaves this request to LiteLLM; ``False`` if it ranks it."""
@@ -288,5 +288,5 @@ def install(
         litellm.callbacks.append(failures)
     _compat.set_strategy(litellm_router, strategy)
     _compat.wrap_methods(litellm_router, _recording_sync, _recording_async)
-    _compat.logger.info(ranker.describe(litellm_router.get_model_list() or []))
+    _compat.logger.info(ranker.describe(_compat.group_deployments(litellm_router)))
     return strategy
