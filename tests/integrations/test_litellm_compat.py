@@ -95,6 +95,21 @@ def test_shuffle_follows_litellm_weights() -> None:
     assert hits["c"] == 0 and 2.0 < hits["a"] / hits["b"] < 4.5, hits
 
 
+async def test_an_alias_names_its_group() -> None:
+    router = group(
+        deployment("a"), deployment("b"), deployment("c", group="other"), model_group_alias={"smart": "demo"}
+    )
+    assert [d["model_info"]["id"] for d in _compat.group_deployments(router, "smart")] == ["a", "b"]
+    assert {d["model_info"]["id"] for d in _compat.group_deployments(router)} == {"a", "b", "c"}
+    healthy = _compat.group_deployments(router, "smart")
+    picks = {_compat.shuffle(router, healthy, "smart", {})["model_info"]["id"] for _ in range(20)}
+    assert picks <= {"a", "b"}
+    ul.install(router, tiny_engine(("a", "b")))
+    response = await router.acompletion(model="smart", messages=MESSAGES)
+    decision = response._hidden_params["uniroute"]
+    assert decision["tied"] == ["a", "b"] and decision["chosen"] in {"a", "b"} and decision["note"] is None
+
+
 async def test_failed_deployment_ids_from_a_real_retry() -> None:
     seen: list[list[str]] = []
     router = group(deployment("bad", fail="litellm.InternalServerError"), deployment("good"), num_retries=1)
