@@ -7,9 +7,11 @@ oldest supported LiteLLM, so a LiteLLM release that moves one of these breaks he
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import inspect
 import logging
 import random
+import re
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -29,6 +31,34 @@ MESSAGES = [{"role": "user", "content": MATH_PROMPT}]
 
 def group(*deployments: dict, **router_kwargs) -> litellm.Router:
     return litellm.Router(model_list=list(deployments), **router_kwargs)
+
+
+@pytest.mark.parametrize("version", ["1.104.0", "1.108.7", "1.109.3", "1.109.3.post1"])
+def test_supported_versions_pass(version: str) -> None:
+    _compat.check_version(version)
+
+
+@pytest.mark.parametrize("version", ["1.103.11", "1.110.0", "1.110.2", "2.0.0"])
+def test_unsupported_versions_name_the_supported_ones(version: str) -> None:
+    wanted = rf"support litellm>=1\.104,<1\.110; LiteLLM {re.escape(version)} is installed"
+    with pytest.raises(ImportError, match=wanted):
+        _compat.check_version(version)
+
+
+def test_supported_range_is_pyprojects_and_holds_the_installed_litellm() -> None:
+    pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text()
+    (first, end) = _compat.SUPPORTED
+    assert f'\nlitellm = ["litellm>={first[0]}.{first[1]},<{end[0]}.{end[1]}"' in pyproject
+    _compat.check_version()
+
+
+def test_both_doors_refuse_an_unsupported_litellm(monkeypatch) -> None:
+    """On LiteLLM 1.110 every routed request failed (AttributeError, RecursionError)."""
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "1.110.2")
+    with pytest.raises(ImportError, match=r"LiteLLM 1\.110\.2 is installed"):
+        ul.install(group(deployment("a")), tiny_engine(("a",)))
+    with pytest.raises(ImportError, match=r"LiteLLM 1\.110\.2 is installed"):
+        ul.UniRouteProxyRouter.from_settings({"state": "unused"})
 
 
 def test_logger_is_litellms_router_logger() -> None:

@@ -15,8 +15,10 @@ LiteLLM upgrade breaks the front door, the break is here.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import inspect
 import logging
+import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, cast
@@ -32,8 +34,37 @@ ASYNC_FILTER_STRATEGIES = frozenset(
     {"simple-shuffle", "least-busy", "latency-based-routing", "cost-based-routing", "usage-based-routing-v2"}
 )
 
+#: The LiteLLM releases the router front doors support, as [first, end) (major, minor); kept
+#: equal to the ``litellm`` extra's bounds in pyproject.toml (a test checks).
+SUPPORTED: tuple[tuple[int, int], tuple[int, int]] = ((1, 104), (1, 110))
+
 _PATCHED_FLAG = "_uniroute_recorded_methods"
 _STRATEGY_ATTR = "_uniroute_strategy"
+
+
+def check_version(version: str | None = None) -> None:
+    """Raise ImportError, saying what to install, when LiteLLM is outside :data:`SUPPORTED`.
+
+    ``version`` defaults to the installed distribution's (not known: no check). LiteLLM
+    1.110 replaced its Router's core: there routed requests fail (a Router method that is
+    gone, a group without profiles handed back to the strategy with its arguments
+    shifted, a RecursionError for a named deployment), so both doors refuse at setup
+    rather than fail request by request.
+    """
+    if version is None:
+        try:
+            version = importlib.metadata.version("litellm")
+        except importlib.metadata.PackageNotFoundError:
+            return
+    release = tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+    (first, end) = SUPPORTED
+    if first <= release < end:
+        return
+    wanted = f"litellm>={first[0]}.{first[1]},<{end[0]}.{end[1]}"
+    raise ImportError(
+        f"uniroute's LiteLLM front doors support {wanted}; LiteLLM {version} is installed. "
+        f"Install a supported release: pip install '{wanted}'"
+    )
 
 
 def _entry_points(litellm_router: Any) -> bool:

@@ -120,6 +120,7 @@ class UniRouteProxyRouter(CustomLogger):
         proxy, a ``routing_strategy`` that never calls the callback is an error, and the
         routed groups and unprofiled deployments are logged.
         """
+        _compat.check_version()
         if settings is None:
             settings = (getattr(litellm, "callback_settings", None) or {}).get(CONTROL_KEY) or {}
         if not isinstance(settings, Mapping):

@@ -261,7 +261,8 @@ def install(
     ``remember_decisions`` is turned on). With ``feedback_on_failure=True`` a
     :class:`FailureFeedback` joins ``litellm.callbacks``: each deployment failure
     records a 0 of weight ``failure_weight``. Off by default: an error is not a
-    quality signal.
+    quality signal. Raises ImportError when the installed LiteLLM is a release the front
+    door does not support (``_compat.SUPPORTED``), naming the ones it does.
 
     Examples
     --------
@@ -269,6 +270,7 @@ def install(
     >>> router = litellm.Router(model_list=[...])  # doctest: +SKIP
     >>> ul.install(router, "router-state/", lam=20.0)  # doctest: +SKIP
     """
+    _compat.check_version()
     ranker = DeploymentRanker(
         state,
         lam,
