@@ -8,7 +8,7 @@ reads the router through whichever API the installed LiteLLM has: its entry poin
 (``registry()``, ``select()``, ``health()``, ``settings()``, ``register_plugin()``) since
 1.109, which deprecated the members used before. Each function has its own test in
 tests/integrations/test_litellm_compat.py, which ``make test-compat`` runs against the
-oldest supported LiteLLM and ``make test-litellm-newest`` against the newest. When a
+oldest supported LiteLLM and ``make test-newest`` against the newest. When a
 LiteLLM upgrade breaks the front door, the break is here.
 """
 
