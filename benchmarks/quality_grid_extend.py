@@ -113,18 +113,35 @@ def inner_scores(X: np.ndarray, Y: np.ndarray, keys: list[Key], seed: int = 0) -
     return {key: score(Y, P) for key, P in out.items()}
 
 
-def mixture(task: Task, keys: list[Key]) -> np.ndarray:
-    """Estimated errors of the test prompts under the mean of the maps' routers."""
-    errors = np.zeros((len(task.X_test), task.S_val.shape[1]))
+def estimates(
+    keys: list[Key],
+    X_fit: np.ndarray,
+    S_fit: np.ndarray,
+    X_prof: np.ndarray,
+    S_prof: np.ndarray,
+    X_out: list[np.ndarray],
+    engine: bool = True,
+) -> list[np.ndarray]:
+    """Errors on each of ``X_out`` under the mean of the maps' routers: maps fitted on
+    (X_fit, S_fit), the pool profiled on (X_prof, S_prof) with the engine's Ψ, or (``engine``
+    False) cheaply, as the default's inner CV does."""
+    out = [np.zeros((len(X), S_prof.shape[1])) for X in X_out]
     profile, centres = engine_profile(), {}
     for key in keys:
-        cand = Candidate(key, task.X_fit, task.S_fit, centres, n_init=4)
-        phi_val = cand.phi(task.X_val)
-        psi = np.stack(
-            [profile(phi_val, task.S_val[:, j], cand.reference) for j in range(task.S_val.shape[1])]
-        )
-        errors += cand.phi(task.X_test) @ psi.T / len(keys)
-    return errors
+        cand = Candidate(key, X_fit, S_fit, centres, n_init=4 if engine else 1)
+        phi = cand.phi(X_prof)
+        if engine:
+            psi = np.stack([profile(phi, S_prof[:, j], cand.reference) for j in range(S_prof.shape[1])]).T
+        else:
+            psi = cluster_errors(phi, S_prof, DEFAULT_PRIOR_STRENGTH, reference=phi.mean(axis=0))
+        for o, X in zip(out, X_out, strict=True):
+            o += cand.phi(X) @ psi / len(keys)
+    return out
+
+
+def mixture(task: Task, keys: list[Key]) -> np.ndarray:
+    """Estimated errors of the test prompts under the mean of the maps' routers."""
+    return estimates(keys, task.X_fit, task.S_fit, task.X_val, task.S_val, [task.X_test])[0]
 
 
 def per_task(kind: str, task: Task, add: Add, wanted: Wanted) -> None:

@@ -30,33 +30,15 @@ from collections import Counter
 
 import numpy as np
 from quality_cv import Add, Task, Wanted, metrics, sweep
-from quality_grid_extend import Candidate, Key, grid, inner_scores
+from quality_grid_extend import Key, estimates, grid, inner_scores
 from quality_linear_profile import linear_terms
-from quality_routers import engine_profile, print_choices
+from quality_routers import print_choices
 from quality_stacking import score
 
 from uniroute.engine import cluster_maps as cm
-from uniroute.engine.profiles import DEFAULT_PRIOR_STRENGTH, cluster_errors
 
 ALPHAS = (1.0, 3.0, 10.0, 30.0, 100.0, 1000.0)
 CHOSEN: dict[str, Counter] = {}
-
-
-def estimates(keys: list[Key], X_fit, S_fit, X_prof, S_prof, X_out: list[np.ndarray], engine: bool):
-    """Errors of the averaged maps' router on each of ``X_out``: maps fitted on (X_fit, S_fit),
-    the pool profiled on (X_prof, S_prof) (the engine's Ψ, or the inner CV's as the default's CV does)."""
-    out = [np.zeros((len(X), S_prof.shape[1])) for X in X_out]
-    profile, centres = engine_profile(), {}
-    for key in keys:
-        cand = Candidate(key, X_fit, S_fit, centres, n_init=4 if engine else 1)
-        phi = cand.phi(X_prof)
-        if engine:
-            psi = np.stack([profile(phi, S_prof[:, j], cand.reference) for j in range(S_prof.shape[1])]).T
-        else:
-            psi = cluster_errors(phi, S_prof, DEFAULT_PRIOR_STRENGTH, reference=phi.mean(axis=0))
-        for o, X in zip(out, X_out, strict=True):
-            o += cand.phi(X) @ psi / len(keys)
-    return out
 
 
 def choose_alpha(X: np.ndarray, Y: np.ndarray, keys: list[Key], seed: int = 0) -> float:
