@@ -83,6 +83,7 @@ def test_an_exhausted_budget_exits_3_and_says_how_to_resume(
 
 
 @pytest.mark.integration
+@pytest.mark.usefixtures("sigint_raises")
 def test_an_interrupted_run_resumes_without_paying_any_answer_twice(pool: FakePool, tmp_path: Path) -> None:
     """Ctrl-C with calls in flight: the answers received are cached, and only the others are asked again."""
     log = write_log(tmp_path / "log.jsonl", make_log_rows())

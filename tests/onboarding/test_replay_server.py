@@ -163,6 +163,7 @@ def test_data_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.usefixtures("sigint_raises")
 def test_cli_binds_localhost_and_stops_on_interrupt(csv_path: Path) -> None:
     with subprocess.Popen(
         [sys.executable, "-m", "uniroute.cli", "replay-server", "--data", str(csv_path), "--port", "0"],
@@ -176,6 +177,7 @@ def test_cli_binds_localhost_and_stops_on_interrupt(csv_path: Path) -> None:
             url = first.split(" on ")[1].split()[0]
             with urllib.request.urlopen(url + "/models", timeout=10) as response:
                 assert len(json.loads(response.read())["data"]) == 3
-        finally:
             process.send_signal(signal.SIGINT)
             assert process.wait(timeout=20) == 0
+        finally:
+            process.kill()  # a server that did not stop fails the test instead of holding it forever

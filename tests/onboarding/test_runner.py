@@ -213,6 +213,7 @@ def test_empty_and_non_text_answers_are_graded_not_failed(
     assert "4 answer(s) were empty" in result.summary()
 
 
+@pytest.mark.usefixtures("sigint_raises")
 def test_ctrl_c_leaves_the_state_untouched_and_keeps_the_cache(
     fake_server, toy_state: Path, toy_items: list[ValidationItem], tmp_path: Path
 ) -> None:
