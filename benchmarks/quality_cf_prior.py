@@ -27,6 +27,8 @@ own column is left out of its neighbours. Not kept: ±0.0003 at most (docs/bench
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from quality_cv import Add, Task, Wanted, metrics, sweep
 from quality_grid_extend import Candidate, grid, inner_scores, mixture
@@ -54,28 +56,50 @@ def cf_psi(phi_val, S_val, reference, psi_t, g_t, r: int, m: float, exclude_self
     return (e + m * centre) / (n + m)
 
 
-def per_task(kind: str, task: Task, add: Add, wanted: Wanted) -> None:
+Map = tuple[Candidate, np.ndarray, np.ndarray, np.ndarray]  # (map, Φ of val, Φ of test, training LLMs' Ψ)
+
+
+def default_maps(kind: str, task: Task, add: Add) -> list[Map]:
+    """The default's three maps on ``task`` (its row added as "top-3 (default)"), each with Φ of the
+    validation and test prompts and the training LLMs' Ψ on it."""
     X, Y = task.X_fit, task.S_fit
     n_fit = len(X) * (cm._CV_FOLDS - 1) // cm._CV_FOLDS
     scores = inner_scores(X, Y, grid(n_fit, ()))
     keys = sorted(grid(n_fit, ()), key=scores.__getitem__)[:3]
     add("top-3 (default)", kind, metrics(task, mixture(task, keys)))
-    g_t = np.nanmean(1.0 - Y, axis=0)
-    cands = []
+    maps = []
     centres: dict = {}
     for key in keys:
         cand = Candidate(key, X, Y, centres, n_init=4)
         psi_t = cluster_errors(cand.phi(X), Y, DEFAULT_PRIOR_STRENGTH, reference=cand.reference)
-        cands.append((cand, cand.phi(task.X_val), cand.phi(task.X_test), psi_t))
+        maps.append((cand, cand.phi(task.X_val), cand.phi(task.X_test), psi_t))
+    return maps
+
+
+def averaged(
+    task: Task, maps: list[Map], psi: Callable[[Candidate, np.ndarray, np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """Test errors under the mean of the maps' routers, the pool profiled by ``psi(map, Φ val, Ψ_t)``."""
+    errors = np.zeros((len(task.X_test), task.S_val.shape[1]))
+    for cand, phi_val, phi_test, psi_t in maps:
+        errors += phi_test @ psi(cand, phi_val, psi_t) / len(maps)
+    return errors
+
+
+def per_task(kind: str, task: Task, add: Add, wanted: Wanted) -> None:
+    maps = default_maps(kind, task, add)
+    g_t = np.nanmean(1.0 - task.S_fit, axis=0)
     for r, m in VARIANTS:
         label = f"cf r={'all' if r < 0 else r} m={m:g}"
-        if not wanted(label):
-            continue
-        errors = np.zeros((len(task.X_test), task.S_val.shape[1]))
-        for cand, phi_val, phi_test, psi_t in cands:
-            psi = cf_psi(phi_val, task.S_val, cand.reference, psi_t, g_t, r, m, kind == "static")
-            errors += phi_test @ psi / len(cands)
-        add(label, kind, metrics(task, errors))
+        if wanted(label):
+            errors = averaged(
+                task,
+                maps,
+                lambda cand, phi_val, psi_t, r=r, m=m: cf_psi(
+                    phi_val, task.S_val, cand.reference, psi_t, g_t, r, m, kind == "static"
+                ),
+            )
+            add(label, kind, metrics(task, errors))
 
 
 if __name__ == "__main__":
