@@ -43,7 +43,8 @@ def make_prompts(n_per_topic: int = 30, seed: int = 0) -> tuple[list[str], list[
 def sigint_raises() -> Iterator[None]:
     """SIGINT raises KeyboardInterrupt in this process and in the children it starts, however pytest
     was launched: a shell without job control starts a background job with SIGINT ignored, and an
-    ignored signal stays ignored in every child, so a Ctrl-C test would wait forever for its CLI."""
+    ignored signal stays ignored in every child, so a Ctrl-C test would wait for its CLI until it
+    timed out."""
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)

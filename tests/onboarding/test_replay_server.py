@@ -180,4 +180,4 @@ def test_cli_binds_localhost_and_stops_on_interrupt(csv_path: Path) -> None:
             process.send_signal(signal.SIGINT)
             assert process.wait(timeout=20) == 0
         finally:
-            process.kill()  # a server that did not stop fails the test instead of holding it forever
+            process.kill()  # a server that did not stop fails the test at once, not at the suite's timeout
