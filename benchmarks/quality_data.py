@@ -53,20 +53,26 @@ def _arrays(train, test, embedder) -> dict[str, np.ndarray]:
     return out
 
 
-def build(root: Path, embedder_name: str) -> None:
+def splits(root: Path, name: str):
+    """(train, test) ``RoutingDataset`` of "routerbench" (its three tasks) or "routellm", in the
+    cache's row order."""
     from uniroute.datasets import concat, load_dataset
+
+    if name == "routerbench":
+        tasks = ("arc_challenge", "mbpp", "winograde")
+        return tuple(
+            concat([load_dataset(root / name / f"{t}_{tag}.csv") for t in tasks]) for tag in ("train", "test")
+        )
+    return load_dataset(root / name / "train.jsonl"), load_dataset(root / name / "test.jsonl")
+
+
+def build(root: Path, embedder_name: str) -> None:
     from uniroute.engine.embedders import get_embedder
 
     embedder = get_embedder(embedder_name)
     CACHE.mkdir(parents=True, exist_ok=True)
-    rb = root / "routerbench"
-    tasks = ("arc_challenge", "mbpp", "winograde")
-    train = concat([load_dataset(rb / f"{t}_train.csv") for t in tasks])
-    test = concat([load_dataset(rb / f"{t}_test.csv") for t in tasks])
-    np.savez(cache_path("routerbench", embedder_name), **_arrays(train, test, embedder))
-    rl = root / "routellm"
-    train, test = load_dataset(rl / "train.jsonl"), load_dataset(rl / "test.jsonl")
-    np.savez(cache_path("routellm", embedder_name), **_arrays(train, test, embedder))
+    for name in ("routerbench", "routellm"):
+        np.savez(cache_path(name, embedder_name), **_arrays(*splits(root, name), embedder))
     # Open LLM Leaderboard v2: no text, no costs; 80/20 split within each subtask (as the harness does).
     with np.load(root / "open-llm-leaderboard-v2" / "correctness.npz", allow_pickle=False) as z:
         scores, models, bench = z["scores"].astype(np.float64), z["models"], z["benchmark"]
