@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from uniroute.datasets import RoutingDataset
 
 CACHE = Path.home() / ".cache" / "uniroute" / "quality"
 
@@ -53,16 +57,16 @@ def _arrays(train, test, embedder) -> dict[str, np.ndarray]:
     return out
 
 
-def splits(root: Path, name: str):
-    """(train, test) ``RoutingDataset`` of "routerbench" (its three tasks) or "routellm", in the
-    cache's row order."""
+def splits(root: Path, name: str) -> tuple[RoutingDataset, RoutingDataset]:
+    """(train, test) of "routerbench" (its three tasks) or "routellm", in the cache's row order."""
     from uniroute.datasets import concat, load_dataset
 
     if name == "routerbench":
         tasks = ("arc_challenge", "mbpp", "winograde")
-        return tuple(
+        train, test = (
             concat([load_dataset(root / name / f"{t}_{tag}.csv") for t in tasks]) for tag in ("train", "test")
         )
+        return train, test
     return load_dataset(root / name / "train.jsonl"), load_dataset(root / name / "test.jsonl")
 
 
