@@ -16,6 +16,8 @@ embeddings given), each round times single-prompt routes under three conditions:
 
 Also times one rebuild of the routing profiles (what one route per second pays
 while feedback flows) and one ``record_feedback`` call. Writes JSON to ``--out``.
+``--feedback-refresh 1e6`` (no rebuild while flowing) and ``--rate 1`` separate
+the rebuild's share of the flowing p99 from the recording thread's.
 
     nice -n 10 python benchmarks/feedback_routing.py --out /tmp/feedback_routing.json
 """
@@ -81,6 +83,13 @@ def flowing(
         writer.join(timeout=10)
 
 
+def refreshed(router, args: argparse.Namespace):
+    """``router`` with ``--feedback-refresh`` applied, if given."""
+    if args.feedback_refresh is not None:
+        router.feedback_refresh = args.feedback_refresh
+    return router
+
+
 def spread(values: list[float]) -> dict[str, float]:
     return {"min": float(np.min(values)), "median": float(np.median(values)), "max": float(np.max(values))}
 
@@ -93,6 +102,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="feedback events per second while flowing")
     parser.add_argument("--no-redis", action="store_true", help="skip the flowing_redis condition")
     parser.add_argument(
+        "--feedback-refresh",
+        type=float,
+        default=None,
+        help="the routers' feedback_refresh, s (default: the Router's; large: no rebuild while flowing)",
+    )
+    parser.add_argument(
         "--redis-url", default=None, help="a Redis to use (default: a throw-away valkey-server)"
     )
     args = parser.parse_args()
@@ -103,7 +118,7 @@ def main() -> None:
     }
     rebuild_ms, record_us, events, redis_record_us = [], [], [], []
     for r in range(args.rounds):
-        router = synthetic_router(1000, 100, 384, rng)
+        router = refreshed(synthetic_router(1000, 100, 384, rng), args)
         X = rng.normal(size=(1000, 384)).astype(np.float32)
         decisions = router.route_embeddings(rng.normal(size=(256, 384)).astype(np.float32), lam=1.0)
         samples = {"none": time_routes(router, X, args.seconds)}
@@ -120,7 +135,7 @@ def main() -> None:
         if not args.no_redis:
             from uniroute.stores.redis import RedisFeedbackStore
 
-            router = synthetic_router(1000, 100, 384, rng)
+            router = refreshed(synthetic_router(1000, 100, 384, rng), args)
             with (
                 valkey(args.redis_url) as url,
                 RedisFeedbackStore.from_url(url, f"routing-{r}", 100) as store,
@@ -142,6 +157,7 @@ def main() -> None:
         "rounds": args.rounds,
         "seconds_per_condition": args.seconds,
         "feedback_rate_per_s": args.rate,
+        "feedback_refresh_s": args.feedback_refresh,
         "loadavg_1m": [round(x, 2) for x in os.getloadavg()],
         "note": "shared 2-core machine: figures are noisy when the load average is high",
         "route": {c: {k: spread(v) for k, v in per_round[c].items()} for c in conditions},
