@@ -12,7 +12,8 @@ cluster:
 with Φ·Ψ the default's (three averaged maps, engine profiles), and w_h the least-squares slope of
 model h's validation residuals on the centred z, shrunk by α pseudo-prompts of zero slope
 (w_h = Σ r c / (Σ c² + α · mean c²)). A new model still needs only its validation results. "check"
-recomputes the default and must equal it.
+recomputes the default and must equal it. Not kept: −0.0011 on RouteLLM (behind in 25 of 25 tasks) and
+−0.0005 to −0.0015 on RouterBench (docs/benchmarks.md, "Trials of session 12").
 
     for s in 0 1 2 3 4; do
       nice -n 10 python benchmarks/quality_length_slope.py --data routerbench routellm --by-length \\

@@ -10,9 +10,10 @@ Here each task fits ``TfidfVectorizer`` (word 1–2-grams, sublinear tf) and a `
 
 so w = 0 is the default and large w is words only. The default router (``KMeansClusterMap()``,
 engine profiles) and K-NN (k = 100) run on z. The cached arrays hold no text: each row's text is
-found by its embedding (equal embeddings come from equal texts).
+found by its embedding (rows with equal embeddings share one text). Not kept: +0.0011 on RouteLLM at
+best, −0.0021 / −0.0009 on RouterBench static / unseen there (docs/benchmarks.md, "Trials of session 12").
 
-    for s in 0 1 2; do
+    for s in 0 1 2 3 4; do
       nice -n 10 python benchmarks/quality_tfidf.py --data routerbench routellm --by-length \\
           --unseen-draws 4 --seed $s --out benchmarks/results/cv_tfidf_seed$s.json
     done
@@ -57,7 +58,7 @@ def texts(X: np.ndarray) -> list[str]:
     return [TEXTS[x.tobytes()] for x in X]
 
 
-def with_words(task: Task, w: float, lsa) -> Task:
+def with_words(task: Task, w: float, lsa: dict[str, np.ndarray]) -> Task:
     """``task`` with every embedding joined to its weighted LSA vector (rows renormalised)."""
 
     def z(X: np.ndarray, words: np.ndarray) -> np.ndarray:
