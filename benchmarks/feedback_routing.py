@@ -16,8 +16,9 @@ embeddings given), each round times single-prompt routes under three conditions:
 
 Also times one rebuild of the routing profiles (what one route per second pays
 while feedback flows) and one ``record_feedback`` call. Writes JSON to ``--out``.
-``--feedback-refresh 1e6`` (no rebuild while flowing) and ``--rate 1`` separate
-the rebuild's share of the flowing p99 from the recording thread's.
+``--feedback-refresh 1e6`` (no rebuild while flowing), ``--rate 1`` and
+``--no-record`` (the thread wakes but records nothing) separate the rebuild's
+share of the flowing p99 from the recording thread's, and its wake-ups from its work.
 
     nice -n 10 python benchmarks/feedback_routing.py --out /tmp/feedback_routing.json
 """
@@ -53,14 +54,18 @@ def time_routes(router, X: np.ndarray, seconds: float) -> list[float]:
     return samples
 
 
-def feed(router, decisions: list, rate: float, stop: threading.Event, times: list[float]) -> None:
-    """Record feedback on ``decisions`` at ``rate`` events/s until ``stop`` (each call timed in ``times``)."""
+def feed(
+    router, decisions: list, rate: float, stop: threading.Event, times: list[float], record: bool = True
+) -> None:
+    """Record feedback on ``decisions`` at ``rate`` events/s until ``stop`` (each call timed in ``times``);
+    ``record=False`` wakes as often but records nothing (the thread switches alone)."""
     period = 1.0 / rate
     next_at = time.perf_counter()
     while not stop.is_set():
         decision = decisions[len(times) % len(decisions)]
         start = time.perf_counter()
-        router.record_feedback(decision, len(times) % 2)
+        if record:
+            router.record_feedback(decision, len(times) % 2)
         times.append(time.perf_counter() - start)
         next_at += period
         delay = next_at - time.perf_counter()
@@ -74,7 +79,9 @@ def flowing(
     """Route times while another thread records feedback; and that thread's per-call times."""
     stop = threading.Event()
     record_times: list[float] = []
-    writer = threading.Thread(target=feed, args=(router, decisions, args.rate, stop, record_times))
+    writer = threading.Thread(
+        target=feed, args=(router, decisions, args.rate, stop, record_times, not args.no_record)
+    )
     writer.start()
     try:
         return time_routes(router, X, args.seconds), record_times
@@ -106,6 +113,11 @@ def main() -> None:
         type=float,
         default=None,
         help="the routers' feedback_refresh, s (default: the Router's; large: no rebuild while flowing)",
+    )
+    parser.add_argument(
+        "--no-record",
+        action="store_true",
+        help="the feeding thread wakes at --rate but records nothing (its thread switches alone)",
     )
     parser.add_argument(
         "--redis-url", default=None, help="a Redis to use (default: a throw-away valkey-server)"
@@ -158,6 +170,7 @@ def main() -> None:
         "seconds_per_condition": args.seconds,
         "feedback_rate_per_s": args.rate,
         "feedback_refresh_s": args.feedback_refresh,
+        "record": not args.no_record,
         "loadavg_1m": [round(x, 2) for x in os.getloadavg()],
         "note": "shared 2-core machine: figures are noisy when the load average is high",
         "route": {c: {k: spread(v) for k, v in per_round[c].items()} for c in conditions},
