@@ -43,7 +43,7 @@ from quality_latency import p50_ms
 from quality_routers import knn, uniroute
 
 from uniroute import KMeansClusterMap, Router
-from uniroute.datasets import RoutingDataset, concat, load_dataset
+from uniroute.datasets import RoutingDataset, load_dataset
 from uniroute.engine import text as text_module
 from uniroute.engine.embedders import (
     Embedder,
@@ -154,8 +154,7 @@ def window(whole: bool) -> Iterator[None]:
 def train_split(data: str) -> RoutingDataset:
     """The train split CV reads: RouterBench's three tasks, RouteLLM subsampled (seeded) to ``ROUTELLM_N``."""
     if data == "routerbench":
-        tasks = ("arc_challenge", "mbpp", "winograde")
-        return concat([load_dataset(DATA / "routerbench" / f"{t}_train.csv") for t in tasks])
+        return quality_data.splits(DATA, data)[0]
     full = load_dataset(DATA / "routellm" / "train.jsonl")
     return full.rows(np.sort(np.random.default_rng(0).choice(len(full), ROUTELLM_N, replace=False)))
 
