@@ -10,20 +10,24 @@ no network) and a unique prompt per request (the embedding cache never answers):
   The load generator shares the machine's cores.
 * **sdk**: mean wall time of ``Router.acompletion`` (sequential) with
   :func:`uniroute.integrations.litellm.install` vs simple-shuffle, alternating,
-  ``--rounds`` times, and the ranking step alone.
+  ``--rounds`` times, and two steps of uniroute's pick alone: the ranking, and
+  asking LiteLLM for the group's healthy deployments.
 
 Every figure is reported as min / median / max over the rounds; a ratio whose two
 sides' ranges overlap is flagged "inside the spread" (the difference is not
 resolved by this run). Prints a table and one JSON object as the last line; writes
 the JSON to ``--out`` only when given (never over committed results by default).
+``--sdk-only`` skips the proxy (for a LiteLLM installed without its proxy extra).
 
-    python benchmarks/litellm_overhead.py [--embedder static|hashing] [--seconds 6] [--rounds 10] [--out F]
+    python benchmarks/litellm_overhead.py [--embedder static|hashing] [--seconds 6] [--rounds 10]
+        [--sdk-only] [--out F]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import json
 import os
 import statistics
@@ -144,7 +148,7 @@ def proxy_benchmark(state: Path, tmp: Path, seconds: float, rounds: int) -> dict
 async def sdk_benchmark(state: Path, calls: int, rounds: int) -> dict:
     import litellm
 
-    from uniroute.integrations.litellm import install
+    from uniroute.integrations.litellm import _compat, install
 
     model_list = yaml.safe_load((EXAMPLE / "config.yaml").read_text())["model_list"]
     shuffle = litellm.Router(model_list=model_list)
@@ -163,17 +167,21 @@ async def sdk_benchmark(state: Path, calls: int, rounds: int) -> dict:
     for _ in range(rounds):  # alternate to share any drift
         shuffle_s.append(await mean_call(shuffle) * 1e3)
         routed_s.append(await mean_call(routed) * 1e3)
-    healthy = routed.get_model_list(model_name="demo")
-    rank_times = []
+    healthy = _compat.group_deployments(routed, "demo")
+    rank_times, healthy_times = [], []
     for _ in range(calls):
         messages = [{"role": "user", "content": prompt()}]
         start = time.perf_counter()
         strategy.ranker.rank("demo", healthy, messages, None, {}, healthy)
         rank_times.append((time.perf_counter() - start) * 1e3)
+        start = time.perf_counter()
+        await _compat.async_healthy_deployments(routed, "demo", messages, None, False, {})
+        healthy_times.append((time.perf_counter() - start) * 1e3)
     return {
         "calls": calls,
         "ms_per_call": compare(routed_s, shuffle_s),
         "rank_only_ms": spread(rank_times, 4),
+        "healthy_deployments_ms": spread(healthy_times, 4),
     }
 
 
@@ -199,6 +207,7 @@ def main() -> None:
         "--rounds", type=int, default=MIN_ROUNDS, help=f"alternating rounds (at least {MIN_ROUNDS})"
     )
     parser.add_argument("--sdk-calls", type=int, default=200, help="acompletion calls per SDK measurement")
+    parser.add_argument("--sdk-only", action="store_true", help="skip the proxy (LiteLLM without [proxy])")
     parser.add_argument("--out", type=Path, help="write the JSON result here (default: print only)")
     parser.add_argument("--note", default="", help="free text stored with the result (e.g. 'machine busy')")
     args = parser.parse_args()
@@ -211,13 +220,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         state = build_demo_router(args.embedder).save(tmp / "state")
-        proxy = proxy_benchmark(state, tmp, args.seconds, args.rounds)
+        proxy = {} if args.sdk_only else proxy_benchmark(state, tmp, args.seconds, args.rounds)
         sdk = asyncio.run(sdk_benchmark(state, args.sdk_calls, args.rounds))
     result = {
         "benchmark": "litellm_overhead",
         "embedder": args.embedder,
         "seconds_per_measurement": args.seconds,
         "rounds": args.rounds,
+        "litellm": importlib.metadata.version("litellm"),
         "cpu_count": os.cpu_count(),
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "note": args.note,
@@ -228,8 +238,9 @@ def main() -> None:
     for key, row in proxy.items():
         print(_line(f"proxy rps, conc {key[1:].split('_')[0]}", row, "rps"))
     print(_line("sdk acompletion", sdk["ms_per_call"], "ms"))
-    rank = sdk["rank_only_ms"]
-    print(f"{'ranking alone':22} {rank['min']:g} / {rank['median']:g} / {rank['max']:g} ms")
+    for label, key in (("ranking alone", "rank_only_ms"), ("healthy deployments", "healthy_deployments_ms")):
+        step = sdk[key]
+        print(f"{label:22} {step['min']:g} / {step['median']:g} / {step['max']:g} ms")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import logging
@@ -9,6 +10,7 @@ import math
 import random
 import warnings
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import litellm
 import numpy as np
@@ -542,7 +544,10 @@ async def test_provider_prefixed_and_base_model_names_match_profiles(engine: Rou
 
 
 def test_a_strategy_that_never_calls_the_callback_is_a_startup_error(engine, tmp_path, monkeypatch) -> None:
-    """Item 5: before, usage-based-routing silently switched uniroute off."""
+    """Item 5: before, usage-based-routing silently switched uniroute off (LiteLLM < 1.110;
+    since 1.110 every strategy calls the callback)."""
+    if "usage-based-routing" in ul._compat.ASYNC_FILTER_STRATEGIES:
+        pytest.skip("this LiteLLM calls the callback under every routing strategy")
     state = str(engine.save(tmp_path / "state"))
     config = {"router_settings": {"routing_strategy": "usage-based-routing"}, "model_list": []}
     monkeypatch.setattr(ul._compat, "proxy_config", lambda: config)
@@ -564,6 +569,25 @@ async def test_groups_without_profiles_keep_their_weights(engine: Router) -> Non
             router.completion(model="plain", messages=user(MATH_PROMPT))._hidden_params["model_id"]
             == "plain-1"
         )
+
+
+async def test_a_group_litellm_pre_routes_keeps_its_pre_routing(engine: Router) -> None:
+    """A complexity-router group has no callable deployment of its own: LiteLLM's pre-routing
+    sends it on to a real group. Since LiteLLM 1.110 every pick reaches the strategy, which
+    must run that pre-routing itself for a group it leaves to LiteLLM."""
+    smart = {
+        "model_name": "smart",
+        "litellm_params": {
+            "model": "auto_router/complexity_router",
+            "complexity_router_default_model": "plain",
+        },
+    }
+    router = make_router([*demo_deployments(), deployment("plain-1", group="plain"), smart], engine)
+    response = await router.acompletion(model="smart", messages=user(MATH_PROMPT))
+    assert response._hidden_params["model_id"] == "plain-1"
+    assert (
+        router.completion(model="plain", messages=user(MATH_PROMPT))._hidden_params["model_id"] == "plain-1"
+    )
 
 
 async def test_lambda_per_group(engine: Router) -> None:
@@ -615,3 +639,45 @@ def test_old_names_and_settings_warn(engine: Router, tmp_path) -> None:
             {"state": str(engine.save(tmp_path / "s")), "cost": "profile"}
         )
     assert callback.ranker.prices == "profile"
+
+
+# ---- many requests at once ---------------------------------------------------------------
+
+
+@pytest.mark.integration
+async def test_concurrent_requests_on_the_default_embedder() -> None:
+    """Sync calls from 8 threads while 48 async calls run, on the real default embedder:
+    ranked requests go where the engine sends them alone, the group without profiles keeps
+    its weights, and each response carries the decision made for it."""
+    engine = sdk_example().build_demo_router("static")
+    model_list = [*demo_deployments(), deployment("plain-1", group="plain", weight=1)]
+    model_list.append(deployment("plain-2", group="plain", weight=0))
+    router = make_router(model_list, engine)
+    prompts = [MATH_PROMPT, POETRY_PROMPT]
+    want = {prompt: expected_id(engine, user(prompt)) for prompt in prompts}
+
+    def sync_call(i: int) -> tuple[str, str, str | None]:
+        group, prompt = ("demo", "plain")[i % 3 == 0], prompts[i % 2]
+        response = router.completion(model=group, messages=user(prompt))
+        return (
+            prompt,
+            response._hidden_params["model_id"],
+            (response._hidden_params.get("uniroute") or {}).get("deployment"),
+        )
+
+    async def async_call(i: int) -> tuple[str, str, str | None]:
+        group, prompt = ("demo", "plain")[i % 3 == 0], prompts[i % 2]
+        response = await router.acompletion(model=group, messages=user(prompt))
+        return (
+            prompt,
+            response._hidden_params["model_id"],
+            (response._hidden_params.get("uniroute") or {}).get("deployment"),
+        )
+
+    with ThreadPoolExecutor(8) as pool:
+        threaded = pool.map(sync_call, range(48))
+        awaited = await asyncio.gather(*(async_call(i) for i in range(48)))
+        results = [*threaded, *awaited]
+    assert len(results) == 96
+    for prompt, answered, decided in results:
+        assert decided == answered == ("plain-1" if answered.startswith("plain") else want[prompt])

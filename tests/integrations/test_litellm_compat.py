@@ -33,14 +33,14 @@ def group(*deployments: dict, **router_kwargs) -> litellm.Router:
     return litellm.Router(model_list=list(deployments), **router_kwargs)
 
 
-@pytest.mark.parametrize("version", ["1.104.0", "1.108.7", "1.109.3", "1.109.3.post1"])
+@pytest.mark.parametrize("version", ["1.104.0", "1.108.7", "1.109.3.post1", "1.110.0", "1.110.2"])
 def test_supported_versions_pass(version: str) -> None:
     _compat.check_version(version)
 
 
-@pytest.mark.parametrize("version", ["1.103.11", "1.110.0", "1.110.2", "2.0.0"])
+@pytest.mark.parametrize("version", ["1.103.11", "1.111.0", "2.0.0"])
 def test_unsupported_versions_name_the_supported_ones(version: str) -> None:
-    wanted = rf"support litellm>=1\.104,<1\.110; LiteLLM {re.escape(version)} is installed"
+    wanted = rf"support litellm>=1\.104,<1\.111; LiteLLM {re.escape(version)} is installed"
     with pytest.raises(ImportError, match=wanted):
         _compat.check_version(version)
 
@@ -53,11 +53,12 @@ def test_supported_range_is_pyprojects_and_holds_the_installed_litellm() -> None
 
 
 def test_both_doors_refuse_an_unsupported_litellm(monkeypatch) -> None:
-    """On LiteLLM 1.110 every routed request failed (AttributeError, RecursionError)."""
-    monkeypatch.setattr(importlib.metadata, "version", lambda name: "1.110.2")
-    with pytest.raises(ImportError, match=r"LiteLLM 1\.110\.2 is installed"):
+    """A LiteLLM whose router internals _compat was not ported to is refused at setup (on
+    1.110, before the port, every routed request failed: AttributeError, RecursionError)."""
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "1.111.0")
+    with pytest.raises(ImportError, match=r"LiteLLM 1\.111\.0 is installed"):
         ul.install(group(deployment("a")), tiny_engine(("a",)))
-    with pytest.raises(ImportError, match=r"LiteLLM 1\.110\.2 is installed"):
+    with pytest.raises(ImportError, match=r"LiteLLM 1\.111\.0 is installed"):
         ul.UniRouteProxyRouter.from_settings({"state": "unused"})
 
 
@@ -75,7 +76,7 @@ class _Seen(CustomLogger):
         return healthy_deployments
 
 
-@pytest.mark.parametrize("strategy", [*sorted(_compat.ASYNC_FILTER_STRATEGIES), "usage-based-routing"])
+@pytest.mark.parametrize("strategy", sorted(_compat.ASYNC_FILTER_STRATEGIES | {"usage-based-routing"}))
 async def test_which_strategies_call_the_proxy_callback(strategy: str, monkeypatch) -> None:
     seen = _Seen()
     monkeypatch.setattr(litellm, "callbacks", [seen])
@@ -320,3 +321,65 @@ def test_proxy_app_and_key_check() -> None:
 
     assert _compat.proxy_app() is proxy_server.app
     assert inspect.signature(_compat.proxy_key_check()) == inspect.signature(user_api_key_auth)
+
+
+CHEAP = deployment("cheap", input_cost_per_token=1e-9, output_cost_per_token=1e-9)
+DEAR = deployment("dear", input_cost_per_token=1e-3, output_cost_per_token=1e-3)
+
+
+class _AlwaysDear(litellm.router.CustomRoutingStrategyBase):
+    async def async_get_available_deployment(self, model, **kwargs):
+        return DEAR
+
+    def get_available_deployment(self, model, **kwargs):
+        return DEAR
+
+
+def _own_picks(router: litellm.Router) -> tuple:
+    """The router's own picks, after a strategy that always picks "dear" was set on it."""
+    _compat.set_strategy(router, _AlwaysDear())
+    return _compat.own_selectors(router)
+
+
+@pytest.mark.parametrize("where", ["router", "routing group", "request"])
+async def test_own_async_pick_is_by_litellms_strategy(where: str) -> None:
+    """The groups uniroute leaves to LiteLLM get the pick of the strategy LiteLLM would use:
+    the router's, the model's routing group's, or the one the request names."""
+    settings: dict = {
+        "router": {"routing_strategy": "cost-based-routing"},
+        "routing group": {
+            "routing_groups": [
+                {"group_name": "by-cost", "models": ["demo"], "routing_strategy": "cost-based-routing"}
+            ]
+        },
+        "request": {},
+    }[where]
+    _, own_async = _own_picks(group(CHEAP, DEAR, **settings))
+    request = {"routing_strategy": "cost-based-routing"} if where == "request" else {}
+    picks: Counter = Counter()
+    for _ in range(20):
+        picks[
+            (await own_async(model="demo", messages=MESSAGES, request_kwargs=dict(request)))["model_info"][
+                "id"
+            ]
+        ] += 1
+    assert picks == {"cheap": 20}
+
+
+@pytest.mark.parametrize("strategy", ["least-busy", "usage-based-routing", "cost-based-routing"])
+def test_own_sync_pick_is_litellms(strategy: str) -> None:
+    """Least-busy and usage-based pick the first of equals; cost-based has no sync pick, so
+    LiteLLM answers that no deployment is available."""
+
+    def picks(pick) -> Counter | str:
+        try:
+            return Counter(
+                pick(model="demo", messages=MESSAGES, request_kwargs={})["model_info"]["id"]
+                for _ in range(20)
+            )
+        except RouterRateLimitError:
+            return "no deployment"
+
+    own_sync, _ = _own_picks(group(CHEAP, DEAR, routing_strategy=strategy))
+    plain = group(CHEAP, DEAR, routing_strategy=strategy)
+    assert picks(own_sync) == picks(plain.get_available_deployment)

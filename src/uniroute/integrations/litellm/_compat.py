@@ -6,7 +6,9 @@ reaches into underscore methods, internal modules (``litellm.router_utils.*``,
 ``litellm.router_strategy.*``, the proxy server's globals), patches the user's router, or
 reads the router through whichever API the installed LiteLLM has: its entry points
 (``registry()``, ``select()``, ``health()``, ``settings()``, ``register_plugin()``) since
-1.109, which deprecated the members used before. Each function has its own test in
+1.109, which deprecated the members used before, and since 1.110 the Rust-backed core
+behind them (``litellm.router_rust``) where no entry point serves: the sync healthy
+deployments, and LiteLLM's own pick while a strategy is registered. Each function has its own test in
 tests/integrations/test_litellm_compat.py, which ``make test-compat`` runs against the
 oldest supported LiteLLM and ``make test-newest`` against the newest. When a
 LiteLLM upgrade breaks the front door, the break is here.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import importlib.util
 import inspect
 import logging
 import re
@@ -30,13 +33,14 @@ logger: logging.Logger = litellm._logging.verbose_router_logger
 
 #: Strategies whose async path runs ``CustomLogger.async_filter_deployments``; any other
 #: ``routing_strategy`` takes LiteLLM's sync path, which never calls the proxy callback.
+#: Since 1.110 (its Rust-backed core) the legacy ``usage-based-routing`` calls it too.
 ASYNC_FILTER_STRATEGIES = frozenset(
     {"simple-shuffle", "least-busy", "latency-based-routing", "cost-based-routing", "usage-based-routing-v2"}
-)
+) | (frozenset({"usage-based-routing"}) if importlib.util.find_spec("litellm.router_rust") else frozenset())
 
 #: The LiteLLM releases the router front doors support, as [first, end) (major, minor); kept
 #: equal to the ``litellm`` extra's bounds in pyproject.toml (a test checks).
-SUPPORTED: tuple[tuple[int, int], tuple[int, int]] = ((1, 104), (1, 110))
+SUPPORTED: tuple[tuple[int, int], tuple[int, int]] = ((1, 104), (1, 111))
 
 _PATCHED_FLAG = "_uniroute_recorded_methods"
 _STRATEGY_ATTR = "_uniroute_strategy"
@@ -45,11 +49,9 @@ _STRATEGY_ATTR = "_uniroute_strategy"
 def check_version(version: str | None = None) -> None:
     """Raise ImportError, saying what to install, when LiteLLM is outside :data:`SUPPORTED`.
 
-    ``version`` defaults to the installed distribution's (not known: no check). LiteLLM
-    1.110 replaced its Router's core: there routed requests fail (a Router method that is
-    gone, a group without profiles handed back to the strategy with its arguments
-    shifted, a RecursionError for a named deployment), so both doors refuse at setup
-    rather than fail request by request.
+    ``version`` defaults to the installed distribution's (not known: no check). Both doors
+    refuse at setup rather than fail request by request on a LiteLLM whose router
+    internals this module has not been ported to.
     """
     if version is None:
         try:
@@ -71,6 +73,16 @@ def _entry_points(litellm_router: Any) -> bool:
     """Whether the router reads through LiteLLM's entry points (``registry()``, ``select()``...,
     since 1.109; the members used before warn that they are deprecated there)."""
     return callable(getattr(litellm_router, "register_plugin", None))
+
+
+def _rust_core(litellm_router: Any) -> Any:
+    """The Rust-backed core a LiteLLM >= 1.110 Router delegates to, or ``None`` before 1.110.
+
+    That core hands every pick of every group to a registered strategy and takes no
+    ``None`` back, and its sync selection has no entry point.
+    """
+    core = vars(litellm_router).get("_core")
+    return core if type(core).__module__.startswith("litellm.router_rust") else None
 
 
 def _context(litellm_router: Any) -> Any:
@@ -169,6 +181,12 @@ def healthy_deployments(
     (cooldowns, blocked); raises LiteLLM's own error when every deployment cools down."""
     from litellm.types.router import RouterRateLimitError
 
+    core = _rust_core(litellm_router)
+    if core is not None:
+        from litellm.router_rust.core import _Selection  # type: ignore[import-not-found,unused-ignore]  # since 1.110
+
+        selection = _Selection(core, model, request_kwargs, "healthy", specific_deployment, messages, input)
+        return model, cast("list[dict[str, Any]] | dict[str, Any]", selection.run_sync())
     model, found = litellm_router._common_checks_available_deployment(
         model=model,
         messages=messages,
@@ -212,17 +230,63 @@ def cooling_down(litellm_router: Any) -> list[str]:
 
 
 def own_selectors(litellm_router: Any) -> tuple[Callable[..., Any], Callable[..., Awaitable[Any]]]:
-    """The router's own ``get_available_deployment`` / ``async_get_available_deployment``.
+    """The router's own picks, sync and async, for the groups uniroute does not route.
 
-    ``Router.set_custom_routing_strategy`` shadows them with instance attributes; the
-    class methods stay reachable, so groups uniroute does not route keep LiteLLM's
-    strategy, weights and routing groups.
+    They take ``get_available_deployment``'s keywords and keep everything LiteLLM's pick
+    does (pre-routing, filters, strategy, weights, routing groups). Before 1.110 they are
+    the router's class methods, which ``Router.set_custom_routing_strategy`` shadows with
+    instance attributes. Since 1.110 every pick goes to the registered strategy, so they
+    run LiteLLM's selection on a view of its core that has none (:class:`_WithoutStrategy`).
     """
-    cls = type(litellm_router)
-    return (
-        cls.get_available_deployment.__get__(litellm_router, cls),
-        cls.async_get_available_deployment.__get__(litellm_router, cls),
-    )
+    core = _rust_core(litellm_router)
+    if core is None:
+        cls = type(litellm_router)
+        return (
+            cls.get_available_deployment.__get__(litellm_router, cls),
+            cls.async_get_available_deployment.__get__(litellm_router, cls),
+        )
+    view = _WithoutStrategy(core)
+
+    def own_sync(**pick: Any) -> Any:
+        return view.selection("sync_pick", pick).run_sync()
+
+    async def own_async(**pick: Any) -> Any:
+        return await view.selection("pick", pick).run()
+
+    return own_sync, own_async
+
+
+class _WithoutStrategy:
+    """LiteLLM >= 1.110's router core as it is with no custom strategy registered.
+
+    A selection (``litellm.router_rust.core._Selection``) run on it is LiteLLM's own pick:
+    its pre-routing step (``RustCore._pre_route``) runs here with this view as the core,
+    which has no strategy to hand the pick to; everything else is the core's.
+    """
+
+    _custom_strategy = None
+
+    def __init__(self, core: Any) -> None:
+        self.__dict__.update(_core=core, _core_owner=vars(core).get("_core_owner"))
+        self.__dict__["_pre_route"] = functools.partial(type(core)._pre_route, self)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["_core"], name)
+
+    def selection(self, kind: str, pick: Mapping[str, Any]) -> Any:
+        """LiteLLM's selection of ``kind`` for ``get_available_deployment``'s keywords ``pick``."""
+        from litellm.router_rust.core import _Selection  # type: ignore[import-not-found,unused-ignore]  # since 1.110
+
+        request = pick.get("request_kwargs")
+        return _Selection(
+            cast(Any, self),  # stands in for the RustCore a selection takes
+            pick["model"],
+            {} if request is None else request,
+            kind,
+            pick.get("specific_deployment", False),
+            pick.get("messages"),
+            pick.get("input"),
+        )
 
 
 def set_strategy(litellm_router: Any, strategy: Any) -> None:
