@@ -12,6 +12,7 @@ import inspect
 import logging
 import random
 import re
+import typing
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import litellm
 import pytest
 from litellm.integrations.custom_logger import CustomLogger
+from litellm.types.litellm_params import RoutingStrategyName
 from litellm.types.router import RouterRateLimitError
 from litellm_fakes import MATH_PROMPT, deployment, tiny_engine
 
@@ -76,8 +78,9 @@ class _Seen(CustomLogger):
         return healthy_deployments
 
 
-@pytest.mark.parametrize("strategy", sorted(_compat.ASYNC_FILTER_STRATEGIES | {"usage-based-routing"}))
+@pytest.mark.parametrize("strategy", typing.get_args(RoutingStrategyName))
 async def test_which_strategies_call_the_proxy_callback(strategy: str, monkeypatch) -> None:
+    """Every routing strategy LiteLLM names: the proxy door accepts exactly those that call it."""
     seen = _Seen()
     monkeypatch.setattr(litellm, "callbacks", [seen])
     router = group(

@@ -35,7 +35,14 @@ logger: logging.Logger = litellm._logging.verbose_router_logger
 #: ``routing_strategy`` takes LiteLLM's sync path, which never calls the proxy callback.
 #: Since 1.110 (its Rust-backed core) the legacy ``usage-based-routing`` calls it too.
 ASYNC_FILTER_STRATEGIES = frozenset(
-    {"simple-shuffle", "least-busy", "latency-based-routing", "cost-based-routing", "usage-based-routing-v2"}
+    {
+        "simple-shuffle",
+        "least-busy",
+        "latency-based-routing",
+        "cost-based-routing",
+        "usage-based-routing-v2",
+        "lar1",
+    }
 ) | (frozenset({"usage-based-routing"}) if importlib.util.find_spec("litellm.router_rust") else frozenset())
 
 #: The LiteLLM releases the router front doors support, as [first, end) (major, minor); kept
