@@ -174,6 +174,8 @@ async def sdk_benchmark(state: Path, calls: int, rounds: int) -> dict:
         start = time.perf_counter()
         strategy.ranker.rank("demo", healthy, messages, None, {}, healthy)
         rank_times.append((time.perf_counter() - start) * 1e3)
+    for _ in range(calls):
+        messages = [{"role": "user", "content": prompt()}]
         start = time.perf_counter()
         await _compat.async_healthy_deployments(routed, "demo", messages, None, False, {})
         healthy_times.append((time.perf_counter() - start) * 1e3)
