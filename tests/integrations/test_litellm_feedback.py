@@ -92,6 +92,7 @@ async def test_after_a_fallback_feedback_goes_to_who_answered(engine: Router) ->
     assert "mathbot" not in engine.feedback.models
 
 
+@pytest.mark.integration
 async def test_another_replica_credits_who_answered_after_a_fallback(engine: Router, tmp_path) -> None:
     """Replica a's pick (mathbot) fails and another deployment answers; feedback by id at replica b
     (sharing a Redis store) credits who answered, not mathbot."""

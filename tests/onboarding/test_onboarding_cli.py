@@ -315,6 +315,7 @@ def test_a_dry_run_counts_the_judge_calls_too(
     assert judge.total_calls == 0 and model.total_calls == 0
 
 
+@pytest.mark.integration
 def test_onboard_calls_the_judge_that_judge_config_names(
     toy_state: Path, toy_data: dict, servers: tuple[Any, Any], capsys: pytest.CaptureFixture, tmp_path: Path
 ) -> None:

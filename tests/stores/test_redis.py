@@ -211,6 +211,7 @@ def test_a_remembered_decision_is_the_json_every_replica_reads():
         assert json.loads(text) == {"model": model, "profile": profile, "at": 1764000000.25, "phi": encoded}
 
 
+@pytest.mark.integration
 def test_a_full_buffer_drops_the_oldest_counts_and_logs_it(caplog):
     with socket.socket() as s:  # a port with nothing listening: every send fails at once
         s.bind(("127.0.0.1", 0))
@@ -373,6 +374,7 @@ def test_feedback_by_decision_id_works_at_another_replica(server, toy_router):
         router.close()
 
 
+@pytest.mark.integration
 def test_lookups_in_a_partition_block_once_not_once_per_id():
     """A server that accepts and never answers (a network partition): each lookup would block for the
     socket timeout. After one failed lookup the others fail at once, so a feedback batch of unknown ids
@@ -399,6 +401,7 @@ def test_unsent_decisions_are_counted_at_close(toy_router):
     assert store.stats()["decisions_dropped"] == 1
 
 
+@pytest.mark.integration
 def test_an_id_looked_up_while_redis_is_down_is_unavailable_not_unknown(toy_router):
     """Another replica may have routed it: the caller must be told to retry, not that the id is bad."""
     import copy

@@ -117,6 +117,7 @@ def test_sync_refuses_an_empty_namespace_unless_asked(toy_router, tmp_path, serv
     assert Router.load(state).feedback.models == ()
 
 
+@pytest.mark.integration
 def test_sync_says_when_redis_is_unreachable(toy_router, tmp_path):
     toy_router.save(tmp_path / "state")
     with socket.socket() as s:
