@@ -375,12 +375,31 @@ def test_proxy_settings_errors_name_the_path(engine: Router, tmp_path, monkeypat
     assert callback.ranker.lam == 2.0
 
 
-def test_install_twice_keeps_one_recorder(engine: Router) -> None:
+def test_install_twice_keeps_one_recorder(engine: Router, recwarn: pytest.WarningsRecorder) -> None:
     router = make_router(demo_deployments(), engine)
     ul.install(router, engine, lam=0.0)
+    assert not [w for w in recwarn if "custom strategy" in str(w.message)]  # its own is not "another"
     response = router.completion(model="demo", messages=user(MATH_PROMPT))
     assert response._hidden_params["uniroute"]["lambda"] == 0.0
     assert response._hidden_params["model_id"] == expected_id(engine, user(MATH_PROMPT), lam=0.0)
+
+
+@pytest.mark.parametrize("how", ["lar1", "own"])
+def test_install_warns_when_it_replaces_another_custom_strategy(engine: Router, how: str) -> None:
+    """LiteLLM's lar1 is itself a custom strategy: install() replaces it on every group."""
+    if how == "lar1":
+        router = litellm.Router(model_list=demo_deployments(), routing_strategy="lar1")
+    else:
+
+        class Mine(litellm.router.CustomRoutingStrategyBase):
+            pass
+
+        router = litellm.Router(model_list=demo_deployments())
+        ul._compat.set_strategy(router, Mine())
+    previous = type(ul._compat.registered_strategy(router)).__name__
+    with pytest.warns(UserWarning, match=f"custom strategy {previous}; uniroute replaces it on every group"):
+        ul.install(router, engine, lam=LAM)
+    assert ul._compat.registered_strategy(router) is ul._compat.installed_strategy(router)
 
 
 def test_request_prompt_follows_the_engine_rule() -> None:

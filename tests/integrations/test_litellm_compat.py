@@ -266,6 +266,15 @@ def test_proxy_globals(monkeypatch) -> None:
         proxy_server.proxy_config.update_config_state(dict(before))
 
 
+def test_registered_strategy_is_what_litellm_routes_with() -> None:
+    router = group(deployment("a"))
+    assert _compat.registered_strategy(router) is None
+    mine = _AlwaysDear()
+    _compat.set_strategy(router, mine)
+    assert _compat.registered_strategy(router) is mine
+    assert _compat.registered_strategy(group(deployment("a"), routing_strategy="lar1")) is not None
+
+
 def test_set_strategy_is_remembered_on_the_router() -> None:
     router = group(deployment("a"))
     assert _compat.installed_strategy(router) is None

@@ -306,6 +306,21 @@ def set_strategy(litellm_router: Any, strategy: Any) -> None:
     setattr(litellm_router, _STRATEGY_ATTR, strategy)
 
 
+def registered_strategy(litellm_router: Any) -> Any:
+    """The custom routing strategy registered on the router (uniroute's or another), or ``None``.
+
+    Where LiteLLM keeps it differs by release: on the Rust core (1.110), or as the bound
+    ``get_available_deployment`` set on the router (before 1.109) or on its Python core
+    (1.109, wrapped for pod discovery).
+    """
+    core = _rust_core(litellm_router)
+    if core is not None:
+        return core._custom_strategy
+    holder = vars(litellm_router).get("_core", litellm_router)
+    pick = vars(holder).get("get_available_deployment")
+    return None if pick is None else getattr(inspect.unwrap(pick), "__self__", None)
+
+
 def installed_strategy(litellm_router: Any) -> Any:
     """The strategy :func:`set_strategy` set on ``litellm_router``, or ``None``."""
     return getattr(litellm_router, _STRATEGY_ATTR, None)

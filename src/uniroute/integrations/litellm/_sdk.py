@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -232,6 +233,20 @@ def record_feedback(where: Any, target: Any, score: Any, *, weight: float = 1.0)
     return ranker.record_feedback(target, score, weight)
 
 
+def _warn_if_replacing(litellm_router: litellm.Router) -> None:
+    """Warn when the router already routes with another custom strategy, which uniroute replaces
+    on every group, those it does not rank included (``routing_strategy="lar1"`` registers one)."""
+    previous = _compat.registered_strategy(litellm_router)
+    if previous is None or isinstance(previous, UniRouteStrategy):
+        return
+    message = (
+        f"the router already routes with the custom strategy {type(previous).__name__}; uniroute replaces "
+        "it on every group, including those it does not rank (see docs/litellm.md)"
+    )
+    _compat.logger.warning(message)
+    warnings.warn(message, stacklevel=3)
+
+
 def install(
     litellm_router: litellm.Router,
     state: Router | str | Path,
@@ -285,6 +300,7 @@ def install(
     if not isinstance(feedback_on_failure, bool):
         raise InputError(f"feedback_on_failure must be True or False, got {feedback_on_failure!r}")
     failures = FailureFeedback(ranker, failure_weight) if feedback_on_failure else None
+    _warn_if_replacing(litellm_router)
     strategy = UniRouteStrategy(litellm_router, ranker)
     if failures is not None:
         litellm.callbacks.append(failures)
