@@ -99,6 +99,11 @@ def grid(n_fit: int, extend: tuple[str, ...]) -> list[Key]:
 
 def inner_scores(X: np.ndarray, Y: np.ndarray, keys: list[Key], seed: int = 0) -> dict[Key, float]:
     """Held-out pairwise Brier score of every candidate, by the default's inner 3-fold CV."""
+    return {key: score(Y, P) for key, P in inner_predictions(X, Y, keys, seed).items()}
+
+
+def inner_predictions(X: np.ndarray, Y: np.ndarray, keys: list[Key], seed: int = 0) -> dict[Key, np.ndarray]:
+    """Held-out predicted scores of every candidate, by the default's inner 3-fold CV."""
     n = len(X)
     folds = np.array_split(np.random.default_rng(seed).permutation(n), cm._CV_FOLDS)
     out = {key: np.zeros(Y.shape) for key in keys}
@@ -110,7 +115,7 @@ def inner_scores(X: np.ndarray, Y: np.ndarray, keys: list[Key], seed: int = 0) -
             phi = cand.phi(X[train])
             psi = cluster_errors(phi, Y[train], DEFAULT_PRIOR_STRENGTH, reference=phi.mean(axis=0))
             out[key][held] = 1.0 - cand.phi(X[held]) @ psi
-    return {key: score(Y, P) for key, P in out.items()}
+    return out
 
 
 def estimates(

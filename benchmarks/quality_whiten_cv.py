@@ -1,0 +1,98 @@
+"""CV trial: whitened maps as candidates of the averaged default's inner CV (session 13).
+
+``quality_whiten.py`` found that K-means in a whitened embedding space gains +0.0020 on RouteLLM
+and loses 0.018–0.029 on RouterBench. The default already chooses its maps per data set: the
+inner 3-fold CV ranks K ∈ {4, …, 64} × {soft, hard} by pairwise Brier and averages the three best.
+Here the grid also holds the same maps fitted in the whitened space of their own training prompts
+(a PCA fitted on them, each component scaled to unit variance, rows renormalised), so the inner CV
+can pick whitened maps where they score better, and plain ones elsewhere.
+
+- "top-3 (default)": the default's grid (equals the default, as in session 9);
+- "top-3 +whitened": the default's grid and the whitened maps;
+- "top-3 whitened only": the whitened maps alone;
+- "top-3 of the better family": the three best plain maps or the three best whitened ones, whichever
+  average has the lower inner-CV pairwise Brier (added after the first three rows were run).
+
+    for s in 0 1 2 3 4; do
+      nice -n 10 python benchmarks/quality_whiten_cv.py --data routerbench routellm --by-length \\
+          --unseen-draws 4 --seed $s --out benchmarks/results/cv_whiten_cv_seed$s.json
+    done
+    python benchmarks/quality_paired.py benchmarks/results/cv_whiten_cv_seed*.json \\
+        --reference "top-3 (default)"
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import quality_grid_extend as grid_extend
+from quality_cv import Add, Task, Wanted, metrics, sweep
+from quality_routers import print_choices
+from quality_stacking import score
+from sklearn.decomposition import PCA
+
+from uniroute.engine import cluster_maps as cm
+from uniroute.engine.embedders import normalize_rows
+
+CHOSEN: dict[str, Counter] = {}
+
+
+class Candidate(grid_extend.Candidate):
+    """A map of the grid; family "w" is a K-means map fitted in its training prompts' whitened space."""
+
+    def __init__(self, key: grid_extend.Key, X: np.ndarray, Y: np.ndarray, centres: dict, n_init: int):
+        family, k, a = key
+        self.pca: PCA | None = None
+        if family != "w":
+            super().__init__(key, X, Y, centres, n_init)
+            return
+        pca = PCA(random_state=0).fit(X)
+        scale = np.maximum(pca.explained_variance_, 1e-12) ** -0.5
+        super().__init__(("km", k, a), self._white(X, pca, scale), Y, centres.setdefault("w", {}), n_init)
+        self.pca, self.unit = pca, scale
+
+    @staticmethod
+    def _white(X: np.ndarray, pca: PCA, scale: np.ndarray) -> np.ndarray:
+        return normalize_rows((pca.transform(X) * scale).astype(np.float32))
+
+    def phi(self, X: np.ndarray) -> np.ndarray:
+        return super().phi(X if self.pca is None else self._white(X, self.pca, self.unit))
+
+
+grid_extend.Candidate = Candidate  # inner_scores and estimates build their maps through it
+
+
+def per_task(kind: str, task: Task, add: Add, wanted: Wanted) -> None:
+    X, Y = task.X_fit, task.S_fit
+    n_fit = len(X) * (cm._CV_FOLDS - 1) // cm._CV_FOLDS
+    plain = grid_extend.grid(n_fit, ())
+    white = [("w", k, a) for _, k, a in plain]
+    predictions = grid_extend.inner_predictions(X, Y, plain + white)
+    scores = {key: score(Y, P) for key, P in predictions.items()}
+
+    def top3(keys: list[grid_extend.Key]) -> list[grid_extend.Key]:
+        return sorted(keys, key=scores.__getitem__)[:3]
+
+    def averaged(keys: list[grid_extend.Key]) -> float:
+        """Inner-CV pairwise Brier of the mean of the family's three best maps' predictions."""
+        return score(Y, np.mean([predictions[key] for key in top3(keys)], axis=0))
+
+    family = min((plain, white), key=averaged)
+    m = f"{kind} m={task.S_val.shape[1]}"
+    for label, keys in (
+        ("top-3 (default)", plain),
+        ("top-3 +whitened", plain + white),
+        ("top-3 whitened only", white),
+        ("top-3 of the better family", family),
+    ):
+        if not wanted(label):
+            continue
+        chosen = top3(keys)
+        CHOSEN.setdefault(f"{label} {m}", Counter())[" + ".join(f"{f} {a} K={k}" for f, k, a in chosen)] += 1
+        add(label, kind, metrics(task, grid_extend.mixture(task, chosen)))
+
+
+if __name__ == "__main__":
+    sweep(__doc__, per_task)
+    print_choices(CHOSEN)
