@@ -11,7 +11,9 @@ can pick whitened maps where they score better, and plain ones elsewhere.
 - "top-3 +whitened": the default's grid and the whitened maps;
 - "top-3 whitened only": the whitened maps alone;
 - "top-3 of the better family": the three best plain maps or the three best whitened ones, whichever
-  average has the lower inner-CV pairwise Brier (added after the first three rows were run).
+  average has the lower inner-CV pairwise Brier (added after the first three rows were run);
+- "... by AUC": the same choice by the averages' inner-CV pairwise AUC (added last, run alone with
+  ``--only "by AUC"`` into ``cv_whiten_cv_auc_seed*``).
 
     for s in 0 1 2 3 4; do
       nice -n 10 python benchmarks/quality_whiten_cv.py --data routerbench routellm --by-length \\
@@ -27,6 +29,7 @@ from collections import Counter
 
 import numpy as np
 import quality_grid_extend as grid_extend
+from quality_criterion import pairwise_auc
 from quality_cv import Add, Task, Wanted, metrics, sweep
 from quality_routers import print_choices
 from quality_stacking import score
@@ -78,13 +81,19 @@ def per_task(kind: str, task: Task, add: Add, wanted: Wanted) -> None:
         """Inner-CV pairwise Brier of the mean of the family's three best maps' predictions."""
         return score(Y, np.mean([predictions[key] for key in top3(keys)], axis=0))
 
+    def averaged_auc(keys: list[grid_extend.Key]) -> float:
+        """Inner-CV pairwise AUC (session 4's criterion) of the same averaged predictions."""
+        return pairwise_auc(Y, np.mean([predictions[key] for key in top3(keys)], axis=0))
+
     family = min((plain, white), key=averaged)
+    family_auc = max((plain, white), key=averaged_auc)
     m = f"{kind} m={task.S_val.shape[1]}"
     for label, keys in (
         ("top-3 (default)", plain),
         ("top-3 +whitened", plain + white),
         ("top-3 whitened only", white),
         ("top-3 of the better family", family),
+        ("top-3 of the better family by AUC", family_auc),
     ):
         if not wanted(label):
             continue
