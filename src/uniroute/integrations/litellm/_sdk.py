@@ -276,8 +276,10 @@ def install(
     ``remember_decisions`` is turned on). With ``feedback_on_failure=True`` a
     :class:`FailureFeedback` joins ``litellm.callbacks``: each deployment failure
     records a 0 of weight ``failure_weight``. Off by default: an error is not a
-    quality signal. Raises ImportError when the installed LiteLLM is a release the front
-    door does not support (``_compat.SUPPORTED``), naming the ones it does.
+    quality signal. Warns when the router already routes with another custom strategy
+    (``routing_strategy="lar1"`` registers one), which uniroute replaces on every group.
+    Raises ImportError when the installed LiteLLM is a release the front door does not
+    support (``_compat.SUPPORTED``), naming the ones it does.
 
     Examples
     --------
