@@ -24,6 +24,7 @@ whitening gains on RouteLLM what it loses many times over on RouterBench (docs/b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -38,15 +39,19 @@ from uniroute.engine.embedders import normalize_rows
 SPACES = ((0.0, None), (0.5, None), (1.0, None), (0.0, 64), (1.0, 64), (1.0, 32))
 
 
-def whitened(task: Task, alpha: float, components: int | None = None) -> Task:
-    """``task`` with every embedding rotated onto the fit prompts' first ``components`` principal
-    axes and each axis scaled by variance^(-α/2) (rows renormalised)."""
-    pca = PCA(components, random_state=0).fit(task.X_fit)
+def whitener(
+    X: np.ndarray, alpha: float = 1.0, components: int | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The map onto ``X``'s first ``components`` principal axes, each scaled by variance^(-α/2),
+    rows renormalised."""
+    pca = PCA(components, random_state=0).fit(X)
     scale = np.maximum(pca.explained_variance_, 1e-12) ** (-alpha / 2)
+    return lambda Z: normalize_rows((pca.transform(Z) * scale).astype(np.float32))
 
-    def z(X: np.ndarray) -> np.ndarray:
-        return normalize_rows((pca.transform(X) * scale).astype(np.float32))
 
+def whitened(task: Task, alpha: float, components: int | None = None) -> Task:
+    """``task`` with every embedding mapped by the :func:`whitener` of its fit prompts."""
+    z = whitener(task.X_fit, alpha, components)
     return replace(task, **{f"X_{s}": z(getattr(task, f"X_{s}")) for s in ("fit", "val", "test")})
 
 

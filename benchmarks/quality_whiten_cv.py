@@ -26,6 +26,7 @@ can pick whitened maps where they score better, and plain ones elsewhere.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 import numpy as np
 import quality_grid_extend as grid_extend
@@ -33,10 +34,9 @@ from quality_criterion import pairwise_auc
 from quality_cv import Add, Task, Wanted, metrics, sweep
 from quality_routers import print_choices
 from quality_stacking import score
-from sklearn.decomposition import PCA
+from quality_whiten import whitener
 
 from uniroute.engine import cluster_maps as cm
-from uniroute.engine.embedders import normalize_rows
 
 CHOSEN: dict[str, Counter] = {}
 
@@ -46,21 +46,16 @@ class Candidate(grid_extend.Candidate):
 
     def __init__(self, key: grid_extend.Key, X: np.ndarray, Y: np.ndarray, centres: dict, n_init: int):
         family, k, a = key
-        self.pca: PCA | None = None
+        self.white: Callable[[np.ndarray], np.ndarray] | None = None
         if family != "w":
             super().__init__(key, X, Y, centres, n_init)
             return
-        pca = PCA(random_state=0).fit(X)
-        scale = np.maximum(pca.explained_variance_, 1e-12) ** -0.5
-        super().__init__(("km", k, a), self._white(X, pca, scale), Y, centres.setdefault("w", {}), n_init)
-        self.pca, self.unit = pca, scale
-
-    @staticmethod
-    def _white(X: np.ndarray, pca: PCA, scale: np.ndarray) -> np.ndarray:
-        return normalize_rows((pca.transform(X) * scale).astype(np.float32))
+        white = whitener(X)
+        super().__init__(("km", k, a), white(X), Y, centres.setdefault("w", {}), n_init)
+        self.white = white
 
     def phi(self, X: np.ndarray) -> np.ndarray:
-        return super().phi(X if self.pca is None else self._white(X, self.pca, self.unit))
+        return super().phi(X if self.white is None else self.white(X))
 
 
 grid_extend.Candidate = Candidate  # inner_scores and estimates build their maps through it
