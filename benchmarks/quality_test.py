@@ -132,6 +132,49 @@ def unseen_trials(d, k: int, by_length: bool, trials: int = 20, seed: int = 0, e
     return rows
 
 
+def check_arguments(doc: str) -> argparse.Namespace:
+    """The command line of a script that checks variants with :func:`check_variants`."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--boot", type=int, default=1000)
+    parser.add_argument("--out", default=None)
+    return parser.parse_args()
+
+
+def check_variants(variants: dict, boot: int = 1000, trials: int = 20, seed: int = 0) -> dict:
+    """The targets of ``variants`` (label → router) on the test splits, next to the default's and
+    K-NN's, every request priced by its length: static areas on both text sets, each with the
+    paired-bootstrap 95% CI of its difference to K-NN and to the default, and the unseen-LLM wins
+    over K-NN in ``trials`` RouterBench draws (``seed``)."""
+    out: dict = {}
+    for name in ("routerbench", "routellm"):
+        d = load(name)
+        k, _ = choose_k(d, "static", True)
+        task = static_task(d, True)
+        err = {"default": default_uniroute()(task), "knn": knn(k)(task)}
+        err |= {label: router(task) for label, router in variants.items()}
+        out[name] = {"knn_k": k} | {label: metrics(task, e) for label, e in err.items()}
+        pairs = [("default", "knn")] + [(label, base) for label in variants for base in ("knn", "default")]
+        for a, b in pairs:
+            out[name][f"{a} - {b}"] = out[name][a]["area"] - out[name][b]["area"]
+            out[name][f"{a} - {b} ci95"] = bootstrap_area_diff(task, err[a], err[b], boot)
+        print(name, json.dumps(out[name]), flush=True)
+    d = load("routerbench")
+    k, _ = choose_k(d, "unseen", True)
+    rows = unseen_trials(d, k, True, trials=trials, seed=seed, extra=variants)
+    for label in ("uniroute", *variants):
+        diffs = np.array([r[label]["area"] - r["knn"]["area"] for r in rows])
+        out[f"unseen {label}"] = {
+            "wins": int((diffs > 0).sum()),
+            "trials": len(rows),
+            "area": float(np.mean([r[label]["area"] for r in rows])),
+            "v_b": float(np.mean([r[label]["v_b"] for r in rows])),
+            "mean_diff_to_knn": float(diffs.mean()),
+        }
+        print(f"unseen {label}", out[f"unseen {label}"], flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=None)

@@ -61,8 +61,8 @@ class Candidate(grid_extend.Candidate):
 grid_extend.Candidate = Candidate  # inner_scores and estimates build their maps through it
 
 
-def per_task(kind: str, task: Task, add: Add, wanted: Wanted) -> None:
-    X, Y = task.X_fit, task.S_fit
+def choices(X: np.ndarray, Y: np.ndarray) -> dict[str, list[grid_extend.Key]]:
+    """The three maps each variant averages, by the inner CV on (X, Y)."""
     n_fit = len(X) * (cm._CV_FOLDS - 1) // cm._CV_FOLDS
     plain = grid_extend.grid(n_fit, ())
     white = [("w", k, a) for _, k, a in plain]
@@ -80,19 +80,20 @@ def per_task(kind: str, task: Task, add: Add, wanted: Wanted) -> None:
         """Inner-CV pairwise AUC (session 4's criterion) of the same averaged predictions."""
         return pairwise_auc(Y, np.mean([predictions[key] for key in top3(keys)], axis=0))
 
-    family = min((plain, white), key=averaged)
-    family_auc = max((plain, white), key=averaged_auc)
+    return {
+        "top-3 (default)": top3(plain),
+        "top-3 +whitened": top3(plain + white),
+        "top-3 whitened only": top3(white),
+        "top-3 of the better family": top3(min((plain, white), key=averaged)),
+        "top-3 of the better family by AUC": top3(max((plain, white), key=averaged_auc)),
+    }
+
+
+def per_task(kind: str, task: Task, add: Add, wanted: Wanted) -> None:
     m = f"{kind} m={task.S_val.shape[1]}"
-    for label, keys in (
-        ("top-3 (default)", plain),
-        ("top-3 +whitened", plain + white),
-        ("top-3 whitened only", white),
-        ("top-3 of the better family", family),
-        ("top-3 of the better family by AUC", family_auc),
-    ):
+    for label, chosen in choices(task.X_fit, task.S_fit).items():
         if not wanted(label):
             continue
-        chosen = top3(keys)
         CHOSEN.setdefault(f"{label} {m}", Counter())[" + ".join(f"{f} {a} K={k}" for f, k, a in chosen)] += 1
         add(label, kind, metrics(task, grid_extend.mixture(task, chosen)))
 
