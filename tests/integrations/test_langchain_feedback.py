@@ -155,6 +155,19 @@ def test_the_run_id_of_a_chain_or_of_the_message_works(router):
         model.record_feedback(collected.traced_runs[0].id, 1.0)
 
 
+def test_the_message_id_of_an_invoke_or_a_stream_works(router):
+    # langchain-core names an invoked answer "lc_run--<run id>-<generation index>", a streamed one
+    # "lc_run--<run id>"; both were documented as accepted, but the indexed form was "unknown"
+    model = chat_model(router)
+    message = model.invoke(POEM)
+    assert message.id == f"lc_run--{message.response_metadata['uniroute']['run_id']}-0"
+    assert model.record_feedback(message.id, 1.0) == "poet"
+    streamed, *_ = model.stream(POEM)
+    assert model.record_feedback(streamed.id, 1.0) == "poet"
+    with pytest.raises(InputError, match="unknown or expired"):
+        model.record_feedback(f"lc_run--{uuid.uuid4()}-0", 1.0)
+
+
 async def test_async_and_streamed_runs_are_remembered(router):
     model = chat_model(router, mathbot=EchoChatModel(fail=True))
     runs = RunIds()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import logging
+import re
 import reprlib
 import threading
 import warnings
@@ -121,12 +122,14 @@ _EXPECTED = {
 MAX_RUNS = 10_000
 RUN_TTL = 3600.0
 _AMBIGUOUS = "ambiguous"
+_INDEXED = re.compile(r"(?P<run>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})-\d+")
 _short = reprlib.Repr()
 _short.maxstring = _short.maxother = 80
 
 
 def _run_key(run_id: Any) -> str:
-    """A run id as remembered: the UUID's str (``"run-"`` / ``"lc_run--"`` message-id prefixes dropped)."""
+    """A run id as remembered: the UUID's str, from a message id too (``"lc_run--<run id>"``, with
+    the ``"-<generation index>"`` langchain-core adds to an invoked answer, or ``"run-<run id>"``)."""
     if isinstance(run_id, UUID):
         return str(run_id)
     if not isinstance(run_id, str) or not run_id:
@@ -136,7 +139,9 @@ def _run_key(run_id: Any) -> str:
         )
     for prefix in ("lc_run--", "run-"):
         if run_id.startswith(prefix):
-            return run_id[len(prefix) :]
+            key = run_id[len(prefix) :]
+            indexed = _INDEXED.fullmatch(key)
+            return indexed["run"] if indexed else key
     return run_id
 
 
