@@ -82,6 +82,12 @@ def test_upper_quantile_exceeds_the_mean_and_narrows_with_data():
         ({"error_sums": [0.0], "counts": [1.0], "cost": float("nan")}, "cost"),
         ({"error_sums": [0.0], "counts": [1.0], "cost": -1.0}, "cost"),
         ({"error_sums": [0.0, 1.0], "counts": [1.0], "cost": 0.0}, "equal length"),
+        # NaN or infinite counts made NaN errors that routing then carried into decisions
+        ({"error_sums": [float("nan")], "counts": [1.0], "cost": 0.0}, "finite"),
+        ({"error_sums": [0.0], "counts": [float("inf")], "cost": 0.0}, "finite"),
+        # a str cost or prior_strength raised a bare TypeError from numpy
+        ({"error_sums": [0.0], "counts": [1.0], "cost": "0.1"}, "cost must be a finite \\$ >= 0"),
+        ({"error_sums": [0.0], "counts": [1.0], "cost": 0.0, "prior_strength": "4"}, "prior_strength"),
     ],
 )
 def test_invalid_profiles_are_refused(kwargs, match):

@@ -65,6 +65,10 @@ class Price(NamedTuple):
         return np.maximum(self.cost + self.per_char * (x - self.mean_chars), 0.0)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_))
+
+
 def _posterior(error_sums: np.ndarray, counts: np.ndarray, m: float) -> tuple[np.ndarray, np.ndarray]:
     """Beta(α, β) of each cluster's error; arrays of shape (K,) or (K, n_models)."""
     g = (error_sums.sum(axis=0) + 0.5) / (counts.sum(axis=0) + 1.0)
@@ -146,15 +150,22 @@ class ModelProfile:
         counts = np.asarray(self.counts, dtype=np.float64)
         if error_sums.shape != counts.shape or error_sums.ndim != 1:
             raise InputError(f"profile {self.name!r}: error_sums and counts must be 1-D of equal length")
+        if not (np.isfinite(error_sums).all() and np.isfinite(counts).all()):
+            raise InputError(f"profile {self.name!r}: error_sums and counts must be finite numbers")
         if (counts < 0).any() or (error_sums < 0).any() or (error_sums > counts + 1e-9).any():
             raise InputError(f"profile {self.name!r}: need 0 <= error_sums <= counts")
-        if not np.isfinite(self.cost) or self.cost < 0:
+        if not (_is_number(self.cost) and np.isfinite(self.cost) and self.cost >= 0):
             raise InputError(f"profile {self.name!r}: cost must be a finite $ >= 0, got {self.cost!r}")
-        if not self.prior_strength >= 0:
-            raise InputError(f"profile {self.name!r}: prior_strength must be >= 0")
+        if not (
+            _is_number(self.prior_strength) and np.isfinite(self.prior_strength) and self.prior_strength >= 0
+        ):
+            raise InputError(
+                f"profile {self.name!r}: prior_strength must be a finite number >= 0, "
+                f"got {self.prior_strength!r}"
+            )
         for what in ("cost_per_char", "mean_chars", "max_chars"):
             value = getattr(self, what)
-            if not isinstance(value, (int, float, np.number)) or isinstance(value, bool):
+            if not _is_number(value):
                 raise InputError(f"profile {self.name!r}: {what} must be a number, got {value!r}")
             if not (np.isfinite(value) and (value >= 0 or what == "cost_per_char")):
                 raise InputError(f"profile {self.name!r}: {what} must be a finite number >= 0, got {value!r}")
