@@ -327,6 +327,24 @@ def test_calibrate_needs_prompts_and_numbers(toy_router):
         toy_router.calibrate([MATH], max_cost="0.01")
 
 
+@pytest.mark.parametrize("prompts", [MATH, MATH.encode()])
+def test_one_prompt_where_a_list_belongs_is_refused(toy_router, toy_data, prompts):
+    # a str is a sequence of characters: route_batch(MATH) routed each character, fit(MATH)
+    # clustered the characters, calibrate(MATH, ...) chose λ on them, all without a word
+    router = Router(HashingEmbedder(), KMeansClusterMap(n_clusters=2))
+    calls = [
+        lambda: toy_router.route_batch(prompts),
+        lambda: toy_router.embed(prompts),
+        lambda: toy_router.calibrate(prompts, max_cost=0.005),
+        lambda: toy_router.add_models(prompts, {"m": [1.0] * len(prompts)}, {"m": 0.001}),
+        lambda: router.fit(prompts),
+    ]
+    for call in calls:
+        with pytest.raises(InputError, match=r"a list of prompts, not one .*: \[prompt\]"):
+            call()
+    assert not router.is_fitted and "m" not in toy_router.models
+
+
 def test_init_stores_arguments_and_fit_checks_them(toy_data):
     router = Router(HashingEmbedder(), unknown_models="sometimes", prior_strength="4")
     assert router.unknown_models == "sometimes" and router.prior_strength == "4"

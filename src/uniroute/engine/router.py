@@ -390,7 +390,7 @@ class Router:
 
     def embed(self, prompts: Iterable[Prompt], progress: bool | None = None) -> np.ndarray:
         """Embed the routing text of each prompt (see :mod:`uniroute.engine.text`)."""
-        texts = [routing_text(p) for p in prompts]
+        texts = [routing_text(p) for p in _prompt_list(prompts, "embed")]
         encoder = self.encoder
         if len(texts) <= _BATCH:
             return encoder.encode(texts)
@@ -412,7 +412,7 @@ class Router:
         :class:`LearnedClusterMap` needs it.
         Profiles added before are dropped (they were built on the old clusters).
         """
-        if len(prompts) == 0:
+        if len(_prompt_list(prompts, "fit")) == 0:
             raise InputError("fit needs at least one training prompt")
         X = self.embed(prompts, progress=progress)
         return self.fit_embeddings(X, scores)
@@ -509,6 +509,7 @@ class Router:
         embeddings : array, optional
             Precomputed embeddings of ``prompts`` (skips embedding).
         """
+        _prompt_list(prompts, "add_models")
         for what, value in (("scores", scores), ("costs", costs)):
             if not isinstance(value, Mapping):
                 raise InputError(
@@ -1032,7 +1033,7 @@ class Router:
         rng: Any = None,
     ) -> list[Decision]:
         """Route many prompts at once (one embedding call, one matrix product); see :meth:`route`."""
-        phi, notes, chars = self._phi_of(list(prompts), self._pool.by_length)
+        phi, notes, chars = self._phi_of(list(_prompt_list(prompts, "route_batch")), self._pool.by_length)
         return self._decide(phi, lam, candidates, conservative, notes, costs, explore, rng, chars)
 
     def _lengths(self, prompts: Sequence[Prompt]) -> np.ndarray | None:
@@ -1105,7 +1106,7 @@ class Router:
             if budget
             else check_number(min_quality, "min_quality", hint=" (expected share correct, 0..1)")
         )
-        if len(prompts) == 0:
+        if len(_prompt_list(prompts, "calibrate")) == 0:
             raise InputError("calibrate needs representative prompts (a sample of real traffic); got none")
         errors, cand_costs, _ = self.expected_errors(
             self.embed(prompts), candidates, costs=costs, chars=self._lengths(prompts)
@@ -1219,6 +1220,15 @@ def _check_chars(chars: Any, n: int) -> np.ndarray | None:
     if lengths.shape != (n,) or not (np.isfinite(lengths) & (lengths >= 0)).all():
         raise InputError(f"chars must hold one length >= 0 per prompt ({n}), got shape {lengths.shape}")
     return lengths
+
+
+def _prompt_list(prompts: Any, method: str) -> Any:
+    """``prompts`` unchanged, unless it is one prompt (a str or bytes reads as one prompt per character)."""
+    if isinstance(prompts, (str, bytes, bytearray)):
+        raise InputError(
+            f"{method} takes a list of prompts, not one {type(prompts).__name__}; wrap it: [prompt]"
+        )
+    return prompts
 
 
 def _check_model_name(name: Any) -> None:
