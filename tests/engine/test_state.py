@@ -267,6 +267,40 @@ def test_non_finite_arrays_are_refused(toy_router, tmp_path, name, key, value):
         Router.load(path)
 
 
+@pytest.fixture()
+def learned_router(toy_data):
+    y = np.column_stack([toy_data["scores"][m] for m in ("mathbot", "poet")])
+    router = Router(HashingEmbedder(), LearnedClusterMap(n_clusters=2, max_iter=30)).fit(
+        toy_data["prompts"], y
+    )
+    router.add_models(toy_data["prompts"], toy_data["scores"], toy_data["costs"])
+    return router
+
+
+@pytest.mark.parametrize(
+    "which, key, change",
+    [
+        # before: these loaded, then every route raised a bare ValueError or IndexError
+        ("learned", "cluster_map_intercept", lambda a: a[:1]),
+        ("learned", "cluster_map_coef", lambda a: a[:1]),
+        ("learned", "cluster_map_coef", lambda a: a[0]),
+        # before: these loaded and routed a prompt with no text on a Φ that is no distribution
+        ("kmeans", "cluster_map_cluster_weights", lambda a: -a),
+        ("kmeans", "cluster_map_cluster_weights", lambda a: a / 4),
+        ("learned", "cluster_map_cluster_weights", lambda a: a[::-1] * 3),
+    ],
+)
+def test_a_cluster_map_whose_arrays_disagree_is_refused(
+    toy_router, learned_router, tmp_path, which, key, change
+):
+    router = toy_router if which == "kmeans" else learned_router
+    router.remove_model("big")  # the profiles' K must not be what catches it
+    path = router.save(tmp_path / "state")
+    edit_state(path, change_arrays=lambda arrays: arrays.update({key: change(arrays[key])}))
+    with pytest.raises(StateError, match="map's state is inconsistent"):
+        Router.load(path)
+
+
 def test_nan_in_the_json_is_refused(toy_router, tmp_path):
     path = toy_router.save(tmp_path / "state")
     text = (path / "state.json").read_text().replace('"prior_strength": 4.0', '"prior_strength": NaN', 1)

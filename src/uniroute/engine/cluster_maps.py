@@ -205,6 +205,16 @@ def sample_per_cluster(clusters: np.ndarray, per_cluster: int, rng: np.random.Ge
     return chosen
 
 
+def _state_weights(weights: np.ndarray, n_clusters: int, kind: str) -> np.ndarray:
+    """A saved map's ``cluster_weights``, checked: Φ of a prompt with no text, one share per cluster."""
+    if weights.shape != (n_clusters,) or (weights < 0).any() or not np.isclose(weights.sum(), 1.0, atol=1e-3):
+        raise InputError(
+            f"the {kind} map's state is inconsistent: cluster_weights must be {n_clusters} shares "
+            f"summing to 1, got shape {weights.shape} summing to {weights.sum():.6g}"
+        )
+    return weights
+
+
 _AUTO_CLUSTERS = (4, 8, 16, 32, 64)
 _CV_FOLDS = 3
 _MIN_PER_CLUSTER = 20
@@ -483,7 +493,7 @@ class KMeansClusterMap(_Params):
                 f"the K-means map's state is inconsistent: maps of {sizes} clusters, {len(centres)} centres"
             )
         cmap._set_maps(centres, maps)
-        cmap.cluster_weights_ = arrays["cluster_weights"]
+        cmap.cluster_weights_ = _state_weights(arrays["cluster_weights"], len(centres), "K-means")
         return cmap
 
 
@@ -612,7 +622,13 @@ class LearnedClusterMap(_Params):
     @classmethod
     def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> LearnedClusterMap:
         cmap = cls(**params)
-        cmap.coef_ = arrays["coef"].astype(np.float32)
-        cmap.intercept_ = arrays["intercept"].astype(np.float32)
-        cmap.cluster_weights_ = arrays["cluster_weights"]
+        coef, intercept = arrays["coef"], arrays["intercept"]
+        if coef.ndim != 2 or intercept.shape != (len(coef),):
+            raise InputError(
+                f"the learned map's state is inconsistent: coef of shape {coef.shape}, "
+                f"intercept of shape {intercept.shape}"
+            )
+        cmap.coef_ = coef.astype(np.float32)
+        cmap.intercept_ = intercept.astype(np.float32)
+        cmap.cluster_weights_ = _state_weights(arrays["cluster_weights"], len(coef), "learned")
         return cmap
