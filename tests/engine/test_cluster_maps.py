@@ -94,6 +94,23 @@ def test_learned_map_skips_missing_labels_and_validates(toy_data):
         LearnedClusterMap(n_clusters=2).fit(X, y[:5])
 
 
+@pytest.mark.parametrize(
+    "params, match",
+    [  # before: each raised a bare TypeError from deep inside fit
+        ({"n_clusters": "auto"}, "n_clusters must be an int >= 1"),
+        ({"n_clusters": True}, "n_clusters must be an int >= 1"),
+        ({"max_iter": "200"}, "max_iter must be an int >= 1"),
+        ({"l2": "small"}, "l2 must be a number >= 0"),
+        ({"init_temperature": None}, "init_temperature must be a number > 0"),
+    ],
+)
+def test_learned_map_parameters_are_checked_at_fit(toy_data, params, match):
+    X = HashingEmbedder().encode(toy_data["prompts"])
+    y = np.column_stack([toy_data["scores"]["mathbot"], toy_data["scores"]["poet"]])
+    with pytest.raises(InputError, match=match):
+        LearnedClusterMap(**params).fit(X, y)
+
+
 class NearestAxisMap:
     """A third-party map: one cluster per input dimension, Φ = the normalised |x|."""
 

@@ -556,6 +556,7 @@ class LearnedClusterMap(_Params):
         from scipy.optimize import minimize
         from scipy.special import log_softmax
 
+        self._validate_params()
         X = check_embeddings(X)
         if y is None:
             raise InputError(
@@ -564,8 +565,6 @@ class LearnedClusterMap(_Params):
             )
         Y = check_labels(y, len(X))
         observed = ~np.isnan(Y)
-        if not self.l2 >= 0 or not self.init_temperature > 0:
-            raise InputError("l2 must be >= 0 and init_temperature > 0")
         init = KMeansClusterMap(self.n_clusters, random_state=self.random_state).fit(X)
         K, d = self.n_clusters, X.shape[1]
         Xb = np.hstack([X.astype(np.float64), np.ones((len(X), 1))])
@@ -602,6 +601,25 @@ class LearnedClusterMap(_Params):
         self.n_iter_ = int(result.nit)
         self.cluster_weights_ = self._proba(X).mean(axis=0)
         return self
+
+    def _validate_params(self) -> None:
+        for name in ("n_clusters", "max_iter"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise InputError(f"{name} must be an int >= 1, got {value!r}")
+        if (
+            not isinstance(self.l2, (int, float, np.number))
+            or isinstance(self.l2, bool)
+            or not 0 <= self.l2 < np.inf
+        ):
+            raise InputError(f"l2 must be a number >= 0 (ridge penalty, e.g. 1e-5), got {self.l2!r}")
+        temperature = self.init_temperature
+        if (
+            not isinstance(temperature, (int, float, np.number))
+            or isinstance(temperature, bool)
+            or not 0 < temperature < np.inf
+        ):
+            raise InputError(f"init_temperature must be a number > 0 (e.g. 0.1), got {temperature!r}")
 
     def _proba(self, X: np.ndarray) -> np.ndarray:
         return _softmax(X @ self.coef_.T + self.intercept_).astype(np.float32)
