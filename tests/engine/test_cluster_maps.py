@@ -62,8 +62,11 @@ def test_kmeans_input_errors():
         KMeansClusterMap(n_clusters=2).fit(X).predict_proba(np.ones((1, 3)))
     with pytest.raises(InputError, match="assignment"):
         KMeansClusterMap(n_clusters=2, assignment="fuzzy").fit(X)  # type: ignore[arg-type]
-    with pytest.raises(InputError, match="temperature"):
-        KMeansClusterMap(n_clusters=2, temperature="warm").fit(X)  # type: ignore[arg-type]
+    for temperature in ("warm", True, float("inf"), float("nan")):
+        with pytest.raises(InputError, match="temperature must be a number > 0"):
+            KMeansClusterMap(n_clusters=2, temperature=temperature).fit(X)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="n_clusters must be a positive int"):
+        KMeansClusterMap(n_clusters=True).fit(X)  # before: a bool passed as K = 1
     for n_maps in (0, 1.5, True):
         with pytest.raises(InputError, match="n_maps must be an int >= 1"):
             KMeansClusterMap(n_clusters=2, n_maps=n_maps).fit(X)  # type: ignore[arg-type]

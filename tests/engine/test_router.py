@@ -355,6 +355,22 @@ def test_init_stores_arguments_and_fit_checks_them(toy_data):
         router.fit(toy_data["prompts"])
 
 
+@pytest.mark.parametrize(
+    "params, match",
+    [  # before: fit and route took them; only the first feedback or explored route refused them, by
+        # another name (half_life, max_share)
+        ({"feedback_half_life": -1.0}, "feedback_half_life must be a finite number >= 0"),
+        ({"feedback_half_life": 0}, "feedback_half_life must be > 0 seconds or None"),
+        ({"feedback_half_life": "1h"}, "feedback_half_life must be a number"),
+        ({"explore_share": 5}, "explore_share must lie in \\[0, 1\\]"),
+        ({"explore_margin": "small"}, "explore_margin must be a number"),
+    ],
+)
+def test_feedback_and_exploration_arguments_are_checked_at_fit(toy_data, params, match):
+    with pytest.raises(InputError, match=match):
+        Router(HashingEmbedder(), **params).fit(toy_data["prompts"])
+
+
 def test_a_fitted_map_is_used_as_is(toy_router):
     fitted = toy_router.cluster_map_
     router = Router(toy_router.embedder, fitted)

@@ -309,6 +309,17 @@ def test_nan_in_the_json_is_refused(toy_router, tmp_path):
         Router.load(path)
 
 
+@pytest.mark.parametrize(
+    "option, value", [("feedback_half_life", "x"), ("explore_share", 5.0), ("prior_strength", -1.0)]
+)
+def test_router_options_out_of_range_are_refused_at_load(toy_router, tmp_path, option, value):
+    # before: the state loaded, and the first route or feedback raised (or only warned)
+    path = toy_router.save(tmp_path / "state")
+    edit_state(path, change_meta=lambda meta: meta["router"].update({option: value}))
+    with pytest.raises(StateError, match=option):
+        Router.load(path)
+
+
 def test_deeply_nested_json_is_a_state_error(toy_router, tmp_path):
     path = toy_router.save(tmp_path / "state")
     (path / "state.json").write_text('{"a":' * 200_000 + "1" + "}" * 200_000)

@@ -346,13 +346,17 @@ class KMeansClusterMap(_Params):
 
     def _validate_params(self) -> None:
         if self.n_clusters != "auto" and (
-            not isinstance(self.n_clusters, (int, np.integer)) or self.n_clusters < 1
+            not isinstance(self.n_clusters, (int, np.integer))
+            or isinstance(self.n_clusters, bool)
+            or self.n_clusters < 1
         ):
             raise InputError(f"n_clusters must be a positive int or 'auto', got {self.n_clusters!r}")
         if self.assignment not in ("hard", "soft", "auto"):
             raise InputError(f"assignment must be 'hard', 'soft' or 'auto', got {self.assignment!r}")
         if self.temperature != "auto" and not (
-            isinstance(self.temperature, (int, float)) and self.temperature > 0
+            isinstance(self.temperature, (int, float, np.floating))
+            and not isinstance(self.temperature, bool)
+            and 0 < self.temperature < np.inf
         ):
             raise InputError(f"temperature must be a number > 0 or 'auto', got {self.temperature!r}")
         if not isinstance(self.n_maps, (int, np.integer)) or isinstance(self.n_maps, bool) or self.n_maps < 1:

@@ -201,8 +201,10 @@ class Router:
     model's :class:`~uniroute.ModelProfile`. A model joins with :meth:`add_model`
     (its results on a labelled validation set); nothing else is refitted.
 
-    Follows scikit-learn's estimator contract: ``__init__`` stores its arguments;
-    they are checked on first use; :meth:`fit` learns ``cluster_map_``. A router
+    As in scikit-learn's estimators, ``__init__`` stores its arguments as given;
+    they are checked on first use; :meth:`fit` learns ``cluster_map_``. It has no
+    ``get_params``/``set_params`` (its profiles and feedback are state that a clone
+    with new arguments could not keep), so ``sklearn.base.clone`` does not apply. A router
     pickles and deep-copies (its lock, caches and background thread are rebuilt),
     so it can go to worker processes.
 
@@ -335,6 +337,12 @@ class Router:
             self.feedback_weight, "feedback_weight", hint=" (0 = validation only, 1 = feedback as is)"
         )
         check_number(self.feedback_refresh, "feedback_refresh", hint=" (seconds, e.g. 1)")
+        half_life = self.feedback_half_life
+        if half_life is not None and not check_number(half_life, "feedback_half_life") > 0:
+            raise InputError(f"feedback_half_life must be > 0 seconds or None (no decay), got {half_life!r}")
+        if not 0 <= check_number(self.explore_share, "explore_share") <= 1:
+            raise InputError(f"explore_share must lie in [0, 1], e.g. 0.1; got {self.explore_share!r}")
+        check_number(self.explore_margin, "explore_margin", hint=" (score difference, e.g. 0.02)")
         if not isinstance(self.remember_decisions, (bool, np.bool_)):
             raise InputError(f"remember_decisions must be True or False, got {self.remember_decisions!r}")
 

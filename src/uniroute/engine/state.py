@@ -367,6 +367,7 @@ class RouterParts:
         """``router_cls(embedder, cluster_map, **options)`` with the profiles (and feedback) added."""
         try:
             router = router_cls(self.embedder, self.cluster_map, **self.options)
+            router._check_params()
             router.add_profiles(self.profiles)
             if self.feedback is not None:
                 router.use_feedback_store(self.feedback)
