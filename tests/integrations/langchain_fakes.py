@@ -110,15 +110,17 @@ class EchoChatModel(BaseChatModel):
 
     ``fail`` raises before answering; ``fail_times`` raises on that many first
     calls only (for retries); ``fail_mid_stream`` raises after the first streamed
-    chunk. ``calls`` records each request (its last user text and kwargs). Tokens
-    are whitespace-separated words, as in the usage it reports; ``token_scale``
-    multiplies them (a child with a finer tokenizer).
+    chunk; ``empty_stream`` ends its stream without a chunk. ``calls`` records
+    each request (its last user text and kwargs). Tokens are whitespace-separated
+    words, as in the usage it reports; ``token_scale`` multiplies them (a child
+    with a finer tokenizer).
     """
 
     model_name: str = "echo"
     fail: bool = False
     fail_times: int = 0
     fail_mid_stream: bool = False
+    empty_stream: bool = False
     token_scale: int = 1
     calls: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -170,6 +172,8 @@ class EchoChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         answer = self._reply(messages, stop, kwargs)
+        if self.empty_stream:
+            return
         pieces = [AIMessageChunk(content=word) for word in re.findall(r"\S+\s*", answer["text"])]
         pieces += [
             AIMessageChunk(

@@ -518,6 +518,23 @@ def test_no_fallback_once_a_stream_has_started(toy_router: Router) -> None:
     assert model.models["big"].calls == []
 
 
+async def test_a_stream_that_ends_without_a_chunk_falls_back(toy_router: Router) -> None:
+    # before: stream() gave nothing and langchain-core raised "No generation chunks were returned"
+    model = UniRouteChatModel(
+        models=children(mathbot=EchoChatModel(empty_stream=True)), state=toy_router, lam=10.0
+    )
+    first = next(iter(model.stream(MATH)))
+    assert first.response_metadata["uniroute"]["answered_by"] == "big"
+    assert first.response_metadata["uniroute"]["fallbacks"] == [
+        {"profile": "mathbot", "error": "ValueError: child 'mathbot' ended its stream without a chunk"}
+    ]
+    chunks = [c async for c in model.astream(MATH)]
+    assert chunks[0].response_metadata["uniroute"]["answered_by"] == "big"
+    empty = {name: EchoChatModel(model_name=name, empty_stream=True) for name in PROFILES}
+    with pytest.raises(ValueError, match="ended its stream without a chunk"):
+        list(UniRouteChatModel(models=empty, state=toy_router, lam=10.0).stream(MATH))
+
+
 def test_fallback_on_is_configurable(toy_router: Router) -> None:
     model = UniRouteChatModel(
         models=children(mathbot=EchoChatModel(fail=True)),

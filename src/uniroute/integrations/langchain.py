@@ -379,7 +379,8 @@ class UniRouteChatModel(BaseChatModel):
         When the chosen child raises one of ``fallback_on``, the next child in the
         engine's ranking answers, up to ``max_fallbacks`` extra children; the last
         error is re-raised with a note listing the others. A stream falls back only
-        before its first chunk.
+        before its first chunk; a child stream that ends without one is a failure
+        (``ValueError``).
 
     Delegation and what it bypasses:
         The chosen child is called at the ``_generate`` / ``_agenerate`` /
@@ -1064,13 +1065,12 @@ class UniRouteChatModel(BaseChatModel):
                 chunks = iter(_call(target._stream, messages, stop, run_manager, child_kwargs))
             else:
                 chunks = iter([_as_chunk(_call(target._generate, messages, stop, run_manager, child_kwargs))])
-            return chunks, next(chunks, None)
+            return chunks, _first(name, next(chunks, None))
 
         name, (chunks, first), failures = self._with_fallback(route, call_kwargs, start)
-        if first is not None:
-            self._finish(first, route, name, failures, run_manager)
-            yield first
-            yield from chunks
+        self._finish(first, route, name, failures, run_manager)
+        yield first
+        yield from chunks
 
     async def _astream(
         self,
@@ -1095,17 +1095,23 @@ class UniRouteChatModel(BaseChatModel):
             else:
                 result = await _call(target._agenerate, messages, stop, run_manager, child_kwargs)
                 chunks = _aiter([_as_chunk(result)])
-            return chunks, await anext(chunks, None)
+            return chunks, _first(name, await anext(chunks, None))
 
         name, (chunks, first), failures = await self._awith_fallback(route, call_kwargs, start)
-        if first is not None:
-            self._finish(first, route, name, failures, run_manager)
-            yield first
-            async for chunk in chunks:
-                yield chunk
+        self._finish(first, route, name, failures, run_manager)
+        yield first
+        async for chunk in chunks:
+            yield chunk
 
 
 # ---- helpers ----------------------------------------------------------------------
+
+
+def _first(name: str, chunk: Any) -> Any:
+    """A child stream's first chunk; a stream that ends before it is a failure (the next child is tried)."""
+    if chunk is None:
+        raise ValueError(f"child {name!r} ended its stream without a chunk")
+    return chunk
 
 
 def _input_error(error: ValidationError) -> UniRouteError:
