@@ -84,6 +84,13 @@ def test_split_directory_and_unknown_formats(tmp_path):
         load_dataset(tmp_path / "missing.csv")
 
 
+@pytest.mark.parametrize("format", [None, "routerbench", "jsonl"])
+def test_a_directory_is_refused_with_the_loader_that_reads_one(tmp_path, format):
+    """`uniroute fit DIR` said "cannot tell the format", and with --format it crashed (IsADirectoryError)."""
+    with pytest.raises(InputError, match=r"is a directory.*load_split"):
+        load_dataset(tmp_path, format)
+
+
 def _touch(path):
     path.write_text("x")
     return path

@@ -76,6 +76,11 @@ def load_dataset(path: str | Path, format: str | None = None, **options: Any) ->
     path = Path(path)
     if not path.exists():
         raise InputError(f"no such file: {path}")
+    if path.is_dir():
+        raise InputError(
+            f"{path} is a directory; give one file of routing results in it "
+            "(load_split reads a directory of *train* and *test* files)"
+        )
     format = format or guess_format(path)
     if format not in FORMATS:
         raise InputError(f"unknown format {format!r}; choose one of {sorted(FORMATS)}")
