@@ -297,3 +297,43 @@ def test_a_closed_pipe_ends_the_command_quietly(state):
     err = child.stderr.read().decode()
     assert child.wait(timeout=120) == 1
     assert "Traceback" not in err and "Exception ignored" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "--data", "{records}", "--out", "{file}"],
+        ["report", "{state}", "--out", "{file}"],
+        [
+            "build",
+            "--prompts",
+            "{log}",
+            "--model",
+            "openai/gpt-4o-mini",
+            "--api-base",
+            "http://127.0.0.1:9/v1",
+            "--out",
+            "{file}",
+        ],
+    ],
+)
+def test_an_out_directory_that_is_a_file_is_refused_before_any_work(tmp_path, records, state, capsys, argv):
+    """`--out` naming an existing file was a FileExistsError traceback (`eval`: after its whole run)."""
+    file = tmp_path / "taken.txt"
+    file.write_text("x")
+    log = tmp_path / "log.jsonl"
+    log.write_text(
+        "".join(json.dumps({"prompt": f"{i} + 1?", "reference": str(i + 1)}) + "\n" for i in range(40))
+    )
+    with pytest.raises(SystemExit) as exit_:
+        main([a.format(records=records, state=state, file=file, log=log) for a in argv])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"{file} is a file" in err and "Traceback" not in err
+
+
+def test_fit_out_that_is_a_file_but_not_npz_is_a_clear_error(tmp_path, records, capsys):
+    """`uniroute fit ... --out STATE/state.json` crashed with a FileExistsError traceback."""
+    file = tmp_path / "state.json"
+    file.write_text("{}")
+    code, _, err = run(capsys, "fit", records, "--out", file, "--embedder", "hashing", "--clusters", "2")
+    assert code == 2 and f"{file} is a file" in err and ".npz" in err

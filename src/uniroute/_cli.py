@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 
@@ -35,6 +36,16 @@ def add_registry_option(
         help=f"{text}one of %(choices)s{default}",
         **kwargs,
     )
+
+
+def output_directory(text: str) -> Path:
+    """An ``--out DIR`` value, refused at once if it names an existing file (before any work is done)."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text} is a file; give a directory to write into (created if missing)"
+        )
+    return path
 
 
 class RegistryChoices:

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .._cli import add_registry_option
+from .._cli import add_registry_option, output_directory
 from ..exceptions import InputError
 
 #: Exit status when the budget stopped the run (the cache is kept; rerun to resume).
@@ -94,7 +94,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--prompts", type=Path, required=True, metavar="LOG", help="prompt log (JSONL or text)")
     p.add_argument(
-        "--out", type=Path, required=True, metavar="DIR", help="build directory (state, report...)"
+        "--out",
+        type=output_directory,
+        required=True,
+        metavar="DIR",
+        help="build directory (state, report...)",
     )
     models = p.add_argument_group("models")
     models.add_argument("--config", type=Path, help="LiteLLM config.yaml")

@@ -218,6 +218,8 @@ def _write(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> P
         arrays["__state__"] = np.array(json.dumps(_sealed(meta), allow_nan=False))
         atomic_write_bytes(path, _npz_bytes(arrays))
         return path
+    if path.exists() and not path.is_dir():
+        raise StateError(f"{path} is a file; save a state to a directory, or to a file ending in .npz")
     path.mkdir(parents=True, exist_ok=True)
     blob = _npz_bytes(arrays)
     digest = hashlib.sha256(blob).hexdigest()

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._cli import add_registry_option
+from .._cli import add_registry_option, output_directory
 
 DEFAULT_CACHE = "embeddings"
 DEFAULT_MAPS = ("kmeans", "learned")
@@ -80,7 +80,7 @@ def register(subparsers: Any) -> None:
         "--skip-invalid", action="store_true", help="drop malformed rows of the data files instead of failing"
     )
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--out", type=output_directory, required=True, help="output directory")
     parser.set_defaults(func=run)
 
 

@@ -10,6 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from .._cli import output_directory
+
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from . import _format as fmt
@@ -67,7 +69,9 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--budget", type=_budget, metavar="$", help="add the operating point for this $ per request"
     )
-    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory to write into")
+    p.add_argument(
+        "--out", type=output_directory, required=True, metavar="DIR", help="directory to write into"
+    )
     p.add_argument("--title", default="uniroute report", help="page title")
     p.add_argument(
         "--allow-network",
