@@ -337,3 +337,24 @@ def test_fit_out_that_is_a_file_but_not_npz_is_a_clear_error(tmp_path, records, 
     file.write_text("{}")
     code, _, err = run(capsys, "fit", records, "--out", file, "--embedder", "hashing", "--clusters", "2")
     assert code == 2 and f"{file} is a file" in err and ".npz" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["fit", "{records}", "--out", "{tmp}/s", "--clusters", "0"], "--clusters"),
+        (["route", "{state}", "hi", "--top", "-2"], "--top"),
+        (
+            ["eval", "--data", "{records}", "--out", "{tmp}/e", "--protocol", "unseen", "--trials", "0"],
+            "--trials",
+        ),
+        (["eval", "--data", "{records}", "--out", "{tmp}/e", "--pools", "0"], "--pools"),
+    ],
+)
+def test_counts_below_one_are_refused(tmp_path, records, state, capsys, argv, option):
+    """`fit --clusters 0` silently fitted the map's own K, `route --top -2` hid the last two models,
+    and `eval --trials 0` / `--pools 0` crashed with a traceback after the run."""
+    with pytest.raises(SystemExit) as exit_:
+        main([a.format(records=records, state=state, tmp=tmp_path) for a in argv])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"argument {option}: expected a whole number >= 1" in err

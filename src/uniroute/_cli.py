@@ -38,6 +38,17 @@ def add_registry_option(
     )
 
 
+def positive_int(text: str) -> int:
+    """A count option's value (``--clusters``, ``--top``, ``--trials``): a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def output_directory(text: str) -> Path:
     """An ``--out DIR`` value, refused at once if it names an existing file (before any work is done)."""
     path = Path(text)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._cli import add_registry_option
+from ._cli import add_registry_option, positive_int
 from .exceptions import InputError, UniRouteError
 
 if TYPE_CHECKING:
@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="kmeans",
         help="cluster map",
     )
-    fit.add_argument("--clusters", type=int, help="number of clusters K (default: the map's own)")
+    fit.add_argument("--clusters", type=positive_int, help="number of clusters K (default: the map's own)")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--profile", action="store_true", help="also add every model in the file")
     fit.set_defaults(func=_cmd_fit)
@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     route.add_argument("prompt", help="the prompt, or - to read it from standard input")
     route.add_argument("--lambda", dest="lam", type=float, default=0.0, help="λ: error traded per $")
     route.add_argument("--candidates", help="comma-separated model names (default: all)")
-    route.add_argument("--top", type=int, default=None, help="show only the best N candidates")
+    route.add_argument("--top", type=positive_int, default=None, help="show only the best N candidates")
     route.add_argument("--json", action="store_true")
     route.set_defaults(func=_cmd_route)
 

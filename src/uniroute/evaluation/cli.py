@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._cli import add_registry_option, output_directory
+from .._cli import add_registry_option, output_directory, positive_int
 
 DEFAULT_CACHE = "embeddings"
 DEFAULT_MAPS = ("kmeans", "learned")
@@ -39,7 +39,9 @@ def register(subparsers: Any) -> None:
         help="file format (default: guess)",
     )
     parser.add_argument("--protocol", choices=("static", "unseen"), default="static")
-    parser.add_argument("--trials", type=int, default=20, help="random trials of the unseen-LLM protocol")
+    parser.add_argument(
+        "--trials", type=positive_int, default=20, help="random trials of the unseen-LLM protocol"
+    )
     add_registry_option(
         parser,
         "--embedder",
@@ -67,7 +69,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--reference", default=None, help="model V_R compares with (default: the most expensive)"
     )
-    parser.add_argument("--pools", type=int, default=20, help="random candidate pools per size (RouterEval)")
+    parser.add_argument(
+        "--pools", type=positive_int, default=20, help="random candidate pools per size (RouterEval)"
+    )
     parser.add_argument(
         "--bootstrap", type=int, default=1000, help="paired-bootstrap resamples of the test prompts (0: none)"
     )
