@@ -116,6 +116,27 @@ def test_onboard_reports_bad_input(prepared: dict[str, Path], capsys: pytest.Cap
     assert "UNIROUTE_SURELY_UNSET" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"--cost": "-1"}, "cost must be a finite $ per request >= 0"),
+        ({"state": "missing"}, "no router state at"),
+        ({"--name": "in the state"}, "is already in"),
+    ],
+)
+def test_a_dry_run_refuses_what_the_run_would_refuse(
+    prepared: dict[str, Path], capsys: pytest.CaptureFixture, change: dict[str, str], message: str
+) -> None:
+    """A dry run printed an estimate (``≈ $-16.0000`` for ``--cost -1``) and "nothing called" where
+    the same command without ``--dry-run`` stops at once: a missing state, a model already in it."""
+    state = prepared["state"].with_name("missing") if change.get("state") else prepared["state"]
+    name = Router.load(prepared["state"]).models[0] if change.get("--name") else "joker"
+    cost = change.get("--cost", "0.001")
+    args = ["onboard", str(state), "openai/joker", "--validation", str(prepared["validation"])]
+    assert main([*args, "--name", name, "--cost", cost, "--cache", str(prepared["cache"]), "--dry-run"]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_the_old_spelling_with_router_still_works(
     prepared: dict[str, Path], capsys: pytest.CaptureFixture
 ) -> None:

@@ -102,8 +102,9 @@ def _judge_estimates(items: list[Any], config: Path | None) -> list[str]:
 def _cmd_onboard(args: argparse.Namespace) -> int:
     from ..build.judges import judge_resolver
     from .cache import cache_file
+    from .graders import GraderSet
     from .pricing import estimate
-    from .runner import onboard
+    from .runner import _check_arguments, onboard
     from .settings import CallSettings, settings_from_config
     from .validation import load_validation
 
@@ -127,6 +128,9 @@ def _cmd_onboard(args: argparse.Namespace) -> int:
     items = load_validation(args.validation, skip_invalid=args.skip_invalid)
     judge_config = args.judge_config or args.config
     judge = judge_resolver(judge_config)
+    if args.dry_run:  # what the run checks before calling, so a dry run fails where the run would
+        name = args.name or settings.model
+        _check_arguments(items, args.state, settings, name, args.cost, args.replace, GraderSet(judge), False)
     guess = estimate(items, settings, args.cost, args.cache, args.output_tokens)
     print(f"estimate: {guess.summary()}")
     for line in _judge_estimates(items, judge_config):

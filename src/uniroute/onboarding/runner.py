@@ -423,7 +423,10 @@ def _check_arguments(
     cost: float | None,
     replace: bool,
     graders: GraderSet,
+    priced: bool = True,
 ) -> None:
+    """Refuse, before any call, what would stop the run; ``priced=False`` (a dry run) lets an
+    unpriced model through, since the estimate itself says to pass a cost."""
     from ..engine.router import Router
 
     settings.check()
@@ -435,7 +438,7 @@ def _check_arguments(
         raise InputError(
             f"model {name!r} is already in {state_path}; pass replace=True (CLI: --replace) to re-onboard it"
         )
-    if cost is None and litellm_price(settings.model, 1, 1) is None:
+    if priced and cost is None and litellm_price(settings.model, 1, 1) is None:
         raise InputError(
             f"LiteLLM has no price for {settings.model!r}; pass cost= (CLI: --cost) in $ per request"
         )
