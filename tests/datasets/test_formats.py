@@ -86,6 +86,15 @@ def test_routereval_needs_allow_pickle(tmp_path) -> None:
     assert test.prompts == ["test q0", "test q1"]
 
 
+@pytest.mark.parametrize("content", [b'{"prompt": "hi"}\n', b""])
+def test_routereval_on_a_file_that_is_not_a_pickle_is_an_input_error(tmp_path, content) -> None:
+    """`uniroute fit x.jsonl --format routereval --allow-pickle` crashed with an UnpicklingError traceback."""
+    path = tmp_path / "results.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="not a pickle"):
+        load_dataset(path, "routereval", allow_pickle=True)
+
+
 def test_registry_names() -> None:
     assert {"routerbench", "jsonl", "npz", "embedllm", "routereval"} <= set(FORMATS)
 

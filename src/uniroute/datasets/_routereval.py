@@ -52,8 +52,14 @@ def load_routereval(
             f"{path} is a pickle; unpickling runs code from the file. Load it only if you trust it: "
             "pass allow_pickle=True (CLI: --allow-pickle)"
         )
-    with path.open("rb") as handle:
-        store = pickle.load(handle)
+    try:
+        with path.open("rb") as handle:
+            store = pickle.load(handle)
+    except (pickle.UnpicklingError, EOFError) as exc:
+        raise InputError(
+            f"{path} is not a pickle ({type(exc).__name__}: {exc}); RouterEval's files are "
+            "<benchmark>_router_dataset.pkl. Is this file in another format (--format)?"
+        ) from exc
     if not isinstance(store, dict):
         raise InputError(
             f"{path}: expected RouterEval's dict of candidate groups, got {type(store).__name__}"
