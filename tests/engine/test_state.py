@@ -2,6 +2,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import socket
 import threading
 import zipfile
@@ -75,6 +76,17 @@ def test_missing_truncated_and_edited_states_give_state_errors(toy_router, tmp_p
     arrays.write_bytes(arrays.read_bytes()[:-10])
     with pytest.raises(StateError, match="does not match the hash"):
         Router.load(folder)
+
+
+@pytest.mark.parametrize("inside", ["state.json", "arrays"])
+def test_a_file_inside_a_state_directory_names_the_directory(toy_router, tmp_path, inside):
+    """`uniroute route STATE/state.json ...` said only "BadZipFile: File is not a zip file"."""
+    folder = toy_router.save(tmp_path / "dir")
+    path = folder / inside if inside == "state.json" else next(folder.glob("arrays-*.npz"))
+    with pytest.raises(
+        StateError, match=re.escape(f"is a file inside the router state {folder}; name the directory")
+    ):
+        Router.load(path)
 
 
 def test_hand_edited_json_is_caught(toy_router, tmp_path):

@@ -289,6 +289,10 @@ def _arrays_path(folder: Path, meta: Mapping[str, Any]) -> Path:
 def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if not path.exists():
         raise StateError(f"no router state at {path}; create one with `uniroute fit` or Router.save")
+    if (path.name == STATE_JSON or _ARRAYS_NAME.fullmatch(path.name)) and (
+        path.parent / STATE_JSON
+    ).is_file():
+        raise StateError(f"{path} is a file inside the router state {path.parent}; name the directory")
     try:
         if path.is_dir():
             state_file = path / STATE_JSON
