@@ -349,6 +349,7 @@ def test_fit_out_that_is_a_file_but_not_npz_is_a_clear_error(tmp_path, records, 
             "--trials",
         ),
         (["eval", "--data", "{records}", "--out", "{tmp}/e", "--pools", "0"], "--pools"),
+        (["eval", "--data", "{records}", "--out", "{tmp}/e", "--bootstrap", "-1"], "--bootstrap"),
     ],
 )
 def test_counts_below_one_are_refused(tmp_path, records, state, capsys, argv, option):
@@ -357,4 +358,5 @@ def test_counts_below_one_are_refused(tmp_path, records, state, capsys, argv, op
     with pytest.raises(SystemExit) as exit_:
         main([a.format(records=records, state=state, tmp=tmp_path) for a in argv])
     err = capsys.readouterr().err
-    assert exit_.value.code == 2 and f"argument {option}: expected a whole number >= 1" in err
+    least = 0 if option == "--bootstrap" else 1  # --bootstrap 0: no intervals; -1 was taken as 0
+    assert exit_.value.code == 2 and f"argument {option}: expected a whole number >= {least}" in err

@@ -306,7 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_state_argument(add)
     _add_data_arguments(add)
     add.add_argument("--model", action="append", help="model to add (repeat; default: all in the file)")
-    add.add_argument("--cost", type=float, help="$ per request (default: mean of the file's costs)")
+    add.add_argument(
+        "--cost",
+        type=float,
+        help="$ per request, every prompt alike (default: the file's $ per prompt; the price follows length)",
+    )
     add.add_argument("--replace", action="store_true", help="overwrite a model already in the state")
     add.set_defaults(func=_cmd_add_model)
 

@@ -57,7 +57,9 @@ def guess_format(path: str | Path) -> str:
     if name == "routerbench" and _csv_header(path) >= {"model_id", "prompt_id", "label"}:
         name = "embedllm"
     if name is None:
-        raise InputError(f"cannot tell the format of {path}; pass format= one of {sorted(FORMATS)}")
+        raise InputError(
+            f"cannot tell the format of {path}; pass format= (CLI: --format) one of {sorted(FORMATS)}"
+        )
     return name
 
 

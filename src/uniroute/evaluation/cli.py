@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._cli import add_registry_option, output_directory, positive_int
+from .._cli import add_registry_option, output_directory, positive_int, whole_number
 
 DEFAULT_CACHE = "embeddings"
 DEFAULT_MAPS = ("kmeans", "learned")
@@ -73,7 +73,10 @@ def register(subparsers: Any) -> None:
         "--pools", type=positive_int, default=20, help="random candidate pools per size (RouterEval)"
     )
     parser.add_argument(
-        "--bootstrap", type=int, default=1000, help="paired-bootstrap resamples of the test prompts (0: none)"
+        "--bootstrap",
+        type=whole_number(0),
+        default=1000,
+        help="paired-bootstrap resamples of the test prompts (0: none)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", default=None, help="embedding cache (default: the uniroute cache dir)")

@@ -235,7 +235,10 @@ def build_validation(
     if dataset.prompts is None:
         raise InputError("the data has no prompt text; a validation set needs prompts")
     if (per_cluster is None) != (router is None):
-        raise InputError("give both a router and per_cluster to sample per cluster, or neither")
+        raise InputError(
+            "give both a router and per_cluster (CLI: --state and --per-cluster) to sample per cluster, "
+            "or neither"
+        )
     if per_cluster is not None and per_cluster < 1:
         raise InputError(f"per_cluster must be >= 1, got {per_cluster}")
     rows = np.arange(len(dataset))
