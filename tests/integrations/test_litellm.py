@@ -503,6 +503,22 @@ async def test_proxy_callback_keeps_order(engine: Router, monkeypatch) -> None:
         assert response._hidden_params["model_id"] != "mathbot"
 
 
+@pytest.mark.parametrize("call", ["completion", "acompletion"])
+async def test_sdk_keeps_order_and_pre_call_checks(engine: Router, call: str) -> None:
+    """Before, the sync path (`router.completion`) ranked every deployment that was not cooling
+    down: an `order: 2` backup, or one whose context window the request exceeds under
+    `enable_pre_call_checks`, took the traffic whenever it ranked best."""
+    best = expected_id(engine, user(MATH_PROMPT), lam=0.0)
+    for backup in ({"order": 2}, {"model_info": {"max_input_tokens": 5}}):
+        model_list = [deployment(d, p, **(backup if d == best else {"order": 1})) for p, d in IDS.items()]
+        router = litellm.Router(model_list=model_list, enable_pre_call_checks=True)
+        ul.install(router, engine, lam=0.0)
+        for _ in range(3):
+            response = getattr(router, call)(model="demo", messages=user(MATH_PROMPT))
+            response = await response if call == "acompletion" else response
+            assert response._hidden_params["model_id"] != best
+
+
 async def test_decision_names_who_answered_after_a_fallback(engine: Router) -> None:
     """Item 4: before, the decision named a deployment of the failed group."""
     model_list = [deployment("flaky-mathbot", "mathbot", group="flaky", fail=True), *demo_deployments()]

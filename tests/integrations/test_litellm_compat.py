@@ -180,6 +180,14 @@ def test_sync_healthy_deployments_filters_cooldowns_and_raises_litellms_error() 
     with pytest.raises(RouterRateLimitError):
         _compat.healthy_deployments(router, "demo", MESSAGES, None, False, {})
     assert _compat.healthy_deployments(router, "b", MESSAGES, None, False, {})[1]["model_info"]["id"] == "b"
+    # `order` and, with enable_pre_call_checks, the context window (before, neither was applied)
+    ordered = group(deployment("a", order=2), deployment("b", order=1))
+    small = group(
+        deployment("a"), deployment("b", model_info={"max_input_tokens": 5}), enable_pre_call_checks=True
+    )
+    for router, kept in ((ordered, ["b"]), (small, ["a"])):
+        healthy = _compat.healthy_deployments(router, "demo", MESSAGES, None, False, {})[1]
+        assert [d["model_info"]["id"] for d in healthy] == kept
 
 
 async def test_set_strategy_and_own_selectors() -> None:

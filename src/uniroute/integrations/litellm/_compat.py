@@ -185,8 +185,10 @@ def healthy_deployments(
     request_kwargs: dict[str, Any],
 ) -> tuple[str, list[dict[str, Any]] | dict[str, Any]]:
     """Sync counterpart of :func:`async_healthy_deployments`: LiteLLM's sync filters
-    (cooldowns, blocked); raises LiteLLM's own error when every deployment cools down."""
+    (cooldowns, blocked, pre-call checks, ``order``); raises LiteLLM's own error when
+    none is left."""
     from litellm.types.router import RouterRateLimitError
+    from litellm.utils import get_order_filtered_deployments
 
     core = _rust_core(litellm_router)
     if core is not None:
@@ -203,19 +205,26 @@ def healthy_deployments(
     )
     if isinstance(found, dict):
         return model, found
+    if _entry_points(litellm_router):
+        pre_call_checks = litellm_router.settings().enable_pre_call_checks
+    else:
+        pre_call_checks = litellm_router.enable_pre_call_checks
     cooling = cooling_down(litellm_router)
     healthy = litellm_router._filter_blocked_deployments(
         litellm_router._filter_cooldown_deployments(healthy_deployments=found, cooldown_deployments=cooling)
+    )
+    if pre_call_checks and (messages is not None or input is not None):
+        healthy = _pre_call_checked(litellm_router, model, healthy, found, messages, input, request_kwargs)
+    healthy = get_order_filtered_deployments(
+        list(healthy), target_order=request_kwargs.pop("_target_order", None)
     )
     if not healthy:
         if _entry_points(litellm_router):
             model_ids = litellm_router.registry().names(model, kind="ids")
             cooldowns = litellm_router.health().cooldowns
-            pre_call_checks = litellm_router.settings().enable_pre_call_checks
         else:
             model_ids = litellm_router.get_model_ids(model_name=model)
             cooldowns = litellm_router.cooldown_cache
-            pre_call_checks = litellm_router.enable_pre_call_checks
         raise RouterRateLimitError(
             model=model,
             cooldown_time=cooldowns.get_min_cooldown(model_ids=model_ids, parent_otel_span=None),
@@ -224,6 +233,31 @@ def healthy_deployments(
             model_ids=model_ids,
         )
     return model, list(healthy)
+
+
+def _pre_call_checked(
+    litellm_router: Any,
+    model: str,
+    healthy: list[dict[str, Any]],
+    group: list[dict[str, Any]],
+    messages: Any,
+    input: Any,
+    request_kwargs: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """What LiteLLM's pre-call checks (context window, rpm, region) keep of ``healthy``."""
+    since_1_108: dict[str, Any] = {}
+    if "request_deployments" in inspect.signature(litellm_router._pre_call_checks).parameters:
+        since_1_108["request_deployments"] = group  # the group's deployments, as LiteLLM passes them
+    return list(
+        litellm_router._pre_call_checks(
+            model=model,
+            healthy_deployments=healthy,
+            messages=messages,
+            input=input,
+            request_kwargs=request_kwargs,
+            **since_1_108,
+        )
+    )
 
 
 def cooling_down(litellm_router: Any) -> list[str]:

@@ -123,7 +123,7 @@ class UniRouteStrategy(CustomRoutingStrategyBase):
         specific_deployment: bool | None = False,
         request_kwargs: dict | None = None,
     ) -> dict[str, Any]:
-        """Sync path: LiteLLM's own sync filters (cooldowns, blocked), then the ranking."""
+        """Sync path: LiteLLM's sync filters (cooldowns, blocked, pre-call checks, order), then ranking."""
         request_kwargs = {} if request_kwargs is None else request_kwargs
         group = self._group(model)
         if self._unranked(model, group, request_kwargs):
