@@ -205,6 +205,41 @@ def test_proxy_feedback_settings_are_checked(engine: Router, tmp_path) -> None:
     assert callback.feedback_stats()["store"] == "memory"
 
 
+SECRET_URL = "redis://:hunter2@127.0.0.1:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"feedback_store": "os.environ/UNSET_URL"},
+            "feedback_store names the environment variable UNSET_URL",
+        ),
+        (
+            {"feedback_store": SECRET_URL, "feedback_namespace": "os.environ/UNSET_NS"},
+            "feedback_namespace names",
+        ),
+        ({"feedback_store": "localhost:6379"}, "feedback_store localhost:6379: Redis URL must specify"),
+        (
+            {"feedback_store": SECRET_URL.replace("6379", "port")},
+            r"feedback_store redis://:\*\*\*@127.0.0.1:port/0",
+        ),
+        ({"feedback_store": 6379}, "feedback_store must be a URL like redis://host:port/db, got 6379"),
+    ],
+)
+def test_a_feedback_store_that_cannot_be_used_stops_the_proxy(
+    engine, tmp_path, monkeypatch, settings, message
+):
+    """Before, an unset os.environ/ variable silently kept feedback in this replica's memory (no
+    sharing, feedback by id failing at the other replicas), and a malformed URL was a bare ValueError."""
+    monkeypatch.delenv("UNSET_URL", raising=False)
+    monkeypatch.delenv("UNSET_NS", raising=False)
+    state = str(engine.save(tmp_path / "state"))
+    with pytest.raises(InputError, match=rf"callback_settings\.uniroute\.{message}") as caught:
+        ul.UniRouteProxyRouter.from_settings({"state": state, **settings})
+    assert "hunter2" not in str(caught.value)
+
+
 @pytest.mark.integration
 def test_proxy_feedback_store_settings(engine: Router, tmp_path, monkeypatch) -> None:
     """feedback_store through os.environ/, the default namespace is the state's, a set one is kept."""

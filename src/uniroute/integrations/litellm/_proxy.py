@@ -164,9 +164,23 @@ class UniRouteProxyRouter(CustomLogger):
             feedback_on_failure=on_failure,
             failure_weight=settings.get("failure_weight", FAILURE_WEIGHT),
         )
-        url = _compat.resolve_secret(settings.get("feedback_store"))
-        if url:
-            callback.use_redis(str(url), _compat.resolve_secret(settings.get("feedback_namespace")))
+        url = _secret_setting(settings, "feedback_store")
+        if url is not None:
+            if not isinstance(url, str):
+                raise InputError(
+                    f"callback_settings.{CONTROL_KEY}.feedback_store must be a URL like "
+                    f"redis://host:port/db, got {url!r}"
+                )
+            namespace = _secret_setting(settings, "feedback_namespace")
+            try:
+                callback.use_redis(url, namespace)
+            except InputError:
+                raise
+            except ValueError as exc:  # redis-py's URL parsing
+                raise InputError(
+                    f"callback_settings.{CONTROL_KEY}.feedback_store {_redacted(url)}: {exc}; "
+                    "give redis://host:port/db"
+                ) from exc
         app = _compat.proxy_app()
         if app is not None:
             from . import _endpoints
@@ -290,6 +304,18 @@ def _check_strategy(config: Mapping[str, Any]) -> None:
             f"calls the uniroute callback; use one of {sorted(_compat.ASYNC_FILTER_STRATEGIES)} "
             "(simple-shuffle is the default)"
         )
+
+
+def _secret_setting(settings: Mapping[str, Any], key: str) -> Any:
+    """``settings[key]`` with ``os.environ/NAME`` resolved; an unset variable is an error, not "no value"."""
+    value = settings.get(key)
+    resolved = _compat.resolve_secret(value)
+    if resolved is None and value is not None:
+        raise InputError(
+            f"callback_settings.{CONTROL_KEY}.{key} names the environment variable "
+            f"{value.removeprefix('os.environ/')}, which is not set; set it, or remove {key}"
+        )
+    return resolved
 
 
 def _redacted(url: str) -> str:
