@@ -164,6 +164,9 @@ def test_bad_settings_are_rejected_up_front(engine: Router) -> None:
         ul.install(router, engine, prices="auto", cost="profile")
     with pytest.raises(StateError, match="no router state at"):
         ul.install(router, "/nonexistent/uniroute-state")
+    # before, an AttributeError ('list' object has no attribute 'items'), at install and proxy start
+    with pytest.raises(InputError, match=r"operating_points must map names to λ, got \['best'\]"):
+        ul.install(router, engine, operating_points=["best"])  # type: ignore[arg-type]
 
 
 # ---- failure, cooldowns ---------------------------------------------------------------------

@@ -362,6 +362,8 @@ class DeploymentRanker:
         ):
             raise InputError(f"expected_output_tokens must be an int >= 0, got {expected_output_tokens!r}")
         self.router = router
+        if operating_points is not None and not isinstance(operating_points, Mapping):
+            raise InputError(f"operating_points must map names to λ, got {operating_points!r}")
         self.operating_points = {
             str(name): check_lambda(value, f"operating point {name!r}")
             for name, value in (operating_points or {}).items()
