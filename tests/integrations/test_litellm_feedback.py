@@ -92,6 +92,40 @@ async def test_after_a_fallback_feedback_goes_to_who_answered(engine: Router) ->
     assert "mathbot" not in engine.feedback.models
 
 
+@pytest.mark.parametrize("door", ["sdk", "proxy"])
+async def test_a_fallback_to_another_ranked_group_credits_who_answered(
+    engine: Router, monkeypatch, door
+) -> None:
+    """Every deployment of `demo` fails and LiteLLM falls back to `backup`, whose deployments uniroute
+    also ranks. Before, the decision was `demo`'s with "answered by a deployment uniroute did not
+    rank" and feedback raised UnrankedAnswerError: `backup`'s decision, made on LiteLLM's copy of
+    the request metadata, was never seen."""
+    model_list = [
+        *demo_deployments(fail=tuple(IDS.values())),
+        *(deployment(f"{d}-b", p, group="backup") for p, d in IDS.items()),
+    ]
+    router = litellm.Router(model_list=model_list, num_retries=0, fallbacks=[{"demo": ["backup"]}])
+    if door == "sdk":
+        ul.install(router, engine, lam=LAM)
+    else:
+        callback = ul.UniRouteProxyRouter(ul.DeploymentRanker(engine, lam=LAM), litellm_router=router)
+        monkeypatch.setattr(litellm, "callbacks", [callback])
+    data = {"model": "demo", "messages": user(MATH_PROMPT), "metadata": {}}
+    response = await router.acompletion(**data)
+    if door == "proxy":
+        await callback.async_post_call_response_headers_hook(data, None, response)
+    decision = response._hidden_params["uniroute"]
+    answered = response._hidden_params["model_id"]
+    assert answered.endswith("-b") and decision["answered"] == decision["deployment"] == answered
+    assert decision["model_group"] == "backup" and decision["note"] is None
+    assert decision["chosen"] in IDS.values() and decision["chosen"] in decision["failed"]
+    profile = decision["profile"]
+    assert profile == next(p for p, d in IDS.items() if f"{d}-b" == answered)
+    assert ul.record_feedback(router if door == "sdk" else callback, response, True) == profile
+    assert ul.record_feedback(router if door == "sdk" else callback, decision["decision_id"], True) == profile
+    assert counted(engine, profile) == pytest.approx(2.0)
+
+
 @pytest.mark.integration
 async def test_another_replica_credits_who_answered_after_a_fallback(engine: Router, tmp_path) -> None:
     """Replica a's pick (mathbot) fails and another deployment answers; feedback by id at replica b

@@ -104,7 +104,7 @@ def _credit_decision(router: Router, decision: Decision, deployment: Any, score:
     if not isinstance(deployment, str) or deployment not in decision.candidates:
         raise UnrankedAnswerError(
             f"decision {decision.decision_id!r} was answered by {deployment!r}, a deployment uniroute did "
-            "not rank (a fallback to another model group); there is no profile to credit"
+            "not rank (a fallback to a model group uniroute does not route); there is no profile to credit"
         )
     return router.record_feedback(decision, score, weight=weight, model=deployment)
 

@@ -20,6 +20,7 @@ from typing import Any, Literal, cast
 import litellm
 
 from ...engine.decision import Decision
+from ...engine.feedback import RecentItems
 from ...engine.router import Router
 from ...engine.text import Prompt, prompt_text
 from ...exceptions import InputError, UniRouteError, UnknownModelError
@@ -35,7 +36,7 @@ DEFAULT_OUTPUT_TOKENS = 256
 DEFAULT_TOLERANCE = 1e-6
 NO_PROFILE_NOTE = "no deployment of this group has a uniroute profile; LiteLLM chose"
 FALLBACK_NOTE = "no profiled deployment is healthy; fell back to one without a profile"
-OUTSIDE_NOTE = "answered by a deployment uniroute did not rank (a fallback to another model group)"
+OUTSIDE_NOTE = "answered by a deployment uniroute did not rank (a fallback to a group it does not route)"
 IGNORED_CONTROL_NOTE = "; metadata.uniroute was ignored"
 
 PriceSource = Literal["auto", "profile", "deployment"]
@@ -212,10 +213,12 @@ def pick(record: Record, deployment: Mapping[str, Any]) -> None:
 def answered(record: Record, model_id: Any) -> Record:
     """The decision completed with the deployment that answered (``model_id`` of the response).
 
-    After a retry or fallback the last ranking may be on another copy of the request;
-    a recorded pick that is not the answering deployment did not answer, so it joins
-    ``failed``.
+    After a fallback to another model group the last ranking is on LiteLLM's copy of the
+    request metadata: the decision completed is that last one (:meth:`DeploymentRanker.latest`).
+    A recorded pick that is not the answering deployment did not answer, so it joins ``failed``.
     """
+    if record.ranker is not None:
+        record = record.ranker.latest(record)
     done = Record(record)
     done.decision, done.ranker = record.decision, record.ranker
     if not isinstance(model_id, str) or not model_id:
@@ -381,6 +384,9 @@ class DeploymentRanker:
         self._warned: set[str] = set()
         router.remember_decisions = True  # feedback names a decision by its id
         self.answers = AnswerBook()
+        # decision_id -> the next ranking of the same request (a retry or fallback); read when the
+        # request's response arrives, so kept briefly
+        self._next: RecentItems[Record] = RecentItems(max_size=10_000, ttl=600.0)
 
     @property
     def engine(self) -> Router:
@@ -424,6 +430,13 @@ class DeploymentRanker:
         if decision is None or deployment not in decision.candidates:
             return None
         return self.router.record_feedback(decision, 0.0, weight=weight, model=deployment)
+
+    def latest(self, record: Record) -> Record:
+        """The last ranking of ``record``'s request (``record`` itself unless a retry or a fallback
+        ranked again: a fallback to another model group ranks on a copy of the request metadata)."""
+        while (later := self._next.get(str(record.get("decision_id")))) is not None:
+            record = later  # each link goes to a newer decision: the chain ends
+        return record
 
     # ---- per-request control --------------------------------------------------------
 
@@ -635,4 +648,6 @@ class DeploymentRanker:
         )
         record.decision, record.ranker = decision, self
         writable_metadata(request_kwargs)[DECISION_KEY] = record
+        if previous is not None and previous.get("decision_id"):  # a retry or a fallback: link them
+            self._next.put(previous["decision_id"], record)
         return Ranking([by_id[i] for i in order], [by_id[i] for i in ties or order[:1]], record)
