@@ -169,6 +169,31 @@ def test_bad_settings_are_rejected_up_front(engine: Router) -> None:
         ul.install(router, engine, operating_points=["best"])  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [("litellm_params", "input_cost_per_token", -1.0), ("model_info", "output_cost_per_token", float("nan"))],
+)
+def test_a_bad_declared_price_is_refused_at_install(engine: Router, section, key, value) -> None:
+    # before: install took it, and every request of the group then failed with a 400 (BadRequestError)
+    model_list = demo_deployments()
+    model_list[0].setdefault(section, {})[key] = value
+    # LiteLLM copies a price in litellm_params into model_info, which is then what the message names
+    with pytest.raises(
+        InputError, match=rf"(model_info|litellm_params)\.{key} of deployment 'mathbot' \(demo\)"
+    ):
+        ul.install(litellm.Router(model_list=model_list), engine)
+    ul.install(litellm.Router(model_list=model_list), engine, prices="profile")  # prices it does not read
+
+
+def test_a_bad_declared_price_in_the_proxy_config_stops_startup(engine, tmp_path, monkeypatch) -> None:
+    state = str(engine.save(tmp_path / "state"))
+    config = {"model_list": demo_deployments()}
+    config["model_list"][1]["litellm_params"]["output_cost_per_token"] = -2e-6
+    monkeypatch.setattr(ul._compat, "proxy_config", lambda: config)
+    with pytest.raises(InputError, match=r"litellm_params\.output_cost_per_token of deployment 'poet'"):
+        ul.UniRouteProxyRouter.from_settings({"state": state})
+
+
 # ---- failure, cooldowns ---------------------------------------------------------------------
 
 

@@ -155,6 +155,7 @@ class UniRouteProxyRouter(CustomLogger):
         except StateError as exc:
             raise StateError(f"uniroute proxy router: cannot load router state {path}: {exc}") from exc
         if config is not None:
+            ranker.check_prices(list(config.get("model_list") or []))
             _compat.logger.warning(ranker.describe(list(config.get("model_list") or [])))
         on_failure = settings.get("feedback_on_failure", False)
         if not isinstance(on_failure, bool):

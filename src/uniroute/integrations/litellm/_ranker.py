@@ -501,6 +501,18 @@ class DeploymentRanker:
             prices = _price_map_prices(str(base)) if base else None
         return prices
 
+    def check_prices(self, model_list: Sequence[Mapping[str, Any]]) -> None:
+        """Refuse at start a declared price that would fail every request of its group (as a 400)."""
+        if self.prices == "profile":
+            return
+        for d in model_list:
+            for section in ("model_info", "litellm_params"):
+                for key in ("input_cost_per_token", "output_cost_per_token"):
+                    value = (d.get(section) or {}).get(key)
+                    if value is not None:
+                        what = deployment_id(d) or (d.get("litellm_params") or {}).get("model")
+                        check_lambda(value, f"{section}.{key} of deployment {what!r} ({d.get('model_name')})")
+
     def routes(self, deployments: Sequence[Mapping[str, Any]]) -> bool:
         """Whether uniroute ranks a group with these deployments (one of them has a profile)."""
         return any(self.profile_of(d) is not None for d in deployments)

@@ -302,6 +302,7 @@ def install(
     if not isinstance(feedback_on_failure, bool):
         raise InputError(f"feedback_on_failure must be True or False, got {feedback_on_failure!r}")
     failures = FailureFeedback(ranker, failure_weight) if feedback_on_failure else None
+    ranker.check_prices(_compat.group_deployments(litellm_router))
     _warn_if_replacing(litellm_router)
     strategy = UniRouteStrategy(litellm_router, ranker)
     if failures is not None:
