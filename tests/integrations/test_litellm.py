@@ -177,11 +177,15 @@ def test_a_bad_declared_price_is_refused_at_install(engine: Router, section, key
     # before: install took it, and every request of the group then failed with a 400 (BadRequestError)
     model_list = demo_deployments()
     model_list[0].setdefault(section, {})[key] = value
+    try:
+        router = litellm.Router(model_list=model_list)
+    except ValueError as exc:  # LiteLLM 1.110 refuses a NaN price itself
+        pytest.skip(f"this LiteLLM refuses the deployment itself: {exc}")
     # LiteLLM copies a price in litellm_params into model_info, which is then what the message names
     with pytest.raises(
         InputError, match=rf"(model_info|litellm_params)\.{key} of deployment 'mathbot' \(demo\)"
     ):
-        ul.install(litellm.Router(model_list=model_list), engine)
+        ul.install(router, engine)
     ul.install(litellm.Router(model_list=model_list), engine, prices="profile")  # prices it does not read
 
 
