@@ -139,6 +139,33 @@ def test_curve_summaries_recompute_the_pool_references_per_weighting() -> None:
     np.testing.assert_allclose(out["qnc"], [0.55, 1.0, 1.0])
 
 
+def test_equally_cheap_models_anchor_at_the_best_in_any_column_order() -> None:
+    # "a" and "b" both cost 0.1 (a right on prompt 2 only, b on prompts 0-3), "big" costs 1, right on all.
+    quality = np.array([[0, 1, 1], [0, 1, 1], [1, 1, 1], [0, 1, 1], [0, 0, 1]], dtype=float)
+    cost = np.tile([0.1, 0.1, 1.0], (5, 1))
+    for order in ([0, 1, 2], [1, 0, 2]):
+        q, c = quality[:, order], cost[:, order]
+        oracle = metrics.curve_summaries(metrics.prompt_paths(1.0 - q, c, q, c), q, c)
+        random = metrics.curve_summaries(metrics.paths_of_choices(np.full((5, 3), 1 / 3), q, c), q, c)
+        # anchor (0.1, 0.8) = b. Oracle: (0.28, 1) -> (0.1, 0.8): 0.1*0.8 + 0.18*0.9 + 0.72*1
+        assert oracle["area"][0] == pytest.approx(0.962)
+        # random: (0.4, 2/3): 0.1*0.8 + 0.3*(0.8 + 2/3)/2 + 0.6*2/3
+        assert random["area"][0] == pytest.approx(0.7)
+
+
+def test_of_points_with_equal_cost_the_best_counts() -> None:
+    # two equally cheap models, each right on one prompt: the oracle's only point (0.1, 1) beats the
+    # anchor (0.1, 0.5) at the same cost, so q = 1 everywhere
+    quality = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+    cost = np.tile([0.1, 0.1, 1.0], (2, 1))
+    out = metrics.curve_summaries(metrics.prompt_paths(1.0 - quality, cost, quality, cost), quality, cost)
+    assert out["area"][0] == pytest.approx(1.0) and out["area_50"][0] == pytest.approx(1.0)
+    assert out["qnc"][0] == pytest.approx(0.1)
+    assert metrics.areas(np.array([[0.5, 0.5, 0.2]]), np.array([[0.9, 0.3, 0.4]]))[0] == pytest.approx(
+        0.2 * 0.4 + 0.3 * (0.4 + 0.9) / 2 + 0.5 * 0.9
+    )
+
+
 def test_areas_match_one_curve_at_a_time() -> None:
     rng = np.random.default_rng(0)
     xs, qs = rng.random((50, 6)), rng.random((50, 6))

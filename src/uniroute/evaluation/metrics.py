@@ -18,7 +18,8 @@ Definitions (also in docs/evaluation.md):
   expensive model), q piecewise linear between curve points (mixing two
   operating points at random realises the chord), flat beyond the ends. Every
   curve is anchored at the cheapest pool model's point ("send everything to
-  the cheapest model", open to any router), so a fixed router's area is its
+  the cheapest model", open to any router; of equally cheap models the best;
+  of curve points with equal cost, the best counts), so a fixed router's area is its
   chord from that point, not its quality at a cost it never reaches.
 * QNC: the least normalised cost on the curve whose quality reaches the best
   pool model's quality, divided by that model's cost (inf if never reached).
@@ -101,17 +102,20 @@ class DeferralCurve:
 
 
 def _sort_rows(xs: np.ndarray, qs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's points by cost, ties in their given order (a stable sort).
+    """Each row's points by cost; points of equal cost all get the best quality among them.
 
     Deferral curves usually come ordered by λ, which is by falling cost: then reversing
     the rows gives the same result as sorting, much faster (the bootstrap's hot path).
-    Equal neighbours that are the same point (x and q) may swap; that changes nothing.
     """
     dx, dq = np.diff(xs, axis=1), np.diff(qs, axis=1)
     if ((dx < 0) | ((dx == 0) & (dq == 0))).all():
         return xs[:, ::-1], qs[:, ::-1]
-    order = np.argsort(xs, axis=1, kind="stable")
-    return np.take_along_axis(xs, order, axis=1), np.take_along_axis(qs, order, axis=1)
+    order = np.lexsort((qs, xs))  # by cost, then quality: the best of equal costs comes last
+    xs, qs = np.take_along_axis(xs, order, axis=1), np.take_along_axis(qs, order, axis=1)
+    positions = np.arange(xs.shape[1])
+    last = np.append(xs[:, 1:] != xs[:, :-1], np.ones((len(xs), 1), dtype=bool), axis=1)
+    group_end = np.minimum.accumulate(np.where(last, positions, len(positions))[:, ::-1], axis=1)[:, ::-1]
+    return xs, np.take_along_axis(qs, group_end, axis=1)
 
 
 def areas(xs: np.ndarray, qs: np.ndarray, upto: float = 1.0) -> np.ndarray:
@@ -119,7 +123,8 @@ def areas(xs: np.ndarray, qs: np.ndarray, upto: float = 1.0) -> np.ndarray:
 
     ``xs`` and ``qs`` are (B, p): B curves of p points (normalised cost ≥ 0,
     quality) in any order. Each curve is linear between its points sorted by
-    cost (ties keep their order) and flat beyond its ends.
+    cost and flat beyond its ends; of points with equal cost only the best counts
+    (a router that reaches it never needs the worse ones).
     """
     xs, qs = _sort_rows(np.asarray(xs, dtype=np.float64), np.asarray(qs, dtype=np.float64))
     x0, x1, q0, q1 = xs[:, :-1], xs[:, 1:], qs[:, :-1], qs[:, 1:]
@@ -333,7 +338,8 @@ def curve_summaries(
     top = mean_c.max(axis=1)
     if weights is None and not (top[0] > 0 and np.isfinite(top[0])):
         raise InputError(f"the most expensive model's mean cost must be a finite $ > 0, got {top[0]}")
-    cheap = mean_c.argmin(axis=1)
+    cheapest = np.isclose(mean_c, mean_c.min(axis=1, keepdims=True), rtol=1e-12, atol=0)
+    cheap = np.where(cheapest, mean_q, -np.inf).argmax(axis=1)  # equally cheap: the best of them
     costs, quals, _ = paths.points(w)
     anchor_c, anchor_q = mean_c[rows, cheap], mean_q[rows, cheap]
     # the curve usually ends on the cheapest model: the same point up to rounding, made exactly equal
