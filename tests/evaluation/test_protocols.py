@@ -96,6 +96,24 @@ def test_pool_sizes_and_r_o(pair: tuple[RoutingDataset, RoutingDataset]) -> None
     assert one["oracle"]["mu_o"] == pytest.approx(one["random"]["mu_o"])
 
 
+def test_pool_sizes_leave_out_pools_where_no_model_is_right() -> None:
+    # m0..m2 wrong on every test prompt, m3 right: of the four 3-model pools, {m0, m1, m2} has no V_B
+    def data(scores: list[list[float]]) -> RoutingDataset:
+        n = len(scores)
+        costs = np.tile([0.1, 0.2, 0.3, 1.0], (n, 1))
+        models = ("m0", "m1", "m2", "m3")
+        return RoutingDataset(models, np.array(scores), costs, None, [""] * n, list("abc")[:n])
+
+    train, test = data([[1, 0, 1, 1], [0, 1, 0, 1], [1, 1, 0, 0]]), data([[0, 0, 0, 1], [0, 0, 0, 1]])
+    result = protocols.run_pool_sizes(train, test, routers=("oracle", "random"), sizes=(3,), progress=False)
+    three = result["pool_sizes"]["3"]
+    assert three["oracle"]["mu_o"] == pytest.approx(0.75) and three["oracle"]["v_b"] == pytest.approx(1.0)
+    assert three["random"]["mu_o"] == pytest.approx(0.25) and three["random"]["v_b"] == pytest.approx(1 / 3)
+    # r_o(0.5) on a pool with m3: m3 gets 1/2 + 1/6, the others 1/6 each
+    assert three["r_o(0.5)"]["v_b"] == pytest.approx(2 / 3)
+    assert result["scaling"]["1"]["oracle"]["v_b"] == pytest.approx(1.0)
+
+
 def test_text_routers_skipped_without_prompts(pair: tuple[RoutingDataset, RoutingDataset]) -> None:
     train, test = (RoutingDataset(d.models, d.scores, d.costs, None, d.tasks, d.ids) for d in pair)
     result = protocols.run_static(train, test, "hashing", (*ROUTERS, "uniroute-tasks"), progress=False)

@@ -430,14 +430,22 @@ def _pool_scores(
 
 
 def _pool_row(quality: np.ndarray, choices: np.ndarray) -> tuple[float, float, float, float]:
-    """μ_o, V_B, E_p (bits, RouterEval) and share entropy (nats) of one router on one pool."""
+    """μ_o, V_B (NaN when no pool model is ever right), E_p (bits, RouterEval) and share entropy
+    (nats) of one router on one pool."""
     mu = metrics.routed_quality(quality, choices)
+    best = quality.mean(axis=0).max()
     return (
         mu,
-        mu / quality.mean(axis=0).max(),
+        mu / best if best > 0 else math.nan,
         metrics.output_entropy(choices),
         metrics.share_entropy(choices, quality.shape[1]),
     )
+
+
+def _mean_defined(values: Sequence[float]) -> float | None:
+    """Mean over the pools where the value is defined (None if it is nowhere)."""
+    defined = [v for v in values if not math.isnan(v)]
+    return float(np.mean(defined)) if defined else None
 
 
 def run_pool_sizes(
@@ -458,7 +466,8 @@ def run_pool_sizes(
 
     Every router is fitted once on the static split; a pool restricts its choice
     to the pool's columns. Returns, per pool size, mean μ_o, V_B and E_p over
-    ``n_pools`` random pools, and the scaling curve over sizes 1..m.
+    ``n_pools`` random pools (V_B over those where some model is right), and the
+    scaling curve over sizes 1..m.
     """
     train, test = check_pair(train, test)
     if embeddings is None:
@@ -471,7 +480,7 @@ def run_pool_sizes(
     all_sizes = sorted({m if s == "all" else int(s) for s in sizes if s == "all" or int(s) <= m})
     scaling_sizes = list(range(1, m + 1))
 
-    def scores_at(size: int) -> dict[str, dict[str, float]]:
+    def scores_at(size: int) -> dict[str, dict[str, float | None]]:
         pools = _pools(m, size, n_pools, rng)
         rows: dict[str, list[tuple[float, float, float, float]]] = {n: [] for n in chosen}
         rows.update({f"r_o({p:g})": [] for p in ps})
@@ -485,7 +494,7 @@ def run_pool_sizes(
             name: {
                 "mu_o": float(np.mean([r[0] for r in vals])),
                 "mu_o_std": float(np.std([r[0] for r in vals])),
-                "v_b": float(np.mean([r[1] for r in vals])),
+                "v_b": _mean_defined([r[1] for r in vals]),
                 "e_p": float(np.mean([r[2] for r in vals])),
                 "share_entropy": float(np.mean([r[3] for r in vals])),
             }

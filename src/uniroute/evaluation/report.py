@@ -46,6 +46,11 @@ def router_table(
     return "\n".join(lines)
 
 
+def _pool_cell(row: Mapping[str, Any]) -> str:
+    v_b = "—" if row["v_b"] is None else f"{row['v_b']:.3f}"
+    return f"{row['mu_o']:.3f} / {v_b} / {row['e_p']:.2f}"
+
+
 def pool_table(result: Mapping[str, Any]) -> str:
     """RouterEval candidate pools: μ_o / V_B / E_p per router and pool size."""
     sizes = list(result["pool_sizes"])
@@ -55,7 +60,7 @@ def pool_table(result: Mapping[str, Any]) -> str:
         "|---" * (len(sizes) + 1) + "|",
     ]
     for name in names:
-        cells = ["{mu_o:.3f} / {v_b:.3f} / {e_p:.2f}".format(**result["pool_sizes"][s][name]) for s in sizes]
+        cells = [_pool_cell(result["pool_sizes"][s][name]) for s in sizes]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
