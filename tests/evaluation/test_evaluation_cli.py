@@ -190,3 +190,24 @@ def test_eval_skip_invalid_drops_bad_lines_and_says_so(tmp_path, make_data, caps
     assert "--skip-invalid" in err and "Traceback" not in err
     assert _eval(data_dir, out, tmp_path, "--bootstrap", "0", "--skip-invalid") == 0
     assert json.loads((out / "results.json").read_text())["n_train"] == 60
+
+
+@pytest.mark.parametrize("protocol", ["static", "unseen"])
+def test_eval_without_prompt_text_compares_against_the_task_router(tmp_path, protocol: str) -> None:
+    rng = np.random.default_rng(0)
+    scores = (rng.random((60, 5)) < np.linspace(0.3, 0.8, 5)).astype(np.float32)
+    data = tmp_path / "costs.npz"
+    np.savez(
+        data,
+        scores=scores,
+        models=np.array([f"m{j}" for j in range(5)]),
+        benchmark=np.array(["a", "b"] * 30),
+        item=np.arange(60),
+        costs=np.tile(np.linspace(0.1, 1.0, 5), (60, 1)),
+    )
+    args = ["--protocol", protocol, "--trials", "2", "--bootstrap", "50", "--pools", "2"]
+    assert _eval(data, tmp_path / "out", tmp_path, *args) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["primary"] == "uniroute-tasks"
+    compared = results["bootstrap"]["vs"] if protocol == "static" else results["paired_trials"]
+    assert "uniroute-tasks" not in compared and "oracle" in compared

@@ -145,7 +145,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         train, test = check_pair(*load_pair(args.data, args.format, random_state=args.seed, **options))
     embeddings = embed_datasets([train, test], args.embedder, cache, progress)
     routers = _routers(args, embeddings is not None)
-    primary = args.user_router or routers[0]
+    # the first uniroute router that runs: without text the map routers are skipped
+    primary = args.user_router or (routers[0] if embeddings is not None else "uniroute-tasks")
     common: dict[str, Any] = dict(routers=routers, progress=progress, extra_routers=extra, primary=primary)
     if args.protocol == "static":
         result = run_static(
