@@ -166,6 +166,19 @@ def test_of_points_with_equal_cost_the_best_counts() -> None:
     )
 
 
+def test_qnc_counts_the_anchor_when_the_cheapest_model_is_the_best() -> None:
+    # m0 costs 0.1 at quality 0.75, m1 costs 1 at 0.5: sending everything to m0 (the anchor, open to
+    # any router) reaches Q* at m0's own cost, so QNC = 1 for every router; before, random's was inf
+    quality = np.array([[1.0, 0.0], [1.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+    cost = np.tile([0.1, 1.0], (4, 1))
+    random = metrics.curve_summaries(
+        metrics.paths_of_choices(np.full((4, 2), 0.5), quality, cost), quality, cost
+    )
+    oracle = metrics.curve_summaries(metrics.prompt_paths(1.0 - quality, cost, quality, cost), quality, cost)
+    assert random["qnc"][0] == pytest.approx(1.0) and oracle["qnc"][0] == pytest.approx(1.0)
+    assert random["area"][0] == pytest.approx(0.665625)
+
+
 def test_areas_match_one_curve_at_a_time() -> None:
     rng = np.random.default_rng(0)
     xs, qs = rng.random((50, 6)), rng.random((50, 6))

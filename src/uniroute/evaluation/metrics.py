@@ -21,8 +21,9 @@ Definitions (also in docs/evaluation.md):
   the cheapest model", open to any router; of equally cheap models the best;
   of curve points with equal cost, the best counts), so a fixed router's area is its
   chord from that point, not its quality at a cost it never reaches.
-* QNC: the least normalised cost on the curve whose quality reaches the best
-  pool model's quality, divided by that model's cost (inf if never reached).
+* QNC: the least normalised cost on the curve (its anchor included) whose quality
+  reaches the best pool model's quality, divided by that model's cost (inf if
+  never reached).
 * RouterEval: μ_o = mean quality of the chosen models, V_B = μ_o / best single
   model's quality, V_R = μ_o / a reference model's quality, E_p = mean over
   prompts of the entropy (bits) of the router's output distribution on that
@@ -352,8 +353,8 @@ def curve_summaries(
     qs = np.concatenate([quals, anchor_q[:, None]], axis=1)
     best_q = mean_q.max(axis=1)
     best_c = np.where(mean_q >= best_q[:, None] - 1e-12, mean_c, np.inf).min(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        qnc = costs_to_reach(costs, quals, best_q) / best_c
+    with np.errstate(divide="ignore", invalid="ignore"):  # the anchor is on every curve, as for the area
+        qnc = costs_to_reach(np.concatenate([costs, anchor_c[:, None]], axis=1), qs, best_q) / best_c
     return {"area": areas(xs, qs, 1.0), "area_50": areas(xs, qs, 0.5), "qnc": qnc}
 
 
