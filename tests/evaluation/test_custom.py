@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from uniroute.evaluation import evaluate_router
@@ -89,6 +90,26 @@ def test_cli_router_option_and_its_errors(router_module, tmp_path, make_data, ca
     ]:
         assert _eval(data_dir, out, tmp_path, "--router", spec, "--bootstrap", "0") == 2
         assert message in capsys.readouterr().err
+
+
+def test_cli_router_on_data_without_prompt_text_is_refused(router_module, tmp_path, capsys) -> None:
+    # before: the user's router was skipped (it needs text) but stayed the primary, and the run
+    # ended in "primary router ... is not among" (static) or a KeyError traceback (unseen)
+    from test_evaluation_cli import _eval
+
+    data = tmp_path / "costs.npz"
+    np.savez(
+        data,
+        scores=(np.random.default_rng(0).random((40, 3)) < 0.5).astype(np.float32),
+        models=np.array(["m0", "m1", "m2"]),
+        benchmark=np.array(["a", "b"] * 20),
+        item=np.arange(40),
+        costs=np.tile([0.1, 0.5, 1.0], (40, 1)),
+    )
+    for protocol in ("static", "unseen"):
+        args = ("--router", "my_routers:make_router", "--protocol", protocol, "--bootstrap", "0")
+        assert _eval(data, tmp_path / "out", tmp_path, *args) == 2
+        assert "has no prompt text" in capsys.readouterr().err
 
 
 def test_bad_route_output_is_an_input_error(make_data) -> None:

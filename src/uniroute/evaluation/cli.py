@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .._cli import add_registry_option, output_directory, positive_int, whole_number
+from ..exceptions import InputError
 
 DEFAULT_CACHE = "embeddings"
 DEFAULT_MAPS = ("kmeans", "learned")
@@ -144,6 +145,11 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     else:
         train, test = check_pair(*load_pair(args.data, args.format, random_state=args.seed, **options))
     embeddings = embed_datasets([train, test], args.embedder, cache, progress)
+    if args.user_router and embeddings is None:
+        raise InputError(
+            f"--router {args.user_router} routes prompts, and {args.data} has no prompt text; "
+            "evaluate it on data with prompts"
+        )
     routers = _routers(args, embeddings is not None)
     # the first uniroute router that runs: without text the map routers are skipped
     primary = args.user_router or (routers[0] if embeddings is not None else "uniroute-tasks")
