@@ -65,13 +65,16 @@ test-compat: $(COMPAT)/.installed
 # The same front-door tests against the newest LiteLLM and langchain-core that pyproject allows,
 # without [proxy]: `litellm[proxy]` stops at an older LiteLLM than `uniroute[litellm]`, so the
 # `.venv` of `make test` never gets the LiteLLM that `pip install "uniroute[litellm]"` installs.
+# The three fast-moving packages are named so that `--upgrade` moves them in an existing venv too
+# (it upgrades only what the command names; `--upgrade-strategy eager` would also move torch).
 $(NEWEST)/bin/python:
 	$(PYTHON) -m venv $(NEWEST)
 
 $(NEWEST)/.installed: pyproject.toml | $(NEWEST)/bin/python
 	$(NEWEST)/bin/pip install --quiet --upgrade pip
 	$(NEWEST)/bin/pip install --quiet torch==2.13.0
-	$(NEWEST)/bin/pip install --quiet --upgrade -e ".[litellm,langchain,local,redis,test]"
+	$(NEWEST)/bin/pip install --quiet --upgrade -e ".[litellm,langchain,local,redis,test]" \
+		litellm langchain-core langchain-tests
 	touch $@
 
 test-newest: $(NEWEST)/.installed
