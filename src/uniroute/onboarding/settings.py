@@ -18,6 +18,12 @@ from typing import Any, Protocol, runtime_checkable
 from .._optional import require
 from ..exceptions import InputError
 
+# acompletion arguments the runner passes on every call, and the setting (CLI option) for each.
+_POLICY_PARAMS = {
+    "timeout": "CallSettings.timeout (CLI --timeout)",
+    "max_retries": "CallSettings.max_retries (CLI --max-retries)",
+}
+
 
 @runtime_checkable
 class HasMessages(Protocol):
@@ -70,6 +76,12 @@ class CallSettings:
             raise InputError("concurrency and max_consecutive_failures must be >= 1, max_retries >= 0")
         if not (self.timeout > 0 and self.backoff >= 0 and self.backoff_max >= 0):
             raise InputError(f"timeout must be > 0 and backoff >= 0, got {self.timeout!r}, {self.backoff!r}")
+        clash = sorted(set(self.params) & set(_POLICY_PARAMS))
+        if clash:
+            raise InputError(
+                f"{', '.join(clash)} may not be a call parameter: the runner sets it on every call; "
+                f"set {', '.join(_POLICY_PARAMS[k] for k in clash)} instead"
+            )
 
     def call_kwargs(self) -> dict[str, Any]:
         """The ``litellm.acompletion`` arguments other than ``messages`` and the retry/timeout policy."""
@@ -142,6 +154,8 @@ def settings_from_deployment(
     )
     if "timeout" in params:
         settings.timeout = float(params.pop("timeout"))
+    if "max_retries" in params:  # LiteLLM's per-deployment retries: the runner's retry policy
+        settings.max_retries = int(params.pop("max_retries"))
     settings.params = params
     for key, value in overrides.items():
         if value is not None:

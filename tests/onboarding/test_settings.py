@@ -1,0 +1,48 @@
+"""``uniroute.onboarding.settings``: call settings from arguments and from a LiteLLM config."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from onboarding_fakes import FakeLLMServer, completion
+
+from uniroute import InputError
+from uniroute.onboarding import CallSettings, settings_from_config
+from uniroute.onboarding.client import complete
+
+
+def answer(prompt: str, attempt: int, body: dict[str, Any]) -> tuple[int, dict[str, Any] | None, float]:
+    return 200, completion("yes"), 0.0
+
+
+@pytest.mark.integration
+def test_a_deployments_max_retries_is_the_retry_policy_not_a_call_argument(
+    fake_server, tmp_path: Path
+) -> None:
+    server: FakeLLMServer = fake_server(answer)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: cheap\n"
+        "    litellm_params:\n"
+        "      model: openai/newbie\n"
+        f"      api_base: {server.url}\n"
+        "      api_key: sk-test\n"
+        "      max_retries: 2\n"
+    )
+    settings = settings_from_config(config, "cheap")
+    assert settings.max_retries == 2 and "max_retries" not in settings.params
+    settings.check()
+    # before, max_retries went to litellm.acompletion beside the runner's own: every call a TypeError
+    response, error = asyncio.run(complete(settings, [{"role": "user", "content": "Arithmetic: 1 + 1?"}]))
+    assert error is None and response is not None and server.total_calls == 1
+    assert settings_from_config(config, "cheap", max_retries=0).max_retries == 0  # the CLI's option wins
+
+
+@pytest.mark.parametrize("key", ["timeout", "max_retries"])
+def test_a_call_parameter_the_runner_sets_itself_is_refused(key: str) -> None:
+    with pytest.raises(InputError, match=rf"{key} may not be a call parameter.*--{key.replace('_', '-')}"):
+        CallSettings("openai/x", params={key: 3}).check()
