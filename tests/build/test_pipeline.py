@@ -186,6 +186,30 @@ def test_a_log_without_references_needs_a_judge(pool: FakePool, tmp_path: Path) 
     assert pool.total == 0
 
 
+def test_a_reference_the_grader_cannot_read_is_left_out_so_update_and_onboard_read_the_sample(
+    pool: FakePool, tmp_path: Path
+) -> None:
+    rows = make_log_rows(n_math=12, n_geo=0)
+    rows[0]["reference"] = "about forty"  # the numeric grader reads no number in it
+    log = write_log(tmp_path / "log.jsonl", rows)
+    config = write_config(tmp_path / "config.yaml", pool.url)
+    first = run(log, config, tmp_path / "out", grader="numeric", clusters=1, per_cluster=20)
+    assert (
+        first.complete
+        and first.n_items == 11
+        and first.dropped["reference the numeric grader cannot read"] == 1
+    )
+    assert any("line 1: numeric reference must be a number" in note for note in first.notes)
+    assert all(
+        item.id != "log-1" for item in load_validation(first.paths["validation"])
+    )  # was: a malformed line
+    second = run(log, config, tmp_path / "out", grader="numeric", clusters=1, per_cluster=20, update=True)
+    assert second.complete and second.calls == 0 and second.cached == 33
+    write_log(log, [{"prompt": "Arithmetic: what is 1 plus 1?", "reference": "two"}])
+    with pytest.raises(InputError, match="numeric grader can read no reference"):
+        run(log, config, tmp_path / "other", grader="numeric", clusters=1)
+
+
 def test_a_model_without_any_price_is_refused_before_calling(pool: FakePool, tmp_path: Path) -> None:
     log = write_log(tmp_path / "log.jsonl", make_log_rows())
     with pytest.raises(InputError, match=r"no price for .*input_cost_per_token"):

@@ -211,6 +211,17 @@ def _with_anchor(items: Sequence[ValidationItem], anchor: Answers) -> list[Valid
     ]
 
 
+def _unreadable_references(grader: Any, prompts: Sequence[LoggedPrompt]) -> dict[int, str]:
+    """``{line: why}`` of the prompts whose reference ``grader`` refuses (no validation file holds it)."""
+    out = {}
+    for p in prompts:
+        try:
+            grader.check_reference(p.reference)
+        except ValueError as exc:
+            out[p.line] = f"line {p.line}: {exc}"
+    return out
+
+
 def _check_same_grading(out: Path, grading: str, template: str | None, anchor: str | None) -> None:
     """Refuse an ``--update`` that would grade otherwise than the build in ``out`` did.
 
@@ -538,8 +549,9 @@ async def abuild(
     options = dict(grader_options or {})
     resolve_judge = judge_resolver(config)  # --grader llm_judge: looked up in the config, as --judge is
     judge_obj = None
+    reference_grader = None
     if judge is None:
-        make_grader(grader, options, judge=resolve_judge)
+        reference_grader = make_grader(grader, options, judge=resolve_judge)
         item_grader = grader
     else:
         if judge_mode == "pairwise" and anchor not in {d.name for d in deployments}:
@@ -567,6 +579,20 @@ async def abuild(
         result.notes.append(
             f"{len(log.prompts) - len(usable)} prompt(s) without a reference are used for clustering only"
         )
+    if reference_grader is not None:
+        unreadable = _unreadable_references(reference_grader, usable)
+        if unreadable:
+            first = next(iter(unreadable.values()))
+            usable = [p for p in usable if p.line not in unreadable]
+            if not usable:
+                raise InputError(
+                    f"{prompts}: the {grader} grader can read no reference ({first}); choose another --grader"
+                )
+            result.dropped[f"reference the {grader} grader cannot read"] += len(unreadable)
+            result.notes.append(
+                f"{len(unreadable)} prompt(s) whose reference the {grader} grader cannot read are used for "
+                f"clustering only (first: {first})"
+            )
     state_path = out / STATE
     router, fit = await asyncio.to_thread(_fit_or_load, state_path, update, embedder, clusters, seed)
     earlier: list[ValidationItem] = []
