@@ -126,3 +126,16 @@ def test_a_log_with_nothing_usable_is_an_error(tmp_path: Path) -> None:
         read_prompt_log(write(tmp_path / "log.jsonl", [{"prompt": ""}, {"x": 1}]))
     with pytest.raises(InputError, match="no prompt log at"):
         read_prompt_log(tmp_path / "missing.jsonl")
+
+
+def test_tool_results_are_left_out_with_the_tool_calls(tmp_path: Path) -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}
+    turns = [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "18C, sunny"},
+        {"role": "function", "name": "weather", "content": "18C"},
+    ]
+    log = read_prompt_log(write(tmp_path / "log.jsonl", [{"messages": turns}]))
+    # a 'tool' message without the assistant's tool_calls before it is a request providers refuse (400)
+    assert log.prompts[0].messages == ({"role": "user", "content": "Weather in Paris?"},)

@@ -12,10 +12,11 @@ Each non-blank line is one request, in any of these forms:
 * a JSON string, or a plain text line (the line is the prompt).
 
 ``reference`` (or ``answer``) on a record is kept for grading. Messages keep their
-``role`` and text ``content``. Prompts that are empty or repeat an earlier one
-(same messages) are dropped and counted by reason; a line that starts like JSON
-(``{`` or ``[``) but does not parse is an error naming the line, or with
-``skip_invalid=True`` dropped and counted.
+``role`` and text ``content``; tool calls and their results (``tool`` messages) are
+left out. Prompts that are empty or repeat an earlier one (same messages) are
+dropped and counted by reason; a line that starts like JSON (``{`` or ``[``) but
+does not parse is an error naming the line, or with ``skip_invalid=True`` dropped
+and counted.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ..exceptions import InputError
 
 REDACTED = "redacted-by-litellm"
 REFERENCE_KEYS = ("reference", "answer")
+_TOOL_RESULTS = ("tool", "function")
 _CHAT_CALLS = ("completion", "acompletion", "chat", "responses", "aresponses", "text_completion")
 
 
@@ -111,6 +113,8 @@ def _clean_messages(messages: Any) -> tuple[dict[str, Any], ...]:
     for message in messages:
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise _Drop("a message without a role")
+        if message["role"] in _TOOL_RESULTS:
+            continue  # the result of a tool call left out: a request with it alone is refused (400)
         text = _content_text(message.get("content"))
         if text is None:
             continue  # tool calls, images only: nothing a model can be asked again
