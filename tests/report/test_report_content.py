@@ -232,9 +232,31 @@ def test_read_prompts_formats(tmp_path):
         "four, as plain text",
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
-    assert read_prompts(path) == ["one", [{"role": "user", "content": "two"}], "three", "four, as plain text"]
+    assert read_prompts(path) == ["one", "two", "three", "four, as plain text"]
     with pytest.raises(InputError, match="no prompts file"):
         read_prompts(tmp_path / "missing.jsonl")
+
+
+def test_read_prompts_reads_a_log_as_uniroute_build_does(tmp_path):
+    from uniroute.build import read_prompt_log
+
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}]
+    lines = [
+        {"request": {"model": "gpt-4o", "messages": [{"role": "user", "content": "What is 2+2?"}]}},
+        {
+            "proxy_server_request": json.dumps({"messages": chat}),
+            "call_type": "acompletion",
+            "request_id": "r1",
+        },
+        {"request_id": "r2", "call_type": "aembedding", "prompt": None},
+        {"prompt": "What is 2+2?"},
+        {"prompt": ""},
+    ]
+    path = tmp_path / "log.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    # before, a request-log or spend-log row was embedded as its raw JSON text, and the embedding row as None
+    assert read_prompts(path) == ["What is 2+2?", "What is 2+2?", chat]
+    assert read_prompts(path) == read_prompt_log(path).traffic()
 
 
 def test_read_validation_tells_a_validation_set_from_results(tmp_path, topics_data):

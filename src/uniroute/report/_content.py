@@ -109,11 +109,14 @@ class ReportData:
 
 
 def read_prompts(path: str | Path) -> list[Prompt]:
-    """Prompts of a traffic log: JSONL of ``prompt`` or ``messages``, a routing-data file, or text lines.
+    """Prompts of a traffic log, read as ``uniroute build`` reads it, or of a routing-data file.
 
-    A ``.csv``/``.npz`` file is read as routing data (its prompts); otherwise each
-    non-empty line is a JSON object with ``prompt`` or ``messages``, a JSON string,
-    or else the line itself as text.
+    A ``.csv``/``.npz`` file is read as routing data (its prompts); any other file
+    as a prompt log (:func:`uniroute.build.read_prompt_log`: ``prompt``,
+    ``messages``, request bodies, LiteLLM spend logs, JSON strings, text lines),
+    every request counted (repeats are traffic), empty and non-chat records left
+    out, lines that look like JSON but do not parse skipped with a warning. So a
+    report given the log a build read describes the traffic that build's report did.
     """
     path = Path(path)
     if not path.is_file():
@@ -125,23 +128,9 @@ def read_prompts(path: str | Path) -> list[Prompt]:
         if prompts is None:
             raise InputError(f"{path} has no prompt text")
         return list(prompts)
-    out: list[Prompt] = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            record = line
-        if isinstance(record, dict) and ("prompt" in record or "messages" in record):
-            out.append(record["prompt"] if "prompt" in record else record["messages"])
-        elif isinstance(record, str):
-            out.append(record)
-        else:
-            out.append(line)
-    if not out:
-        raise InputError(f"{path}: no prompt in the file")
-    return out
+    from ..build.prompts import read_prompt_log
+
+    return read_prompt_log(path, skip_invalid=True).traffic()
 
 
 def read_validation(*paths: str | Path) -> list[ValidationItem] | RoutingDataset:
