@@ -141,6 +141,30 @@ def test_a_cache_cut_mid_line_is_recovered(
     assert len(records) == distinct and len({r["key"] for r in records}) == distinct
 
 
+@pytest.mark.parametrize(
+    "change", [{"response": 5}, {"response": {"text": "yes"}}, {"usage": ["a", 1]}, {"cost": "x"}, {"key": 7}]
+)
+def test_a_cache_record_with_a_field_of_the_wrong_type_is_skipped_and_called_again(
+    fake_server, toy_items: list[ValidationItem], tmp_path: Path, change: dict[str, Any]
+) -> None:
+    from uniroute.onboarding.runner import AnswerJob, collect_answers
+
+    server = fake_server(good)
+    job = AnswerJob("a", settings_for(server), prices=(1e-6, 1e-6))
+    asyncio.run(collect_answers([job], toy_items, cache_dir=tmp_path, progress=False))
+    distinct = len(server.calls)
+    path = cache_file("openai/newbie", tmp_path)
+    lines = path.read_text().splitlines()
+    lines[0] = json.dumps(json.loads(lines[0]) | change)
+    path.write_text("\n".join(lines) + "\n")
+    # before, an answer that was not text crashed the run (AttributeError: 'int' object has no attribute
+    # 'strip'), a usage that was not numbers crashed re-pricing (ValueError), the rest were used as they were
+    with pytest.warns(UserWarning, match="dropped 1 damaged line"):
+        (again,) = asyncio.run(collect_answers([job], toy_items, cache_dir=tmp_path, progress=False))
+    assert server.total_calls == distinct + 1 and again.count("answered") + again.count("cached") == 60
+    assert all(isinstance(o.text, str) and o.cost is not None and o.cost > 0 for o in again.outcomes)
+
+
 def test_429_and_500_for_a_while_are_retried_then_counted_as_missing(
     fake_server, toy_state: Path, toy_items: list[ValidationItem], tmp_path: Path
 ) -> None:

@@ -3,14 +3,15 @@
 One ``{"key": ..., "response": ..., "cost": ...}`` record a line; the key is
 :meth:`~uniroute.onboarding.CallSettings.cache_key`. Opening the cache reads every
 complete line; a last line cut short (a crash while writing) is cut off the file
-so appends start on a clean line; an unreadable line elsewhere is skipped with a
-warning.
+so appends start on a clean line; an unreadable line elsewhere (not JSON, or a
+field of the wrong type) is skipped with a warning and its prompt called again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import warnings
 from pathlib import Path
@@ -25,6 +26,22 @@ def cache_file(model: str, directory: str | Path | None = None) -> Path:
         directory = cache_dir() / "onboarding"
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_")[:80]
     return Path(directory) / f"{slug}-{hashlib.sha1(model.encode()).hexdigest()[:8]}.jsonl"
+
+
+def _readable(record: Any) -> bool:
+    """A record the runner and the judges can use: a string key, and a text response, a $ and a usage
+    (prompt and completion tokens) that are of their types when present."""
+    if not isinstance(record, dict) or not isinstance(record.get("key"), str):
+        return False
+    usage, cost = record.get("usage"), record.get("cost")
+    return (
+        isinstance(record.get("response"), (str, type(None)))
+        and (cost is None or (type(cost) in (int, float) and math.isfinite(cost)))
+        and (
+            usage is None
+            or (isinstance(usage, list) and len(usage) == 2 and all(type(n) is int for n in usage))
+        )
+    )
 
 
 class ResponseCache:
@@ -58,8 +75,11 @@ class ResponseCache:
                     continue
                 try:
                     record = json.loads(line)
+                except ValueError:
+                    record = None
+                if _readable(record):
                     records[record["key"]] = record
-                except (ValueError, KeyError, TypeError):
+                else:
                     bad += 1
         return records, bad
 
