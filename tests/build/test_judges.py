@@ -327,3 +327,23 @@ async def test_is_cached_says_whether_a_verdict_would_call(judge_server, tmp_pat
     assert server.total_calls == 2
     with pytest.raises(InputError, match="prices"):
         AbsoluteJudge(settings(server), prices=(-1.0, 0.0))
+
+
+def test_a_judge_deployment_is_priced_by_its_base_model_as_the_models_are(tmp_path: Path) -> None:
+    from uniroute.build.judges import judge_settings
+    from uniroute.build.models import deployments_from_config
+
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "model_list:\n"
+        + "".join(
+            f"  - model_name: {name}\n"
+            f"    litellm_params: {{model: azure/my-{name}-deployment, api_base: http://127.0.0.1:9}}\n"
+            "    model_info: {base_model: azure/gpt-4o}\n"
+            for name in ("team", "judge")
+        )
+    )
+    (model,), _ = deployments_from_config(config, "team")
+    settings, prices = judge_settings("judge", config)
+    # before, the judge had none: the build refused it ("no price for the judge"), the model was priced
+    assert settings.model == "azure/my-judge-deployment" and prices == model.prices is not None

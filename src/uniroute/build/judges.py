@@ -58,7 +58,7 @@ from ..onboarding.cache import ResponseCache, cache_file
 from ..onboarding.client import complete, response_text
 from ..onboarding.pricing import Prices, call_cost, output_tokens_bound, price_tokens, prompt_tokens
 from ..onboarding.settings import CallSettings, read_model_list, settings_from_deployment
-from .models import ROUTER_KEYS, deployment_prices
+from .models import ROUTER_KEYS, base_model_prices, deployment_prices
 
 if TYPE_CHECKING:
     from ..onboarding.graders import JudgeSettings
@@ -517,8 +517,8 @@ def judge_settings(
     """How to call the judge ``model``, and its prices when the config gives them.
 
     ``model`` is a ``model_name`` of the LiteLLM ``config`` (its deployment's
-    endpoint, key, parameters and prices; the LiteLLM Router's own keys dropped),
-    else a LiteLLM model string. ``overrides`` set
+    endpoint, key, parameters and prices, else LiteLLM's prices of its ``base_model``,
+    as for the models; the LiteLLM Router's own keys dropped), else a LiteLLM model string. ``overrides`` set
     :class:`~uniroute.onboarding.CallSettings` fields. ``uniroute build --judge``
     and the ``llm_judge`` grader of ``uniroute onboard --judge-config`` resolve the
     judge the same way, so a model onboarded later is graded by the build's judge.
@@ -528,7 +528,7 @@ def judge_settings(
         return CallSettings(model, **overrides), None
     settings = settings_from_deployment(raw, str(config), **overrides)
     settings.params = {k: v for k, v in settings.params.items() if k not in ROUTER_KEYS}
-    return settings, deployment_prices(raw, f"{config}: judge {model!r}")
+    return settings, deployment_prices(raw, f"{config}: judge {model!r}") or base_model_prices(raw)
 
 
 def judge_resolver(config: str | Path | None) -> JudgeSettings | None:
