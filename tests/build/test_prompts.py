@@ -139,3 +139,16 @@ def test_tool_results_are_left_out_with_the_tool_calls(tmp_path: Path) -> None:
     log = read_prompt_log(write(tmp_path / "log.jsonl", [{"messages": turns}]))
     # a 'tool' message without the assistant's tool_calls before it is a request providers refuse (400)
     assert log.prompts[0].messages == ({"role": "user", "content": "Weather in Paris?"},)
+
+
+def test_a_lone_surrogate_escape_is_a_bad_line_not_a_prompt(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    path.write_text(
+        '{"prompt": "fine"}\n{"prompt": "bad \\ud800 text", "reference": "x"}\n', encoding="utf-8"
+    )
+    # before, the prompt was kept and the build crashed writing validation.jsonl (UnicodeEncodeError)
+    with pytest.raises(InputError, match=r"line 2: holds a lone surrogate escape"):
+        read_prompt_log(path)
+    with pytest.warns(UserWarning, match="line 2"):
+        log = read_prompt_log(path, skip_invalid=True)
+    assert contents(log) == ["fine"] and log.dropped["invalid JSON"] == 1

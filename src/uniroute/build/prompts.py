@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..datasets._lines import settle
+from ..datasets._lines import has_lone_surrogate, settle
 from ..exceptions import InputError
 
 REDACTED = "redacted-by-litellm"
@@ -198,6 +198,12 @@ def read_prompt_log(path: str | Path, skip_invalid: bool = False) -> PromptLog:
                     log.dropped["invalid JSON"] += 1
                     continue
                 record = line
+            if "\\u" in line and has_lone_surrogate(record):  # "\\ud800": JSON, but not text
+                problems.append(
+                    f"line {number}: holds a lone surrogate escape such as \\ud800, which is not text"
+                )
+                log.dropped["invalid JSON"] += 1
+                continue
             try:
                 messages, reference = _parse_record(record)
             except _Drop as drop:
