@@ -75,6 +75,43 @@ def test_malformed_lines_are_reported_with_line_numbers(tmp_path: Path) -> None:
     assert [i.id for i in items] == ["1", "x"]
 
 
+def test_messages_that_would_make_a_url_be_fetched_are_refused(tmp_path: Path, toy_state: Path) -> None:
+    from uniroute.onboarding import CallSettings, onboard
+
+    text = {"type": "text", "text": "What is in the picture? A) a cat B) a dog"}
+    inline = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    remote = {"type": "image_url", "image_url": {"url": "https://example.com/track.png"}}
+    lines = [
+        {
+            "messages": [{"role": "user", "content": [text, inline]}],
+            "reference": "A",
+            "grader": "multiple_choice",
+        },
+        {
+            "messages": [{"role": "user", "content": [text, remote]}],
+            "reference": "A",
+            "grader": "multiple_choice",
+        },
+        {"messages": [{"role": "user", "content": [{"type": "file", "file": {"file_id": "gs://b/x.pdf"}}]}]}
+        | {"reference": "A", "grader": "multiple_choice"},
+    ]
+    path = tmp_path / "val.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    # before, they loaded, and LiteLLM fetched the image from the URL the file chose (anthropic/, gemini/,
+    # bedrock/ download it) or sent the URL on to the provider
+    with pytest.raises(
+        InputError, match=r"line 2: 'messages' hold a 'image_url' part.*line 3: [^;]*'file' part"
+    ):
+        load_validation(path)
+    with pytest.warns(UserWarning):
+        (item,) = load_validation(path, skip_invalid=True)
+    assert item.messages()[0]["content"] == [text, inline]
+    given = ValidationItem([{"role": "user", "content": [text, remote]}], "A", "multiple_choice", id="mine")
+    settings = CallSettings("openai/x", api_base="http://127.0.0.1:9/v1", api_key="k")
+    with pytest.raises(InputError, match="validation item 'mine': its messages hold a 'image_url' part"):
+        onboard([given], toy_state, settings, name="new", cost=0.001, progress=False)
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="make-validation"):
         load_validation(tmp_path / "none.jsonl")

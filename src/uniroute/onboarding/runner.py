@@ -56,7 +56,7 @@ from .pricing import (
 )
 from .report import psi_table, summary
 from .settings import CallSettings
-from .validation import ValidationItem
+from .validation import ValidationItem, fetched_parts
 
 if TYPE_CHECKING:
     from ..engine.profiles import ModelProfile
@@ -442,6 +442,13 @@ def _check_arguments(
         raise InputError(
             f"LiteLLM has no price for {settings.model!r}; pass cost= (CLI: --cost) in $ per request"
         )
+    for item in items:
+        fetched = fetched_parts(item.messages())
+        if fetched:
+            raise InputError(
+                f"validation item {item.id!r}: its messages hold {fetched[0]}; give text (and images as "
+                "data: URLs) only, since anything else can make LiteLLM or the provider fetch a URL"
+            )
     graders.prepare(items)
 
 

@@ -71,6 +71,38 @@ class ValidationItem:
         return record
 
 
+_TEXT_PARTS = ("text", "input_text")
+_IMAGE_PARTS = ("image_url", "input_image")
+
+
+def fetched_parts(messages: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What in ``messages`` other than text and ``data:`` images: each can make LiteLLM or the provider
+    fetch a URL (an ``image_url`` at ``https://...``, a file, audio or video by reference).
+
+    A validation file never chooses where anything is sent, so its messages hold text
+    (and images inline as ``data:`` URLs) only.
+    """
+    out = []
+    for message in messages:
+        content = message.get("content")
+        if content is None or isinstance(content, str):
+            continue
+        if not isinstance(content, list):
+            out.append(f"content of type {type(content).__name__}")
+            continue
+        for part in content:
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind in _TEXT_PARTS and isinstance(part.get("text"), str):
+                continue
+            if kind in _IMAGE_PARTS:
+                image = part.get("image_url")
+                url = image.get("url") if isinstance(image, dict) else image
+                if isinstance(url, str) and url.startswith("data:"):
+                    continue
+            out.append(f"a {kind!r} part" if isinstance(kind, str) else "a content part without a type")
+    return out
+
+
 def _parse_item(record: Any, number: int) -> ValidationItem:
     if not isinstance(record, dict):
         raise ValueError("not a JSON object")
@@ -83,6 +115,12 @@ def _parse_item(record: Any, number: int) -> ValidationItem:
         isinstance(prompt, list) and prompt and all(isinstance(m, dict) and "role" in m for m in prompt)
     ):
         raise ValueError("'messages' must be a non-empty list of {'role': ..., 'content': ...}")
+    fetched = fetched_parts(prompt) if "messages" in record else []
+    if fetched:
+        raise ValueError(
+            f"'messages' hold {fetched[0]}: a validation file holds text (and images as data: URLs) only, "
+            "since anything else can make LiteLLM or the provider fetch a URL the file chooses"
+        )
     grader_name = record.get("grader")
     if not isinstance(grader_name, str):
         raise ValueError("needs 'grader' (a name such as 'multiple_choice', 'exact', 'numeric')")
