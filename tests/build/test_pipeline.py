@@ -133,6 +133,30 @@ def test_a_deployment_that_fails_every_call_is_left_out_and_reported(pool: FakeP
     assert "left out geo: every call failed" in result.summary()
 
 
+def test_a_deployment_whose_run_stops_midway_is_left_out_and_a_rerun_resumes_it(
+    pool: FakePool, tmp_path: Path
+) -> None:
+    log = write_log(tmp_path / "log.jsonl", make_log_rows())
+    config = write_config(tmp_path / "config.yaml", pool.url)
+    script = pool.script
+
+    def dies(prompt: str, attempt: int, body: dict[str, Any]) -> tuple[int, dict[str, Any] | None, float]:
+        if body["model"] == "geo" and pool.per_model()["geo"] >= 3:
+            return 500, None, 0.0  # the endpoint dies after 3 answers
+        return script(prompt, attempt, body)
+
+    pool.server.script = dies
+    serial = FAST | {"concurrency": 1, "max_consecutive_failures": 3}
+    first = run(log, config, tmp_path / "first", call=serial)
+    # before, geo was profiled on its 3 answers and the summary did not say its run had stopped
+    assert first.complete and first.models == ["big", "mathy"]
+    assert first.left_out["geo"].startswith("its run stopped after 3 answer(s): 3 prompts failed in a row")
+    assert set(Router.load(tmp_path / "first" / "state").models) == {"mathy", "big"}
+    pool.server.script = script
+    again = run(log, config, tmp_path / "again", call=serial, cache_dir=tmp_path / "first" / "cache")
+    assert again.complete and again.models == ["big", "geo", "mathy"] and again.cached == 16 + 16 + 3
+
+
 def test_an_exhausted_budget_stops_before_it_and_a_rerun_pays_only_the_rest(
     pool: FakePool, tmp_path: Path
 ) -> None:

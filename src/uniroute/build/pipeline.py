@@ -644,14 +644,18 @@ async def abuild(
     usable_answers = []
     for a in answers:
         good = a.count("answered") + a.count("cached")
-        if good == 0:
+        if a.stopped:  # a bad key or a dead endpoint: its answers so far are cached, its Ψ would be partial
+            result.left_out[a.name] = f"its run stopped after {good} answer(s): {a.stopped}"
+        elif good == 0:
             errors = Counter(o.error for o in a.outcomes if o.error)
-            result.left_out[a.name] = a.stopped or f"every call failed ({dict(errors.most_common(2))})"
+            result.left_out[a.name] = f"every call failed ({dict(errors.most_common(2))})"
         else:
             usable_answers.append(a)
     if judge_mode == "pairwise" and judge is not None:
         if anchor in result.left_out:
-            raise OnboardingError(f"the anchor {anchor!r} gave no answer; nothing can be judged against it")
+            raise OnboardingError(
+                f"the anchor {anchor!r} is left out ({result.left_out[anchor]}): nothing to judge against"
+            )
         items = _with_anchor(items, next(a for a in answers if a.name == anchor))
         save_validation(items, out / VALIDATION)
     if judge_obj is None:
