@@ -316,6 +316,27 @@ def test_a_reference_grader_llm_judge_is_looked_up_in_the_config(
     np.testing.assert_array_equal(scores.scores[:, 0], is_math.astype(float))  # mathy: 10 -> 1, 1 -> 0
 
 
+def test_a_reference_grader_llm_judge_is_paid_counted_and_cached_as_judge_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FAKE_KEY", "sk-fake")
+    with FakePool(pool_with_judge) as pool:
+        log = write_log(tmp_path / "log.jsonl", make_log_rows())
+        config = write_config(tmp_path / "config.yaml", pool.url, judge=True)
+        answers_only = run(log, config, tmp_path / "exact").spent
+        options = {"model": "judge", "mode": "absolute", "prompt": ABSOLUTE_TEMPLATE}
+        dry = run(log, config, tmp_path / "out", grader="llm_judge", grader_options=options, dry_run=True)
+        result = run(log, config, tmp_path / "out", grader="llm_judge", grader_options=options)
+        judge_calls = pool.per_model()["judge"]
+        again = run(log, config, tmp_path / "out", grader="llm_judge", grader_options=options, update=True)
+    # before, the 32 verdicts were neither counted, nor in the $ spent or the budget or the dry run, and were
+    # cached in ~/.cache/uniroute/judges instead of the build's cache
+    assert any(line.startswith("judge openai/judge (absolute): ≤ 48 call(s)") for line in dry.estimates)
+    assert judge_calls == result.judge_calls == 32 and result.judge_cached == 0
+    assert result.spent > answers_only and any((tmp_path / "out" / "cache" / "judges").iterdir())
+    assert again.judge_calls == 0 and again.judge_cached == 32 and pool.per_model()["judge"] == 32
+
+
 def test_a_pairwise_judge_scores_against_the_anchor_in_both_orders(judged, tmp_path: Path) -> None:
     pool, log, config = judged
     template = tmp_path / "pairwise.txt"

@@ -174,13 +174,34 @@ def _judge(
         raise InputError(f"unknown judge mode {mode!r}; choose one of {sorted(JUDGES)}")
     overrides = {k: v for k, v in call.items() if k in _JUDGE_CALL}
     settings, prices = judge_settings(model, config, **overrides)
-    if prices is None and litellm_price(settings.model, 1, 1) is None:
+    _check_judge_price(model, settings.model, prices)
+    judge_class: Any = JUDGES[mode]
+    return judge_class(settings, template, cache_dir, **({} if prices is None else {"prices": prices}))
+
+
+def _check_judge_price(model: str, called: str, prices: Any) -> None:
+    if prices is None and litellm_price(called, 1, 1) is None:
         raise InputError(
             f"no price for the judge {model!r}: make it a deployment of the config with "
             "input_cost_per_token and output_cost_per_token, or use a model LiteLLM prices"
         )
-    judge_class: Any = JUDGES[mode]
-    return judge_class(settings, template, cache_dir, **({} if prices is None else {"prices": prices}))
+
+
+def _grader_judge(grader: Any, config: str | Path | None, cache_dir: Path) -> tuple[Any, str]:
+    """``--grader llm_judge``'s judge and mode, priced and cached as ``--judge``'s, so its verdicts
+    are reserved from the budget, counted and kept in the build's cache; ``(None, "")`` for other graders."""
+    from ..onboarding.graders import LLMJudgeGrader
+    from .judges import judge_settings
+
+    if not isinstance(grader, LLMJudgeGrader):
+        return None, ""
+    settings, template = grader.judge.settings, grader.judge.template
+    prices = None if config is None else judge_settings(grader.model, config)[1]
+    _check_judge_price(grader.model, settings.model, prices)
+    judge = type(grader.judge)(
+        settings, template, cache_dir, **({} if prices is None else {"prices": prices})
+    )
+    return judge, grader.mode
 
 
 # ---- validation sample ------------------------------------------------------------------
@@ -406,7 +427,7 @@ async def _grade_with_judge(
             bound = 0.0
             if not free:
                 tokens = prompt_tokens(judge.settings, messages)
-                extra = len(str(other or "")) / 3 if mode == "absolute" else 0.0
+                extra = len(str(other or "")) / 3 if mode != "pairwise" else 0.0
                 bound = float(judge.estimate(1, tokens, len(response) / 3 + 1, extra)[2])
                 if not budget.reserve(bound):
                     tally.unpaid += 1
@@ -564,6 +585,11 @@ async def abuild(
             options["prompt"] = judge_obj.template.text
     grading = f"judge:{judge_mode}:{judge}" if judge else f"reference:{grader}"
     template = None if judge_obj is None else judge_obj.template.digest
+    verdicts, verdict_mode = (
+        (judge_obj, judge_mode)
+        if judge_obj is not None
+        else _grader_judge(reference_grader, config, cache / "judges")
+    )
     if update and (out / META).is_file():
         _check_same_grading(out, grading, template, anchor if judge_mode == "pairwise" else None)
     log = read_prompt_log(prompts, skip_invalid)
@@ -619,7 +645,7 @@ async def abuild(
     result.available, result.sampled = [int(a) for a in sample.available], [int(s) for s in sample.sampled]
     if dry_run:
         result.dry_run = True
-        result.estimates = _estimates(deployments, items, cache, judge_obj, judge_mode)
+        result.estimates = _estimates(deployments, items, cache, verdicts, verdict_mode)
         if budget is not None:
             result.estimates.append(
                 f"budget ${budget:g}: each call reserves its estimate first, so a run stops before the "
@@ -658,12 +684,12 @@ async def abuild(
             )
         items = _with_anchor(items, next(a for a in answers if a.name == anchor))
         save_validation(items, out / VALIDATION)
-    if judge_obj is None:
+    if verdicts is None:
         scores = {a.name: await _grade_references(items, a, resolve_judge) for a in usable_answers}
     else:
         tally = _JudgeTally()
-        with judge_obj:
-            scores = await _grade_with_judge(judge_obj, judge_mode, items, usable_answers, spend, tally)
+        with verdicts:
+            scores = await _grade_with_judge(verdicts, verdict_mode, items, usable_answers, spend, tally)
         result.judge_calls, result.judge_cached = tally.calls, tally.cached
         result.spent = spend.spent
         if tally.missing:
