@@ -106,6 +106,29 @@ def test_a_deployment_with_only_a_base_model_is_priced_as_that_model(config: Pat
     assert azure.name == "azure/gpt-4o" and azure.prices == (2.5e-6, 1e-5)
 
 
+def test_a_model_read_from_the_environment_is_named_as_litellm_resolves_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LiteLLM's Router resolves ``model: os.environ/NAME``; the profile must be named after the value."""
+    import litellm
+
+    from uniroute.integrations.litellm import DeploymentRanker
+
+    monkeypatch.setenv("K_TEST_MODEL", "openai/gpt-4o-mini")
+    deployment = {
+        "model_name": "team",
+        "litellm_params": {"model": "os.environ/K_TEST_MODEL", "api_key": "k"},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(f"model_list: [{deployment}]\n", encoding="utf-8")
+    (built,), _ = deployments_from_config(path, "team")
+    assert built.name == profile_name(deployment) == "gpt-4o-mini"  # before: "K_TEST_MODEL"
+    router = Router(HashingEmbedder(), KMeansClusterMap(n_clusters=2)).fit(["a b c", "d e f", "g h i"])
+    router.add_model(built.name, ["a b c", "d e f"], [1.0, 0.0], 0.001)
+    served = litellm.Router(model_list=[deployment]).get_model_list()[0]  # as the proxy holds it
+    assert DeploymentRanker(router).profile_of(served) == built.name
+
+
 def test_a_missing_environment_variable_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("K_TEST_KEY", raising=False)
     path = tmp_path / "config.yaml"

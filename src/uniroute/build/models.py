@@ -15,7 +15,7 @@ from typing import Any
 
 from ..exceptions import InputError
 from ..onboarding.pricing import Prices
-from ..onboarding.settings import CallSettings, read_model_list, settings_from_deployment
+from ..onboarding.settings import CallSettings, _env_refs, read_model_list, settings_from_deployment
 
 PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token")
 # litellm_params the LiteLLM Router reads itself; they are not arguments of a call.
@@ -59,11 +59,19 @@ def profile_name(deployment: Mapping[str, Any]) -> str:
     names; a LangChain ``UniRouteChatModel`` takes its children keyed by them.
     """
     info = deployment.get("model_info") or {}
-    params = deployment.get("litellm_params") or {}
+    params = _resolved_names(deployment)
     for name in (info.get("uniroute_profile"), info.get("base_model"), params.get("base_model")):
         if isinstance(name, str) and name:
             return name
     return model_profile_name(str(params.get("model", "")))
+
+
+def _resolved_names(deployment: Mapping[str, Any]) -> dict[str, Any]:
+    """``litellm_params.model`` and ``base_model`` with ``os.environ/NAME`` resolved, as LiteLLM's Router
+    resolves them (so the front door sees the value, not the reference)."""
+    raw = deployment.get("litellm_params") or {}
+    where = f"deployment {deployment.get('model_name')!r}"
+    return {k: _env_refs(raw[k], f"{where}: {k}") for k in ("base_model", "model") if k in raw}
 
 
 def model_profile_name(model: str) -> str:
@@ -90,8 +98,7 @@ def deployment_prices(deployment: Mapping[str, Any], where: str) -> Prices | Non
 def base_model_prices(deployment: Mapping[str, Any]) -> Prices | None:
     """LiteLLM's per-token prices of the deployment's ``base_model`` (as LiteLLM prices Azure deployments)."""
     info = deployment.get("model_info") or {}
-    params = deployment.get("litellm_params") or {}
-    base = info.get("base_model") or params.get("base_model")
+    base = info.get("base_model") or _resolved_names(deployment).get("base_model")
     if not isinstance(base, str) or not base:
         return None
     from .._optional import require
