@@ -202,6 +202,18 @@ def test_update_tops_up_new_prompts_adds_new_models_and_removes_dropped_ones(
     assert second.cached == first.n_items and max(pool.calls.values()) == 1
 
 
+def test_update_refuses_other_grader_options_so_gradings_do_not_mix(pool: FakePool, tmp_path: Path) -> None:
+    log = write_log(tmp_path / "log.jsonl", make_log_rows())
+    config = write_config(tmp_path / "config.yaml", pool.url)
+    run(log, config, tmp_path / "out")
+    calls = pool.total
+    # before, the earlier items kept their options and the new ones took these: two gradings in one Ψ
+    with pytest.raises(InputError, match=r"grader options \{\} -> \{'contains': True\}"):
+        run(log, config, tmp_path / "out", update=True, grader_options={"contains": True})
+    assert pool.total == calls
+    assert run(log, config, tmp_path / "out", update=True).complete
+
+
 def test_a_log_without_references_needs_a_judge(pool: FakePool, tmp_path: Path) -> None:
     log = write_log(tmp_path / "log.jsonl", [{"prompt": r["prompt"]} for r in make_log_rows()])
     config = write_config(tmp_path / "config.yaml", pool.url)

@@ -243,17 +243,26 @@ def _unreadable_references(grader: Any, prompts: Sequence[LoggedPrompt]) -> dict
     return out
 
 
-def _check_same_grading(out: Path, grading: str, template: str | None, anchor: str | None) -> None:
+def _check_same_grading(
+    out: Path, grading: str, template: str | None, anchor: str | None, options: Any = None
+) -> None:
     """Refuse an ``--update`` that would grade otherwise than the build in ``out`` did.
 
-    Scores from two gradings do not mix in one Ψ: the grader or judge, the judge's
-    mode and template, and the pairwise anchor must all stay. (Builds written before
-    the template was recorded are compared on the rest.)
+    Scores from two gradings do not mix in one Ψ: the grader or judge, the grader's
+    options (``options``, reference grading), the judge's mode and template, and the
+    pairwise anchor must all stay. (Builds written before the template or the options
+    were recorded are compared on the rest.)
     """
     before = json.loads((out / META).read_text(encoding="utf-8"))
-    now = {"grading": grading, "judge template": template, "pairwise anchor": anchor}
+    now = {
+        "grading": grading,
+        "grader options": options,
+        "judge template": template,
+        "pairwise anchor": anchor,
+    }
     then = {
         "grading": before.get("grading"),
+        "grader options": before.get("grader_options", options),
         "judge template": before.get("judge_template", template),
         "pairwise anchor": before.get("anchor") if grading.startswith("judge:pairwise:") else None,
     }
@@ -585,13 +594,15 @@ async def abuild(
             options["prompt"] = judge_obj.template.text
     grading = f"judge:{judge_mode}:{judge}" if judge else f"reference:{grader}"
     template = None if judge_obj is None else judge_obj.template.digest
+    recorded_options = json.loads(json.dumps(options)) if judge is None else None  # as build.json holds them
     verdicts, verdict_mode = (
         (judge_obj, judge_mode)
         if judge_obj is not None
         else _grader_judge(reference_grader, config, cache / "judges")
     )
     if update and (out / META).is_file():
-        _check_same_grading(out, grading, template, anchor if judge_mode == "pairwise" else None)
+        pairwise_anchor = anchor if judge_mode == "pairwise" else None
+        _check_same_grading(out, grading, template, pairwise_anchor, recorded_options)
     log = read_prompt_log(prompts, skip_invalid)
     result = BuildResult(out, log.summary(), len(log.prompts), Counter(log.dropped), notes=list(notes))
     usable = log.prompts if judge is not None else [p for p in log.prompts if p.reference is not None]
@@ -743,6 +754,7 @@ async def abuild(
         "grading": grading,
         "anchor": anchor,
         "judge_template": template,
+        "grader_options": recorded_options,
         "models": {
             d.name: {"model": d.settings.model, "api_base": d.settings.api_base, "label": d.label}
             for d in deployments
