@@ -130,7 +130,8 @@ def read_prompts(path: str | Path) -> list[Prompt]:
         return list(prompts)
     from ..build.prompts import read_prompt_log
 
-    return read_prompt_log(path, skip_invalid=True).traffic()
+    traffic: list[Prompt] = [*read_prompt_log(path, skip_invalid=True).traffic()]
+    return traffic
 
 
 def read_validation(*paths: str | Path) -> list[ValidationItem] | RoutingDataset:
