@@ -46,3 +46,30 @@ def test_a_deployments_max_retries_is_the_retry_policy_not_a_call_argument(
 def test_a_call_parameter_the_runner_sets_itself_is_refused(key: str) -> None:
     with pytest.raises(InputError, match=rf"{key} may not be a call parameter.*--{key.replace('_', '-')}"):
         CallSettings("openai/x", params={key: 3}).check()
+
+
+def test_the_routers_own_keys_are_neither_sent_nor_part_of_the_cache_key(tmp_path: Path) -> None:
+    # before: rpm, order, weight... went into the call's params, so editing rpm in config.yaml between
+    # an interrupted onboarding run and its rerun changed every cache key and paid every prompt again
+    def config(rpm: int) -> Path:
+        path = tmp_path / f"config-{rpm}.yaml"
+        path.write_text(
+            "model_list:\n"
+            "  - model_name: cheap\n"
+            "    litellm_params:\n"
+            "      model: openai/newbie\n"
+            f"      rpm: {rpm}\n"
+            "      tpm: 100000\n"
+            "      order: 2\n"
+            "      weight: 3\n"
+            "      temperature: 0.2\n"
+            "      input_cost_per_token: 1.0e-07\n"
+            "      output_cost_per_token: 2.0e-07\n"
+        )
+        return path
+
+    slow, fast = settings_from_config(config(10), "cheap"), settings_from_config(config(600), "cheap")
+    # call arguments stay, prices too (LiteLLM prices the answer with them)
+    assert slow.params == {"temperature": 0.2, "input_cost_per_token": 1e-07, "output_cost_per_token": 2e-07}
+    messages = [{"role": "user", "content": "Arithmetic: 1 + 1?"}]
+    assert slow.cache_key(messages) == fast.cache_key(messages)

@@ -15,27 +15,18 @@ from typing import Any
 
 from ..exceptions import InputError
 from ..onboarding.pricing import Prices
-from ..onboarding.settings import CallSettings, _env_refs, read_model_list, settings_from_deployment
+from ..onboarding.settings import (
+    ROUTER_ONLY_KEYS,
+    CallSettings,
+    _env_refs,
+    read_model_list,
+    settings_from_deployment,
+)
 
 PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token")
-# litellm_params the LiteLLM Router reads itself; they are not arguments of a call.
-ROUTER_KEYS = frozenset(
-    {
-        *PRICE_KEYS,
-        "rpm",
-        "tpm",
-        "max_parallel_requests",
-        "weight",
-        "order",
-        "base_model",
-        "region_name",
-        "max_budget",
-        "budget_duration",
-        "mock_response_time",
-        "use_in_pass_through",
-        "merge_reasoning_content_in_choices",
-    }
-)
+# litellm_params that are not arguments of a call: the Router's own, and the prices (a build prices
+# the answers itself)
+ROUTER_KEYS = frozenset({*PRICE_KEYS, *ROUTER_ONLY_KEYS})
 
 
 @dataclass

@@ -133,6 +133,26 @@ def read_model_list(path: str | Path) -> list[dict[str, Any]]:
     return [d for d in deployments if isinstance(d, dict)]
 
 
+#: ``litellm_params`` the LiteLLM Router reads itself (limits, load balancing, budgets): not call
+#: arguments, and not part of an answer's cache key (editing ``rpm`` must not make a run pay again).
+ROUTER_ONLY_KEYS = frozenset(
+    {
+        "rpm",
+        "tpm",
+        "max_parallel_requests",
+        "weight",
+        "order",
+        "base_model",
+        "region_name",
+        "max_budget",
+        "budget_duration",
+        "mock_response_time",
+        "use_in_pass_through",
+        "merge_reasoning_content_in_choices",
+    }
+)
+
+
 def settings_from_deployment(
     deployment: dict[str, Any], where: str = "config", **overrides: Any
 ) -> CallSettings:
@@ -147,6 +167,7 @@ def settings_from_deployment(
     }
     if "model" not in params:
         raise InputError(f"{where}: deployment {name!r} has no litellm_params.model")
+    params = {k: v for k, v in params.items() if k not in ROUTER_ONLY_KEYS}
     settings = CallSettings(
         model=params.pop("model"),
         api_base=params.pop("api_base", None),
