@@ -129,6 +129,20 @@ def test_a_model_read_from_the_environment_is_named_as_litellm_resolves_it(
     assert DeploymentRanker(router).profile_of(served) == built.name
 
 
+def test_a_wildcard_deployment_is_left_out_with_a_note(tmp_path: Path) -> None:
+    # before: it was called as the model "openai/*" and refused as unpriced, or left out on provider errors
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "model_list:\n"
+        "  - {model_name: team, litellm_params: {model: openai/gpt-4o-mini, api_key: k}}\n"
+        "  - {model_name: team, litellm_params: {model: 'openai/*', api_key: k}}\n",
+        encoding="utf-8",
+    )
+    deployments, notes = deployments_from_config(path, "team")
+    assert [d.name for d in deployments] == ["gpt-4o-mini"]
+    assert notes == ["team[2] openai/* is a wildcard deployment, no one model to profile; left out"]
+
+
 def test_a_missing_environment_variable_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("K_TEST_KEY", raising=False)
     path = tmp_path / "config.yaml"

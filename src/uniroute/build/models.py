@@ -113,7 +113,7 @@ def deployments_from_config(
     the model called. Router-only ``litellm_params`` (prices,
     ``rpm``, ``base_model``...) are not passed to the call. Deployments that map to
     the same profile are the same model: the first is called, the others are
-    returned as notes.
+    returned as notes, as are wildcard deployments (``openai/*``: no one model), left out.
     """
     deployments = read_model_list(path)
     chosen = [d for d in deployments if d.get("model_name") == group]
@@ -130,6 +130,9 @@ def deployments_from_config(
         label = f"{group}[{i + 1}] {settings.model}" + (
             f" @ {settings.api_base}" if settings.api_base else ""
         )
+        if "*" in settings.model:
+            notes.append(f"{label} is a wildcard deployment, no one model to profile; left out")
+            continue
         same = next((d for d in out if d.name == name), None)
         if same is not None:
             notes.append(
