@@ -56,6 +56,7 @@ def test_bools_are_thumbs_up_and_down():
         (PHI, None, 1.0, r"\[0, 1\]"),
         (PHI, 1.0, -1.0, "weight"),
         (PHI, 1.0, float("inf"), "weight"),
+        (PHI, 1.0, 1.7e308, "weight must be at most 1e[+]06"),
         ([0.5, 0.5], 1.0, 1.0, r"expected \(3,\)"),
         ([0.5, -0.5, 1.0], 1.0, 1.0, ">= 0"),
         ([0.5, np.nan, 0.5], 1.0, 1.0, ">= 0"),
@@ -68,6 +69,16 @@ def test_bad_feedback_is_an_input_error_that_says_what_to_do(phi, score, weight,
     with pytest.raises(InputError, match=match):
         ledger.record("m", phi, score, weight=weight, now=0.0)
     assert ledger.stats()["events"] == 0 and ledger.models == ()
+
+
+def test_the_largest_weight_keeps_counts_finite_and_routing_rebuilt():
+    # Found through the proxy: three POST /uniroute/feedback with weight 1.7e308 (finite, so accepted)
+    # made the counts infinite, and every later rebuild of the routing profiles failed.
+    ledger = FeedbackLedger(3)
+    for _ in range(3):
+        ledger.record("m", PHI, 1.0, weight=1e6, now=0.0)
+    profile = ledger.profile(validation_profile(), now=0.0)
+    assert np.isfinite(profile.counts).all() and profile.counts[0] == pytest.approx(4.0 + 3 * 0.75e6)
 
 
 def test_half_life_decays_counts_lazily():

@@ -307,6 +307,7 @@ def test_feedback_without_a_valid_key_is_401_and_writes_nothing(proxy: dict) -> 
         ({"decision_id": "0" * 32, "score": 1}, 404, "unknown or expired"),
         ({"decision_id": "ID", "score": 2}, 400, "score must be a number in [0, 1]"),
         ({"decision_id": "ID", "score": 1, "weight": -1}, 400, "weight must be a finite number >= 0"),
+        ({"decision_id": "ID", "score": 1, "weight": 1.7e308}, 400, "weight must be at most 1e+06"),
         ({"decision_id": "ID", "score": 1, "rating": 5}, 400, "unknown key(s) ['rating']"),
         ({"score": 1}, 400, "send JSON"),
         ([1, 2], 400, "send JSON"),

@@ -59,10 +59,17 @@ __all__ = [
 ]
 
 
+#: Largest weight of one feedback event. A finite weight near the float maximum (1e308) made the
+#: counts infinite once added, and every later rebuild of the routing profiles failed, so no
+#: feedback reached routing again; 1e6 results per event keeps sums of any realistic count finite.
+MAX_WEIGHT = 1e6
+
+
 def check_feedback(cluster_probs: Any, score: Any, weight: Any, n_clusters: int) -> tuple[np.ndarray, float]:
     """Validate one feedback event; return (w·Φ as float64 (K,), 1 - score).
 
-    ``score`` is a number in [0, 1] or a bool (True = success, False = failure).
+    ``score`` is a number in [0, 1] or a bool (True = success, False = failure);
+    ``weight`` a number in [0, :data:`MAX_WEIGHT`].
     """
     if isinstance(score, (bool, np.bool_)):
         value = 1.0 if score else 0.0
@@ -74,6 +81,11 @@ def check_feedback(cluster_probs: Any, score: Any, weight: Any, n_clusters: int)
             "rescale a rating first, e.g. stars 1-5 -> (stars - 1) / 4"
         )
     w = check_number(weight, "weight", hint=" (how many results this feedback counts as, e.g. 1)")
+    if w > MAX_WEIGHT:
+        raise InputError(
+            f"weight must be at most {MAX_WEIGHT:.0e} (how many results this feedback counts as, e.g. 1), "
+            f"got {weight!r}"
+        )
     try:
         phi = np.array(cluster_probs, dtype=np.float64)  # a copy: the caller's array is never aliased
     except (TypeError, ValueError) as exc:
