@@ -184,6 +184,9 @@ def test_decision_ids_route_feedback_to_the_chosen_profile():
     assert len(ledger.decisions) == 2 and ledger.stats()["decisions_evicted"] == 1
     with pytest.raises(UnknownDecisionError, match="unknown or expired"):
         ledger.record_decision(others[0].decision_id, 1.0, now=100.0)
+    with pytest.raises(UnknownDecisionError) as unknown:  # an id from a request is not echoed whole
+        ledger.record_decision("x" * 1_000_000, 1.0, now=100.0)
+    assert len(str(unknown.value)) < 300
 
 
 def test_thompson_samples_the_posterior():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import reprlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +86,15 @@ def check_number(value: Any, name: str, *, hint: str = "") -> float:
     if not number >= 0 or not math.isfinite(number):
         raise InputError(f"{name} must be a finite number >= 0, got {value!r}{hint}")
     return number
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 80
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)`` cut to about 80 characters: an id from a request is echoed in errors and logs."""
+    return _SHORT.repr(value)
 
 
 def new_decision_id() -> str:

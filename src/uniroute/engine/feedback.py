@@ -39,7 +39,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from ..exceptions import InputError, UnknownDecisionError, UnrankedAnswerError
-from .decision import Decision, best_index, check_number
+from .decision import Decision, best_index, check_number, short_repr
 from .profiles import DEFAULT_PRIOR_STRENGTH, ModelProfile
 
 logger = logging.getLogger(__name__)
@@ -435,8 +435,9 @@ class FeedbackLedger:
         item = self.decisions.get(decision_id, now)
         if item is None:
             raise UnknownDecisionError(
-                f"decision {decision_id!r} is unknown or expired (kept {self.decisions.ttl:g} s, at most "
-                f"{self.decisions.max_size}); record with the model and the decision's cluster_probs instead"
+                f"decision {short_repr(decision_id)} is unknown or expired (kept {self.decisions.ttl:g} s, "
+                f"at most {self.decisions.max_size}); record with the model and the decision's "
+                "cluster_probs instead"
             )
         profile = item.credited(decision_id)
         self.record(profile, item.cluster_probs, score, weight, now)

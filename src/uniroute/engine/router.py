@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from ..exceptions import InputError, NotFittedError, UnknownModelError
 from .cache import CachedEmbedder
 from .cluster_maps import ClusterMap, KMeansClusterMap, check_embeddings
-from .decision import Decision, best_index, check_number, lambda_bound, route_scores
+from .decision import Decision, best_index, check_number, lambda_bound, route_scores, short_repr
 from .embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
 from .feedback import (
     DecisionCache,
@@ -693,7 +693,7 @@ class Router:
                 item = lookup(target)
             if item is None:
                 raise InputError(
-                    f"decision {target!r} is unknown or expired (remembered only with "
+                    f"decision {short_repr(target)} is unknown or expired (remembered only with "
                     "remember_decisions=True, for 1 h); pass the Decision, or the prompt with "
                     "model= the model that answered"
                 )

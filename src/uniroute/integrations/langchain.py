@@ -17,7 +17,6 @@ import difflib
 import inspect
 import logging
 import re
-import reprlib
 import threading
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -64,7 +63,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from typing_extensions import Self
 
-from ..engine.decision import Decision, check_number
+from ..engine.decision import Decision, check_number, short_repr
 from ..engine.feedback import RecentItems
 from ..engine.router import Router
 
@@ -123,8 +122,6 @@ MAX_RUNS = 10_000
 RUN_TTL = 3600.0
 _AMBIGUOUS = "ambiguous"
 _INDEXED = re.compile(r"(?P<run>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})-\d+")
-_short = reprlib.Repr()
-_short.maxstring = _short.maxother = 80
 
 
 def _run_key(run_id: Any) -> str:
@@ -1136,7 +1133,7 @@ def _input_error(error: ValidationError) -> UniRouteError:
         else:
             expected = _EXPECTED.get(field, problem["msg"].lower())
             messages.append(
-                f"{field}={_short.repr(problem['input'])} is not valid: {field} must be {expected}"
+                f"{field}={short_repr(problem['input'])} is not valid: {field} must be {expected}"
             )
     return InputError("UniRouteChatModel: " + "; ".join(messages))
 

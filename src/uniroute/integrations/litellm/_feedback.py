@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...engine.decision import Decision
+from ...engine.decision import Decision, short_repr
 from ...engine.feedback import RecentItems, check_feedback
 from ...engine.router import Router
 from ...exceptions import InputError, UnknownDecisionError, UnrankedAnswerError
@@ -95,7 +95,7 @@ def credit(router: Router, book: AnswerBook, target: Any, score: Any, weight: fl
         raise
     except InputError as exc:  # the score was checked above: the id is what is unknown
         raise UnknownDecisionError(
-            f"decision {decision_id!r} is unknown or expired here (decisions are kept for 1 h, "
+            f"decision {short_repr(decision_id)} is unknown or expired here (decisions are kept for 1 h, "
             f"in the process that routed them); send feedback to the replica that answered, sooner"
         ) from exc
 
