@@ -467,3 +467,15 @@ def test_a_pool_built_from_a_replaced_store_is_never_used(router, toy_data):
     router._routing = stale  # as if a background build from the old source ended after the swap
     assert other.version == stale.version
     assert router.route(MATH).model == "big"
+
+
+@pytest.mark.parametrize("refresh", [0, 0.05])
+def test_routing_forgets_decayed_feedback_without_new_feedback(toy_data, refresh):
+    # found by audit F: the routing pool was rebuilt only when new feedback arrived, so feedback
+    # 10 half-lives old still routed math away from 'big' while the ledger said it weighed ~0
+    router = make_router(toy_data, feedback_half_life=0.5, feedback_refresh=refresh)
+    fail_big_on_math(router, toy_data)
+    assert router.route(MATH).model == "mathbot"
+    assert _wait_for(lambda: router.route(MATH).model == "big", 10.0)  # ~3 half-lives suffice
+    assert router.feedback.counts("big")[1].sum() < N_FAILURES / 4  # it was the decay, no new feedback
+    router.close()

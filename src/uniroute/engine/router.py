@@ -63,6 +63,8 @@ _RUNTIME = frozenset(
     }
 )
 EXPLORED_NOTE = "explored: Thompson sample"
+_DECAY_TOLERANCE = 1e-3
+"""Share by which decaying feedback counts may shrink before routing is rebuilt with no new feedback."""
 
 
 class _Candidates:
@@ -759,11 +761,11 @@ class Router:
 
         With ``feedback_refresh > 0`` the route path only reads the last routing
         pool; a daemon thread (started by the first route that finds feedback)
-        rebuilds it when the feedback's ``version`` moved, every
-        ``feedback_refresh`` seconds. Only a missing pool, a changed
-        ``feedback_weight`` or changed validation profiles are rebuilt here, at
-        once. With ``feedback_refresh == 0``, or after :meth:`close`, the rebuild
-        happens here when the version moved (at most once per ``feedback_refresh``).
+        rebuilds it when the feedback's ``version`` moved (or, with a half-life,
+        its counts decayed by 0.1 %), every ``feedback_refresh`` seconds. Only a
+        missing pool, a changed ``feedback_weight`` or changed validation profiles
+        are rebuilt here, at once. With ``feedback_refresh == 0``, or after :meth:`close`, the rebuild
+        happens here when the counts moved (at most once per ``feedback_refresh``).
         """
         source = self._feedback
         weight = self.feedback_weight
@@ -783,14 +785,14 @@ class Router:
         ):
             if background:
                 return built.pool
-            if built.version == source.version or time.monotonic() - built.at < self.feedback_refresh:
+            if not _moved(built, source) or time.monotonic() - built.at < self.feedback_refresh:
                 return built.pool
         return self._rebuild(source, weight, built)
 
     def _refresh_routing(self) -> None:
         """Rebuild the routing pool if the feedback moved (the refresher thread's step)."""
         source, weight, built = self._feedback, self.feedback_weight, self._routing
-        if source is not None and weight != 0 and built is not None and built.version != source.version:
+        if source is not None and weight != 0 and built is not None and _moved(built, source):
             self._rebuild(source, weight, built)
 
     def _rebuild(self, source: Any, weight: float, built: _Routing | None) -> _Pool:
@@ -1210,6 +1212,17 @@ def _refresh_loop(ref: weakref.ref[Router], stop: threading.Event) -> None:
             last, interval = time.monotonic(), 1.0
         del router
         stop.wait(min(max(interval - (time.monotonic() - last), 0.001), 1.0))
+
+
+def _moved(built: _Routing, source: Any) -> bool:
+    """Whether ``source``'s counts moved since ``built``: new feedback, or (with a half-life) decay
+    by more than :data:`_DECAY_TOLERANCE`, which happens with no new feedback at all."""
+    if built.version != source.version:
+        return True
+    half_life = getattr(source, "half_life", None)
+    if half_life is None:
+        return False
+    return time.monotonic() - built.at > -half_life * np.log2(1.0 - _DECAY_TOLERANCE)
 
 
 def _same(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> bool:
