@@ -95,6 +95,18 @@ def test_half_life_decays_counts_lazily():
     np.testing.assert_allclose(no_decay.counts("m", now=1e9)[1], PHI)
 
 
+def test_an_event_older_than_the_counts_is_decayed_to_them():
+    # found by audit F: an event recorded after a newer one (threads, or a timestamped event arriving
+    # late) was added at full weight, so the counts depended on arrival order, unlike Redis's
+    in_order, late = FeedbackLedger(3, half_life=10.0), FeedbackLedger(3, half_life=10.0)
+    for ledger, times in ((in_order, (100.0, 120.0)), (late, (120.0, 100.0))):
+        for at in times:
+            ledger.record("m", PHI, 0.0, now=at)
+    for ledger in (in_order, late):
+        np.testing.assert_allclose(ledger.counts("m", now=120.0)[1], PHI * 1.25)
+        np.testing.assert_allclose(ledger.counts("m", now=120.0)[0], PHI * 1.25)
+
+
 def test_models_beyond_the_cap_drop_the_least_recently_updated_and_count_it(caplog):
     ledger = FeedbackLedger(3, max_models=2)
     ledger.record("a", PHI, 1.0, now=0.0)

@@ -417,6 +417,8 @@ class FeedbackLedger:
             else:
                 self._cells.move_to_end(model)
                 self._decay(cell, now)
+                if self.half_life is not None and now < cell.at:  # older than the counts: weighs less
+                    phi *= 0.5 ** ((cell.at - now) / self.half_life)
             cell.counts += phi
             if error:
                 cell.error_sums += phi * error
