@@ -106,6 +106,24 @@ def test_sync_decays_with_the_states_half_life(toy_router, toy_data, tmp_path, s
 
 
 @pytest.mark.integration
+def test_sync_refuses_counts_stored_with_another_half_life(toy_router, toy_data, tmp_path, server):
+    # found by audit F: replicas decaying with 60 s stored two events as 1 and 2^10 (forward decay);
+    # a state without a half-life read them undecayed and saved 1025 counts for 2 events
+    state = tmp_path / "state"
+    toy_router.record_feedback(MATH, 1.0, model="poet")
+    toy_router.save(state)
+    now = time.time()
+    phi = math_phis(toy_router, toy_data, 1)[0]
+    with RedisFeedbackStore.from_url(server.url, toy_router.feedback_namespace, 2, half_life=60.0) as store:
+        for at in (now - 600, now):
+            store.record("big", phi, 0.0, now=at)
+            assert store.flush(timeout=10)
+    with pytest.raises(InputError, match=r"half_life=60 s .* not None: read them with the replicas'"):
+        run("state", "sync", str(state), "--redis", server.url)
+    assert Router.load(state).feedback.models == ("poet",)  # the state is left as it was
+
+
+@pytest.mark.integration
 def test_sync_refuses_an_empty_namespace_unless_asked(toy_router, tmp_path, server):
     state = tmp_path / "state"
     toy_router.record_feedback(MATH, 1.0, model="poet")

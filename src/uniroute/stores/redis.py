@@ -680,9 +680,17 @@ class RedisFeedbackStore:
         """The shared counts, read now and decayed to ``now``, as an in-memory ledger with this
         store's half-life (to save them into a state: ``uniroute state sync``).
 
-        Raises ``redis.RedisError`` if Redis cannot be read.
+        Raises ``redis.RedisError`` if Redis cannot be read, :class:`~uniroute.InputError` if the
+        namespace's counts were stored with another half-life (they would read as other numbers).
         """
         counts_raw, meta_raw = self._read()
+        stored = meta_raw.get(b"half_life", meta_raw.get("half_life"))
+        if stored is not None and float(stored) != (self.half_life or 0.0):
+            raise InputError(
+                f"namespace {self.namespace!r} holds counts decayed with half_life={float(stored):g} s "
+                f"(0 = no decay), not {self.half_life!r}: read them with the replicas' half-life (the "
+                "state's feedback_half_life)"
+            )
         snapshot = self._parse(counts_raw)
         factor = self._decay(_epoch(meta_raw), now)
         events = self.events_in_store()
