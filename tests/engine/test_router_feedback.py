@@ -14,7 +14,13 @@ import pytest
 
 from uniroute import HashingEmbedder, KMeansClusterMap, Router
 from uniroute.engine.router import EXPLORED_NOTE
-from uniroute.exceptions import InputError, StateError, UnknownModelError, UnrankedAnswerError
+from uniroute.exceptions import (
+    InputError,
+    StateError,
+    UnknownDecisionError,
+    UnknownModelError,
+    UnrankedAnswerError,
+)
 
 MATH = "Arithmetic question: compute 3 plus 4 and answer with the number only."
 POEM = "Poetry request: write a short haiku about snow, with vivid imagery."
@@ -89,8 +95,14 @@ def test_feedback_by_decision_id(toy_data):
     ids = [router.route(p).decision_id for p in math_prompts(toy_data)[:N_FAILURES]]
     assert {router.record_feedback(i, 0) for i in ids} == {"big"}
     assert router.route(MATH).model == "mathbot"
-    with pytest.raises(InputError, match="prompt with model="):
+    # found by audit F: an unknown or expired id was a plain InputError, not the documented
+    # UnknownDecisionError ("feedback for a decision id this process does not know")
+    with pytest.raises(UnknownDecisionError, match="prompt with model="):
         router.record_feedback("0" * 32, 0)
+    router.feedback.decisions.ttl = 0.0
+    time.sleep(0.01)
+    with pytest.raises(UnknownDecisionError, match="unknown or expired"):
+        router.record_feedback(ids[0], 0)
 
 
 def test_feedback_by_id_credits_who_answered_after_a_fallback(toy_data):

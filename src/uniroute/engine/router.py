@@ -15,7 +15,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..exceptions import InputError, NotFittedError, UnknownModelError
+from ..exceptions import InputError, NotFittedError, UnknownDecisionError, UnknownModelError
 from .cache import CachedEmbedder
 from .cluster_maps import ClusterMap, KMeansClusterMap, check_embeddings
 from .decision import Decision, best_index, check_number, lambda_bound, route_scores, short_repr
@@ -677,7 +677,8 @@ class Router:
         Each cluster's counts move by Φ_k(x)·weight; validation profiles stay as they are.
         An id this process does not know is looked up in a shared feedback store (Redis);
         when that store cannot be reached, :class:`~uniroute.FeedbackUnavailableError`
-        says to retry rather than calling the id unknown.
+        says to retry rather than calling the id unknown. An id unknown or expired
+        everywhere raises :class:`~uniroute.UnknownDecisionError` (an ``InputError``).
         """
         if isinstance(target, Decision):
             answered = target.model if model is None else model
@@ -694,7 +695,7 @@ class Router:
             if item is None and lookup is not None:  # remembered by another replica
                 item = lookup(target)
             if item is None:
-                raise InputError(
+                raise UnknownDecisionError(
                     f"decision {short_repr(target)} is unknown or expired (remembered only with "
                     "remember_decisions=True, for 1 h); pass the Decision, or the prompt with "
                     "model= the model that answered"
