@@ -284,6 +284,35 @@ def test_half_life_in_redis_matches_the_in_memory_ledger_at_every_replica(server
         )
 
 
+class Watched(RedisFeedbackStore):
+    """A store that reads ``counts`` right after each attribute a refresh sets: what a router on
+    another thread could read between two of those assignments."""
+
+    seen: list[np.ndarray]
+
+    def __setattr__(self, name: str, value) -> None:
+        super().__setattr__(name, value)
+        if name.startswith("_") and hasattr(self, "seen"):
+            self.seen.append(self.counts("m0", now=self.at)[1])
+
+
+@pytest.mark.integration
+def test_a_refresh_never_shows_a_snapshot_with_another_snapshots_decay_time(server):
+    # before: the snapshot and its decay time t0 were set one after the other, so a read in between
+    # decayed the new counts from the old t0 (0.0 before the first refresh): neither old nor new counts
+    half_life, start = 1e6, 1_000.0
+    stream = timed_events(5, 20, start, 1.0)
+    with Watched.from_url(server.url, "watched", K, half_life=half_life, refresh_interval=3600) as store:
+        store.at, store.seen = start + 30.0, []  # from here on, whichever thread refreshes is watched
+        for m, phi, y, t in stream:
+            store.record(m, phi, y, now=t)
+        assert store.flush(timeout=30) and store.refresh()
+        want = ledger_of(stream, half_life).counts("m0", now=store.at)[1]
+        np.testing.assert_allclose(store.seen[-1], want, rtol=1e-9)
+        for got in store.seen:
+            assert np.allclose(got, 0.0) or np.allclose(got, want, rtol=1e-9), got / want
+
+
 @pytest.mark.integration
 def test_stored_counts_are_renormalised_when_the_exponent_grows(server):
     from uniroute.stores.redis import RENORMALISE_AFTER

@@ -298,9 +298,10 @@ class RedisFeedbackStore:
         # remembered decisions (and who answered them after a fallback) waiting to be sent, in order
         self._shared: deque[_Remembered | _Answered] = deque()
         self._shared_inflight: list[_Remembered | _Answered] | None = None
-        self._snapshot: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        # (snapshot, t0 of its forward decay): replaced as one, so a reader on another thread never
+        # pairs a new snapshot with the old t0 (which reads counts decayed from the wrong time)
+        self._view: tuple[dict[str, tuple[np.ndarray, np.ndarray]], float] = ({}, 0.0)
         self._snapshot_at: float | None = None
-        self._epoch = 0.0  # t0 of the forward decay in the snapshot
         self._events: dict[str, int] | None = None  # per-model event tallies of the snapshot
         # Grows whenever the snapshot changes: a router rebuilds its profiles only when it moved.
         self.version = 0
@@ -576,7 +577,8 @@ class RedisFeedbackStore:
             logger.debug("uniroute feedback: snapshot refresh failed: %s", exc)
             return False
         if changes is not None:
-            self._snapshot, self._events, self._epoch = changes
+            snapshot, self._events, epoch = changes
+            self._view = (snapshot, epoch)
             self.version += 1
         self._snapshot_at = time.monotonic()
         return True
@@ -592,10 +594,10 @@ class RedisFeedbackStore:
                 tallies, meta = pipe.execute()
             events = {_text(model): int(n) for model, n in tallies.items()}
             epoch = _epoch(meta)
-            known = self._events
-            if events == known and epoch == self._epoch:
+            known, (before, before_epoch) = self._events, self._view
+            if events == known and epoch == before_epoch:
                 return None
-            if known is None or epoch != self._epoch:
+            if known is None or epoch != before_epoch:
                 changed = list(events)  # first read, or a renormalisation rescaled every count
             else:
                 changed = [model for model, n in events.items() if known.get(model) != n]
@@ -603,7 +605,7 @@ class RedisFeedbackStore:
             if (float(stamp) if stamp else 0.0) != epoch:
                 continue  # renormalised between the two reads: read again
             cells = np.frombuffer(b"".join(blobs), dtype="<f8").reshape(len(changed), self.n_clusters, 2)
-            snapshot = {model: pair for model, pair in self._snapshot.items() if model in events}
+            snapshot = {model: pair for model, pair in before.items() if model in events}
             for i, model in enumerate(changed):
                 snapshot[model] = (cells[i, :, 0].copy(), cells[i, :, 1].copy())
             return snapshot, events, epoch
@@ -654,10 +656,11 @@ class RedisFeedbackStore:
 
     def counts(self, model: str, now: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(error_sums, counts) of ``model`` in the last snapshot, decayed to ``now``; zeros if none."""
-        pair = self._snapshot.get(model)
+        snapshot, epoch = self._view
+        pair = snapshot.get(model)
         if pair is None:
             return np.zeros(self.n_clusters), np.zeros(self.n_clusters)
-        factor = self._decay(self._epoch, now)
+        factor = self._decay(epoch, now)
         return pair[0] * factor, pair[1] * factor
 
     def profile(
@@ -669,7 +672,7 @@ class RedisFeedbackStore:
     @property
     def models(self) -> tuple[str, ...]:
         """Models with feedback in the last snapshot."""
-        return tuple(self._snapshot)
+        return tuple(self._view[0])
 
     def events_in_store(self) -> dict[str, int]:
         """Feedback events per model as Redis holds them now (a network read; for checks and sync)."""
@@ -753,7 +756,7 @@ class RedisFeedbackStore:
         out["connected"] = not self._down
         age = None if self._snapshot_at is None else time.monotonic() - self._snapshot_at
         out["snapshot_age_s"] = None if age is None else round(age, 3)
-        out["snapshot_models"] = len(self._snapshot)
+        out["snapshot_models"] = len(self._view[0])
         return out
 
 
