@@ -695,10 +695,16 @@ class Router:
             if item is None and lookup is not None:  # remembered by another replica
                 item = lookup(target)
             if item is None:
+                shared = (
+                    ""
+                    if lookup is None
+                    else "; another replica's decision reaches the shared store within its flush_interval, "
+                    "so feedback sent sooner than that finds no decision yet"
+                )
                 raise UnknownDecisionError(
                     f"decision {short_repr(target)} is unknown or expired (remembered only with "
                     "remember_decisions=True, for 1 h); pass the Decision, or the prompt with "
-                    "model= the model that answered"
+                    f"model= the model that answered{shared}"
                 )
             profile, phi = item.credited(target), item.cluster_probs
         elif model is None:
