@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from uniroute.datasets import load_dataset, load_jsonl, load_routerbench, load_split
+from uniroute.datasets import concat, load_dataset, load_jsonl, load_routerbench, load_split
 from uniroute.exceptions import InputError
 
 
@@ -111,6 +111,21 @@ def test_rows_and_select_models_keep_everything_aligned(tmp_path):
     np.testing.assert_array_equal(sub.scores, [[1.0, 0.0]])
     with pytest.raises(InputError, match="unknown model"):
         data.select_models(["zz"])
+
+
+def test_concat_keeps_responses_of_files_that_record_them_for_other_models(tmp_path):
+    """Found comparing loaders with the files: concat raised KeyError: 'm2' when the first file
+    had an 'm2|model_response' column and the second did not (both valid RouterBench CSVs)."""
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text(
+        "sample_id,prompt,m1,m1|total_cost,m1|model_response,m2,m2|total_cost,m2|model_response\n"
+        "a.1,p1,1,0.1,r1,0,0.2,s1\n"
+    )
+    write_routerbench(second, [["b.1", "['p2']", "e", "0", "0.1", "['r2']", "1", "0.2"]])
+    data = concat([load_routerbench(first), load_routerbench(second)])
+    assert data.responses == {"m1": ["r1", "r2"], "m2": ["s1", None]}
+    data = concat([load_routerbench(second), load_routerbench(first)])
+    assert data.responses == {"m1": ["r2", "r1"], "m2": [None, "s1"]}
 
 
 def _record(prompt, **extra):

@@ -96,7 +96,11 @@ class RoutingDataset:
 
 
 def concat(datasets: Sequence[RoutingDataset]) -> RoutingDataset:
-    """Stack datasets over prompts, keeping the models all of them share."""
+    """Stack datasets over prompts, keeping the models all of them share.
+
+    A model's recorded responses are kept if any dataset has them; rows of a dataset
+    without them get None (no response), as an empty response cell does.
+    """
     if not datasets:
         raise InputError("nothing to concatenate")
     shared = [m for m in datasets[0].models if all(m in d.models for d in datasets)]
@@ -104,7 +108,7 @@ def concat(datasets: Sequence[RoutingDataset]) -> RoutingDataset:
         raise InputError("the files share no model")
     parts = [d.select_models(shared) for d in datasets]
     prompts = [p.prompts for p in parts]
-    responses = [p.responses for p in parts]
+    recorded = [m for m in shared if any(m in (p.responses or {}) for p in parts)]
     return RoutingDataset(
         models=tuple(shared),
         scores=np.concatenate([p.scores for p in parts]),
@@ -112,9 +116,10 @@ def concat(datasets: Sequence[RoutingDataset]) -> RoutingDataset:
         prompts=None if any(p is None for p in prompts) else [x for p in prompts for x in p or ()],
         tasks=[t for p in parts for t in p.tasks],
         ids=[i for p in parts for i in p.ids],
-        responses=None
-        if any(r is None for r in responses)
-        else {m: [x for r in responses for x in (r or {})[m]] for m in responses[0] or {}},
+        responses={
+            m: [x for p in parts for x in (p.responses or {}).get(m, [None] * len(p))] for m in recorded
+        }
+        or None,
     )
 
 
