@@ -180,6 +180,29 @@ def test_routerbench_bad_bytes_are_an_input_error_or_skipped(tmp_path):
     assert data.ids == ["a.1"] and data.prompts == ["ok"]
 
 
+def test_routerbench_scores_outside_0_1_and_negative_costs_are_refused(tmp_path):
+    """Found comparing loaders with the files: a RouterBench CSV loaded scores 2.0 and inf and a
+    cost of -0.5 as results, while the JSONL and .npz loaders refuse them (module doc)."""
+    path = tmp_path / "r.csv"
+    write_routerbench(
+        path,
+        [
+            ["a.1", "['ok']", "e", "1.0", "0.1", "", "0.0", "0"],
+            ["a.2", "['high']", "e", "2.0", "0.1", "", "0.0", "0"],
+            ["a.3", "['inf']", "e", "1.0", "0.1", "", "inf", "0"],
+            ["a.4", "['neg']", "e", "1.0", "-0.5", "", "", ""],
+        ],
+    )
+    with pytest.raises(
+        InputError,
+        match=r"3 malformed row\(s\): line 3: score of 'm1' is 2.0, outside \[0, 1\]; "
+        r"line 4: score of 'm2' is inf.*line 5: cost of 'm1' is -0.5, negative",
+    ):
+        load_routerbench(path)
+    with pytest.warns(UserWarning, match="skipped"):
+        assert load_routerbench(path, skip_invalid=True).ids == ["a.1"]
+
+
 def test_duplicate_ids_and_prompts_are_reported_not_fatal(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text(

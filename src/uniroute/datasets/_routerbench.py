@@ -40,6 +40,16 @@ def _float_or_nan(value: str | None) -> float:
     return float(value)
 
 
+def _out_of_range(models: tuple[str, ...], scores: list[float], costs: list[float]) -> str | None:
+    """Why a row's scores or costs cannot be results (a score outside [0, 1], a negative cost), or None."""
+    for model, score, cost in zip(models, scores, costs, strict=True):
+        if not (np.isnan(score) or 0.0 <= score <= 1.0):
+            return f"score of {model!r} is {score}, outside [0, 1]"
+        if cost < 0:
+            return f"cost of {model!r} is {cost}, negative"
+    return None
+
+
 def read_csv_text(path: Path) -> str:
     """The file's text; bytes that are not UTF-8 become lone surrogates, found per row later."""
     return path.read_bytes().decode("utf-8-sig", "surrogateescape")
@@ -58,8 +68,8 @@ def bad_bytes(row: dict[str, str | None]) -> str | None:
 def load_routerbench(path: str | Path, skip_invalid: bool = False) -> RoutingDataset:
     """Read a RouterBench CSV file (see :mod:`uniroute.datasets`).
 
-    Rows with bytes that are not UTF-8 or a score or cost that is not a number
-    raise one :class:`~uniroute.InputError` naming their lines; with
+    Rows with bytes that are not UTF-8, a score or cost that is not a number, a
+    score outside [0, 1] or a negative cost raise one :class:`~uniroute.InputError` naming their lines; with
     ``skip_invalid=True`` they are dropped with a warning.
     """
     path = Path(path)
@@ -83,6 +93,8 @@ def load_routerbench(path: str | Path, skip_invalid: bool = False) -> RoutingDat
             row_costs = [_float_or_nan(row[m + _COST_SUFFIX]) for m in models]
         except (ValueError, TypeError) as exc:
             problem = problem or f"bad score or cost: {exc}"
+        else:
+            problem = problem or _out_of_range(models, row_scores, row_costs)
         if problem:
             problems.append(f"line {line}: {problem}")
             continue
