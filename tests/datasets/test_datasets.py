@@ -71,6 +71,17 @@ def test_malformed_jsonl_lines_are_reported_by_number(tmp_path):
         assert len(load_jsonl(path, skip_invalid=True)) == 2
 
 
+def test_jsonl_negative_costs_are_refused(tmp_path):
+    """Found comparing loaders with odd files: a JSONL cost of -1 was read as a result, while the
+    .npz and RouterBench loaders refuse negative costs."""
+    path = tmp_path / "neg.jsonl"
+    path.write_text(_record("ok") + "\n" + _record("neg", costs={"a": -1}) + "\n")
+    with pytest.raises(InputError, match=r"line 2: cost of 'a' is -1.0, negative"):
+        load_jsonl(path)
+    with pytest.warns(UserWarning, match="skipped"):
+        assert load_jsonl(path, skip_invalid=True).prompts == ["ok"]
+
+
 def test_split_directory_and_unknown_formats(tmp_path):
     for name in ("a_train.jsonl", "a_test.jsonl"):
         (tmp_path / name).write_text(

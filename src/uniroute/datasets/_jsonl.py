@@ -29,6 +29,9 @@ def _check_record(record: Any) -> tuple[Any, dict[str, float], dict[str, float]]
             raise ValueError(f"score of {model!r} is {value}, outside [0, 1]")
         clean_scores[model] = value
     clean_costs = {m: float("nan") if v is None else float(v) for m, v in costs.items()}
+    negative = next((m for m, v in clean_costs.items() if v < 0), None)
+    if negative is not None:
+        raise ValueError(f"cost of {negative!r} is {clean_costs[negative]}, negative")
     return prompt, clean_scores, clean_costs
 
 
