@@ -7,7 +7,14 @@ import warnings
 import numpy as np
 import pytest
 
-from uniroute import HashingEmbedder, KMeansClusterMap, LearnedClusterMap, ModelProfile, Router
+from uniroute import (
+    HashingEmbedder,
+    KMeansClusterMap,
+    LearnedClusterMap,
+    ModelProfile,
+    PrecomputedEmbedder,
+    Router,
+)
 from uniroute.engine.router import NO_TEXT_NOTE
 from uniroute.exceptions import InputError, NotFittedError, UnknownModelError
 
@@ -149,6 +156,24 @@ def test_calibrate_meets_a_cost_budget_and_a_quality_floor(toy_router, toy_data)
         toy_router.calibrate(prompts, max_cost=0.0001)
     with pytest.raises(InputError, match="exactly one"):
         toy_router.calibrate(prompts)
+
+
+def test_calibrate_takes_requests_without_text_as_routing_does():
+    # route_batch gives a request with no text the cluster prior (0.5, 0.5) and never embeds it;
+    # calibrate embedded "" instead (here: no vector for it, so it raised)
+    router = Router(
+        PrecomputedEmbedder({"math": [1.0, 0.0], "poem": [0.0, 1.0]}), KMeansClusterMap(n_clusters=2)
+    )
+    router.fit(["math", "poem"]).add_models(
+        ["math", "poem"], {"big": [1.0, 1.0], "small": [1.0, 0.0]}, {"big": 0.01, "small": 0.001}
+    )
+    image_only = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]
+    traffic = ["math", "", image_only]
+    lam = router.calibrate(traffic, max_cost=0.005)
+    # Ψ(big) = 52/150 in both clusters, Ψ(small) = (0.4, 0.6): on the prior (0.5, 0.5)
+    # small wins past λ = (0.5 - 52/150) / (0.01 - 0.001)
+    assert lam == pytest.approx(23 / 150 / 0.009, rel=1e-6)
+    assert np.mean([d.cost[d.model] for d in router.route_batch(traffic, lam=lam)]) <= 0.005
 
 
 def test_learned_map_router_end_to_end(toy_data):

@@ -1053,10 +1053,6 @@ class Router:
         phi, notes, chars = self._phi_of(list(_prompt_list(prompts, "route_batch")), self._pool.by_length)
         return self._decide(phi, lam, candidates, conservative, notes, costs, explore, rng, chars)
 
-    def _lengths(self, prompts: Sequence[Prompt]) -> np.ndarray | None:
-        """The prompts' lengths, or None when no profile prices by length (nothing to measure)."""
-        return prompt_chars(prompts) if self._pool.by_length else None
-
     def route_embeddings(
         self,
         embeddings: Any,
@@ -1125,9 +1121,9 @@ class Router:
         )
         if len(_prompt_list(prompts, "calibrate")) == 0:
             raise InputError("calibrate needs representative prompts (a sample of real traffic); got none")
-        errors, cand_costs, _ = self.expected_errors(
-            self.embed(prompts), candidates, costs=costs, chars=self._lengths(prompts)
-        )
+        # Φ as route_batch takes it: a prompt with no routing text gets the cluster prior
+        phi, _, chars = self._phi_of(list(prompts), self._pool.by_length)
+        _, _, errors, cand_costs = self._score(phi, candidates, None, costs, chars)
         cand_costs = np.broadcast_to(cand_costs, errors.shape)
         rows = np.arange(len(errors))
 
