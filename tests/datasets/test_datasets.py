@@ -82,6 +82,15 @@ def test_jsonl_negative_costs_are_refused(tmp_path):
         assert load_jsonl(path, skip_invalid=True).prompts == ["ok"]
 
 
+def test_jsonl_null_task_and_id_are_absent_not_the_text_none(tmp_path):
+    # before: "task": null became the task tag "None" and "id": null the id "None"
+    path = tmp_path / "nulls.jsonl"
+    record = {"prompt": "p", "scores": {"a": 1}, "costs": {"a": 0.1}, "task": None, "id": None}
+    path.write_text(json.dumps(record) + "\n" + json.dumps(record | {"task": "t", "id": "x"}) + "\n")
+    data = load_jsonl(path)
+    assert data.tasks == ["", "t"] and data.ids == ["1", "x"]
+
+
 def test_split_directory_and_unknown_formats(tmp_path):
     for name in ("a_train.jsonl", "a_test.jsonl"):
         (tmp_path / name).write_text(

@@ -12,6 +12,11 @@ from ._dataset import RoutingDataset
 from ._lines import read_jsonl
 
 
+def _given(value: Any, default: Any) -> Any:
+    """``value``, or ``default`` when the record leaves it out or gives null (not the text "None")."""
+    return default if value is None else value
+
+
 def _check_record(record: Any) -> tuple[Any, dict[str, float], dict[str, float]]:
     if not isinstance(record, dict):
         raise ValueError("not a JSON object")
@@ -60,6 +65,6 @@ def load_jsonl(path: str | Path, skip_invalid: bool = False) -> RoutingDataset:
         scores=scores,
         costs=costs,
         prompts=[r[2] for r in records],
-        tasks=[str(r[1].get("task", "")) for r in records],
-        ids=[str(raw.get("id", n)) for n, raw, *_ in records],
+        tasks=[str(_given(r[1].get("task"), "")) for r in records],
+        ids=[str(_given(raw.get("id"), n)) for n, raw, *_ in records],
     )
