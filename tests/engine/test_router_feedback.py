@@ -491,3 +491,32 @@ def test_routing_forgets_decayed_feedback_without_new_feedback(toy_data, refresh
     assert _wait_for(lambda: router.route(MATH).model == "big", 10.0)  # ~3 half-lives suffice
     assert router.feedback.counts("big")[1].sum() < N_FAILURES / 4  # it was the decay, no new feedback
     router.close()
+
+
+def test_a_rebuild_that_read_the_counts_before_a_reset_is_never_used(toy_data):
+    # found by audit K: a background rebuild that read 'big''s counts before reset_feedback('big')
+    # swapped its pool in after the reset, so routes went on using the forgotten feedback until the
+    # next refresh (docs/feedback.md: a reset is rebuilt on the route path, at once)
+    from uniroute.engine.feedback import FeedbackLedger
+
+    class ResetDuringRebuild(FeedbackLedger):
+        """Resets 'big' (as another thread would) once a rebuild has read its counts."""
+
+        armed = False
+
+        def counts(self, model, now=None):
+            out = super().counts(model, now)
+            if self.armed and model == "big":
+                self.armed = False
+                router.reset_feedback("big")
+            return out
+
+    router = make_router(toy_data, feedback_refresh=3600)
+    router.use_feedback_store(ResetDuringRebuild(2))
+    fail_big_on_math(router, toy_data)
+    assert router.route(MATH).model == "mathbot"
+    router.record_feedback(POEM, 1.0, model="poet")  # the counts moved: the refresher's next step rebuilds
+    router.feedback.armed = True
+    router._refresh_routing()  # that step, with the reset arriving while it runs
+    assert router.route(MATH).model == "big"
+    router.close()

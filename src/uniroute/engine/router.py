@@ -60,6 +60,7 @@ _RUNTIME = frozenset(
         "_refresher",
         "_refresher_stop",
         "_closed",
+        "_resets",
     }
 )
 EXPLORED_NOTE = "explored: Thompson sample"
@@ -302,6 +303,7 @@ class Router:
         self._refresher: threading.Thread | None = None  # rebuilds the routing pool in the background
         self._refresher_stop: threading.Event | None = None
         self._closed = False
+        self._resets = 0  # counts reset_feedback calls: a rebuild that spans one is not swapped in
 
     def __getstate__(self) -> dict[str, Any]:
         """Arguments and learned state; the lock and caches are rebuilt on unpickling.
@@ -752,7 +754,9 @@ class Router:
                 f"{type(source).__name__} cannot be reset from here; clear its counts in the store"
             )
         source.reset(model)
-        self._routing = None
+        with self._lock:
+            self._resets += 1
+            self._routing = None
 
     @property
     def exploration_cap(self) -> ExplorationCap:
@@ -804,7 +808,7 @@ class Router:
 
     def _rebuild(self, source: Any, weight: float, built: _Routing | None) -> _Pool:
         """Combine validation + feedback; reuses the combined profiles whose counts did not move."""
-        validation = self._pool
+        resets, validation = self._resets, self._pool
         version = source.version  # read first: feedback arriving during the build moves it again
         previous = None
         if built is not None and built.source is source and built.validation is validation:
@@ -821,7 +825,10 @@ class Router:
             else:
                 profiles[name] = combine(validation.profiles[name], error_sums, counts, weight)
         pool = _Pool(profiles)
-        self._routing = _Routing(source, validation, weight, version, time.monotonic(), pool, feedback)
+        routing = _Routing(source, validation, weight, version, time.monotonic(), pool, feedback)
+        with self._lock:
+            if self._resets == resets:  # else it may hold counts a reset_feedback has since forgotten
+                self._routing = routing
         return pool
 
     def _start_refresher(self) -> None:
