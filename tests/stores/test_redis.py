@@ -450,3 +450,29 @@ def test_an_id_looked_up_while_redis_is_down_is_unavailable_not_unknown(toy_rout
     assert router.record_feedback(own.decision_id, 1.0) == own.model  # its own decisions need no lookup
     router.feedback.close(timeout=0.1)
     router.close()
+
+
+@pytest.mark.integration
+def test_close_disconnects_a_client_the_store_made_and_keeps_one_it_was_given(server):
+    # found by audit K: a store made by from_url kept its writer's and reader's connections open
+    # after close() for as long as the object lived (the proxy and the router keep it)
+    admin = redis.Redis.from_url(server.url)
+
+    def others() -> int:
+        """Connections to the server besides the admin's, once the server has seen them close."""
+        deadline = time.monotonic() + 5.0
+        while len(admin.client_list()) > 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return len(admin.client_list()) - 1
+
+    store = RedisFeedbackStore.from_url(server.url, "digest-c", K, refresh_interval=0.01)
+    store.record("m0", np.full(K, 1 / K), 1.0)
+    assert store.flush() and store.refresh()
+    store.close()
+    assert others() == 0
+    given = redis.Redis.from_url(server.url)
+    with RedisFeedbackStore(given, "digest-c", K, start=False) as store:
+        assert store.refresh()
+    assert given.ping()  # the caller's client: still open and usable
+    given.close()
+    admin.close()

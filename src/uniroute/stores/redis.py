@@ -217,7 +217,8 @@ class RedisFeedbackStore:
     Parameters
     ----------
     client : redis.Redis
-        A redis-py client (``redis.Redis(...)``, thread-safe); see :meth:`from_url`.
+        A redis-py client (``redis.Redis(...)``, thread-safe); see :meth:`from_url`. The caller
+        closes it; :meth:`close` closes only a client the store made (:meth:`from_url`).
     namespace : str
         The key prefix of one router state (e.g. its digest): replicas serving the same
         state share it, another state gets another.
@@ -328,6 +329,7 @@ class RedisFeedbackStore:
         self._max_delay = 0.0
         self._down = False
         self._threads: list[threading.Thread] = []
+        self._owns_client = False  # True when from_url made the client: close() then closes it
         if start:
             self.start()
 
@@ -341,7 +343,9 @@ class RedisFeedbackStore:
         client = redis.Redis.from_url(
             url, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0)
         )
-        return cls(client, namespace, n_clusters, **options)
+        store = cls(client, namespace, n_clusters, **options)
+        store._owns_client = True
+        return store
 
     @classmethod
     def for_router(cls, url: str, router: Any, **options: Any) -> RedisFeedbackStore:
@@ -724,7 +728,10 @@ class RedisFeedbackStore:
         return False
 
     def close(self, timeout: float = 5.0) -> None:
-        """Send what is buffered (up to ``timeout`` s), stop the threads; what is left is dropped, logged."""
+        """Send what is buffered (up to ``timeout`` s), stop the threads; what is left is dropped, logged.
+
+        A client made by :meth:`from_url` is closed too (its connections); one given is the caller's.
+        """
         self.flush(timeout)
         self._stop.set()
         self._wake.set()
@@ -738,6 +745,8 @@ class RedisFeedbackStore:
             self._counters["decisions_dropped"] += len(self._shared) + len(self._shared_inflight or ())
             self._shared.clear()
             self._shared_inflight = None
+        if self._owns_client:
+            self.client.close()
         if left:
             logger.error("uniroute feedback: closed with %d events not sent to Redis (dropped)", left)
 
