@@ -51,6 +51,14 @@ def test_registry_and_config() -> None:
         LiteLLMEmbedder.from_config({"model": MODEL, "api_key": "from-a-file"}, {})
 
 
+def test_encoding_without_litellm_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The entry point lists "litellm" in every install; None in sys.modules stands in for one without it.
+    monkeypatch.setitem(sys.modules, "litellm", None)
+    emb = get_embedder("litellm", model=MODEL, dimensions=8)
+    with pytest.raises(ImportError, match=r"pip install 'uniroute\[litellm\]'"):
+        emb.encode(["a prompt"])
+
+
 def test_the_engine_finds_the_litellm_embedder_through_its_entry_point() -> None:
     code = (
         "import sys\n"

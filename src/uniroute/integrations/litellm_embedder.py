@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .._optional import require
 from ..engine.embedders import Embedder, normalize_rows, register_embedder
 from ..exceptions import InputError
 
@@ -92,8 +93,7 @@ class LiteLLMEmbedder(Embedder):
         return True
 
     def _call(self, texts: list[str]) -> np.ndarray:
-        import litellm
-
+        litellm: Any = require("litellm", "litellm")  # imported on first call: the module loads without it
         response = litellm.embedding(model=self.model, input=texts, **self.litellm_kwargs)
         rows = sorted(response.data, key=lambda item: item["index"])
         if len(rows) != len(texts):
