@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -211,3 +212,19 @@ def test_eval_without_prompt_text_compares_against_the_task_router(tmp_path, pro
     assert results["primary"] == "uniroute-tasks"
     compared = results["bootstrap"]["vs"] if protocol == "static" else results["paired_trials"]
     assert "uniroute-tasks" not in compared and "oracle" in compared
+
+
+def test_eval_without_matplotlib_names_the_extra_before_evaluating(tmp_path, make_data, monkeypatch) -> None:
+    from uniroute.evaluation import cli as eval_cli
+
+    def evaluated(args):
+        raise AssertionError("the evaluation ran; its plots then fail and nothing is written")
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    _write(data_dir / "train.jsonl", make_data(30, 0, 5))
+    _write(data_dir / "test.jsonl", make_data(12, 1, 5))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # an install without the [eval] extra
+    monkeypatch.setattr(eval_cli, "evaluate", evaluated)
+    with pytest.raises(ImportError, match=r"pip install 'uniroute\[eval\]'"):
+        _eval(data_dir, tmp_path / "out", tmp_path)

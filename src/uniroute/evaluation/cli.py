@@ -205,10 +205,12 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``uniroute eval``."""
+    from .._optional import require
     from ..engine.files import atomic_write_bytes
     from .plots import deferral_plot, scaling_plot
     from .report import summary_markdown
 
+    require("matplotlib", "eval")  # every run plots: say so before the evaluation, not after it
     out = Path(args.out)
     results = evaluate(args)
     for message in results.get("warnings", []):
