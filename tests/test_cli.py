@@ -185,6 +185,14 @@ def test_help_imports_nothing_heavy():
     assert out.stderr.strip() == "[]"
 
 
+def test_python_dash_m_uniroute_is_the_command_line():
+    out = subprocess.run(
+        [sys.executable, "-m", "uniroute", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "usage: uniroute" in out.stdout and "route one prompt" in out.stdout
+
+
 def test_a_state_whose_embedder_calls_the_network_loads_only_with_allow_network(
     tmp_path, records, capsys, monkeypatch
 ):
