@@ -58,7 +58,7 @@ from ..onboarding.cache import ResponseCache, cache_file
 from ..onboarding.client import complete, response_text
 from ..onboarding.pricing import Prices, call_cost, output_tokens_bound, price_tokens, prompt_tokens
 from ..onboarding.settings import CallSettings, read_model_list, settings_from_deployment
-from .models import ROUTER_KEYS, base_model_prices, deployment_prices
+from .models import PRICE_KEYS, base_model_prices, deployment_prices
 
 if TYPE_CHECKING:
     from ..onboarding.graders import JudgeSettings
@@ -527,7 +527,7 @@ def judge_settings(
     if raw is None:
         return CallSettings(model, **overrides), None
     settings = settings_from_deployment(raw, str(config), **overrides)
-    settings.params = {k: v for k, v in settings.params.items() if k not in ROUTER_KEYS}
+    settings.params = {k: v for k, v in settings.params.items() if k not in PRICE_KEYS}  # priced here
     return settings, deployment_prices(raw, f"{config}: judge {model!r}") or base_model_prices(raw)
 
 

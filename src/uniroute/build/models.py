@@ -15,18 +15,9 @@ from typing import Any
 
 from ..exceptions import InputError
 from ..onboarding.pricing import Prices
-from ..onboarding.settings import (
-    ROUTER_ONLY_KEYS,
-    CallSettings,
-    _env_refs,
-    read_model_list,
-    settings_from_deployment,
-)
+from ..onboarding.settings import CallSettings, _env_refs, read_model_list, settings_from_deployment
 
 PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token")
-# litellm_params that are not arguments of a call: the Router's own, and the prices (a build prices
-# the answers itself)
-ROUTER_KEYS = frozenset({*PRICE_KEYS, *ROUTER_ONLY_KEYS})
 
 
 @dataclass
@@ -125,7 +116,7 @@ def deployments_from_config(
     for i, raw in enumerate(chosen):
         where = f"{path}: {group!r} deployment {i + 1}"
         settings = settings_from_deployment(raw, str(path), **overrides)
-        settings.params = {k: v for k, v in settings.params.items() if k not in ROUTER_KEYS}
+        settings.params = {k: v for k, v in settings.params.items() if k not in PRICE_KEYS}  # priced here
         name = profile_name(raw)
         label = f"{group}[{i + 1}] {settings.model}" + (
             f" @ {settings.api_base}" if settings.api_base else ""
