@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
 import warnings
@@ -66,6 +67,8 @@ _RUNTIME = frozenset(
 EXPLORED_NOTE = "explored: Thompson sample"
 _DECAY_TOLERANCE = 1e-3
 """Share by which decaying feedback counts may shrink before routing is rebuilt with no new feedback."""
+_DECAY_HALF_LIVES = -math.log2(1.0 - _DECAY_TOLERANCE)
+"""The half-lives after which counts have shrunk by :data:`_DECAY_TOLERANCE`."""
 
 
 class _Candidates:
@@ -1232,7 +1235,7 @@ def _moved(built: _Routing, source: Any) -> bool:
     half_life = getattr(source, "half_life", None)
     if half_life is None:
         return False
-    return time.monotonic() - built.at > -half_life * np.log2(1.0 - _DECAY_TOLERANCE)
+    return time.monotonic() - built.at > half_life * _DECAY_HALF_LIVES
 
 
 def _same(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> bool:
