@@ -112,6 +112,25 @@ def test_messages_that_would_make_a_url_be_fetched_are_refused(tmp_path: Path, t
         onboard([given], toy_state, settings, name="new", cost=0.001, progress=False)
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        "Q {prompt} A {response:>999999999}",
+        "Q {prompt} A {response:{reference.__class__}}",
+        "{prompt!r} {response}",
+    ],
+)
+def test_a_judge_template_from_a_file_has_bare_placeholders_only(tmp_path: Path, template: str) -> None:
+    # before, these loaded: the check read only the names, and rendering padded each judge prompt to a GB
+    # (or looked up attributes of the fields the file chose)
+    options = {"model": "openai/judge", "mode": "absolute", "prompt": template}
+    line = {"prompt": "q", "reference": "yes", "grader": "llm_judge", "grader_options": options}
+    path = tmp_path / "val.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    with pytest.raises(InputError, match=r"line 1: .*conversion or format spec; write each as a bare name"):
+        load_validation(path)
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="make-validation"):
         load_validation(tmp_path / "none.jsonl")

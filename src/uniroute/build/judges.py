@@ -133,19 +133,34 @@ class JudgeTemplate:
             raise InputError(f"cannot read judge prompt {path}: {exc}") from exc
 
     def check(self, allowed: Sequence[str], required: Sequence[str]) -> None:
-        """Raise :class:`~uniroute.InputError` on an unknown or a missing required placeholder."""
+        """Raise :class:`~uniroute.InputError` on an unknown, formatted or missing required placeholder."""
         hint = (
             f"a judge prompt may use {', '.join('{' + f + '}' for f in allowed)} "
             f"(required: {', '.join('{' + f + '}' for f in required)}); write literal braces as {{{{ and }}}}"
         )
         try:
-            fields = {f for _, f, _, _ in string.Formatter().parse(self.text) if f is not None}
+            parsed = [
+                (f, spec, conv) for _, f, spec, conv in string.Formatter().parse(self.text) if f is not None
+            ]
         except ValueError as exc:
             raise InputError(f"judge prompt {self.name}: {exc}; {hint}") from exc
+        fields = {f for f, _, _ in parsed}
         unknown = sorted(fields - set(allowed))
         if unknown:
             shown = ", ".join("{" + f + "}" for f in unknown)
             raise InputError(f"judge prompt {self.name}: unknown placeholder(s) {shown}; {hint}")
+        # "{response:>999999999}" or "{response:{reference.__class__}}" would pass a names-only check:
+        # a template (which a validation file may give) has plain placeholders, nothing else.
+        dressed = [
+            "{" + f + ("!" + conv if conv else "") + (":" + spec if spec else "") + "}"
+            for f, spec, conv in parsed
+            if spec or conv
+        ]
+        if dressed:
+            raise InputError(
+                f"judge prompt {self.name}: placeholder(s) {', '.join(dressed)} carry a conversion or "
+                f"format spec; write each as a bare name; {hint}"
+            )
         missing = [f for f in required if f not in fields]
         if missing:
             shown = ", ".join("{" + f + "}" for f in missing)
