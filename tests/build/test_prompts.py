@@ -121,6 +121,20 @@ def test_bad_json_lines_are_named_or_skipped(tmp_path: Path) -> None:
     assert contents(log) == ["good", "fine"] and log.dropped == {"invalid JSON": 2}
 
 
+def test_json_nested_too_deeply_is_a_bad_line_or_text(tmp_path: Path) -> None:
+    # before: a RecursionError out of read_prompt_log (a traceback), even with skip_invalid=True
+    deep = "[" * 100_000 + "]" * 100_000
+    path = write(tmp_path / "log.jsonl", [{"prompt": "good"}, deep, {"messages": deep}])
+    with pytest.raises(InputError, match=r"1 malformed line\(s\): line 2: not valid JSON"):
+        read_prompt_log(path)
+    with pytest.warns(UserWarning, match="line 2"):
+        log = read_prompt_log(path, skip_invalid=True)
+    assert contents(log) == ["good"] and log.dropped == {
+        "invalid JSON": 1,
+        "messages not a non-empty list": 1,
+    }
+
+
 def test_a_log_with_nothing_usable_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no prompt left"):
         read_prompt_log(write(tmp_path / "log.jsonl", [{"prompt": ""}, {"x": 1}]))

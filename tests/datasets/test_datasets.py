@@ -71,6 +71,17 @@ def test_malformed_jsonl_lines_are_reported_by_number(tmp_path):
         assert len(load_jsonl(path, skip_invalid=True)) == 2
 
 
+def test_a_jsonl_line_nested_too_deeply_is_a_malformed_line(tmp_path):
+    # before: a RecursionError out of the loader (a traceback), even with skip_invalid=True
+    path = tmp_path / "deep.jsonl"
+    good = json.dumps({"prompt": "ok", "scores": {"a": 1}, "costs": {"a": 0.1}})
+    path.write_text(good + "\n" + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(InputError, match=r"1 malformed line\(s\): line 2: JSON nested too deeply"):
+        load_jsonl(path)
+    with pytest.warns(UserWarning, match="skipped"):
+        assert len(load_jsonl(path, skip_invalid=True)) == 1
+
+
 def test_jsonl_negative_costs_are_refused(tmp_path):
     """Found comparing loaders with odd files: a JSONL cost of -1 was read as a result, while the
     .npz and RouterBench loaders refuse negative costs."""

@@ -267,6 +267,14 @@ def test_read_validation_tells_a_validation_set_from_results(tmp_path, topics_da
     assert read_validation(results).models == ("a",)
 
 
+def test_read_validation_names_a_first_line_nested_too_deeply(tmp_path):
+    # before: a RecursionError while telling a validation set from results (a traceback)
+    path = tmp_path / "deep.jsonl"
+    path.write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(InputError, match="line 1: JSON nested too deeply"):
+        read_validation(path)
+
+
 def _results_jsonl(path, dataset, rows):
     records = [
         {

@@ -91,7 +91,7 @@ def _maybe_json(value: Any) -> Any:
     if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deeply for Python: text
             return value
     return value
 
@@ -192,7 +192,7 @@ def read_prompt_log(path: str | Path, skip_invalid: bool = False) -> PromptLog:
             log.n_lines += 1
             try:
                 record: Any = json.loads(line)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 if line[:1] in ("{", "["):
                     problems.append(f"line {number}: not valid JSON ({exc})")
                     log.dropped["invalid JSON"] += 1

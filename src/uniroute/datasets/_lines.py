@@ -44,8 +44,8 @@ def settle(path: str | Path, problems: Sequence[str], skip_invalid: bool, what: 
 def read_jsonl(path: str | Path, parse: Callable[[Any, int], Any], skip_invalid: bool = False) -> list[Any]:
     """``parse(record, line_number)`` for each non-blank line of a JSON Lines file.
 
-    Lines that are not UTF-8, not JSON, hold a lone surrogate escape (``"\\ud800"``)
-    or that ``parse`` rejects (``ValueError``/``TypeError``) raise one
+    Lines that are not UTF-8, not JSON (or nested too deeply for Python), hold a lone
+    surrogate escape (``"\\ud800"``) or that ``parse`` rejects (``ValueError``/``TypeError``) raise one
     :class:`~uniroute.InputError` naming their line numbers, or with
     ``skip_invalid=True`` are dropped with a warning.
     """
@@ -69,5 +69,7 @@ def read_jsonl(path: str | Path, parse: Callable[[Any, int], Any], skip_invalid:
                 parsed.append(parse(record, number))
             except (ValueError, TypeError) as exc:
                 errors.append(f"line {number}: {exc}")
+            except RecursionError:
+                errors.append(f"line {number}: JSON nested too deeply")
     settle(path, errors, skip_invalid)
     return parsed

@@ -164,7 +164,7 @@ def _read_one_validation(path: str | Path) -> list[ValidationItem] | RoutingData
             first = next((line for line in handle if line.strip()), "")
         try:
             record = json.loads(first)
-        except ValueError:
+        except (ValueError, RecursionError):
             record = None
         if isinstance(record, dict) and "grader" in record:
             from ..onboarding.validation import load_validation
