@@ -189,6 +189,15 @@ def test_jsonl_bad_bytes_and_lone_surrogates_name_the_line_and_the_fix(tmp_path)
     assert data.prompts == ["fine", "emoji \U0001f600"]
 
 
+@pytest.mark.parametrize("cell", ["[{{}}]", "[" + "-" * 100_000 + "1]", "[1" + "+1" * 100_000 + "]"])
+def test_a_routerbench_cell_that_is_no_literal_is_its_text(tmp_path, cell):
+    # before: TypeError, MemoryError or RecursionError out of the loader (a traceback)
+    path = tmp_path / "x_train.csv"
+    write_routerbench(path, [["a.1", cell, "arc", "1.0", "0.001", cell, "0.0", "0.0002"]])
+    data = load_routerbench(path)
+    assert data.prompts == [cell] and data.responses == {"m1": [cell]}
+
+
 def test_routerbench_bad_bytes_are_an_input_error_or_skipped(tmp_path):
     path = tmp_path / "x_test.csv"
     write_routerbench(

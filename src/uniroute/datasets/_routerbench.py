@@ -21,13 +21,14 @@ _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 def _literal_text(value: str) -> str:
-    """RouterBench stores text as a Python list literal holding strings."""
+    """RouterBench stores text as a Python list literal holding strings; any other cell is the text itself."""
     value = value.strip()
     if not value.startswith("["):
         return value
     try:
         parsed = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
+        # not a literal; "[{{}}]" (a set of a dict), or nesting too deep for Python's parser
         return value
     if isinstance(parsed, (list, tuple)):
         return "\n".join(str(x) for x in parsed)
