@@ -455,8 +455,9 @@ def test_a_hub_model_named_by_a_state_needs_consent(toy_router, tmp_path):
         "model": "someone/model",
     }
     path = write_v1_state(toy_router, tmp_path / "hub", spec, {})
-    with pytest.raises(StateError, match="allow_network=True"):
+    with pytest.raises(StateError, match="allow_network=True") as info:
         Router.load(path)
+    assert "'someone/model'" in str(info.value) and "local path" in str(info.value)
     assert Router.load(path, allow_network=True).embedder.model == "someone/model"
 
 

@@ -133,7 +133,8 @@ class Embedder(metaclass=_DuckTyped):
 
     @classmethod
     def uses_network(cls, config: Mapping[str, Any]) -> bool:
-        """Whether the embedder ``config`` describes sends texts over the network."""
+        """Whether the embedder ``config`` describes reaches beyond a state file: sends texts over
+        the network, or loads a model from the Hub or a path the config names."""
         return False
 
     def state_config(self) -> dict[str, Any]:
@@ -594,10 +595,11 @@ def embedder_from_state(
     if not isinstance(config, dict):
         raise StateError(f"the state's embedder config must be a JSON object, got {type(config).__name__}")
     if cls.uses_network(config) and not allow_network:
-        where = config.get("api_base") or "its provider"
+        where = config.get("api_base") or config.get("model") or "its provider"
         raise StateError(
-            f"the state's embedder {spec.get('id')!r} sends every prompt over the network (to {where}) "
-            "and a state file alone may not decide that. If you trust this state, load it with "
+            f"the state's embedder {spec.get('id')!r} reaches beyond the state file ({where!r}: it may "
+            "send prompts over the network, fetch a model or read a local path), and a state file alone "
+            "may not decide that. If you trust this state, load it with "
             "Router.load(path, allow_network=True) (CLI: --allow-network); or build "
             f"the embedder yourself and pass it: Router.load(path, embedder=get_embedder({kind!r}, ...))"
         )
