@@ -15,6 +15,7 @@ import re
 import typing
 import warnings
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import litellm
@@ -306,12 +307,20 @@ def test_resolve_secret_reads_os_environ_like_litellm(monkeypatch) -> None:
 
 
 class _Failures(CustomLogger):
+    """Keeps LiteLLM's failure log events and, per failed attempt, its deployment hook's kwargs."""
+
     def __init__(self) -> None:
         super().__init__()
         self.events: list[dict] = []
+        self.attempts: list[Mapping] = []
 
     async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
         self.events.append(kwargs)
+
+    async def async_post_call_failure_deployment_hook(
+        self, request_data, exception, call_type, fallback_depth=None
+    ) -> None:
+        self.attempts.append(request_data)
 
 
 async def test_failure_events_name_the_deployment_and_carry_the_metadata() -> None:
@@ -331,6 +340,24 @@ async def test_failure_events_name_the_deployment_and_carry_the_metadata() -> No
         assert any(_compat.failed_deployment(kw) == "bad" for kw in seen.events)
         assert any(_compat.failure_metadata(kw).get("marker") is metadata["marker"] for kw in seen.events)
         assert _compat.failed_deployment({}) is None and _compat.failure_metadata({}) == {}
+    finally:
+        litellm.callbacks[:] = before
+
+
+async def test_the_deployment_hook_names_each_failed_attempt_and_carries_the_metadata() -> None:
+    """Called once per failed attempt, inline (the proxy's failure log comes once per request)."""
+    seen = _Failures()
+    before = list(litellm.callbacks)
+    litellm.callbacks.append(seen)
+    try:
+        metadata = {"marker": object()}
+        router = group(deployment("bad-1", fail=True), deployment("bad-2", fail=True), num_retries=1)
+        with pytest.raises(litellm.RateLimitError):
+            await router.acompletion(model="demo", messages=MESSAGES, metadata=metadata)
+        failed = [_compat.attempt_deployment(kw) for kw in seen.attempts]
+        assert len(failed) == 2 and set(failed) <= {"bad-1", "bad-2"}
+        assert all(_compat.attempt_metadata(kw).get("marker") is metadata["marker"] for kw in seen.attempts)
+        assert _compat.attempt_deployment({}) is None and _compat.attempt_metadata({}) == {}
     finally:
         litellm.callbacks[:] = before
 

@@ -212,6 +212,29 @@ async def test_feedback_on_failure_records_a_weighted_zero(engine: Router) -> No
         litellm.callbacks[:] = before
 
 
+@pytest.mark.parametrize("door", ["sdk", "proxy"])
+async def test_each_failed_attempt_records_one_zero(engine: Router, door: str) -> None:
+    """Two deployments fail in turn: one 0 each. The proxy callback hears an attempt from LiteLLM's
+    deployment hook and from its failure log (in process, once per attempt): it counts once."""
+    before = list(litellm.callbacks)
+    try:
+        if door == "sdk":
+            router = make_router(engine, fail=("mathbot", "big-eu"), feedback_on_failure=True)
+        else:
+            router = litellm.Router(
+                model_list=demo_deployments(("mathbot", "big-eu")), num_retries=2, retry_after=0
+            )
+            ranker = ul.DeploymentRanker(engine, lam=LAM)
+            litellm.callbacks.append(ul.UniRouteProxyRouter(ranker, router, feedback_on_failure=True))
+        response = await router.acompletion(model="demo", messages=user(MATH_PROMPT))
+        assert response._hidden_params["model_id"] == "poet"
+        assert counted(engine, "mathbot") == pytest.approx(ul.FAILURE_WEIGHT)
+        assert counted(engine, "big") == pytest.approx(ul.FAILURE_WEIGHT)
+        assert "poet" not in engine.feedback.models
+    finally:
+        litellm.callbacks[:] = before
+
+
 async def test_proxy_failure_callback_only_when_asked(engine: Router) -> None:
     ranker = ul.DeploymentRanker(engine, lam=LAM)
     request: dict = {"metadata": {}}
@@ -221,8 +244,12 @@ async def test_proxy_failure_callback_only_when_asked(engine: Router) -> None:
     event = {"litellm_params": {"metadata": request["metadata"], "model_info": {"id": "mathbot"}}}
     await ul.UniRouteProxyRouter(ranker).async_log_failure_event(event, None, None, None)
     assert "mathbot" not in engine.feedback.models
+    attempt = {"metadata": request["metadata"], "model_info": {"id": "mathbot"}}
+    await ul.UniRouteProxyRouter(ranker).async_post_call_failure_deployment_hook(attempt, Exception(), None)
+    assert "mathbot" not in engine.feedback.models
     on = ul.UniRouteProxyRouter(ranker, feedback_on_failure=True)
-    await on.async_log_failure_event(event, None, None, None)
+    await on.async_post_call_failure_deployment_hook(attempt, Exception(), None)
+    await on.async_log_failure_event(event, None, None, None)  # the same attempt, logged: not again
     assert counted(engine, "mathbot") == pytest.approx(ul.FAILURE_WEIGHT)
     other = ul.UniRouteProxyRouter(ul.DeploymentRanker(engine, lam=LAM), feedback_on_failure=True)
     await other.async_log_failure_event(event, None, None, None)  # another ranker's request: ignored

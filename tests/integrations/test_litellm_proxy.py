@@ -383,3 +383,32 @@ def test_a_batch_of_feedback_answers_per_event(proxy: dict) -> None:
         assert (
             answer.status_code == 400 and "a list of 1 to 1000 objects" in answer.json()["error"]["message"]
         )
+
+
+def test_each_failed_attempt_records_one_zero(proxy: dict, tmp_path: Path) -> None:
+    """Two deployments fail in turn, then a third answers: with feedback_on_failure, each failed
+    attempt records one 0. Before, LiteLLM's failure log (once per proxy request) gave only the first."""
+    engine = proxy["engine"]
+    assert [_expected(engine, user(MATH_PROMPT), rank=k, group="twice") for k in range(3)] == [
+        "twice-mathbot",
+        "twice-big",
+        "twice-poet",
+    ]
+    config = yaml.safe_load(_test_config(tmp_path).read_text())
+    config["model_list"] += [
+        deployment("twice-mathbot", "mathbot", group="twice", fail=True),
+        deployment("twice-big", "big", group="twice", fail="litellm.InternalServerError"),
+        deployment("twice-poet", "poet", group="twice"),
+    ]
+    config["callback_settings"]["uniroute"]["feedback_on_failure"] = True
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    state = engine.save(tmp_path / "state")
+    with running_proxy(tmp_path / "config.yaml", tmp_path / "proxy.log", _env(state), START_TIMEOUT) as url:
+        client = openai.OpenAI(base_url=url, api_key=MASTER_KEY, max_retries=0, timeout=60)
+        raw = client.chat.completions.with_raw_response.create(model="twice", messages=user(MATH_PROMPT))
+        decision = json.loads(raw.headers["x-uniroute-decision"])
+        assert decision["failed"] == ["twice-mathbot", "twice-big"]
+        assert decision["answered"] == "twice-poet"
+        stats = _stats({"url": url})
+    assert stats["requests"].get("failure_recorded") == 2
+    assert (stats["store_stats"]["events"], stats["store_stats"]["models"]) == (2, 2)

@@ -499,7 +499,28 @@ def resolve_secret(value: Any) -> Any:
 def failed_deployment(kwargs: Mapping[str, Any]) -> str | None:
     """The id of the deployment a failure event is about (``litellm_params.model_info.id``)."""
     params = kwargs.get("litellm_params")
-    info = params.get("model_info") if isinstance(params, Mapping) else None
+    return _model_info_id(params) if isinstance(params, Mapping) else None
+
+
+def attempt_deployment(request_data: Mapping[str, Any]) -> str | None:
+    """The id of the deployment a failed attempt went to (``model_info.id`` of the attempt's kwargs).
+
+    ``request_data`` is what ``CustomLogger.async_post_call_failure_deployment_hook`` gets:
+    LiteLLM calls it once per failed deployment attempt (first try, each retry, each
+    fallback), with the kwargs the Router gave that attempt, metadata included.
+    """
+    return _model_info_id(request_data)
+
+
+def attempt_metadata(request_data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The metadata of a failed attempt's kwargs: ``litellm_metadata`` when the call has it, else
+    ``metadata`` (the Router's own rule for where it writes)."""
+    bucket = request_data.get("litellm_metadata" if "litellm_metadata" in request_data else "metadata")
+    return bucket if isinstance(bucket, Mapping) else {}
+
+
+def _model_info_id(section: Mapping[str, Any]) -> str | None:
+    info = section.get("model_info")
     dep_id = info.get("id") if isinstance(info, Mapping) else None
     return dep_id if isinstance(dep_id, str) else None
 

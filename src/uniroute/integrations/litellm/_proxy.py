@@ -88,8 +88,9 @@ class UniRouteProxyRouter(CustomLogger):
     litellm_router : litellm.Router, optional
         The router whose requests this callback sees (default: the running proxy's).
     feedback_on_failure : bool, default=False
-        Record a 0 for each deployment that fails a request uniroute ranked (LiteLLM's
-        failure callback). Off by default: an error is not a quality signal.
+        Record a 0 for each failed attempt of a request uniroute ranked, for the deployment
+        that failed it (LiteLLM's per-attempt deployment failure hook). Off by default: an
+        error is not a quality signal.
     failure_weight : float, default=0.25
         How many results such a 0 counts as.
     """
@@ -282,17 +283,37 @@ class UniRouteProxyRouter(CustomLogger):
         self.ranker.note_answer(done)
         return decision_headers(done)
 
+    async def async_post_call_failure_deployment_hook(
+        self,
+        request_data: Mapping[str, Any],
+        exception: Exception,
+        call_type: Any,
+        fallback_depth: int | None = None,
+    ) -> None:
+        """With ``feedback_on_failure``: a failed attempt's deployment gets a 0 of weight ``failure_weight``.
+
+        LiteLLM calls this once per failed deployment attempt (first try, each retry, each
+        fallback). Off by default: an error (rate limit, timeout, outage) says little about
+        answer quality, and would teach Ψ about availability, which LiteLLM's cooldowns handle.
+        """
+        if self.feedback_on_failure:
+            self._record_failure(
+                _compat.attempt_metadata(request_data), _compat.attempt_deployment(request_data)
+            )
+
     async def async_log_failure_event(
         self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
-        """With ``feedback_on_failure``: a failed deployment gets a 0 of weight ``failure_weight``.
+        """With ``feedback_on_failure``: the failure LiteLLM logs gets a 0 too, unless the deployment
+        hook above already recorded that attempt.
 
-        Off by default: an error (rate limit, timeout, outage) says little about answer
-        quality, and would teach Ψ about availability, which LiteLLM's cooldowns handle.
+        Through the proxy LiteLLM logs only a request's first failure; this still covers a
+        failure the deployment hook does not see (a stream that fails while it is read).
         """
-        if not self.feedback_on_failure:
-            return
-        metadata, dep_id = _compat.failure_metadata(kwargs), _compat.failed_deployment(kwargs)
+        if self.feedback_on_failure:
+            self._record_failure(_compat.failure_metadata(kwargs), _compat.failed_deployment(kwargs))
+
+    def _record_failure(self, metadata: Mapping[str, Any], dep_id: str | None) -> None:
         if self.ranker.record_failure(metadata, dep_id, self.failure_weight) is not None:
             self.count("failure_recorded")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -387,6 +388,10 @@ class DeploymentRanker:
         # decision_id -> the next ranking of the same request (a retry or fallback); read when the
         # request's response arrives, so kept briefly
         self._next: RecentItems[Record] = RecentItems(max_size=10_000, ttl=600.0)
+        # "decision_id/deployment" of the failures already recorded: LiteLLM may report one failed
+        # attempt twice (its deployment hook and its failure log), and it must count once
+        self._failures: RecentItems[bool] = RecentItems(max_size=10_000, ttl=600.0)
+        self._failures_lock = threading.Lock()
 
     @property
     def engine(self) -> Router:
@@ -423,12 +428,18 @@ class DeploymentRanker:
         """Record a 0 of ``weight`` for ``deployment``, which failed a request this ranker routed.
 
         ``metadata`` is the failed call's; returns the profile credited, or ``None`` when
-        the request was not ranked here or the deployment was not among its candidates.
+        the request was not ranked here, the deployment was not among its candidates, or
+        this failure (the same ranking and deployment: one attempt) was already recorded.
         """
         record = find_decision({"metadata": metadata})
         decision = None if record is None or record.ranker is not self else record.decision
         if decision is None or deployment not in decision.candidates:
             return None
+        key = f"{decision.decision_id}/{deployment}"
+        with self._failures_lock:
+            if self._failures.get(key):
+                return None
+            self._failures.put(key, True)
         return self.router.record_feedback(decision, 0.0, weight=weight, model=deployment)
 
     def latest(self, record: Record) -> Record:
