@@ -15,6 +15,7 @@ from uniroute import (
     PrecomputedEmbedder,
     Router,
 )
+from uniroute.engine.profiles import profile_from_scores
 from uniroute.engine.router import NO_TEXT_NOTE
 from uniroute.exceptions import InputError, NotFittedError, UnknownModelError
 
@@ -174,6 +175,28 @@ def test_calibrate_takes_requests_without_text_as_routing_does():
     # small wins past λ = (0.5 - 52/150) / (0.01 - 0.001)
     assert lam == pytest.approx(23 / 150 / 0.009, rel=1e-6)
     assert np.mean([d.cost[d.model] for d in router.route_batch(traffic, lam=lam)]) <= 0.005
+
+
+def test_add_models_takes_validation_prompts_without_text_on_the_cluster_prior():
+    # a validation result with no text counts on the cluster prior, as routing takes such a
+    # request; add_models weighted it by the embedding of "" (here: the "math" cluster)
+    router = Router(
+        PrecomputedEmbedder({"math": [1.0, 0.0], "poem": [0.0, 1.0], "": [1.0, 0.0]}),
+        KMeansClusterMap(n_clusters=2),
+    )
+    router.fit(["math", "poem"])
+    image_only = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]
+    scores = [1.0, 0.0, 0.0]
+    got = router.add_models(["math", "", image_only], {"m": scores}, {"m": 0.01})[0]
+    prior = router.cluster_map_.cluster_weights_
+    phi = np.vstack([router.cluster_probs(router.embed(["math"])), prior, prior])
+    want = profile_from_scores("m", phi, scores, 0.01, got.prior_strength, reference=prior)
+    np.testing.assert_allclose(got.counts, want.counts)
+    np.testing.assert_allclose(got.error_sums, want.error_sums)
+    one = router.add_model("one", ["", "poem"], [0.0, 1.0], 0.01)
+    phi = np.vstack([prior, router.cluster_probs(router.embed(["poem"]))])
+    want = profile_from_scores("one", phi, [0.0, 1.0], 0.01, one.prior_strength, reference=prior)
+    np.testing.assert_allclose(one.error_sums, want.error_sums)
 
 
 def test_learned_map_router_end_to_end(toy_data):

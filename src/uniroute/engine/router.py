@@ -405,7 +405,10 @@ class Router:
 
     def embed(self, prompts: Iterable[Prompt], progress: bool | None = None) -> np.ndarray:
         """Embed the routing text of each prompt (see :mod:`uniroute.engine.text`)."""
-        texts = [routing_text(p) for p in _prompt_list(prompts, "embed")]
+        return self._encode([routing_text(p) for p in _prompt_list(prompts, "embed")], progress)
+
+    def _encode(self, texts: list[str], progress: bool | None) -> np.ndarray:
+        """Embed texts, in chunks behind a progress bar when there are many."""
         encoder = self.encoder
         if len(texts) <= _BATCH:
             return encoder.encode(texts)
@@ -522,7 +525,9 @@ class Router:
             observed prompts and how it moves per character
             (:func:`~uniroute.engine.profiles.fit_price`).
         embeddings : array, optional
-            Precomputed embeddings of ``prompts`` (skips embedding).
+            Precomputed embeddings of ``prompts`` (skips embedding; used as they are,
+            as :meth:`route_embeddings` does). Without them a prompt with no routing
+            text counts on the cluster prior, as :meth:`route` takes such a request.
         """
         _prompt_list(prompts, "add_models")
         for what, value in (("scores", scores), ("costs", costs)):
@@ -536,15 +541,17 @@ class Router:
             if name not in costs:
                 raise InputError(f"no cost given for model {name!r}; pass costs={{{name!r}: $}}")
         cmap = self._check_fitted()
-        X = self.embed(prompts, progress=progress) if embeddings is None else check_embeddings(embeddings)
-        phi = cmap.predict_proba(X)
-        checked = {name: check_scores(model_scores, len(X), name) for name, model_scores in scores.items()}
+        if embeddings is None:  # Φ as routing takes it: a prompt with no routing text gets the cluster prior
+            phi = self._phi_of(list(prompts), progress=progress)[0]
+        else:
+            phi = cmap.predict_proba(check_embeddings(embeddings))
+        checked = {name: check_scores(model_scores, len(phi), name) for name, model_scores in scores.items()}
         per_prompt = {name: _per_prompt_costs(name, costs[name], s) for name, s in checked.items()}
         chars = None
         if any(c is not None for c in per_prompt.values()):
-            if len(prompts) != len(X):
+            if len(prompts) != len(phi):
                 raise InputError(
-                    f"{len(prompts)} prompts but {len(X)} embeddings: per-prompt costs are priced by "
+                    f"{len(prompts)} prompts but {len(phi)} embeddings: per-prompt costs are priced by "
                     "the prompts' lengths, so give the prompts the embeddings belong to"
                 )
             chars = prompt_chars(prompts)
@@ -997,16 +1004,21 @@ class Router:
         return out
 
     def _phi_of(
-        self, prompts: Sequence[Prompt], with_chars: bool = False
+        self, prompts: Sequence[Prompt], with_chars: bool = False, progress: bool | None = False
     ) -> tuple[np.ndarray, list[str | None], np.ndarray | None]:
-        """Φ of each prompt, its note (no text), and with ``with_chars`` its length in characters."""
+        """Φ of each prompt, its note (no text), and with ``with_chars`` its length in characters.
+
+        A prompt with no routing text gets the cluster prior and is never embedded.
+        ``progress=False`` (the route path) embeds in one call; otherwise as :meth:`embed` does.
+        """
         cmap = self._check_fitted()
         texts, chars = routing_texts(prompts, with_chars)
         has_text = [bool(t) for t in texts]
         phi = np.tile(np.asarray(cmap.cluster_weights_, dtype=np.float32), (len(texts), 1))
         with_text = [t for t in texts if t]
         if with_text:
-            phi[np.array(has_text)] = cmap.predict_proba(self.encoder.encode(with_text))
+            X = self.encoder.encode(with_text) if progress is False else self._encode(with_text, progress)
+            phi[np.array(has_text)] = cmap.predict_proba(X)
         return phi, [None if ok else NO_TEXT_NOTE for ok in has_text], chars
 
     def route(
