@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from uniroute import Router
+from uniroute import HashingEmbedder, Router
 from uniroute.cli import _rewrite_router_option, build_parser, main
 
 
@@ -248,7 +248,7 @@ def _four_corners() -> tuple[np.ndarray, np.ndarray]:
 
 def test_inspect_names_the_maps_an_averaged_map_is_made_of(tmp_path, capsys):
     X, Y = _four_corners()
-    router = Router("hashing").fit_embeddings(X, Y)
+    router = Router(HashingEmbedder(dim=2)).fit_embeddings(X, Y)  # the width of X
     router.save(tmp_path / "state")
     maps = router.cluster_map_.maps_
     assert len(maps) == 3
@@ -263,7 +263,7 @@ def test_inspect_names_the_maps_an_averaged_map_is_made_of(tmp_path, capsys):
 
 def test_inspect_counts_share_and_results_within_each_averaged_map(tmp_path, capsys):
     X, Y = _four_corners()
-    router = Router("hashing").fit_embeddings(X, Y)
+    router = Router(HashingEmbedder(dim=2)).fit_embeddings(X, Y)  # the width of X
     router.add_models(
         [f"p{i}" for i in range(240)], {"a": Y[:, 0], "b": Y[:, 1]}, {"a": 1.0, "b": 2.0}, embeddings=X
     )

@@ -133,6 +133,37 @@ def test_external_embedder_must_be_passed_back(toy_data, tmp_path):
     assert Router.load(path, embedder=PrecomputedEmbedder(table, id="my-table")).is_fitted
 
 
+def _two_wide_router(embedder, cmap):
+    """A router whose map was fitted on 2-wide vectors (not its embedder's) and one profile."""
+    X = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]], dtype=np.float32)
+    router = Router(embedder, cmap).fit_embeddings(X, np.array([[1.0], [1.0], [0.0], [0.0]]))
+    router.add_model_prior("m", 0.01, accuracy=0.5)
+    return router
+
+
+@pytest.mark.parametrize(
+    "cmap", [KMeansClusterMap(n_clusters=2, random_state=0), LearnedClusterMap(n_clusters=2, max_iter=5)]
+)
+def test_a_map_fitted_on_vectors_of_another_width_is_refused_at_load(tmp_path, cmap):
+    # before: it loaded, and every route then raised "X has 256 columns but the cluster map
+    # was fitted on 2; use the embedder the router was fitted with"
+    path = _two_wide_router(HashingEmbedder(), cmap).save(tmp_path / "state")
+    with pytest.raises(EmbedderMismatchError, match=r"fitted on 2-wide embeddings but embedder 'hashing:256"):
+        Router.load(path)
+
+
+def test_a_precomputed_table_of_another_width_is_refused_at_load(tmp_path):
+    table = {"a": [1.0, 0.0], "b": [0.0, 1.0]}
+    router = Router(PrecomputedEmbedder(table), KMeansClusterMap(n_clusters=2)).fit(["a", "b"])
+    path = router.save(tmp_path / "state")
+    assert Router.load(path, embedder=PrecomputedEmbedder(table)).is_fitted
+    with pytest.raises(EmbedderMismatchError, match="gives 3-wide vectors"):
+        Router.load(path, embedder=PrecomputedEmbedder({"a": [1.0, 0.0, 0.0]}))
+    # an empty table knows no width: the state loads and routes embeddings
+    loaded = Router.load(path, embedder=PrecomputedEmbedder({}))
+    assert loaded.cluster_probs(np.eye(2)).shape == (2, 2)
+
+
 def test_unfitted_router_cannot_be_saved(tmp_path):
     with pytest.raises(StateError, match="unfitted"):
         Router(HashingEmbedder()).save(tmp_path / "x")
@@ -300,6 +331,8 @@ def learned_router(toy_data):
         ("kmeans", "cluster_map_cluster_weights", lambda a: -a),
         ("kmeans", "cluster_map_cluster_weights", lambda a: a / 4),
         ("learned", "cluster_map_cluster_weights", lambda a: a[::-1] * 3),
+        # before: loaded (one number per centre), then every route raised a bare ValueError
+        ("kmeans", "cluster_map_cluster_centers", lambda a: a[:, 0]),
     ],
 )
 def test_a_cluster_map_whose_arrays_disagree_is_refused(

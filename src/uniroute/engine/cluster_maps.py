@@ -177,6 +177,17 @@ def map_blocks(cmap: Any) -> list[slice]:
     return [slice(int(e - k), int(e)) for (k, _, _), e in zip(maps, ends, strict=True)]
 
 
+def input_width(cmap: Any) -> int | None:
+    """The width of the embeddings a fitted map takes: its centres' or weights' columns, or
+    scikit-learn's ``n_features_in_``; ``None`` for a map that records none."""
+    for name in ("cluster_centers_", "coef_"):
+        shape: tuple[int, ...] = getattr(getattr(cmap, name, None), "shape", ())
+        if len(shape) == 2:
+            return int(shape[1])
+    width = getattr(cmap, "n_features_in_", None)
+    return None if width is None else int(width)
+
+
 def averaged_maps(cmap: Any) -> str:
     """ "16 soft, 32 soft, 8 soft": the maps an averaged map holds, best first ("" for one map)."""
     maps = getattr(cmap, "maps_", ())
@@ -492,7 +503,7 @@ class KMeansClusterMap(_Params):
         valid = bool(maps) and all(
             k >= 1 and a in ("hard", "soft") and np.isfinite(t) and t > 0 for k, a, t in maps
         )
-        if not valid or sum(k for k, _, _ in maps) != len(centres):
+        if not valid or centres.ndim != 2 or sum(k for k, _, _ in maps) != len(centres):
             raise InputError(
                 f"the K-means map's state is inconsistent: maps of {sizes} clusters, {len(centres)} centres"
             )

@@ -15,7 +15,9 @@ A router state is data, never code or network. Arrays load with
 every number must be finite; the only file a state names must be a regular file
 inside its directory; file sizes are capped; and a state whose embedder sends
 texts over the network (``litellm``) loads only if the caller says so
-(``allow_network=True``) or passes the embedder.
+(``allow_network=True``) or passes the embedder. A state whose cluster map takes
+vectors of another width than its embedder gives is refused
+(:class:`~uniroute.EmbedderMismatchError`): it could route no request.
 
 Every write goes to a temporary file renamed into place, so readers see the old
 state or the new one. ``schema_version`` changes when the layout does; versions 1
@@ -44,7 +46,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 import numpy as np
 
 from ..exceptions import EmbedderMismatchError, InputError, StateError
-from .cluster_maps import CLUSTER_MAPS
+from .cluster_maps import CLUSTER_MAPS, input_width
 from .embedders import embedder_from_state, embedder_to_state
 from .feedback import FeedbackLedger
 from .files import atomic_write_bytes, read_regular_file
@@ -75,6 +77,9 @@ FEEDBACK_SETTINGS = (
 """Router parameters saved under ``"router"`` so a state reloads with the same feedback behaviour;
 a state saved before them loads with the defaults."""
 FEEDBACK_ARRAYS = ("feedback_error_sums", "feedback_counts", "feedback_at")
+_WIDTH_ON_FIRST_USE = frozenset({"sentence-transformers", "litellm"})
+"""Embedder kinds that load a model or call an API to know their width: a state made with one is
+not asked at load (its first route compares the widths)."""
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -445,7 +450,24 @@ def read_state(path: str | Path, embedder: Any = None, *, allow_network: bool = 
         raise EmbedderMismatchError(
             f"{path} was made with embedder {spec['id']!r} but rebuilt {embedder.id!r}"
         )
+    _check_width(path, embedder, cmap)
     return RouterParts(path, embedder, cmap, options, profiles, feedback)
+
+
+def _check_width(path: Path, embedder: Any, cmap: Any) -> None:
+    """Refuse a map fitted on vectors of another width than the embedder gives: it could route
+    no request. An embedder with no vectors yet (an empty precomputed table) is not checked."""
+    width = input_width(cmap)
+    if width is None or getattr(embedder, "kind", None) in _WIDTH_ON_FIRST_USE:
+        return
+    dim = int(embedder.dim)
+    if dim and dim != width:
+        raise EmbedderMismatchError(
+            f"router state {path}: its cluster map was fitted on {width}-wide embeddings but embedder "
+            f"{embedder.id!r} gives {dim}-wide vectors, so it could route no request; load it with "
+            "the embedder whose vectors the map was fitted on (Router.load(path, embedder=...)), or "
+            "fit the router again with this embedder (router.fit(prompts)) and save it"
+        )
 
 
 def __getattr__(name: str) -> Any:
