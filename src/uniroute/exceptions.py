@@ -10,7 +10,7 @@
     │   └── EmbedderMismatchError         a state made with another embedder
     ├── OnboardingError                   an onboarding run that stopped (the state is unchanged)
     ├── GradingError                      a grader that could not decide (the result is missing)
-    └── FeedbackUnavailableError          the shared feedback store is unreachable: retry later
+    └── FeedbackUnavailableError          the shared feedback store is unreachable or closed: retry later
 
 Messages name the bad value and say what to do instead.
 
@@ -84,10 +84,11 @@ class GradingError(UniRouteError):
 
 
 class FeedbackUnavailableError(UniRouteError):
-    """Feedback by id needed the shared feedback store (Redis), which could not be reached.
+    """Feedback needed the shared feedback store (Redis), which could not be reached or is closed.
 
-    The decision may well be known there (another replica routed it), so this is not an
-    :class:`UnknownDecisionError`: send the same feedback again later.
+    By id, the decision may well be known there (another replica routed it), so this is not
+    an :class:`UnknownDecisionError`. A closed store (its replica is shutting down) records
+    nothing more. Either way: send the same feedback again later.
     """
 
 

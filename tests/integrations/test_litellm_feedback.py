@@ -235,6 +235,33 @@ async def test_each_failed_attempt_records_one_zero(engine: Router, door: str) -
         litellm.callbacks[:] = before
 
 
+async def test_a_closed_feedback_store_fails_no_request(engine: Router) -> None:
+    # a closed store refuses feedback (the proxy closes its store at exit): a failure callback's
+    # error stays in LiteLLM's callback logging, the request is answered by another deployment,
+    # and /feedback answers 503 (send it again, to a running replica)
+    redis = pytest.importorskip("redis", reason="the [redis] extra (redis-py) is not installed")
+    from uniroute.integrations.litellm._endpoints import _record
+    from uniroute.stores.redis import RedisFeedbackStore
+
+    store = RedisFeedbackStore(
+        redis.Redis(port=1), "d", len(engine.cluster_map_.cluster_weights_), start=False
+    )
+    engine.use_feedback_store(store)
+    store.close(timeout=0.1)
+    before = list(litellm.callbacks)
+    try:
+        router = make_router(engine, fail=("mathbot",), feedback_on_failure=True)
+        (logger,) = [c for c in litellm.callbacks if c not in before]
+        response = await router.acompletion(model="demo", messages=user(MATH_PROMPT))
+        assert response._hidden_params["uniroute"]["profile"] != "mathbot" and logger.recorded == 0
+    finally:
+        litellm.callbacks[:] = before
+    callback = ul.UniRouteProxyRouter(ul.DeploymentRanker(engine, lam=LAM))
+    decision = engine.route(MATH_PROMPT)
+    status, body = _record(callback, {"decision_id": decision.decision_id, "score": 1})
+    assert status == 503 and "is closed" in body["error"]["message"]
+
+
 async def test_proxy_failure_callback_only_when_asked(engine: Router) -> None:
     ranker = ul.DeploymentRanker(engine, lam=LAM)
     request: dict = {"metadata": {}}

@@ -433,6 +433,33 @@ def test_unsent_decisions_are_counted_at_close(toy_router):
 
 
 @pytest.mark.integration
+def test_a_closed_store_refuses_feedback_and_drops_decisions_without_failing_a_route(server, toy_router):
+    # before: record() after close() was accepted silently, counted as buffered, never sent nor dropped
+    import copy
+
+    from uniroute import FeedbackUnavailableError
+
+    store = RedisFeedbackStore.from_url(server.url, "digest-d", 2)
+    router = copy.deepcopy(toy_router)
+    router.remember_decisions, router.feedback_refresh = True, 0
+    router.use_feedback_store(store)
+    decision = router.route("Poetry request: a haiku about snow.")
+    router.record_feedback(decision, 1.0)
+    store.close()
+    with pytest.raises(FeedbackUnavailableError, match="'digest-d' is closed: the event was not recorded"):
+        router.record_feedback(decision, 1.0)
+    with pytest.raises(FeedbackUnavailableError, match="is closed"):
+        store.record(decision.model, decision.cluster_probs, 0.0)
+    assert router.route("Poetry request: a haiku about rain.").model  # remembering it must not fail
+    stats = store.stats()
+    assert stats["recorded"] == stats["sent"] == 1 and stats["buffered"] == stats["dropped"] == 0
+    assert stats["remembered"] == 1 and stats["decisions_dropped"] == 1
+    with RedisFeedbackStore.from_url(server.url, "digest-d", 2, start=False) as reader:
+        assert reader.events_in_store() == {decision.model: 1}
+    router.close()
+
+
+@pytest.mark.integration
 def test_an_id_looked_up_while_redis_is_down_is_unavailable_not_unknown(toy_router):
     """Another replica may have routed it: the caller must be told to retry, not that the id is bad."""
     import copy

@@ -328,6 +328,7 @@ class RedisFeedbackStore:
         )
         self._max_delay = 0.0
         self._down = False
+        self._closed = False  # close() was called: record() refuses, remember() drops
         self._threads: list[threading.Thread] = []
         self._owns_client = False  # True when from_url made the client: close() then closes it
         if start:
@@ -378,11 +379,19 @@ class RedisFeedbackStore:
         """Queue one feedback event (see :meth:`FeedbackLedger.record`); never waits on Redis.
 
         ``now``: the event's wall-clock time (default: the clock), which the decay counts from.
+        After :meth:`close` it raises :class:`~uniroute.FeedbackUnavailableError`: the event
+        would never be sent.
         """
         if not isinstance(model, str) or not model:
             raise InputError(f"model must be a non-empty profile name, got {model!r}")
         phi, error = check_feedback(cluster_probs, score, weight, self.n_clusters)
         with self._lock:
+            if self._closed:
+                raise FeedbackUnavailableError(
+                    f"the feedback store of namespace {self.namespace!r} is closed: the event was not "
+                    "recorded. Send the feedback again to a running replica, or give the router a new "
+                    "store: router.use_feedback_store(RedisFeedbackStore.for_router(url, router))"
+                )
             if len(self._buffer) >= self.max_buffer:
                 self._buffer.popleft()
                 self._counters["dropped"] += 1
@@ -424,7 +433,12 @@ class RedisFeedbackStore:
         self._share((decision_id, profile or ""), "answers_remembered")
 
     def _share(self, item: _Remembered | _Answered, counter: str) -> None:
+        """Queue ``item`` for the writer; after :meth:`close` count it dropped (this runs on the route
+        path, which must not fail because the store is closed)."""
         with self._lock:
+            if self._closed:
+                self._counters["decisions_dropped"] += 1
+                return
             if len(self._shared) >= self.max_buffer:
                 self._shared.popleft()
                 self._counters["decisions_dropped"] += 1
@@ -731,7 +745,10 @@ class RedisFeedbackStore:
         """Send what is buffered (up to ``timeout`` s), stop the threads; what is left is dropped, logged.
 
         A client made by :meth:`from_url` is closed too (its connections); one given is the caller's.
+        From then on :meth:`record` raises and decisions given to :meth:`remember` are counted dropped.
         """
+        with self._lock:
+            self._closed = True
         self.flush(timeout)
         self._stop.set()
         self._wake.set()
