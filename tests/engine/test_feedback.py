@@ -201,6 +201,18 @@ def test_decision_ids_route_feedback_to_the_chosen_profile():
     assert len(str(unknown.value)) < 300
 
 
+def test_recent_items_merge_oldest_first_and_keep_their_times():
+    mine, theirs = DecisionCache(max_size=3, ttl=60.0), DecisionCache()
+    for key, at in (("a", 1.0), ("c", 5.0)):
+        mine.put(key, key, at)
+    for key, at in (("b", 2.0), ("c", 3.0), ("d", 4.0)):
+        theirs.put(key, key + "'", at)
+    mine.update(theirs)
+    assert mine.evicted == 1 and mine.get("a", now=5.0) is None  # the oldest of either went
+    assert [mine.get(k, now=5.0) for k in "bcd"] == ["b'", "c", "d'"]  # 'c': the newer item
+    assert mine.get("b", now=62.5) is None  # its own time, 2.0, and this map's ttl
+
+
 def test_thompson_samples_the_posterior():
     profiles = [validation_profile("a"), ModelProfile("b", np.array([0.0] * 3), np.array([400.0] * 3), 0.0)]
     draws = np.stack([thompson_errors(profiles, rng) for rng in np.random.default_rng(0).spawn(2000)])

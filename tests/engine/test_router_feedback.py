@@ -466,6 +466,62 @@ def test_a_store_with_another_half_life_is_warned_about(router):
         router.use_feedback_store(FeedbackLedger(2, half_life=60.0))
 
 
+class _Store:
+    """A feedback store that is not a FeedbackLedger (as a shared store is not): the router keeps
+    the decisions it remembers itself."""
+
+    def __init__(self, n_clusters: int):
+        from uniroute.engine.feedback import FeedbackLedger
+
+        self.ledger = FeedbackLedger(n_clusters)
+
+    def record(self, *args, **kwargs):
+        self.ledger.record(*args, **kwargs)
+
+    def counts(self, model, now=None):
+        return self.ledger.counts(model, now)
+
+    def profile(self, validation, feedback_weight=1.0, now=None):
+        return self.ledger.profile(validation, feedback_weight, now)
+
+    @property
+    def version(self):
+        return self.ledger.version
+
+
+def test_decisions_remembered_before_a_store_switch_stay_known_by_id(toy_data):
+    # before: use_feedback_store(new) lost the decisions remembered in the old ledger, so feedback
+    # on a decision made just before the switch raised UnknownDecisionError
+    from uniroute.engine.feedback import FeedbackLedger
+
+    router = make_router(toy_data, remember_decisions=True)
+    first = router.route(MATH)
+    old = router.feedback
+    shared = _Store(2)
+    router.use_feedback_store(shared)  # ledger -> another kind of store
+    second = router.route(POEM)
+    ledger = FeedbackLedger(2)
+    router.use_feedback_store(ledger)  # that store -> a ledger
+    third = router.route(MATH)
+    last = _Store(2)
+    router.use_feedback_store(last)  # and back: every decision made so far is still known
+    for decision in (first, second, third):
+        assert router.record_feedback(decision.decision_id, 1.0) == decision.model
+    assert last.ledger.events == 3 and shared.version == ledger.events == old.events == 0
+    assert len(old.decisions) == 1 and len(ledger.decisions) == 3  # an old ledger keeps what it held
+
+
+def test_a_refit_forgets_the_remembered_decisions(toy_data):
+    router = make_router(toy_data, remember_decisions=True)
+    router.use_feedback_store(_Store(2))
+    decision = router.route(MATH)
+    router.fit(toy_data["prompts"])
+    router.add_models(toy_data["prompts"], toy_data["scores"], toy_data["costs"])
+    router.use_feedback_store(_Store(2))
+    with pytest.raises(UnknownDecisionError):  # its Φ is over the old clusters
+        router.record_feedback(decision.decision_id, 1.0)
+
+
 def test_a_pool_built_from_a_replaced_store_is_never_used(router, toy_data):
     from uniroute.engine.feedback import FeedbackLedger
 

@@ -299,6 +299,21 @@ class RecentItems(Generic[V]):
                 return None
             return item[1]
 
+    def update(self, other: RecentItems[V]) -> None:
+        """Add ``other``'s items with their times; the two merge oldest first (the newer item wins a
+        key both hold), so this map's bounds then drop the oldest of either."""
+        with other._lock:
+            theirs = list(other._items.items())
+        with self._lock:
+            merged = sorted([*self._items.items(), *theirs], key=lambda item: item[1][0])
+            self._items = OrderedDict()
+            for key, value in merged:
+                self._items[key] = value
+                self._items.move_to_end(key)
+            while len(self._items) > self.max_size:
+                self._items.popitem(last=False)
+                self.evicted += 1
+
     def pop(self, key: str) -> V | None:
         """Remove and return the value under ``key`` (None if there is none)."""
         with self._lock:

@@ -444,7 +444,8 @@ class Router:
         with self._lock:
             self._cluster_map = cmap
             self._pool = _Pool({})
-            self._feedback = None  # feedback counts belong to the old clusters
+            self._feedback = None  # feedback counts and remembered decisions belong to the old clusters
+            self._decisions = None
             self._routing = None
         return self
 
@@ -648,6 +649,9 @@ class Router:
         remembered decisions (``remember_decisions=True``), so feedback by id works at
         any replica; with ``remember_answer(decision_id, profile)`` it also shares who
         answered after a fallback (:meth:`remember_answer`).
+
+        The decisions this router remembered stay known by id: they are its own (its
+        clusters, its choices), not the store's. Feedback on them goes to ``store``.
         """
         for attr in ("record", "counts", "profile", "version"):
             if not hasattr(store, attr):
@@ -664,8 +668,23 @@ class Router:
                 stacklevel=2,
             )
         with self._lock:
+            kept = self._remembered()
             self._feedback = store
             self._routing = None
+            if kept is not None and len(kept):
+                if isinstance(store, FeedbackLedger):
+                    target = store.decisions
+                elif self._decisions is kept:
+                    target = kept
+                else:  # out of the old ledger, whose cache stays the ledger's
+                    target = self._decisions = DecisionCache(kept.max_size, kept.ttl)
+                if target is not kept:
+                    target.update(kept)
+
+    def _remembered(self) -> DecisionCache | None:
+        """Where decisions are remembered now (see :meth:`_decision_cache`), without making one."""
+        source = self._feedback
+        return source.decisions if isinstance(source, FeedbackLedger) else self._decisions
 
     def _decision_cache(self) -> DecisionCache:
         source = self.feedback
