@@ -670,6 +670,48 @@ async def test_lambda_per_group(engine: Router) -> None:
     assert cheap._hidden_params["uniroute"]["lambda"] == LAM
 
 
+async def test_a_group_lambda_naming_no_group_is_warned_about_and_applies_once_the_group_exists(
+    engine: Router,
+) -> None:
+    # before: a key naming no model group (a typo) was taken silently and its λ never applied
+    router = litellm.Router(
+        model_list=[*demo_deployments(), deployment("any", "big", group="openai/*")],
+        model_group_alias={"quality": "demo"},
+    )
+    with warnings.catch_warnings():  # a group, an alias and a name the wildcard group takes
+        warnings.simplefilter("error")
+        ul.install(router, engine, group_lam={"demo": 0.0, "quality": 1.0, "openai/gpt-4o": 2.0})
+    with pytest.warns(
+        UserWarning, match=r"group_lam names no model group of the router: \['cheap'\]; known "
+    ):
+        ul.install(router, engine, lam=0.0, group_lam={"cheap": LAM})
+    # a warning, not an error: the group can be added while the router runs, and the λ then applies
+    for profile, dep in IDS.items():
+        router.add_deployment(
+            litellm.types.router.Deployment(**deployment(f"c-{dep}", profile, group="cheap"))
+        )
+    cheap = await router.acompletion(model="cheap", messages=user(MATH_PROMPT))
+    assert cheap._hidden_params["uniroute"]["lambda"] == LAM
+
+
+def test_a_group_lambda_naming_no_group_of_the_proxy_config_is_warned_about(
+    engine: Router, tmp_path, monkeypatch
+) -> None:
+    state = str(engine.save(tmp_path / "state"))
+    config = {
+        "model_list": [*demo_deployments(), deployment("any", "big", group="openai/*")],
+        "router_settings": {"model_group_alias": {"quality": "demo"}},
+    }
+    monkeypatch.setattr(ul._compat, "proxy_config", lambda: config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ul.UniRouteProxyRouter.from_settings(
+            {"state": state, "group_lambda": {"demo": 0, "quality": 1, "openai/gpt-4o": 2}}
+        )
+    with pytest.warns(UserWarning, match=r"group_lambda names no model group of the router: \['demo-x'\]"):
+        ul.UniRouteProxyRouter.from_settings({"state": state, "group_lambda": {"demo-x": 1}})
+
+
 async def test_client_metadata_never_reaches_the_headers(engine: Router) -> None:
     """Item 7: before, a CR/LF in metadata.uniroute_decision went into a response header."""
     callback = ul.UniRouteProxyRouter(ul.DeploymentRanker(engine, lam=LAM))

@@ -8,7 +8,7 @@ import os
 import re
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import litellm
@@ -157,6 +157,8 @@ class UniRouteProxyRouter(CustomLogger):
             raise StateError(f"uniroute proxy router: cannot load router state {path}: {exc}") from exc
         if config is not None:
             ranker.check_prices(list(config.get("model_list") or []))
+            groups, is_group = _config_groups(config)
+            ranker.check_groups(groups, is_group, f"callback_settings.{CONTROL_KEY}.group_lambda")
             _compat.logger.warning(ranker.describe(list(config.get("model_list") or [])))
         on_failure = settings.get("feedback_on_failure", False)
         if not isinstance(on_failure, bool):
@@ -316,6 +318,19 @@ class UniRouteProxyRouter(CustomLogger):
     def _record_failure(self, metadata: Mapping[str, Any], dep_id: str | None) -> None:
         if self.ranker.record_failure(metadata, dep_id, self.failure_weight) is not None:
             self.count("failure_recorded")
+
+
+def _config_groups(config: Mapping[str, Any]) -> tuple[list[str], Callable[[str], bool]]:
+    """The model groups of a proxy config, and whether a name is one of them, an alias of
+    ``router_settings.model_group_alias`` or a name a wildcard group (``openai/*``) takes."""
+    groups = [str(d.get("model_name")) for d in config.get("model_list") or [] if isinstance(d, Mapping)]
+    aliases = (config.get("router_settings") or {}).get("model_group_alias") or {}
+    wildcards = [re.compile(".*".join(map(re.escape, g.split("*")))) for g in groups if "*" in g]
+
+    def is_group(name: str) -> bool:
+        return name in groups or name in aliases or any(w.fullmatch(name) for w in wildcards)
+
+    return groups, is_group
 
 
 def _check_strategy(config: Mapping[str, Any]) -> None:

@@ -13,7 +13,7 @@ import functools
 import math
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -523,6 +523,23 @@ class DeploymentRanker:
                     if value is not None:
                         what = deployment_id(d) or (d.get("litellm_params") or {}).get("model")
                         check_lambda(value, f"{section}.{key} of deployment {what!r} ({d.get('model_name')})")
+
+    def check_groups(self, groups: Iterable[str], is_group: Callable[[str], bool], where: str) -> None:
+        """Warn at start about ``group_lam`` keys that name no model group (nor an alias or a
+        name a wildcard group takes): a typo would leave its λ unused without a word.
+
+        A warning, not an error: groups can be added while running (``litellm.Router``'s
+        ``add_deployment`` / ``set_model_list``; the proxy's ``/model/new`` and models kept in
+        its database, loaded after start), and the key then applies to them.
+        """
+        unknown = sorted(group for group in self.group_lam if not is_group(group))
+        if unknown:
+            message = (
+                f"uniroute: {where} names no model group of the router: {unknown}; known groups: "
+                f"{sorted(set(groups))}. Its λ applies only if such a group is added later; check for a typo"
+            )
+            _compat.logger.warning(message)
+            warnings.warn(message, stacklevel=3)
 
     def routes(self, deployments: Sequence[Mapping[str, Any]]) -> bool:
         """Whether uniroute ranks a group with these deployments (one of them has a profile)."""

@@ -302,7 +302,13 @@ def install(
     if not isinstance(feedback_on_failure, bool):
         raise InputError(f"feedback_on_failure must be True or False, got {feedback_on_failure!r}")
     failures = FailureFeedback(ranker, failure_weight) if feedback_on_failure else None
-    ranker.check_prices(_compat.group_deployments(litellm_router))
+    deployments = _compat.group_deployments(litellm_router)
+    ranker.check_prices(deployments)
+    ranker.check_groups(  # LiteLLM resolves the group's aliases and wildcards
+        (str(d.get("model_name")) for d in deployments),
+        lambda group: bool(_compat.group_deployments(litellm_router, group)),
+        "group_lam",
+    )
     _warn_if_replacing(litellm_router)
     strategy = UniRouteStrategy(litellm_router, ranker)
     if failures is not None:
