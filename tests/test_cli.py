@@ -293,6 +293,22 @@ def test_inspect_runs_many_clusters_down_the_page(tmp_path, records, capsys):
     assert "m0" in out and "mathbot" in out
 
 
+def test_inspect_and_the_onboarding_table_turn_at_the_same_number_of_clusters(state, capsys, monkeypatch):
+    # one threshold for both models × clusters tables (it was defined twice, as _WIDE)
+    from uniroute.onboarding import report
+
+    router = Router.load(state)
+
+    def head() -> list[str]:
+        return report.psi_table(router, router.models[0]).splitlines()[0].split()[:3]
+
+    assert head() == ["cluster", "0", "1"]  # a row per model, a column per cluster
+    monkeypatch.setattr(report, "MAX_CLUSTER_COLUMNS", 1)  # the toy state has 2: down the page
+    assert head() == ["cluster", "n", "m0"]
+    code, out, _ = run(capsys, "inspect", state)
+    assert code == 0 and any(line.split()[:2] == ["cluster", "map"] for line in out.splitlines())
+
+
 def test_a_closed_pipe_ends_the_command_quietly(state):
     """`uniroute inspect STATE | head -1`: the reader leaves early; no traceback, exit status 1."""
     child = subprocess.Popen(

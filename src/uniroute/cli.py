@@ -221,21 +221,19 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-_WIDE = 16
-"""Above this many clusters ``inspect`` runs the clusters down the page (a terminal is narrow)."""
-
-
 def _inspect_table(router: Router) -> str:
     """The models × clusters error table of ``inspect``.
 
     A cluster's share of the training prompts and its *n* (the fewest results any model
     holds there) count within the cluster's own map: a map that averages several gives
     each of its clusters 1/``n_maps_`` of a prompt, so both are scaled back by ``n_maps_``.
-    Up to 16 clusters, one row per model; beyond, one row per cluster and a column per model.
+    Up to ``MAX_CLUSTER_COLUMNS`` (16) clusters, one row per model; beyond, one row per cluster and a
+    column per model.
     """
     import numpy as np
 
     from .engine.cluster_maps import map_blocks
+    from .onboarding.report import MAX_CLUSTER_COLUMNS
 
     cmap = router.cluster_map_
     n_maps = getattr(cmap, "n_maps_", 1)
@@ -244,7 +242,7 @@ def _inspect_table(router: Router) -> str:
     fewest = np.min([p.counts for _, p in models], axis=0) * n_maps if models else share * 0
     blocks = map_blocks(cmap)
     lines = []
-    if len(share) > _WIDE:
+    if len(share) > MAX_CLUSTER_COLUMNS:
         lines.append(f"{'':<6}{'model':<36} {'$/request':>10} {'error':>6} {'n':>6}")
         for j, (name, p) in enumerate(models):
             lines.append(

@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from .runner import OnboardResult
 
 
-_WIDE = 16
-"""Above this many clusters the table runs the clusters down the page (a terminal is narrow)."""
+MAX_CLUSTER_COLUMNS = 16
+"""Up to this many clusters a table of models × clusters gives each cluster a column; beyond, it
+runs the clusters down the page (a terminal is narrow). Shared by ``uniroute inspect``."""
 
 
 def psi_table(profiles: Mapping[str, ModelProfile] | Any, highlight: str, n_maps: int = 1) -> str:
@@ -24,13 +25,14 @@ def psi_table(profiles: Mapping[str, ModelProfile] | Any, highlight: str, n_maps
     ``profiles`` maps model names to profiles, or is a router (its ``profiles``). ``n_maps``:
     the maps an averaged cluster map holds (``KMeansClusterMap.n_maps_``); each of their
     clusters holds 1/``n_maps`` of a prompt, so *n* shows the counts times ``n_maps`` (results).
-    Up to 16 clusters, one row per model; beyond, one row per cluster and a column per model.
+    Up to ``MAX_CLUSTER_COLUMNS`` (16) clusters, one row per model; beyond, one row per cluster and a
+    column per model.
     """
     profiles = getattr(profiles, "profiles", profiles)
     order = [highlight, *sorted(n for n in profiles if n != highlight)]
     counts = profiles[highlight].counts
     shown = counts * n_maps
-    if len(counts) > _WIDE:
+    if len(counts) > MAX_CLUSTER_COLUMNS:
         head = f"{'cluster':<8}{'n':>7}" + "".join(f"{f'm{j}':>7}" for j in range(len(order)))
         lines = [head]
         for k in range(len(counts)):
