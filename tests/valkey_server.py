@@ -55,16 +55,17 @@ class Server:
         raise RuntimeError(f"valkey-server did not answer PING; see {self.folder}/server-*.log")
 
     def _wait_for_ping(self, timeout: float) -> bool:
-        client = redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5)
+        """PING until the server answers; the client is closed here, so no test counts its connection."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is None or self.proc.poll() is not None:
-                return False
-            try:
-                if client.ping():
-                    return True
-            except redis.RedisError:
-                time.sleep(0.05)
+        with redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5) as client:
+            while time.monotonic() < deadline:
+                if self.proc is None or self.proc.poll() is not None:
+                    return False
+                try:
+                    if client.ping():
+                        return True
+                except redis.RedisError:
+                    time.sleep(0.05)
         return False
 
     def kill(self) -> None:
