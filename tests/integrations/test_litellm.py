@@ -731,6 +731,19 @@ async def test_text_completion_carries_the_decision(engine: Router) -> None:
         assert response._hidden_params["uniroute"]["answered"] == expected_id(engine, user(prompt))
 
 
+async def test_responses_api_calls_carry_the_decision(engine: Router) -> None:
+    """Before, responses/aresponses were routed but their response had no decision: LiteLLM
+    carries those calls' metadata under ``litellm_metadata``, not the ``metadata`` read back."""
+    router = make_router(demo_deployments(), engine)
+    for prompt in (MATH_PROMPT, POETRY_PROMPT):
+        want = expected_id(engine, prompt)
+        response = await router.aresponses(model="demo", input=prompt)
+        assert response._hidden_params["uniroute"]["answered"] == want
+        assert ul.record_feedback(router, response, True) == {d: p for p, d in IDS.items()}[want]
+        sync = router.responses(model="demo", input=prompt)
+        assert sync._hidden_params["uniroute"]["answered"] == want
+
+
 # ---- names (issue 13 item 9) ----------------------------------------------------------------
 
 

@@ -212,16 +212,16 @@ async def test_wrap_methods_once_on_the_instance() -> None:
     router = group(deployment("a"))
     calls = Counter()
 
-    def sync_wrapper(method):
+    def sync_wrapper(method, metadata_key):
         def call(*args, **kwargs):
-            calls[method.__name__] += 1
+            calls[method.__name__, metadata_key] += 1
             return method(*args, **kwargs)
 
         return call
 
-    def async_wrapper(method):
+    def async_wrapper(method, metadata_key):
         async def call(*args, **kwargs):
-            calls[method.__name__] += 1
+            calls[method.__name__, metadata_key] += 1
             return await method(*args, **kwargs)
 
         return call
@@ -231,7 +231,11 @@ async def test_wrap_methods_once_on_the_instance() -> None:
     await router.acompletion(model="demo", messages=MESSAGES)
     await router.atext_completion(model="demo", prompt=MATH_PROMPT)
     router.completion(model="demo", messages=MESSAGES)
-    assert calls == {"acompletion": 1, "atext_completion": 1, "completion": 1}
+    assert calls == {
+        ("acompletion", "metadata"): 1,
+        ("atext_completion", "metadata"): 1,
+        ("completion", "metadata"): 1,
+    }
     assert "acompletion" in vars(router) and "acompletion" not in vars(group(deployment("b")))
 
 

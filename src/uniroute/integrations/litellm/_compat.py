@@ -360,20 +360,33 @@ def installed_strategy(litellm_router: Any) -> Any:
     return getattr(litellm_router, _STRATEGY_ATTR, None)
 
 
+#: The router's sync request methods uniroute wraps (each also in its ``a``-prefixed async
+#: form), with the key LiteLLM carries the request's metadata under: the Responses API goes
+#: through the router's generic API path, which keeps it in ``litellm_metadata``.
+REQUEST_METHODS: Mapping[str, Literal["metadata", "litellm_metadata"]] = {
+    "completion": "metadata",
+    "text_completion": "metadata",
+    "embedding": "metadata",
+    "responses": "litellm_metadata",
+}
+
+
 def wrap_methods(
     litellm_router: Any,
-    sync_wrapper: Callable[[Callable[..., Any]], Callable[..., Any]],
-    async_wrapper: Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]],
+    sync_wrapper: Callable[[Callable[..., Any], str], Callable[..., Any]],
+    async_wrapper: Callable[[Callable[..., Awaitable[Any]], str], Callable[..., Awaitable[Any]]],
 ) -> None:
-    """Wrap the router's request methods once (instance attributes; the class is untouched)."""
+    """Wrap the router's request methods once (instance attributes; the class is untouched).
+
+    Each wrapper gets the method and its metadata key (:data:`REQUEST_METHODS`).
+    """
     if getattr(litellm_router, _PATCHED_FLAG, False):
         return
-    for name in ("completion", "text_completion", "embedding", "responses"):
+    for name, key in REQUEST_METHODS.items():
         if callable(getattr(litellm_router, name, None)):
-            setattr(litellm_router, name, sync_wrapper(getattr(litellm_router, name)))
-    for name in ("acompletion", "atext_completion", "aembedding", "aresponses"):
-        if callable(getattr(litellm_router, name, None)):
-            setattr(litellm_router, name, async_wrapper(getattr(litellm_router, name)))
+            setattr(litellm_router, name, sync_wrapper(getattr(litellm_router, name), key))
+        if callable(getattr(litellm_router, "a" + name, None)):
+            setattr(litellm_router, "a" + name, async_wrapper(getattr(litellm_router, "a" + name), key))
     setattr(litellm_router, _PATCHED_FLAG, True)
 
 

@@ -157,9 +157,13 @@ def _metadata_buckets(request_kwargs: Mapping[str, Any]) -> list[Mapping[str, An
     return buckets
 
 
-def writable_metadata(request_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The metadata dict LiteLLM carries through the call (same rule as the Router)."""
-    key = "litellm_metadata" if "litellm_metadata" in request_kwargs else "metadata"
+def writable_metadata(request_kwargs: dict[str, Any], default: str = "metadata") -> dict[str, Any]:
+    """The metadata dict LiteLLM carries through the call (same rule as the Router).
+
+    ``default`` is the key used when the request has no ``litellm_metadata``: the router
+    method's own (``litellm_metadata`` for the Responses API, :data:`_compat.REQUEST_METHODS`).
+    """
+    key = "litellm_metadata" if "litellm_metadata" in request_kwargs else default
     bucket = request_kwargs.get(key)
     if not isinstance(bucket, dict):
         bucket = {}

@@ -176,17 +176,19 @@ def _attach_decision(response: Any, metadata: Mapping[str, Any]) -> Any:
     return response
 
 
-def _recording_sync(method: Callable[..., Any]) -> Callable[..., Any]:
+def _recording_sync(method: Callable[..., Any], metadata_key: str) -> Callable[..., Any]:
     def call(*args: Any, **kwargs: Any) -> Any:
-        metadata = writable_metadata(kwargs)
+        metadata = writable_metadata(kwargs, metadata_key)
         return _attach_decision(method(*args, **kwargs), metadata)
 
     return call
 
 
-def _recording_async(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+def _recording_async(
+    method: Callable[..., Awaitable[Any]], metadata_key: str
+) -> Callable[..., Awaitable[Any]]:
     async def call(*args: Any, **kwargs: Any) -> Any:
-        metadata = writable_metadata(kwargs)
+        metadata = writable_metadata(kwargs, metadata_key)
         return _attach_decision(await method(*args, **kwargs), metadata)
 
     return call
