@@ -115,7 +115,7 @@ def _model_names(deployment: Mapping[str, Any]) -> list[str]:
     """Names a profile may carry for this deployment, most specific first.
 
     ``model_info.id``, ``model_info.base_model`` (LiteLLM's name for the model behind an
-    alias), then ``litellm_params.model`` with and without its provider prefix
+    alias), ``litellm_params.base_model``, then ``litellm_params.model`` with and without its provider prefix
     (``openai/gpt-4-1106-preview`` -> ``gpt-4-1106-preview``).
     """
     info = deployment.get("model_info") or {}
@@ -497,8 +497,9 @@ class DeploymentRanker:
         """The profile of a deployment, or ``None``.
 
         ``model_info.uniroute_profile`` if set, else the first of ``model_info.id``,
-        ``model_info.base_model``, ``litellm_params.model`` and that model without its
-        provider prefix that names a profile. Read afresh: the proxy can edit deployments.
+        ``model_info.base_model``, ``litellm_params.base_model``, ``litellm_params.model`` and
+        that model without its provider prefix that names a profile. Read afresh: the proxy
+        can edit deployments.
         """
         known = self.router.models
         explicit = (deployment.get("model_info") or {}).get("uniroute_profile")
