@@ -199,6 +199,31 @@ def test_add_models_takes_validation_prompts_without_text_on_the_cluster_prior()
     np.testing.assert_allclose(one.error_sums, want.error_sums)
 
 
+def test_fit_leaves_out_training_prompts_without_text():
+    # before: a prompt with no text was fitted as the embedding of "" (here: a third point that
+    # pulled a centre to [1, 1]); routing takes such a request on the cluster prior instead
+    table = {"math": [1.0, 0.0], "poem": [0.0, 1.0], "": [0.7071, 0.7071]}
+    image_only = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]
+    scores = [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [1.0, 1.0]]
+    router = Router(PrecomputedEmbedder(table), KMeansClusterMap(n_clusters=2, random_state=0))
+    with pytest.warns(UserWarning, match="2 of 4 training prompts have no text"):
+        router.fit(["math", "poem", "", image_only], scores)
+    clean = Router(PrecomputedEmbedder(table), KMeansClusterMap(n_clusters=2, random_state=0))
+    clean.fit(["math", "poem"], scores[:2])
+    np.testing.assert_array_equal(router.cluster_map_.cluster_centers_, clean.cluster_map_.cluster_centers_)
+    with pytest.raises(InputError, match="none of the 2 training prompts has text"):
+        router.fit(["", image_only])
+    with pytest.raises(InputError, match="scores has 2 rows for 3 prompts"), pytest.warns(UserWarning):
+        router.fit(["math", "poem", ""], scores[:2])
+
+
+def test_a_route_with_vectors_of_another_width_says_which_embedder_to_give():
+    router = Router(HashingEmbedder(dim=4), KMeansClusterMap(n_clusters=2, random_state=0))
+    router.fit_embeddings(np.eye(2)).add_model_prior("m", 0.01, accuracy=0.5)
+    with pytest.raises(InputError, match=r"has 4 columns .* fitted on 2.*Router.load\(path, embedder=...\)"):
+        router.route("a prompt")
+
+
 def test_learned_map_router_end_to_end(toy_data):
     names = ["mathbot", "poet"]
     y = np.column_stack([toy_data["scores"][m] for m in names])

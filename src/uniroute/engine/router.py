@@ -428,11 +428,36 @@ class Router:
         :class:`KMeansClusterMap` chooses K and hard/soft assignment by cross-validation
         on it and averages the three best maps (without it: one soft map, K = 8), and
         :class:`LearnedClusterMap` needs it.
-        Profiles added before are dropped (they were built on the old clusters).
+        Profiles added before are dropped (they were built on the old clusters). A prompt
+        with no routing text is left out, with a warning: routing puts such a request on the
+        cluster prior, so it cannot shape the clusters.
         """
-        if len(_prompt_list(prompts, "fit")) == 0:
+        texts = [routing_text(p) for p in _prompt_list(prompts, "fit")]
+        if len(texts) == 0:
             raise InputError("fit needs at least one training prompt")
-        X = self.embed(prompts, progress=progress)
+        keep = [i for i, text in enumerate(texts) if text]
+        if not keep:
+            raise InputError(
+                f"none of the {len(texts)} training prompts has text to embed; give prompts with text "
+                "(a string, or chat messages whose content is text)"
+            )
+        if len(keep) < len(texts):
+            warnings.warn(
+                f"uniroute: {len(texts) - len(keep)} of {len(texts)} training prompts have no text and "
+                "are left out of the fit",
+                stacklevel=2,
+            )
+            if scores is not None:
+                try:
+                    scores = np.asarray(scores, dtype=float)
+                except (TypeError, ValueError) as exc:
+                    raise InputError(f"scores must be numbers (1 = correct, NaN = missing): {exc}") from exc
+                if len(scores) != len(texts):
+                    raise InputError(
+                        f"scores has {len(scores)} rows for {len(texts)} prompts; give one row a prompt"
+                    )
+                scores = scores[keep]
+        X = self._encode([texts[i] for i in keep], progress)
         return self.fit_embeddings(X, scores)
 
     def fit_embeddings(self, X: Any, scores: Any = None) -> Router:
