@@ -142,7 +142,8 @@ def check_embeddings(X: Any, name: str = "X", dim: int | None = None) -> np.ndar
     if dim is not None and X.shape[1] != dim:
         raise InputError(
             f"{name} has {X.shape[1]} columns but the cluster map was fitted on {dim}; "
-            "use the embedder the router was fitted with"
+            "embeddings must come from the embedder the map was fitted with (give that embedder to "
+            "Router(...) or Router.load(path, embedder=...), or fit the router again with this one)"
         )
     if not np.isfinite(X).all():
         raise InputError(f"{name} contains NaN or infinite values")
