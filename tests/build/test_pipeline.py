@@ -214,6 +214,21 @@ def test_update_refuses_other_grader_options_so_gradings_do_not_mix(pool: FakePo
     assert run(log, config, tmp_path / "out", update=True).complete
 
 
+@pytest.mark.parametrize("damaged", ["{not json", "[1, 2]", "[" * 100_000])
+def test_update_of_a_build_whose_build_json_is_damaged_says_so(
+    pool: FakePool, tmp_path: Path, damaged: str
+) -> None:
+    # before: a JSONDecodeError, AttributeError or RecursionError traceback
+    log = write_log(tmp_path / "log.jsonl", make_log_rows())
+    config = write_config(tmp_path / "config.yaml", pool.url)
+    run(log, config, tmp_path / "out")
+    (tmp_path / "out" / "build.json").write_text(damaged, encoding="utf-8")
+    calls = pool.total
+    with pytest.raises(InputError, match=r"--update: cannot read .*build\.json .*build into a new --out"):
+        run(log, config, tmp_path / "out", update=True)
+    assert pool.total == calls
+
+
 def test_a_log_without_references_needs_a_judge(pool: FakePool, tmp_path: Path) -> None:
     log = write_log(tmp_path / "log.jsonl", [{"prompt": r["prompt"]} for r in make_log_rows()])
     config = write_config(tmp_path / "config.yaml", pool.url)

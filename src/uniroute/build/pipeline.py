@@ -253,7 +253,16 @@ def _check_same_grading(
     pairwise anchor must all stay. (Builds written before the template or the options
     were recorded are compared on the rest.)
     """
-    before = json.loads((out / META).read_text(encoding="utf-8"))
+    try:
+        before = json.loads((out / META).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        before = exc
+    if not isinstance(before, dict):
+        why = before if isinstance(before, Exception) else f"a JSON {type(before).__name__}, not an object"
+        raise InputError(
+            f"--update: cannot read {out / META} ({why}); restore it from the build that wrote it, "
+            "or build into a new --out"
+        )
     now = {
         "grading": grading,
         "grader options": options,
