@@ -405,6 +405,28 @@ def test_feedback_by_decision_id_works_at_another_replica(server, toy_router):
         router.close()
 
 
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "{not json",
+        "[1]",
+        '{"model": "m0", "profile": null, "at": 1.0}',
+        '{"model": "m0", "profile": null, "at": 1.0, "phi": "%%%"}',
+        '{"model": 7, "profile": null, "at": 1.0, "phi": "AAAAAA=="}',
+        '{"model": "m0", "profile": null, "at": 1.0, "phi": "AHwAfA=="}',
+        "[" * 100_000,
+    ],
+)
+def test_a_damaged_decision_in_redis_is_unknown_not_a_crash(server, stored):
+    # before: json.loads/KeyError/binascii errors (or an infinite Φ, "AHwAfA==") came out of the lookup
+    store = RedisFeedbackStore.from_url(server.url, "digest-d", 2, start=False)
+    try:
+        store.client.set(store._decision_key + "abc", stored)
+        assert store.decision("abc") is None
+    finally:
+        store.close()
+
+
 @pytest.mark.integration
 def test_lookups_in_a_partition_block_once_not_once_per_id():
     """A server that accepts and never answers (a network partition): each lookup would block for the

@@ -473,16 +473,26 @@ class RedisFeedbackStore:
             raise FeedbackUnavailableError(_unreachable(decision_id, type(exc).__name__)) from exc
         if raw is None:
             return None
-        item = json.loads(raw)
-        phi = np.frombuffer(base64.b64decode(item["phi"]), dtype="<f2").astype(np.float64)
-        if phi.shape != (self.n_clusters,):
-            return None  # remembered by a state with other clusters under this namespace
+        try:
+            item = json.loads(raw)
+            phi = np.frombuffer(base64.b64decode(item["phi"], validate=True), dtype="<f2").astype(np.float64)
+            model, profile, at = item["model"], item["profile"], float(item["at"])
+            if not isinstance(model, str) or not (profile is None or isinstance(profile, str)):
+                raise TypeError("model or profile is not a string")
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            logger.warning(
+                "uniroute feedback: decision %s in Redis is malformed (%s); taken as unknown",
+                decision_id,
+                exc,
+            )
+            return None
+        if phi.shape != (self.n_clusters,) or not (np.isfinite(phi).all() and math.isfinite(at)):
+            return None  # remembered by a state with other clusters under this namespace, or damaged
         with self._lock:
             self._counters["decision_hits"] += 1
-        profile = item["profile"]
         if answered is not None:  # a fallback answered: credit it ("" = a model with no profile)
             profile = (answered.decode() if isinstance(answered, bytes) else answered) or None
-        return RememberedDecision(phi, item["model"], profile, float(item["at"]))
+        return RememberedDecision(phi, model, profile, at)
 
     def _take_decisions(self) -> list[_Remembered | _Answered] | None:
         with self._lock:
