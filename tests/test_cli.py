@@ -384,3 +384,24 @@ def test_counts_below_one_are_refused(tmp_path, records, state, capsys, argv, op
     err = capsys.readouterr().err
     least = 0 if option == "--bootstrap" else 1  # --bootstrap 0: no intervals; -1 was taken as 0
     assert exit_.value.code == 2 and f"argument {option}: expected a whole number >= {least}" in err
+
+
+def test_a_missing_extra_is_one_line_naming_the_install_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "redis", None)  # an install without the [redis] extra
+    code, _, err = run(capsys, "state", "sync", tmp_path / "state", "--redis", "redis://localhost:6379/0")
+    assert code == 2
+    assert err.strip() == (
+        "uniroute: error: redis is not installed; this part of uniroute needs it: "
+        "pip install 'uniroute[redis]'"
+    )
+
+
+def test_an_import_error_that_is_not_a_missing_extra_keeps_its_traceback(tmp_path, monkeypatch):
+    from uniroute.stores import cli as stores_cli
+
+    def broken(args):
+        raise ImportError("cannot import name 'helper' from 'uniroute.engine'")  # a bug, not an extra
+
+    monkeypatch.setattr(stores_cli, "_cmd_namespace", broken)
+    with pytest.raises(ImportError, match="cannot import name 'helper'"):
+        main(["state", "namespace", str(tmp_path / "state")])

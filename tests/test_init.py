@@ -20,6 +20,7 @@ def test_public_api_is_pinned():
             "InputError",
             "KMeansClusterMap",
             "LearnedClusterMap",
+            "MissingExtraError",
             "ModelProfile",
             "NotFittedError",
             "OnboardingError",

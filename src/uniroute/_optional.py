@@ -3,8 +3,9 @@
 The core install (``pip install uniroute``) is the engine and the CLI. Each front
 door's SDK comes with an extra (``[litellm]``, ``[langchain]``, ``[proxy]``,
 ``[eval]``, ``[local]``, ``[redis]``); a module that needs one calls :func:`require` at its top,
-so a missing extra is an ``ImportError`` that names the install command instead of
-a bare ``ModuleNotFoundError`` from deep inside.
+so a missing extra is a :class:`~uniroute.exceptions.MissingExtraError` (an ``ImportError``)
+that names the install command instead of a bare ``ModuleNotFoundError`` from deep inside;
+the CLI prints it as one line.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from .exceptions import MissingExtraError
+
 EXTRAS = ("litellm", "langchain", "proxy", "eval", "local", "redis")
 
 
 def require(module: str, extra: str) -> ModuleType:
-    """Import ``module`` and return it, or raise ImportError naming ``uniroute[extra]``.
+    """Import ``module`` and return it, or raise MissingExtraError naming ``uniroute[extra]``.
 
     Parameters
     ----------
@@ -40,7 +43,7 @@ def require(module: str, extra: str) -> ModuleType:
         # fails inside (its own broken import) keeps its own traceback.
         if not (module == missing or module.startswith(missing + ".")):
             raise
-        raise ImportError(
+        raise MissingExtraError(
             f"{module} is not installed; this part of uniroute needs it: pip install 'uniroute[{extra}]'",
             name=module,
         ) from exc

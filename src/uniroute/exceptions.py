@@ -10,7 +10,8 @@
     │   └── EmbedderMismatchError         a state made with another embedder
     ├── OnboardingError                   an onboarding run that stopped (the state is unchanged)
     ├── GradingError                      a grader that could not decide (the result is missing)
-    └── FeedbackUnavailableError          the shared feedback store is unreachable or closed: retry later
+    ├── FeedbackUnavailableError          the shared feedback store is unreachable or closed: retry later
+    └── MissingExtraError (also ImportError) an optional dependency is not installed: names the extra
 
 Messages name the bad value and say what to do instead.
 
@@ -25,10 +26,11 @@ checked by the tests named:
   ``UniRouteChatModel`` raises :class:`InputError`; pydantic's ``ValidationError``
   never reaches the caller (tests/integrations/test_langchain.py).
 * The CLI prints any :class:`UniRouteError` as one line, ``uniroute: error: ...``,
-  and exits with status 2 (tests/test_cli.py).
+  and exits with status 2 (tests/test_cli.py), a :class:`MissingExtraError` included;
+  any other ``ImportError`` (a bug, a broken install) keeps its traceback.
 
-A missing optional dependency is not a uniroute error: it is an ``ImportError``
-that names the extra to install (:func:`uniroute._optional.require`).
+A missing optional dependency is a :class:`MissingExtraError`, also an ``ImportError``
+(what ``import`` raises), that names the extra to install (:func:`uniroute._optional.require`).
 
 ``UnirouteError`` is the old spelling of :class:`UniRouteError` and still works,
 with a ``DeprecationWarning``.
@@ -89,6 +91,13 @@ class FeedbackUnavailableError(UniRouteError):
     By id, the decision may well be known there (another replica routed it), so this is not
     an :class:`UnknownDecisionError`. A closed store (its replica is shutting down) records
     nothing more. Either way: send the same feedback again later.
+    """
+
+
+class MissingExtraError(UniRouteError, ImportError):
+    """An optional dependency is not installed; the message names ``pip install 'uniroute[<extra>]'``.
+
+    Also an ``ImportError``, so ``except ImportError`` around an optional import still catches it.
     """
 
 

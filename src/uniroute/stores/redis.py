@@ -50,14 +50,14 @@ import numpy as np
 from ..engine.decision import Decision, check_number
 from ..engine.feedback import FeedbackLedger, RememberedDecision, check_feedback, combine, profile_of
 from ..engine.profiles import ModelProfile
-from ..exceptions import FeedbackUnavailableError, InputError
+from ..exceptions import FeedbackUnavailableError, InputError, MissingExtraError
 
 try:
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 except ModuleNotFoundError as exc:  # pragma: no cover - exercised without the extra
-    raise ImportError(
+    raise MissingExtraError(
         "redis is not installed; the shared feedback store needs it: pip install 'uniroute[redis]'",
         name="redis",
     ) from exc
