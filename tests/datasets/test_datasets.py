@@ -243,6 +243,48 @@ def test_routerbench_scores_outside_0_1_and_negative_costs_are_refused(tmp_path)
         assert load_routerbench(path, skip_invalid=True).ids == ["a.1"]
 
 
+def test_routerbench_true_false_scores_are_1_and_0(tmp_path):
+    """pandas writes a boolean score column as True/False; those were refused as 'not a number'."""
+    path = tmp_path / "b.csv"
+    write_routerbench(
+        path,
+        [
+            ["a.1", "['p1']", "e", "True", "0.1", "", "false", "0.2"],
+            ["a.2", "['p2']", "e", " FALSE ", "0.1", "", "", "0.2"],
+        ],
+    )
+    np.testing.assert_array_equal(load_routerbench(path).scores, [[1.0, 0.0], [0.0, np.nan]])
+    write_routerbench(path, [["a.1", "['p1']", "e", "yes", "0.1", "", "1", "0.2"]])
+    with pytest.raises(
+        InputError, match="line 2: bad score or cost: could not convert string to float: 'yes'"
+    ):
+        load_routerbench(path)
+
+
+def _write_csv(path, header, row):
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows([header, row])
+
+
+def test_routerbench_a_model_without_its_cost_or_score_column_is_named_not_dropped(tmp_path):
+    path = tmp_path / "h.csv"
+    _write_csv(
+        path, ["prompt", "m1", "m1|total_cost", "m2", "m2|model_response"], ["p", "1", "0.1", "0", "r"]
+    )
+    with pytest.raises(
+        InputError, match=r"\['m2'\] have a '\|model_response' column but no cost; add \['m2\|total_cost'\]"
+    ):
+        load_routerbench(path)
+    _write_csv(path, ["prompt", "m1", "m1|total_cost", "m2|total_cost"], ["p", "1", "0.1", "0.2"])
+    with pytest.raises(InputError, match=r"\['m2\|total_cost'\] have no score column; add \['m2'\]"):
+        load_routerbench(path)
+    # Columns that are not the format's (an oracle, a pandas index) are no model and stay ignored.
+    _write_csv(
+        path, ["", "prompt", "oracle_model_to_route_to", "m1", "m1|total_cost"], ["0", "p", "m1", "1", "0.1"]
+    )
+    assert load_routerbench(path).models == ("m1",)
+
+
 def test_duplicate_ids_and_prompts_are_reported_not_fatal(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text(

@@ -5,8 +5,8 @@ name (the CLI's ``--format`` choices) to its loader; importing it reads no data
 library, so the CLI can list the formats instantly.
 
 ``routerbench``
-    RouterBench CSV (``prompt`` as a Python list literal, ``<model>`` 0/1 with empty
-    cells = missing, ``<model>|total_cost``, ``<model>|model_response``, ``eval_name``).
+    RouterBench CSV (``prompt`` as a Python list literal, ``<model>`` 0/1 or True/False
+    with empty cells = missing, ``<model>|total_cost``, ``<model>|model_response``, ``eval_name``).
 ``jsonl``
     One JSON object a line: ``{"prompt": str, "scores": {model: s in [0, 1]},
     "costs": {model: $}, "task": str}``; ``messages`` (chat format) may replace

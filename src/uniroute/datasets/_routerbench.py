@@ -7,6 +7,7 @@ import csv
 import io
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +36,40 @@ def _literal_text(value: str) -> str:
     return str(parsed)
 
 
+_BOOLEANS = {"true": 1.0, "false": 0.0}
+
+
 def _float_or_nan(value: str | None) -> float:
     if value is None or value.strip() == "":
         return float("nan")
     return float(value)
+
+
+def _score(value: str | None) -> float:
+    """A score cell: a number, ``True``/``False`` (a boolean column written by pandas) as 1/0, empty = NaN."""
+    boolean = _BOOLEANS.get((value or "").strip().lower())
+    return _float_or_nan(value) if boolean is None else boolean
+
+
+def _half_models(path: Path, header: Sequence[str]) -> None:
+    """Refuse a model with a score column but no cost column, or a cost column but no score column.
+
+    Only the format's own sibling columns mark a model (``<model>|model_response``,
+    ``<model>|total_cost``), so other extra columns (``oracle_model_to_route_to``, an index) stay ignored.
+    """
+    columns = set(header)
+    costless = [c for c in header if c + _RESPONSE_SUFFIX in columns and c + _COST_SUFFIX not in columns]
+    scoreless = [c for c in header if c.endswith(_COST_SUFFIX) and c[: -len(_COST_SUFFIX)] not in columns]
+    if costless:
+        raise InputError(
+            f"{path}: model column(s) {costless} have a '|model_response' column but no cost; add "
+            f"{[c + _COST_SUFFIX for c in costless]} ($ per row), or remove the model's columns"
+        )
+    if scoreless:
+        raise InputError(
+            f"{path}: cost column(s) {scoreless} have no score column; add "
+            f"{[c[: -len(_COST_SUFFIX)] for c in scoreless]} (0/1, empty = missing), or remove them"
+        )
 
 
 def _out_of_range(models: tuple[str, ...], scores: list[float], costs: list[float]) -> str | None:
@@ -69,9 +100,12 @@ def bad_bytes(row: dict[str, str | None]) -> str | None:
 def load_routerbench(path: str | Path, skip_invalid: bool = False) -> RoutingDataset:
     """Read a RouterBench CSV file (see :mod:`uniroute.datasets`).
 
-    Rows with bytes that are not UTF-8, a score or cost that is not a number, a
-    score outside [0, 1] or a negative cost raise one :class:`~uniroute.InputError` naming their lines; with
-    ``skip_invalid=True`` they are dropped with a warning.
+    A score cell is a number or ``True``/``False`` (any case: 1/0); empty is missing. Rows with
+    bytes that are not UTF-8, a score or cost that is not a number, a score outside [0, 1] or a
+    negative cost raise one :class:`~uniroute.InputError` naming their lines; with
+    ``skip_invalid=True`` they are dropped with a warning. A model with a score column and a
+    ``|model_response`` column but no ``|total_cost`` column (or a cost column but no score column)
+    is an InputError, not a model silently left out.
     """
     path = Path(path)
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -79,8 +113,8 @@ def load_routerbench(path: str | Path, skip_invalid: bool = False) -> RoutingDat
     header = reader.fieldnames or []
     if "prompt" not in header:
         raise InputError(f"{path}: no 'prompt' column; is this a RouterBench CSV?")
+    _half_models(path, header)
     models = tuple(c[: -len(_COST_SUFFIX)] for c in header if c.endswith(_COST_SUFFIX))
-    models = tuple(m for m in models if m in header)
     if not models:
         raise InputError(f"{path}: no '<model>' and '<model>|total_cost' column pairs found")
     prompts, tasks, ids, scores, costs, problems = [], [], [], [], [], []
@@ -90,7 +124,7 @@ def load_routerbench(path: str | Path, skip_invalid: bool = False) -> RoutingDat
         line, first_line = first_line, reader.line_num + 1
         problem = bad_bytes(row)
         try:
-            row_scores = [_float_or_nan(row[m]) for m in models]
+            row_scores = [_score(row[m]) for m in models]
             row_costs = [_float_or_nan(row[m + _COST_SUFFIX]) for m in models]
         except (ValueError, TypeError) as exc:
             problem = problem or f"bad score or cost: {exc}"
