@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,10 @@ def test_a_log_with_nothing_usable_is_an_error(tmp_path: Path) -> None:
         read_prompt_log(write(tmp_path / "log.jsonl", [{"prompt": ""}, {"x": 1}]))
     with pytest.raises(InputError, match="no prompt log at"):
         read_prompt_log(tmp_path / "missing.jsonl")
+    # `uniroute build --prompts DIR` said 'no prompt log at DIR'
+    directory = f"^{re.escape(str(tmp_path))} "
+    with pytest.raises(InputError, match=directory + "is a directory; expected a prompt log"):
+        read_prompt_log(tmp_path)
 
 
 def test_tool_results_are_left_out_with_the_tool_calls(tmp_path: Path) -> None:

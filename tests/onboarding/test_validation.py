@@ -136,6 +136,13 @@ def test_missing_file(tmp_path: Path) -> None:
         load_validation(tmp_path / "none.jsonl")
 
 
+def test_a_directory_is_named_a_directory_not_a_missing_file(tmp_path: Path) -> None:
+    """`uniroute onboard --validation BUILD_DIR` said 'no validation file at BUILD_DIR'."""
+    directory = f"^{re.escape(str(tmp_path))} "
+    with pytest.raises(InputError, match=directory + "is a directory; expected a validation set"):
+        load_validation(tmp_path)
+
+
 def test_duplicate_ids_are_made_unique_not_fatal(tmp_path: Path) -> None:
     path = tmp_path / "dup.jsonl"
     records = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import numpy as np
@@ -235,6 +236,15 @@ def test_read_prompts_formats(tmp_path):
     assert read_prompts(path) == ["one", "two", "three", "four, as plain text"]
     with pytest.raises(InputError, match="no prompts file"):
         read_prompts(tmp_path / "missing.jsonl")
+
+
+def test_a_directory_as_prompts_or_validation_is_named_a_directory(tmp_path):
+    """`uniroute report --prompts DIR` / `--validation DIR` said there was no such file."""
+    directory = f"^{re.escape(str(tmp_path))} "
+    with pytest.raises(InputError, match=directory + "is a directory; expected prompts"):
+        read_prompts(tmp_path)
+    with pytest.raises(InputError, match=directory + "is a directory; expected a validation set"):
+        read_validation(tmp_path)
 
 
 def test_read_prompts_reads_a_log_as_uniroute_build_does(tmp_path):

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..datasets._lines import has_lone_surrogate, settle
+from ..engine.files import refuse_directory
 from ..exceptions import InputError
 
 REDACTED = "redacted-by-litellm"
@@ -177,6 +178,7 @@ def read_prompt_log(path: str | Path, skip_invalid: bool = False) -> PromptLog:
         ``skip_invalid``); no prompt left.
     """
     path = Path(path)
+    refuse_directory(path, "a prompt log (JSONL or text lines)")
     if not path.is_file():
         raise InputError(
             f"no prompt log at {path}; give a JSONL request log, a spend-log export or text lines"

@@ -37,6 +37,17 @@ def file_kind(mode: int) -> str:
     return "a regular file" if stat.S_ISREG(mode) else _KINDS.get(stat.S_IFMT(mode), "not a regular file")
 
 
+def refuse_directory(path: Path, what: str) -> None:
+    """Raise :class:`~uniroute.InputError` if ``path`` is a directory where ``what`` (a file) is expected.
+
+    Called before a reader's "no such file" check, which would call an existing directory missing.
+    """
+    if path.is_dir():
+        raise InputError(
+            f"{path} is a directory; expected {what}, a file: give a file's path, e.g. one in it"
+        )
+
+
 def _existing_mode(path: Path) -> int | None:
     """The mode of the regular file at ``path`` (symlinks followed), None if nothing is there."""
     try:

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..datasets import RoutingDataset, read_jsonl, unique_ids
 from ..engine.cluster_maps import hard_clusters, sample_per_cluster
-from ..engine.files import atomic_write_bytes
+from ..engine.files import atomic_write_bytes, refuse_directory
 from ..engine.text import Prompt
 from ..exceptions import InputError
 from .graders import ExtractingGrader, make_grader
@@ -146,6 +146,7 @@ def load_validation(path: str | Path, skip_invalid: bool = False) -> list[Valida
     With ``skip_invalid=True`` they are dropped with a warning instead.
     """
     path = Path(path)
+    refuse_directory(path, "a validation set (JSONL)")
     if not path.is_file():
         raise InputError(f"no validation file at {path}; make one with `uniroute make-validation`")
     items = read_jsonl(path, _parse_item, skip_invalid)

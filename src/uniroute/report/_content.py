@@ -22,6 +22,7 @@ import numpy as np
 
 from ..engine.cluster_maps import averaged_maps, hard_clusters, map_blocks
 from ..engine.decision import best_index, lambda_sweep, route_scores
+from ..engine.files import refuse_directory
 from ..engine.text import Prompt, prompt_chars, routing_text
 from ..exceptions import InputError
 
@@ -119,6 +120,7 @@ def read_prompts(path: str | Path) -> list[Prompt]:
     report given the log a build read describes the traffic that build's report did.
     """
     path = Path(path)
+    refuse_directory(path, "prompts (JSONL or text lines)")
     if not path.is_file():
         raise InputError(f"no prompts file at {path}; give a JSONL log or a text file of prompts")
     if path.suffix in (".csv", ".npz"):
@@ -157,6 +159,7 @@ def read_validation(*paths: str | Path) -> list[ValidationItem] | RoutingDataset
 
 def _read_one_validation(path: str | Path) -> list[ValidationItem] | RoutingDataset:
     path = Path(path)
+    refuse_directory(path, "a validation set (JSONL, or routing data such as a RouterBench CSV)")
     if not path.is_file():
         raise InputError(f"no validation file at {path}")
     if path.suffix in (".jsonl", ".json"):
