@@ -353,3 +353,28 @@ def test_onboard_calls_the_judge_that_judge_config_names(
     assert not [w for w in caught if "judges" in str(w.message)]  # the verdict cache was closed
     assert "newbie: 10 of 10 prompts graded, accuracy 0.500" in capsys.readouterr().out
     assert judge.total_calls == 10 and model.total_calls == 10
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("section", ["model_info", "litellm_params"])
+def test_onboard_prices_a_config_deployment_as_a_build_does(
+    section: str, servers: tuple[Any, Any], toy_state: Path, toy_items: list[ValidationItem], tmp_path: Path
+) -> None:
+    """`uniroute onboard --config` ignored the deployment's per-token prices, which `uniroute build`
+    uses: a model LiteLLM does not price was refused ('pass --cost'), another got LiteLLM's price."""
+    from uniroute.onboarding import save_validation
+
+    _, model = servers
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "model_list:\n  - model_name: newbie\n    litellm_params:\n      model: openai/newbie\n"
+        f"      api_base: {model.url}\n      api_key: os.environ/FAKE_KEY\n"
+        + ("    model_info:\n" if section == "model_info" else "")
+        + "      input_cost_per_token: 0.001\n      output_cost_per_token: 0.002\n",
+        encoding="utf-8",
+    )
+    validation = save_validation(toy_items[:6], tmp_path / "validation.jsonl")
+    args = ["onboard", str(toy_state), "newbie", "--config", str(config), "--validation", str(validation)]
+    assert main([*args, "--name", "newbie", "--no-progress"]) == 0
+    per_call = 10 * 0.001 + 1 * 0.002  # the fake's usage: 10 prompt and 1 completion tokens
+    assert Router.load(toy_state).profile("newbie").cost == pytest.approx(per_call)

@@ -552,3 +552,29 @@ def test_collect_answers_stops_calling_when_the_budget_could_be_exceeded(
     )
     assert answers.count("answered") == 10 and answers.count("unpaid") == 50 and server.total_calls == 10
     assert budget.spent == pytest.approx(0.01) and budget.spent <= 0.0105
+
+
+def test_the_state_records_the_traffic_price_as_a_build_does(
+    fake_server, toy_state: Path, toy_items: list[ValidationItem], tmp_path: Path
+) -> None:
+    """A validation set sampled per cluster is not the traffic: a build weighs each cluster's mean $
+    by the cluster's share of the traffic, onboarding took a plain mean (here 20 cheap math prompts
+    and 5 dear poems, the traffic half and half)."""
+
+    def by_topic(prompt: str, attempt: int, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
+        tokens = 10 if prompt.startswith("Arithmetic") else 1000
+        usage = {"prompt_tokens": tokens, "completion_tokens": 0, "total_tokens": tokens}
+        return 200, completion(toy_answer(prompt)) | {"usage": usage}, 0.0
+
+    from uniroute.onboarding.pricing import litellm_price
+
+    server = fake_server(by_topic)
+    items = toy_items[:20] + toy_items[-5:]
+    settings = settings_for(server, model="openai/gpt-4o-mini")  # priced by LiteLLM
+    result = onboard(items, toy_state, settings, name="mini", cache_dir=tmp_path / "cache", progress=False)
+    cheap, dear = (litellm_price(settings.model, tokens, 0) for tokens in (10, 1000))
+    traffic = 0.5 * cheap + 0.5 * dear  # the toy map's two clusters hold half the prompts each
+    profile = Router.load(toy_state).profile("mini")
+    assert result.cost == pytest.approx(traffic, rel=1e-3)
+    assert profile.cost == pytest.approx(traffic, rel=1e-3)
+    assert profile.cost_per_char > 0  # and it moves with the prompt's length, as the build's prices do

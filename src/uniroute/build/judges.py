@@ -57,8 +57,8 @@ from ..exceptions import InputError
 from ..onboarding.cache import ResponseCache, cache_file
 from ..onboarding.client import complete, response_text
 from ..onboarding.pricing import Prices, call_cost, output_tokens_bound, price_tokens, prompt_tokens
-from ..onboarding.settings import CallSettings, read_model_list, settings_from_deployment
-from .models import PRICE_KEYS, base_model_prices, deployment_prices
+from ..onboarding.settings import CallSettings, read_model_list
+from .models import config_deployment
 
 if TYPE_CHECKING:
     from ..onboarding.graders import JudgeSettings
@@ -538,12 +538,9 @@ def judge_settings(
     and the ``llm_judge`` grader of ``uniroute onboard --judge-config`` resolve the
     judge the same way, so a model onboarded later is graded by the build's judge.
     """
-    raw = next((d for d in read_model_list(config) if d.get("model_name") == model), None) if config else None
-    if raw is None:
+    if config is None or not any(d.get("model_name") == model for d in read_model_list(config)):
         return CallSettings(model, **overrides), None
-    settings = settings_from_deployment(raw, str(config), **overrides)
-    settings.params = {k: v for k, v in settings.params.items() if k not in PRICE_KEYS}  # priced here
-    return settings, deployment_prices(raw, f"{config}: judge {model!r}") or base_model_prices(raw)
+    return config_deployment(config, model, **overrides)
 
 
 def judge_resolver(config: str | Path | None) -> JudgeSettings | None:

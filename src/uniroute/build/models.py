@@ -15,7 +15,13 @@ from typing import Any
 
 from ..exceptions import InputError
 from ..onboarding.pricing import Prices
-from ..onboarding.settings import CallSettings, _env_refs, read_model_list, settings_from_deployment
+from ..onboarding.settings import (
+    CallSettings,
+    _env_refs,
+    read_model_list,
+    settings_from_config,
+    settings_from_deployment,
+)
 
 PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token")
 
@@ -91,6 +97,21 @@ def base_model_prices(deployment: Mapping[str, Any]) -> Prices | None:
         return float(known["input_cost_per_token"]), float(known["output_cost_per_token"])
     except Exception:
         return None
+
+
+def config_deployment(
+    config: str | Path, model_name: str, **overrides: Any
+) -> tuple[CallSettings, Prices | None]:
+    """How to call deployment ``model_name`` of a LiteLLM ``config``, and its prices as a build takes them.
+
+    Prices: the deployment's own per-token prices, else LiteLLM's prices of its
+    ``base_model``, else None (LiteLLM's prices of the model called). The price keys are
+    not passed to the call. ``overrides`` set :class:`~uniroute.onboarding.CallSettings` fields.
+    """
+    settings = settings_from_config(config, model_name, **overrides)  # refuses an unknown name, listing them
+    raw = next(d for d in read_model_list(config) if d.get("model_name") == model_name)
+    settings.params = {k: v for k, v in settings.params.items() if k not in PRICE_KEYS}  # priced here
+    return settings, deployment_prices(raw, f"{config}: {model_name!r}") or base_model_prices(raw)
 
 
 def deployments_from_config(

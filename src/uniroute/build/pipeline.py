@@ -39,10 +39,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..engine.files import atomic_write_bytes
-from ..engine.profiles import Price, fit_price
 from ..engine.text import prompt_chars
 from ..exceptions import InputError, OnboardingError
-from ..onboarding.pricing import Budget, estimate, litellm_price, prompt_tokens
+from ..onboarding.pricing import Budget, estimate, litellm_price, prompt_tokens, traffic_cost, traffic_price
 from ..onboarding.runner import AnswerJob, Answers, collect_answers, run_sync
 from ..onboarding.validation import ValidationItem, load_validation, save_validation
 from .models import Deployment, deployments_from_config, deployments_from_models
@@ -354,32 +353,6 @@ def _sample(
             int(k) for k in router.cluster_probs(router.embed([i.prompt for i in gone])).argmax(1)
         ]
     return _Sample(items, np.array(item_clusters, dtype=int), shares, available, sampled)
-
-
-def traffic_cost(costs: np.ndarray, clusters: np.ndarray, shares: np.ndarray) -> float:
-    """$ per request of a model on the log's traffic: its mean $ per cluster, weighted by the cluster's share.
-
-    The sample takes up to ``per_cluster`` prompts from every cluster whatever its
-    share, so a plain mean would weigh a small cluster of long prompts like a large
-    one. Clusters where the model has no priced answer are left out of the weights.
-    NaN if it has none at all.
-    """
-    total = weight = 0.0
-    for k, share in enumerate(shares):
-        values = costs[(clusters == k) & np.isfinite(costs)]
-        if len(values) and share > 0:
-            total += share * float(values.mean())
-            weight += share
-    return total / weight if weight else math.nan
-
-
-def traffic_price(chars: np.ndarray, costs: np.ndarray, clusters: np.ndarray, shares: np.ndarray) -> Price:
-    """A model's :class:`~uniroute.Price` on the log's traffic: :func:`traffic_cost` at the traffic's
-    mean prompt length (weighted the same way), moving with length as its sampled answers' $ do."""
-    known = np.isfinite(costs)
-    fitted = fit_price(chars, costs)
-    mean_chars = traffic_cost(np.where(known, chars, np.nan), clusters, shares)
-    return Price(traffic_cost(costs, clusters, shares), fitted.per_char, mean_chars, fitted.max_chars)
 
 
 # ---- grading ------------------------------------------------------------------------------

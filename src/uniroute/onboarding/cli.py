@@ -101,11 +101,12 @@ def _judge_estimates(items: list[Any], config: Path | None) -> list[str]:
 
 def _cmd_onboard(args: argparse.Namespace) -> int:
     from ..build.judges import judge_resolver
+    from ..build.models import config_deployment
     from .cache import cache_file
     from .graders import GraderSet
     from .pricing import estimate
     from .runner import _check_arguments, onboard
-    from .settings import CallSettings, settings_from_config
+    from .settings import CallSettings
     from .validation import load_validation
 
     params, api_key = call_arguments(args)
@@ -116,8 +117,9 @@ def _cmd_onboard(args: argparse.Namespace) -> int:
         "backoff": args.backoff,
     }
     overrides = {key: value for key, value in given.items() if value is not None}
-    if args.config:
-        settings = settings_from_config(args.config, args.model, **overrides)
+    prices = None
+    if args.config:  # priced as `uniroute build` prices the deployment (its own $ per token, if given)
+        settings, prices = config_deployment(args.config, args.model, **overrides)
         settings.params.update(params)
         settings.api_base = args.api_base or settings.api_base
         settings.api_key = api_key or settings.api_key
@@ -130,8 +132,9 @@ def _cmd_onboard(args: argparse.Namespace) -> int:
     judge = judge_resolver(judge_config)
     if args.dry_run:  # what the run checks before calling, so a dry run fails where the run would
         name = args.name or settings.model
-        _check_arguments(items, args.state, settings, name, args.cost, args.replace, GraderSet(judge), False)
-    guess = estimate(items, settings, args.cost, args.cache, args.output_tokens)
+        graders = GraderSet(judge)
+        _check_arguments(items, args.state, settings, name, args.cost, args.replace, graders, False, prices)
+    guess = estimate(items, settings, args.cost, args.cache, args.output_tokens, prices)
     print(f"estimate: {guess.summary()}")
     for line in _judge_estimates(items, judge_config):
         print(f"estimate: {line}")
@@ -149,6 +152,7 @@ def _cmd_onboard(args: argparse.Namespace) -> int:
             cache_dir=args.cache,
             progress=None if not args.no_progress else False,
             judge=judge,
+            prices=prices,
         )
     except KeyboardInterrupt:
         print(
@@ -226,7 +230,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("model", metavar="MODEL", help="LiteLLM model string, or a deployment name with --config")
     p.add_argument("--validation", type=Path, required=True, help="validation set (JSONL)")
     p.add_argument("--name", help="the model's name in the router (default: MODEL)")
-    p.add_argument("--cost", type=float, help="$ per request (default: LiteLLM's prices of the calls)")
+    p.add_argument(
+        "--cost",
+        type=float,
+        help="$ per request (default: the calls' $ at the --config deployment's input_cost_per_token / "
+        "output_cost_per_token, else LiteLLM's prices, weighed by cluster as `uniroute build` does)",
+    )
     p.add_argument(
         "--api-base", help="base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"
     )

@@ -1,18 +1,25 @@
-"""What calls cost: LiteLLM's price list, the $ of one response, the ``--dry-run`` estimate, a budget.
+"""What calls cost: LiteLLM's price list, the $ of one response, the ``--dry-run`` estimate, a budget,
+and the :class:`~uniroute.Price` a model's answers give it on the traffic.
 
 Prices come from, in order: a fixed $ per request (``cost``), a deployment's own
 ``(input, output)`` $ per token (``prices``, as in a LiteLLM config's
 ``input_cost_per_token`` / ``output_cost_per_token``), or LiteLLM's price map.
+``uniroute build`` and ``uniroute onboard`` price a model the same way: each call
+so, then :func:`traffic_price` over the validation set's clusters.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .._optional import require
+from ..engine.profiles import Price, fit_price
 from .cache import ResponseCache, cache_file
 from .settings import CallSettings, HasMessages
 
@@ -161,3 +168,29 @@ class Budget:
     @property
     def exhausted(self) -> bool:
         return self.refused > 0
+
+
+def traffic_cost(costs: np.ndarray, clusters: np.ndarray, shares: np.ndarray) -> float:
+    """$ per request of a model on the log's traffic: its mean $ per cluster, weighted by the cluster's share.
+
+    The sample takes up to ``per_cluster`` prompts from every cluster whatever its
+    share, so a plain mean would weigh a small cluster of long prompts like a large
+    one. Clusters where the model has no priced answer are left out of the weights.
+    NaN if it has none at all.
+    """
+    total = weight = 0.0
+    for k, share in enumerate(shares):
+        values = costs[(clusters == k) & np.isfinite(costs)]
+        if len(values) and share > 0:
+            total += share * float(values.mean())
+            weight += share
+    return total / weight if weight else math.nan
+
+
+def traffic_price(chars: np.ndarray, costs: np.ndarray, clusters: np.ndarray, shares: np.ndarray) -> Price:
+    """A model's :class:`~uniroute.Price` on the log's traffic: :func:`traffic_cost` at the traffic's
+    mean prompt length (weighted the same way), moving with length as its sampled answers' $ do."""
+    known = np.isfinite(costs)
+    fitted = fit_price(chars, costs)
+    mean_chars = traffic_cost(np.where(known, chars, np.nan), clusters, shares)
+    return Price(traffic_cost(costs, clusters, shares), fitted.per_char, mean_chars, fitted.max_chars)

@@ -18,6 +18,11 @@ How a run behaves:
   of its $ and is not made if that could exceed the limit (status ``"unpaid"``);
   several runs (one per deployment, ``uniroute build``) can share one budget and
   one progress bar, and :func:`collect_answers` runs them without grading;
+* the model's $ in the state is priced as ``uniroute build`` prices its models
+  (:func:`~.pricing.traffic_price`): each graded answer's $, the mean per cluster
+  weighted by the cluster's share of the prompts the state's map was fitted on
+  (a validation set samples every cluster alike, so a plain mean would not be the
+  traffic's), moving with the prompt's length; a fixed ``cost`` is taken as it is;
 * the state is written once, at the end, under a lock file beside it
   (``.<state name>.lock``) and after re-reading it, so two runs on one state
   both land; Ctrl-C or any error before that leaves the state untouched;
@@ -52,6 +57,7 @@ from .pricing import (
     output_tokens_bound,
     price_tokens,
     prompt_tokens,
+    traffic_price,
     usage_of,
 )
 from .report import psi_table, summary
@@ -59,7 +65,7 @@ from .settings import CallSettings
 from .validation import ValidationItem, fetched_parts
 
 if TYPE_CHECKING:
-    from ..engine.profiles import ModelProfile
+    from ..engine.profiles import ModelProfile, Price
     from ..engine.router import Router
 
 LOCK_TIMEOUT = 600.0
@@ -388,10 +394,13 @@ def _write_profile(
     name: str,
     items: Sequence[ValidationItem],
     scores: np.ndarray,
-    cost: float,
+    cost: float | np.ndarray,
     replace: bool,
 ) -> tuple[ModelProfile, Router]:
-    """Add the model to the state *as it is now* (re-read under the lock), and save it atomically."""
+    """Add the model to the state *as it is now* (re-read under the lock), and save it atomically.
+
+    ``cost``: one $ per request, or each item's $ (NaN: none), priced by :func:`_traffic_price`.
+    """
     from filelock import FileLock, Timeout
 
     from ..engine.router import Router
@@ -405,7 +414,10 @@ def _write_profile(
                     f"model {name!r} was added to {state_path} while this run was calling it; pass "
                     "replace=True (CLI: --replace) to overwrite it (the answers are cached)"
                 )
-            profile = router.add_model(name, [item.prompt for item in items], scores, cost, replace=replace)
+            prompts = [item.prompt for item in items]
+            X = router.embed(prompts, progress=False)
+            price = cost if np.ndim(cost) == 0 else _traffic_price(router, X, prompts, np.asarray(cost))
+            profile = router.add_model(name, prompts, scores, price, replace=replace, embeddings=X)
             router.save(state_path)
     except Timeout as exc:
         raise OnboardingError(
@@ -413,6 +425,16 @@ def _write_profile(
             "and the answers are cached: run again when it is done"
         ) from exc
     return profile, router
+
+
+def _traffic_price(router: Router, X: np.ndarray, prompts: Sequence[Any], costs: np.ndarray) -> Price:
+    """The :class:`~uniroute.Price` of per-item $ on the traffic the state's map was fitted on: each
+    item in its most likely cluster, clusters weighed by their share (as ``uniroute build`` does)."""
+    from ..engine.text import prompt_chars
+
+    clusters = router.cluster_probs(X).argmax(axis=1)
+    shares = np.asarray(router.cluster_map_.cluster_weights_, dtype=np.float64)
+    return traffic_price(prompt_chars(prompts), costs, clusters, shares)
 
 
 def _check_arguments(
@@ -424,9 +446,11 @@ def _check_arguments(
     replace: bool,
     graders: GraderSet,
     priced: bool = True,
+    prices: Prices | None = None,
 ) -> None:
     """Refuse, before any call, what would stop the run; ``priced=False`` (a dry run) lets an
-    unpriced model through, since the estimate itself says to pass a cost."""
+    unpriced model through, since the estimate itself says to pass a cost. ``prices``: the
+    deployment's own $ per token (then LiteLLM need not know the model)."""
     from ..engine.router import Router
 
     settings.check()
@@ -438,9 +462,10 @@ def _check_arguments(
         raise InputError(
             f"model {name!r} is already in {state_path}; pass replace=True (CLI: --replace) to re-onboard it"
         )
-    if priced and cost is None and litellm_price(settings.model, 1, 1) is None:
+    if priced and cost is None and prices is None and litellm_price(settings.model, 1, 1) is None:
         raise InputError(
-            f"LiteLLM has no price for {settings.model!r}; pass cost= (CLI: --cost) in $ per request"
+            f"LiteLLM has no price for {settings.model!r}; pass cost= (CLI: --cost) in $ per request, "
+            "or prices= (CLI: input_cost_per_token and output_cost_per_token in the --config deployment)"
         )
     for item in items:
         fetched = fetched_parts(item.messages())
@@ -463,6 +488,7 @@ async def aonboard(
     cache_dir: str | Path | None = None,
     progress: bool | None = None,
     judge: JudgeSettings | None = None,
+    prices: Prices | None = None,
 ) -> OnboardResult:
     """:func:`onboard` for async code (``await aonboard(...)``); file and state work runs in threads."""
     from tqdm.auto import tqdm
@@ -470,7 +496,9 @@ async def aonboard(
     state_path = Path(state)
     name = name or settings.model
     graders = GraderSet(judge)
-    await asyncio.to_thread(_check_arguments, items, state_path, settings, name, cost, replace, graders)
+    await asyncio.to_thread(
+        _check_arguments, items, state_path, settings, name, cost, replace, graders, True, prices
+    )
     path = cache_file(settings.model, cache_dir)
     with (
         ResponseCache(path) as cache,
@@ -481,7 +509,7 @@ async def aonboard(
             disable=None if progress is None else not progress,
         ) as bar,
     ):
-        run = _Run(items, settings, cache, cost, bar, graders=graders)
+        run = _Run(items, settings, cache, cost, bar, graders=graders, prices=prices)
         try:
             outcomes = await run.run()
         except _FatalCallError as exc:
@@ -492,12 +520,14 @@ async def aonboard(
         finally:
             graders.close()
     scores = _scores_or_fail(outcomes, name)
-    call_costs = [o.cost for o in outcomes if o.status != "failed" and o.cost is not None]
-    state_cost = cost if cost is not None else float(np.mean(call_costs)) if call_costs else math.nan
-    if not math.isfinite(state_cost):
-        raise OnboardingError(f"LiteLLM priced none of the calls to {settings.model!r}; pass --cost")
+    costs = np.array([math.nan if o.cost is None else o.cost for o in outcomes], dtype=np.float64)
+    graded_costs = np.where(np.isfinite(scores), costs, math.nan)  # as a build prices its models
+    if cost is None and not np.isfinite(graded_costs).any():
+        raise OnboardingError(
+            f"none of the graded answers of {settings.model!r} could be priced; pass --cost"
+        )
     profile, router = await asyncio.to_thread(
-        _write_profile, state_path, name, items, scores, state_cost, replace
+        _write_profile, state_path, name, items, scores, graded_costs if cost is None else cost, replace
     )
     return OnboardResult(
         name=name,
@@ -508,7 +538,7 @@ async def aonboard(
         n_ungraded=sum(o.status != "failed" and o.error is not None for o in outcomes),
         failures=Counter(o.error for o in outcomes if o.status == "failed" and o.error),
         spent=run.spent,
-        cost=state_cost,
+        cost=profile.cost,
         profile=profile,
         state_path=state_path,
         profiles=dict(router.profiles),
@@ -528,6 +558,7 @@ def onboard(
     progress: bool | None = None,
     router_path: str | Path | None = None,
     judge: JudgeSettings | None = None,
+    prices: Prices | None = None,
 ) -> OnboardResult:
     """Run a model over a validation set, grade it and add its Ψ to a saved state.
 
@@ -543,8 +574,10 @@ def onboard(
     name : str, optional
         The model's name in the router (default: ``settings.model``).
     cost : float, optional
-        $ per request to record. Default: the mean of LiteLLM's per-call costs,
-        which needs a model LiteLLM has prices for.
+        $ per request to record. Default: the graded answers' $ (at ``prices``, else
+        LiteLLM's), priced on the traffic as ``uniroute build`` prices its models: the
+        mean per cluster weighted by the cluster's share of the prompts the state's map
+        was fitted on, moving with the prompt's length.
     replace : bool, default=False
         Overwrite the profile of a model already in the router (else refused).
     cache_dir : path, optional
@@ -559,11 +592,16 @@ def onboard(
         say. Default: the model string as it is, with LiteLLM's own endpoint and
         keys. ``uniroute onboard --judge-config`` passes
         ``lambda m: judge_settings(m, config)[0]`` (:func:`uniroute.build.judges.judge_settings`).
+    prices : (float, float), optional
+        The model's own $ per input and output token (a LiteLLM config's
+        ``input_cost_per_token`` / ``output_cost_per_token``); default: LiteLLM's price map.
+        ``uniroute onboard --config`` passes the deployment's, as ``uniroute build`` does
+        (:func:`uniroute.build.models.config_deployment`).
 
     Raises
     ------
     InputError
-        The name is taken and ``replace`` is False; no price and no ``cost``; an item's grader
+        The name is taken and ``replace`` is False; no price, no ``prices`` and no ``cost``; an item's grader
         option a file may not set (an ``llm_judge`` endpoint or key).
     OnboardingError
         The run stopped (401/403, a streak of failures, nothing gradable); the state is unchanged.
@@ -588,6 +626,7 @@ def onboard(
         cache_dir=cache_dir,
         progress=progress,
         judge=judge,
+        prices=prices,
     )
     return run_sync(coroutine)
 
