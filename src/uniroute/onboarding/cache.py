@@ -5,6 +5,11 @@ One ``{"key": ..., "response": ..., "cost": ...}`` record a line; the key is
 complete line; a last line cut short (a crash while writing) is cut off the file
 so appends start on a clean line; an unreadable line elsewhere (not JSON, or a
 field of the wrong type) is skipped with a warning and its prompt called again.
+
+Runs in other processes may share the file (two ``uniroute onboard`` on one cache
+directory): opening (the recovery) and each append hold a lock file beside it,
+``.<name>.lock``, so a run never takes another's half-written record for a line cut
+short, and two records never interleave.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import re
 import warnings
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 
 def cache_file(model: str, directory: str | Path | None = None) -> Path:
@@ -52,11 +59,13 @@ class ResponseCache:
         self.records: dict[str, dict[str, Any]] = {}
         self.recovered = 0
         self._handle: Any = None
+        self._lock = FileLock(self.path.parent / f".{self.path.name}.lock")
 
     def __enter__(self) -> ResponseCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._recover()
-        self._handle = self.path.open("a", encoding="utf-8")
+        with self._lock:
+            self._recover()
+            self._handle = self.path.open("a", encoding="utf-8")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -105,7 +114,8 @@ class ResponseCache:
         return self.records.get(key)
 
     def put(self, record: dict[str, Any]) -> None:
-        """Append one record and flush it to the OS."""
+        """Append one record and flush it to the OS (under the lock: see module doc)."""
         self.records[record["key"]] = record
-        self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._handle.flush()
+        with self._lock:
+            self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._handle.flush()
