@@ -531,7 +531,9 @@ def test_collect_answers_runs_several_models_under_one_budget_and_a_dead_one_doe
     assert locked.stopped and "401" in locked.stopped and locked.count("failed") == 60
     assert a.outcomes[0].text in ("yes", "no") and np.isnan(a.outcomes[0].score)  # answers only, not graded
     assert a.outcomes[0].cost == pytest.approx(1e-3 * (10 + 1))  # usage (10 in, 1 out) at its prices
-    assert budget.spent == pytest.approx(distinct * (11e-3 + 0.001))
+    # plus the bound ($0.01) of each call of 'locked' still in flight when its first 401 stopped it
+    cancelled = (budget.spent - distinct * (11e-3 + 0.001)) / 0.01
+    assert cancelled == pytest.approx(round(cancelled)) and 0 <= round(cancelled) <= 4  # its concurrency
     again = asyncio.run(
         collect_answers(jobs[::2], toy_items, cache_dir=tmp_path, budget=Budget(0.0), progress=False)
     )
@@ -578,3 +580,27 @@ def test_the_state_records_the_traffic_price_as_a_build_does(
     assert result.cost == pytest.approx(traffic, rel=1e-3)
     assert profile.cost == pytest.approx(traffic, rel=1e-3)
     assert profile.cost_per_char > 0  # and it moves with the prompt's length, as the build's prices do
+
+
+def test_calls_cancelled_in_flight_count_their_bound_against_a_shared_budget(
+    fake_server, toy_items: list[ValidationItem], tmp_path: Path
+) -> None:
+    """When one model's run stops (here a 401), its calls in flight are cancelled while the other
+    models go on under the same budget. A cancelled call may still be billed; it was settled at $0,
+    so the budget the others go on with was short by those calls and the cap could be exceeded."""
+    from uniroute.onboarding.pricing import Budget
+    from uniroute.onboarding.runner import AnswerJob, collect_answers
+
+    def script(prompt: str, attempt: int, body: dict[str, Any]) -> tuple[int, dict[str, Any] | None, float]:
+        if prompt == toy_items[0].prompt:
+            return 401, None, 0.5  # answers after the others were sent
+        return 200, completion(toy_answer(prompt)), 2.0  # still in flight when the run stops
+
+    server = fake_server(script)
+    job = AnswerJob("dead", settings_for(server, model="openai/dead", concurrency=4), cost=0.01)
+    budget = Budget(1.0)
+    (answers,) = asyncio.run(
+        collect_answers([job], toy_items[:4], cache_dir=tmp_path, budget=budget, progress=False)
+    )
+    assert answers.stopped and "401" in answers.stopped
+    assert budget.reserved == 0.0 and budget.spent == pytest.approx(3 * 0.01)  # the 401 itself costs $0

@@ -145,9 +145,13 @@ class _Run:
                     return [(i, Outcome("unpaid")) for i in indices]
             try:
                 response, error = await complete(self.settings, first.messages())
-            except BaseException:
+            except _FatalCallError:  # refused (401/403, no key): not billed
                 if self.budget is not None:
                     self.budget.settle(bound, 0.0)
+                raise
+            except BaseException:  # cancelled in flight (another call stopped the run, Ctrl-C): it may
+                if self.budget is not None:  # be billed, so it counts its bound, as an unpriced call does
+                    self.budget.settle(bound, None)
                 raise
             cost = (
                 None if response is None else call_cost(response, self.settings.model, self.cost, self.prices)
