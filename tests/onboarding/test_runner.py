@@ -582,6 +582,25 @@ def test_the_state_records_the_traffic_price_as_a_build_does(
     assert profile.cost_per_char > 0  # and it moves with the prompt's length, as the build's prices do
 
 
+def test_a_validation_item_without_text_counts_on_the_cluster_prior(
+    toy_state: Path, toy_items: list[ValidationItem]
+) -> None:
+    """An image-only item is routed on the cluster prior, so it is profiled there too (and priced in
+    the prior's cluster); the runner had weighted it by the embedding of ""."""
+    from uniroute.engine.profiles import profile_from_scores
+    from uniroute.onboarding.runner import _write_profile
+
+    image = [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]
+    items = [*toy_items[:3], ValidationItem([{"role": "user", "content": image}], "yes", "exact")]
+    scores, costs = np.array([1.0, 1.0, 1.0, 0.0]), np.array([0.001, 0.001, 0.001, 0.002])
+    profile, router = _write_profile(toy_state, "seer", items, scores, costs, False)
+    prior = router.cluster_map_.cluster_weights_
+    phi = np.vstack([router.cluster_probs(router.embed([i.prompt for i in items[:3]])), prior])
+    want = profile_from_scores("seer", phi, scores, 0.001, profile.prior_strength, reference=prior)
+    np.testing.assert_allclose(profile.error_sums, want.error_sums)
+    np.testing.assert_allclose(profile.counts, want.counts)
+
+
 def test_calls_cancelled_in_flight_count_their_bound_against_a_shared_budget(
     fake_server, toy_items: list[ValidationItem], tmp_path: Path
 ) -> None:

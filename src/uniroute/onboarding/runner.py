@@ -419,9 +419,8 @@ def _write_profile(
                     "replace=True (CLI: --replace) to overwrite it (the answers are cached)"
                 )
             prompts = [item.prompt for item in items]
-            X = router.embed(prompts, progress=False)
-            price = cost if np.ndim(cost) == 0 else _traffic_price(router, X, prompts, np.asarray(cost))
-            profile = router.add_model(name, prompts, scores, price, replace=replace, embeddings=X)
+            price = cost if np.ndim(cost) == 0 else _traffic_price(router, prompts, np.asarray(cost))
+            (profile,) = router.add_models(prompts, {name: scores}, {name: price}, replace, progress=False)
             router.save(state_path)
     except Timeout as exc:
         raise OnboardingError(
@@ -431,12 +430,13 @@ def _write_profile(
     return profile, router
 
 
-def _traffic_price(router: Router, X: np.ndarray, prompts: Sequence[Any], costs: np.ndarray) -> Price:
+def _traffic_price(router: Router, prompts: list[Any], costs: np.ndarray) -> Price:
     """The :class:`~uniroute.Price` of per-item $ on the traffic the state's map was fitted on: each
-    item in its most likely cluster, clusters weighed by their share (as ``uniroute build`` does)."""
+    item in its most likely cluster (Φ as routing takes the prompt: one with no text on the prior),
+    clusters weighed by their share (as ``uniroute build`` does)."""
     from ..engine.text import prompt_chars
 
-    clusters = router.cluster_probs(X).argmax(axis=1)
+    clusters = router._phi_of(prompts)[0].argmax(axis=1)
     shares = np.asarray(router.cluster_map_.cluster_weights_, dtype=np.float64)
     return traffic_price(prompt_chars(prompts), costs, clusters, shares)
 
