@@ -216,6 +216,16 @@ def test_params_follow_sklearn_without_importing_it_at_module_import():
         cmap.set_params(k=3)
 
 
+@pytest.mark.parametrize("cmap", [KMeansClusterMap(n_clusters=2), LearnedClusterMap(n_clusters=2)], ids=repr)
+def test_check_is_fitted_tells_a_fitted_map_from_an_unfitted_one(cmap):
+    from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    with pytest.raises(SklearnNotFittedError):
+        check_is_fitted(cmap)  # before: AttributeError, no __sklearn_tags__
+    check_is_fitted(cmap.fit(X, np.array([[1.0], [1.0], [0.0], [0.0]])))
+
+
 def _four_blobs(n_per: int = 60) -> tuple[np.ndarray, np.ndarray]:
     """Four tight blobs on the corners of a square; LLM 0 is right on one diagonal, LLM 1 on the other."""
     rng = np.random.default_rng(0)

@@ -12,8 +12,8 @@ Any object that follows the :class:`ClusterMap` protocol can be a router's map;
   which models differ.
 
 Both follow scikit-learn's estimator contract (``__init__`` stores its arguments,
-``fit`` validates and learns ``*_`` attributes, ``get_params``/``set_params`` and
-``sklearn.base.clone`` work) without importing scikit-learn until ``fit``, so this
+``fit`` validates and learns ``*_`` attributes, ``get_params``/``set_params``,
+``sklearn.base.clone`` and ``check_is_fitted`` work) without importing scikit-learn until ``fit``, so this
 module is cheap to import. ``predict_proba`` is plain numpy: it runs on every request.
 """
 
@@ -89,6 +89,7 @@ class _Params:
     """
 
     name: ClassVar[str]
+    _requires_y: ClassVar[bool] = False
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -117,6 +118,13 @@ class _Params:
             if value is not sig.parameters[name].default and value != sig.parameters[name].default
         ]
         return f"{type(self).__name__}({', '.join(changed)})"
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's estimator tags, which ``check_is_fitted`` and scikit-learn ≥ 1.6 ask
+        every estimator for (``BaseEstimator``'s, with ``y`` required where ``fit`` needs it)."""
+        from sklearn.utils import Tags, TargetTags
+
+        return Tags(estimator_type=None, target_tags=TargetTags(required=self._requires_y))
 
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return {"kind": self.name, "params": self.get_params()}, self._state_arrays()
@@ -549,6 +557,7 @@ class LearnedClusterMap(_Params):
     """
 
     name: ClassVar[str] = "learned"
+    _requires_y: ClassVar[bool] = True
 
     def __init__(
         self,
