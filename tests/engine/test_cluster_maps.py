@@ -226,6 +226,14 @@ def test_check_is_fitted_tells_a_fitted_map_from_an_unfitted_one(cmap):
     check_is_fitted(cmap.fit(X, np.array([[1.0], [1.0], [0.0], [0.0]])))
 
 
+@pytest.mark.parametrize("cmap", [KMeansClusterMap(n_clusters=2), LearnedClusterMap(n_clusters=2)], ids=repr)
+def test_a_map_records_the_width_it_was_fitted_on_and_keeps_it_through_state(cmap):
+    cmap.fit(X, np.array([[1.0], [1.0], [0.0], [0.0]]))
+    assert cmap.n_features_in_ == 2
+    params, arrays = cmap.to_state()
+    assert type(cmap).from_state(params["params"], arrays).n_features_in_ == 2
+
+
 def _four_blobs(n_per: int = 60) -> tuple[np.ndarray, np.ndarray]:
     """Four tight blobs on the corners of a square; LLM 0 is right on one diagonal, LLM 1 on the other."""
     rng = np.random.default_rng(0)

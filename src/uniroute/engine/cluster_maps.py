@@ -337,6 +337,8 @@ class KMeansClusterMap(_Params):
         Those of the best map (as given, or as "auto" chose them).
     cv_scores_ : dict of str to float
         Held-out pairwise Brier score of each (K, assignment) tried ({} if none).
+    n_features_in_ : int
+        Width of the embeddings fitted on; ``predict_proba`` refuses any other.
 
     Examples
     --------
@@ -425,6 +427,7 @@ class KMeansClusterMap(_Params):
 
     def _set_maps(self, centres: np.ndarray, maps: list[tuple[int, str, float]]) -> None:
         self.cluster_centers_ = centres.astype(np.float32)
+        self.n_features_in_ = int(centres.shape[1])
         self._center_sq = np.einsum("kd,kd->k", self.cluster_centers_, self.cluster_centers_)
         self.maps_ = tuple(maps)
         self.n_maps_ = len(maps)
@@ -554,6 +557,10 @@ class LearnedClusterMap(_Params):
         b.
     cluster_weights_ : ndarray of shape (n_clusters,)
         Mean Φ over the training prompts.
+    n_features_in_ : int
+        Width of the embeddings fitted on; ``predict_proba`` refuses any other.
+    n_iter_ : int
+        L-BFGS iterations run (not kept in a saved state).
     """
 
     name: ClassVar[str] = "learned"
@@ -623,6 +630,7 @@ class LearnedClusterMap(_Params):
         theta = result.x[: K * (d + 1)].reshape(K, d + 1)
         self.coef_ = theta[:, :-1].astype(np.float32)
         self.intercept_ = theta[:, -1].astype(np.float32)
+        self.n_features_in_ = d
         self.n_iter_ = int(result.nit)
         self.cluster_weights_ = self._proba(X).mean(axis=0)
         return self
@@ -673,5 +681,6 @@ class LearnedClusterMap(_Params):
             )
         cmap.coef_ = coef.astype(np.float32)
         cmap.intercept_ = intercept.astype(np.float32)
+        cmap.n_features_in_ = int(coef.shape[1])
         cmap.cluster_weights_ = _state_weights(arrays["cluster_weights"], len(coef), "learned")
         return cmap
