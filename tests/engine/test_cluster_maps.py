@@ -72,6 +72,26 @@ def test_kmeans_input_errors():
             KMeansClusterMap(n_clusters=2, n_maps=n_maps).fit(X)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("cls", [KMeansClusterMap, LearnedClusterMap])
+def test_fit_and_predict_say_what_is_wrong_with_the_embeddings(cls):
+    from scipy import sparse
+
+    y = np.array([[1.0], [1.0], [0.0], [0.0]])
+    fitted = cls(n_clusters=2).fit(X, y)
+    for method in (lambda a: cls(n_clusters=2).fit(a, y), fitted.predict_proba):
+        with pytest.raises(InputError, match=r"sparse matrix; .* pass X.toarray\(\)"):
+            method(sparse.csr_matrix(X))  # before: "setting an array element with a sequence"
+        with pytest.raises(InputError, match="complex values"):
+            method(X + 1j)  # before: the imaginary part was dropped with a warning
+        with pytest.raises(InputError, match=r"for one prompt pass X.reshape\(1, -1\)"):
+            method(X[0])
+    with pytest.raises(InputError, match="X has no columns"):
+        cls(n_clusters=2).fit(np.zeros((4, 0)), y)  # before: scikit-learn's ValueError about KMeans
+    with pytest.raises(InputError, match="X has no rows"):
+        cls(n_clusters=2).fit(np.zeros((0, 2)), np.zeros((0, 1)))  # before: "y has no observed score"
+    assert fitted.predict_proba(np.zeros((0, 2))).shape == (0, 2)
+
+
 def test_learned_map_separates_prompts_on_which_models_differ(toy_data):
     X = HashingEmbedder().encode(toy_data["prompts"])
     y = np.column_stack([toy_data["scores"]["mathbot"], toy_data["scores"]["poet"]])

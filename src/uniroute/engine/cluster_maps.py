@@ -139,14 +139,27 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=1, keepdims=True)
 
 
-def check_embeddings(X: Any, name: str = "X", dim: int | None = None) -> np.ndarray:
-    """Validate an ``(n, dim)`` matrix of finite floats; return it as float32."""
+def check_embeddings(X: Any, name: str = "X", dim: int | None = None, allow_empty: bool = True) -> np.ndarray:
+    """Validate an ``(n, dim)`` matrix of finite real numbers (``n > 0`` unless ``allow_empty``);
+    return it as float32."""
+    if hasattr(X, "toarray") and not isinstance(X, np.ndarray):
+        raise InputError(
+            f"{name} is a sparse matrix; cluster maps take dense embeddings: pass {name}.toarray()"
+        )
     try:
-        X = np.asarray(X, dtype=np.float32)
+        X = np.asarray(X)
+        X = X if X.dtype.kind == "c" else X.astype(np.float32, copy=False)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{name} must be a numeric matrix of embeddings: {exc}") from exc
+    if X.dtype.kind == "c":
+        raise InputError(f"{name} has complex values; embeddings must be real numbers")
     if X.ndim != 2:
-        raise InputError(f"{name} must be 2-D (n_prompts, dim), got shape {X.shape}")
+        hint = f"; for one prompt pass {name}.reshape(1, -1)" if X.ndim == 1 else ""
+        raise InputError(f"{name} must be 2-D (n_prompts, dim), got shape {X.shape}{hint}")
+    if X.shape[1] == 0:
+        raise InputError(f"{name} has no columns (shape {X.shape}); each embedding needs at least one value")
+    if not allow_empty and X.shape[0] == 0:
+        raise InputError(f"{name} has no rows; fit needs the embeddings of the training prompts")
     if dim is not None and X.shape[1] != dim:
         raise InputError(
             f"{name} has {X.shape[1]} columns but the cluster map was fitted on {dim}; "
@@ -392,7 +405,7 @@ class KMeansClusterMap(_Params):
         :func:`select_by_cv`); without it "auto" means K = 8, soft.
         """
         self._validate_params()
-        X = check_embeddings(X)
+        X = check_embeddings(X, allow_empty=False)
         Y = None if y is None else check_labels(y, len(X))
         self.cv_scores_: dict[str, float] = {}
         chosen: list[tuple[int | str, str]] = [(self.n_clusters, self.assignment)]
@@ -589,7 +602,7 @@ class LearnedClusterMap(_Params):
         from scipy.special import log_softmax
 
         self._validate_params()
-        X = check_embeddings(X)
+        X = check_embeddings(X, allow_empty=False)
         if y is None:
             raise InputError(
                 "LearnedClusterMap needs the training LLMs' scores: fit(X, y) with y of shape "
