@@ -164,6 +164,24 @@ def test_a_precomputed_table_of_another_width_is_refused_at_load(tmp_path):
     assert loaded.cluster_probs(np.eye(2)).shape == (2, 2)
 
 
+@pytest.mark.parametrize(
+    "cmap",
+    [
+        KMeansClusterMap(n_clusters=np.int64(2), temperature=np.float32(0.5), random_state=np.int64(0)),
+        LearnedClusterMap(n_clusters=np.int64(2), l2=np.float32(1e-5), max_iter=np.int64(5)),
+    ],
+    ids=["kmeans", "learned"],
+)
+def test_numpy_scalar_parameters_are_saved_as_numbers(toy_data, tmp_path, cmap):
+    # before: TypeError "Object of type int64 is not JSON serializable" (float32 for prior_strength)
+    y = np.column_stack([toy_data["scores"][m] for m in ("mathbot", "poet")])
+    router = Router(HashingEmbedder(), cmap, prior_strength=np.float32(4.0)).fit(toy_data["prompts"], y)
+    router.add_models(toy_data["prompts"], toy_data["scores"], toy_data["costs"])
+    loaded = Router.load(router.save(tmp_path / "state"))
+    assert loaded.cluster_map_.get_params() == cmap.get_params() and loaded.prior_strength == 4.0
+    np.testing.assert_allclose(router.route(MATH).cluster_probs, loaded.route(MATH).cluster_probs)
+
+
 def test_unfitted_router_cannot_be_saved(tmp_path):
     with pytest.raises(StateError, match="unfitted"):
         Router(HashingEmbedder()).save(tmp_path / "x")

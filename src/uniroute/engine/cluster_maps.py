@@ -127,7 +127,10 @@ class _Params:
         return Tags(estimator_type=None, target_tags=TargetTags(required=self._requires_y))
 
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return {"kind": self.name, "params": self.get_params()}, self._state_arrays()
+        """``({"kind": name, "params": ...}, arrays)``: numpy scalars in the params become the
+        Python numbers JSON can hold (``fit`` accepts ``n_clusters=np.int64(8)``)."""
+        params = {k: v.item() if isinstance(v, np.generic) else v for k, v in self.get_params().items()}
+        return {"kind": self.name, "params": params}, self._state_arrays()
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
         raise NotImplementedError

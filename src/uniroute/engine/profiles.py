@@ -173,6 +173,7 @@ class ModelProfile:
         object.__setattr__(self, "error_sums", error_sums)
         object.__setattr__(self, "counts", counts)
         object.__setattr__(self, "cost", float(self.cost))
+        object.__setattr__(self, "prior_strength", float(self.prior_strength))
         alpha, beta = self.posterior()
         object.__setattr__(self, "errors", alpha / (alpha + beta))
 

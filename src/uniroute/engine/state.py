@@ -176,7 +176,7 @@ def _state_content(router: Router) -> tuple[dict[str, Any], dict[str, np.ndarray
         "cluster_map": cmap_spec,
         "router": {
             "unknown_models": router.unknown_models,
-            "prior_strength": router.prior_strength,
+            "prior_strength": _plain(router.prior_strength),
             **{name: _plain(getattr(router, name)) for name in FEEDBACK_SETTINGS},
         },
         "models": [p.to_dict() for p in profiles],
