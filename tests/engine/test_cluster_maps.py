@@ -92,6 +92,18 @@ def test_fit_and_predict_say_what_is_wrong_with_the_embeddings(cls):
     assert fitted.predict_proba(np.zeros((0, 2))).shape == (0, 2)
 
 
+@pytest.mark.parametrize("cls", [KMeansClusterMap, LearnedClusterMap])
+def test_random_state_is_an_int_seed_or_none(cls):
+    y = np.array([[1.0], [1.0], [0.0], [0.0]])
+    for seed in ("x", -1, 2**32, 1.5, True, np.random.RandomState(0)):
+        # before: numpy's or KMeans' error for "x" and -1; a RandomState fitted, then the router
+        # failed to save ("Object of type RandomState is not JSON serializable")
+        with pytest.raises(InputError, match="random_state must be an int seed"):
+            cls(n_clusters=2, random_state=seed).fit(X, y)
+    for seed in (None, np.int64(7), 2**32 - 1):
+        assert cls(n_clusters=2, random_state=seed).fit(X, y).predict_proba(X).shape == (4, 2)
+
+
 def test_learned_map_separates_prompts_on_which_models_differ(toy_data):
     X = HashingEmbedder().encode(toy_data["prompts"])
     y = np.column_stack([toy_data["scores"]["mathbot"], toy_data["scores"]["poet"]])

@@ -241,6 +241,19 @@ def sample_per_cluster(clusters: np.ndarray, per_cluster: int, rng: np.random.Ge
     return chosen
 
 
+def _check_seed(random_state: Any) -> None:
+    """A map's ``random_state``: an int seed, or None for fresh randomness on every fit."""
+    if random_state is not None and (
+        not isinstance(random_state, (int, np.integer))
+        or isinstance(random_state, bool)
+        or not 0 <= random_state < 2**32
+    ):
+        raise InputError(
+            f"random_state must be an int seed in [0, 2**32 - 1] (saved with the router, so its fits "
+            f"can be reproduced) or None (a new seed on every fit), got {random_state!r}"
+        )
+
+
 def _state_weights(weights: np.ndarray, n_clusters: int, kind: str) -> np.ndarray:
     """A saved map's ``cluster_weights``, checked: Φ of a prompt with no text, one share per cluster."""
     if weights.shape != (n_clusters,) or (weights < 0).any() or not np.isclose(weights.sum(), 1.0, atol=1e-3):
@@ -325,8 +338,9 @@ class KMeansClusterMap(_Params):
         Softness of the ``soft`` assignment. ``"auto"`` uses the training prompts'
         mean squared distance to their nearest centre, which scales with any
         embedder's geometry.
-    random_state : int, default=0
-        Seed of the K-means initialisation.
+    random_state : int or None, default=0
+        Seed of the K-means initialisation and of the cross-validation's folds.
+        None: a new seed on every fit, so two fits may choose different maps.
     n_maps : int, default=3
         How many of the cross-validation's best (K, assignment) maps Φ averages:
         Φ(x) is their Φs side by side, each divided by the number averaged. Averaging
@@ -373,7 +387,7 @@ class KMeansClusterMap(_Params):
         n_clusters: int | Literal["auto"] = "auto",
         assignment: Literal["soft", "hard", "auto"] = "auto",
         temperature: float | Literal["auto"] = "auto",
-        random_state: int = 0,
+        random_state: int | None = 0,
         n_maps: int = 3,
     ):
         self.n_clusters = n_clusters
@@ -399,6 +413,7 @@ class KMeansClusterMap(_Params):
             raise InputError(f"temperature must be a number > 0 or 'auto', got {self.temperature!r}")
         if not isinstance(self.n_maps, (int, np.integer)) or isinstance(self.n_maps, bool) or self.n_maps < 1:
             raise InputError(f"n_maps must be an int >= 1 (1: the best map alone), got {self.n_maps!r}")
+        _check_seed(self.random_state)
 
     def fit(self, X: Any, y: Any = None) -> KMeansClusterMap:
         """Fit K-means on training prompt embeddings ``X``.
@@ -563,7 +578,8 @@ class LearnedClusterMap(_Params):
     max_iter : int, default=200
         L-BFGS iterations.
     init_temperature : float, default=0.1
-    random_state : int, default=0
+    random_state : int or None, default=0
+        Seed of the K-means map θ starts from; None: a new seed on every fit.
 
     Attributes
     ----------
@@ -588,7 +604,7 @@ class LearnedClusterMap(_Params):
         l2: float = 1e-5,
         max_iter: int = 200,
         init_temperature: float = 0.1,
-        random_state: int = 0,
+        random_state: int | None = 0,
     ):
         self.n_clusters = n_clusters
         self.l2 = l2
@@ -669,6 +685,7 @@ class LearnedClusterMap(_Params):
             or not 0 < temperature < np.inf
         ):
             raise InputError(f"init_temperature must be a number > 0 (e.g. 0.1), got {temperature!r}")
+        _check_seed(self.random_state)
 
     def _proba(self, X: np.ndarray) -> np.ndarray:
         return _softmax(X @ self.coef_.T + self.intercept_).astype(np.float32)
