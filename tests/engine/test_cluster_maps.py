@@ -54,6 +54,9 @@ def test_soft_assignment_sums_to_one_and_prefers_the_nearest_centre():
 def test_kmeans_input_errors():
     with pytest.raises(NotFittedError, match="call fit"):
         KMeansClusterMap().predict_proba(X)
+    for cmap in (KMeansClusterMap(), LearnedClusterMap()):
+        with pytest.raises(NotFittedError, match="call fit before saving"):
+            cmap.to_state()  # before: AttributeError (no cluster_centers_ / coef_)
     with pytest.raises(InputError, match="cannot make 8 clusters"):
         KMeansClusterMap(n_clusters=8).fit(X)
     with pytest.raises(InputError, match="NaN"):

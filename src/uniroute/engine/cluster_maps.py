@@ -129,6 +129,8 @@ class _Params:
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """``({"kind": name, "params": ...}, arrays)``: numpy scalars in the params become the
         Python numbers JSON can hold (``fit`` accepts ``n_clusters=np.int64(8)``)."""
+        if not hasattr(self, "cluster_weights_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit before saving it")
         params = {k: v.item() if isinstance(v, np.generic) else v for k, v in self.get_params().items()}
         return {"kind": self.name, "params": params}, self._state_arrays()
 
