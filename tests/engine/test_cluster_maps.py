@@ -333,6 +333,21 @@ def test_the_default_averages_the_three_best_maps_of_the_cv():
     np.testing.assert_allclose(again.predict_proba(X), phi)
 
 
+def test_a_refit_replaces_every_learned_attribute_and_a_failed_one_changes_none():
+    X, Y = _four_blobs()
+    cmap = KMeansClusterMap().fit(X, Y)
+    assert cmap.n_maps_ == 3 and cmap.cv_scores_
+    learned = {k: v for k, v in vars(cmap).items() if k.endswith("_")}
+    with pytest.raises(InputError, match="cannot make 500 clusters"):
+        cmap.set_params(n_clusters=500).fit(X, Y)
+    # before: cv_scores_ was already {} (the failed fit's) beside the three maps of the first fit
+    assert cmap.cv_scores_ == learned["cv_scores_"]
+    assert all(getattr(cmap, k) is v for k, v in learned.items())
+    cmap.set_params(n_clusters=3, n_maps=1).fit(X)
+    assert (cmap.n_maps_, cmap.n_clusters_, cmap.cv_scores_) == (1, 3, {})
+    assert cmap.maps_ == ((3, "soft", cmap.temperature_),) and cmap.cluster_centers_.shape == (3, 2)
+
+
 def test_a_map_state_that_does_not_add_up_is_refused():
     X, Y = _four_blobs()
     params, arrays = KMeansClusterMap().fit(X, Y).to_state()

@@ -427,7 +427,7 @@ class KMeansClusterMap(_Params):
         self._validate_params()
         X = check_embeddings(X, allow_empty=False)
         Y = None if y is None else check_labels(y, len(X))
-        self.cv_scores_: dict[str, float] = {}
+        cv_scores: dict[str, float] = {}
         chosen: list[tuple[int | str, str]] = [(self.n_clusters, self.assignment)]
         if "auto" in chosen[0] and Y is not None:
             n_fit = len(X) * (_CV_FOLDS - 1) // _CV_FOLDS
@@ -438,7 +438,7 @@ class KMeansClusterMap(_Params):
             )
             assignments = ("soft", "hard") if self.assignment == "auto" else (self.assignment,)
             if len(ks) * len(assignments) > 1:
-                ranking, self.cv_scores_ = select_by_cv(self, X, Y, ks, assignments)
+                ranking, cv_scores = select_by_cv(self, X, Y, ks, assignments)
                 chosen = list(ranking[: self.n_maps if self.n_clusters == "auto" else 1])
             elif ks:
                 chosen = [(ks[0], assignments[0])]
@@ -456,6 +456,7 @@ class KMeansClusterMap(_Params):
             fitted += self.maps_
         self._set_maps(np.vstack(centres), fitted)
         self.cluster_weights_ = self._proba(X).mean(axis=0)
+        self.cv_scores_ = cv_scores
         return self
 
     def _set_maps(self, centres: np.ndarray, maps: list[tuple[int, str, float]]) -> None:
