@@ -409,6 +409,39 @@ async def test_runnable_children_async(toy_router: Router) -> None:
     assert [c["kwargs"] for c in poet.calls] == [{"max_tokens": 9}] * 2
 
 
+def nested_child_runs(recorder: Recorder) -> list[tuple[Any, Any, bool]]:
+    """``(run, parent, tagged)`` of each chat-model run after the router's: the Runnable child's."""
+    ours, *child = recorder.starts
+    return [(ours["run_id"], c["parent_run_id"], "uniroute:poet" in c["tags"]) for c in child]
+
+
+async def test_streamed_runnable_children_nest_their_run_under_the_routed_run(toy_router: Router) -> None:
+    """stream(), astream(), a streaming invoke and astream_events: langchain-core streams without the run
+    manager, and the child's run (with the call's callbacks, tags, metadata) still nests under ours."""
+    poet = EchoChatModel(model_name="echo-poet").bind(temperature=0.1)
+    model = UniRouteChatModel(models=children(poet=poet), state=toy_router, lam=10.0)
+    streaming = UniRouteChatModel(models=children(poet=poet), state=toy_router, lam=10.0, streaming=True)
+    calls = {
+        "stream": lambda config: list(model.stream(POEM, config)),
+        "streaming invoke": lambda config: streaming.invoke(POEM, config),
+    }
+    for how, call in calls.items():
+        recorder = Recorder()
+        call({"callbacks": [recorder], "metadata": {"user": "u1"}})
+        [(run, parent, tagged)] = nested_child_runs(recorder)
+        assert (parent, tagged) == (run, True), how
+        assert recorder.starts[1]["metadata"]["user"] == "u1"
+    recorder = Recorder()
+    chunks = [chunk async for chunk in model.astream(POEM, {"callbacks": [recorder]})]
+    assert "".join(c.text for c in chunks) == f"echo-poet echoes: {POEM}"
+    [(run, parent, tagged)] = nested_child_runs(recorder)
+    assert (parent, tagged) == (run, True)
+    events = [event async for event in model.astream_events(POEM, version="v2")]
+    starts = [e for e in events if e["event"] == "on_chat_model_start"]
+    assert [e["name"] for e in starts] == ["UniRouteChatModel", "EchoChatModel"]
+    assert starts[1]["parent_ids"] == [starts[0]["run_id"]]
+
+
 def test_a_configurable_child_gets_the_call_configuration(toy_router: Router) -> None:
     poet = EchoChatModel(model_name="echo-poet").configurable_fields(
         model_name=ConfigurableField(id="poet_model")

@@ -19,7 +19,18 @@ import logging
 import re
 import threading
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from uuid import UUID, uuid4
@@ -121,6 +132,10 @@ _EXPECTED = {
 MAX_RUNS = 10_000
 RUN_TTL = 3600.0
 _AMBIGUOUS = "ambiguous"
+#: The routed run starting in this context, ``(run id, its config)``: langchain-core calls
+#: ``_stream`` / ``_astream`` without the run manager (``stream()``, a streaming ``invoke``), so
+#: a Runnable child's run is nested under this run from its config.
+_STARTING: ContextVar[tuple[str, RunnableConfig] | None] = ContextVar("uniroute_starting", default=None)
 _INDEXED = re.compile(r"(?P<run>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})-\d+")
 
 
@@ -895,7 +910,8 @@ class UniRouteChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> AIMessage:
         config, kwargs = self._preroute(input, config, kwargs)
-        return super().invoke(input, config, stop=stop, **kwargs)
+        with _starting(config):
+            return super().invoke(input, config, stop=stop, **kwargs)
 
     async def ainvoke(
         self,
@@ -906,7 +922,8 @@ class UniRouteChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> AIMessage:
         config, kwargs = await self._apreroute(input, config, kwargs)
-        return await super().ainvoke(input, config, stop=stop, **kwargs)
+        with _starting(config):
+            return await super().ainvoke(input, config, stop=stop, **kwargs)
 
     def stream(
         self,
@@ -917,7 +934,17 @@ class UniRouteChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[AIMessageChunk]:
         config, kwargs = self._preroute(input, config, kwargs)
-        yield from super().stream(input, config, stop=stop, **kwargs)
+        chunks = cast(
+            Generator[AIMessageChunk, None, None], super().stream(input, config, stop=stop, **kwargs)
+        )
+        try:
+            with _starting(config):  # the run starts and the child is called at the first chunk
+                first = next(chunks, None)
+            if first is not None:
+                yield first
+                yield from chunks
+        finally:
+            chunks.close()
 
     async def astream(
         self,
@@ -928,8 +955,18 @@ class UniRouteChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[AIMessageChunk]:
         config, kwargs = await self._apreroute(input, config, kwargs)
-        async for chunk in super().astream(input, config, stop=stop, **kwargs):
-            yield chunk
+        chunks = cast(
+            AsyncGenerator[AIMessageChunk, None], super().astream(input, config, stop=stop, **kwargs)
+        )
+        try:
+            with _starting(config):  # the run starts and the child is called at the first chunk
+                first = await anext(chunks, None)
+            if first is not None:
+                yield first
+                async for chunk in chunks:
+                    yield chunk
+        finally:
+            await chunks.aclose()
 
     # ---- delegation to the chosen child ---------------------------------------------
 
@@ -1013,7 +1050,7 @@ class UniRouteChatModel(BaseChatModel):
         def attempt(name: str, target: Any, child_kwargs: dict[str, Any]) -> ChatResult:
             if isinstance(target, BaseChatModel):
                 return _call(target._generate, messages, stop, run_manager, child_kwargs)
-            config = _child_config(run_manager, configurable)
+            config = _child_config(run_manager, configurable, route.get("run_id"))
             return _as_result(name, target.invoke(messages, config, **_with_stop(stop, child_kwargs)))
 
         name, result, failures = self._with_fallback(route, call_kwargs, attempt)
@@ -1034,7 +1071,7 @@ class UniRouteChatModel(BaseChatModel):
         async def attempt(name: str, target: Any, child_kwargs: dict[str, Any]) -> ChatResult:
             if isinstance(target, BaseChatModel):
                 return await _call(target._agenerate, messages, stop, run_manager, child_kwargs)
-            config = _child_config(run_manager, configurable)
+            config = _child_config(run_manager, configurable, route.get("run_id"))
             return _as_result(name, await target.ainvoke(messages, config, **_with_stop(stop, child_kwargs)))
 
         name, result, failures = await self._awith_fallback(route, call_kwargs, attempt)
@@ -1055,7 +1092,7 @@ class UniRouteChatModel(BaseChatModel):
         def start(name: str, target: Any, child_kwargs: dict[str, Any]) -> tuple[Iterator[Any], Any]:
             """Open the child's stream and take its first chunk (a fallback is possible until then)."""
             if not isinstance(target, BaseChatModel):
-                config = _child_config(run_manager, configurable)
+                config = _child_config(run_manager, configurable, route.get("run_id"))
                 messages_out = target.stream(messages, config, **_with_stop(stop, child_kwargs))
                 chunks: Iterator[Any] = (_as_generation_chunk(name, m) for m in messages_out)
             elif _streams(target, child_kwargs):
@@ -1084,7 +1121,7 @@ class UniRouteChatModel(BaseChatModel):
         ) -> tuple[AsyncIterator[Any], Any]:
             """Async ``start`` of :meth:`_stream`."""
             if not isinstance(target, BaseChatModel):
-                config = _child_config(run_manager, configurable)
+                config = _child_config(run_manager, configurable, route.get("run_id"))
                 messages_out = target.astream(messages, config, **_with_stop(stop, child_kwargs))
                 chunks: AsyncIterator[Any] = (_as_generation_chunk(name, m) async for m in messages_out)
             elif _streams(target, child_kwargs):
@@ -1240,15 +1277,42 @@ def _call(
     return method(messages, stop=stop, **kwargs)
 
 
-def _child_config(run_manager: Any, configurable: dict[str, Any] | None) -> RunnableConfig:
-    """Config for a Runnable child: the call's ``configurable``; its run nests under this one."""
+@contextmanager
+def _starting(config: RunnableConfig | None) -> Iterator[None]:
+    """Mark the routed run of ``config`` (its ``run_id`` set by the entry point) as starting here."""
+    run_id = (config or {}).get("run_id")
+    token = _STARTING.set(None if run_id is None else (str(run_id), cast(RunnableConfig, config)))
+    try:
+        yield
+    finally:
+        _STARTING.reset(token)
+
+
+def _child_config(run_manager: Any, configurable: dict[str, Any] | None, run_id: Any) -> RunnableConfig:
+    """Config for a Runnable child: the call's ``configurable``; its run nests under this one.
+
+    Without the run manager (langchain-core streams without it), the run's callbacks,
+    tags and metadata come from the config its entry point started run ``run_id`` with.
+    """
     config = RunnableConfig(configurable=dict(configurable or {}))
+    starting = _STARTING.get()
     if run_manager is not None:
-        callbacks = CallbackManager(handlers=[], parent_run_id=run_manager.run_id)
-        callbacks.set_handlers(run_manager.inheritable_handlers)
-        callbacks.add_tags(run_manager.inheritable_tags)
-        callbacks.add_metadata(run_manager.inheritable_metadata)
-        config["callbacks"] = callbacks
+        parent, inherited = run_manager.run_id, run_manager
+    elif starting is not None and starting[0] == run_id:
+        started = starting[1]
+        parent = UUID(run_id)
+        inherited = CallbackManager.configure(
+            inheritable_callbacks=started.get("callbacks"),
+            inheritable_tags=started.get("tags"),
+            inheritable_metadata=started.get("metadata"),
+        )
+    else:
+        return config
+    callbacks = CallbackManager(handlers=[], parent_run_id=parent)
+    callbacks.set_handlers(inherited.inheritable_handlers)
+    callbacks.add_tags(inherited.inheritable_tags)
+    callbacks.add_metadata(inherited.inheritable_metadata)
+    config["callbacks"] = callbacks
     return config
 
 
