@@ -409,10 +409,19 @@ async def test_runnable_children_async(toy_router: Router) -> None:
     assert [c["kwargs"] for c in poet.calls] == [{"max_tokens": 9}] * 2
 
 
-def nested_child_runs(recorder: Recorder) -> list[tuple[Any, Any, bool]]:
-    """``(run, parent, tagged)`` of each chat-model run after the router's: the Runnable child's."""
+def nested_child_runs(recorder: Recorder) -> list[tuple[bool, bool]]:
+    """For each chat-model run after the router's (the Runnable child's): (nested under ours, tagged)."""
+    parents = {run["run_id"]: run["parent_run_id"] for run in recorder.starts + recorder.chains}
     ours, *child = recorder.starts
-    return [(ours["run_id"], c["parent_run_id"], "uniroute:poet" in c["tags"]) for c in child]
+
+    def ancestors(run_id: Any) -> set[Any]:
+        found = set()
+        while run_id in parents:
+            run_id = parents[run_id]
+            found.add(run_id)
+        return found
+
+    return [(ours["run_id"] in ancestors(c["run_id"]), "uniroute:poet" in c["tags"]) for c in child]
 
 
 async def test_streamed_runnable_children_nest_their_run_under_the_routed_run(toy_router: Router) -> None:
@@ -428,18 +437,37 @@ async def test_streamed_runnable_children_nest_their_run_under_the_routed_run(to
     for how, call in calls.items():
         recorder = Recorder()
         call({"callbacks": [recorder], "metadata": {"user": "u1"}})
-        [(run, parent, tagged)] = nested_child_runs(recorder)
-        assert (parent, tagged) == (run, True), how
+        assert nested_child_runs(recorder) == [(True, True)], how
         assert recorder.starts[1]["metadata"]["user"] == "u1"
     recorder = Recorder()
     chunks = [chunk async for chunk in model.astream(POEM, {"callbacks": [recorder]})]
     assert "".join(c.text for c in chunks) == f"echo-poet echoes: {POEM}"
-    [(run, parent, tagged)] = nested_child_runs(recorder)
-    assert (parent, tagged) == (run, True)
+    assert nested_child_runs(recorder) == [(True, True)]
     events = [event async for event in model.astream_events(POEM, version="v2")]
     starts = [e for e in events if e["event"] == "on_chat_model_start"]
     assert [e["name"] for e in starts] == ["UniRouteChatModel", "EchoChatModel"]
     assert starts[1]["parent_ids"] == [starts[0]["run_id"]]
+
+
+async def test_runnable_children_in_a_chain_nest_their_run_under_the_routed_run(toy_router: Router) -> None:
+    """Bindings and fallbacks merge their config into the chain's: the child's run still nests under ours."""
+    poet = EchoChatModel(model_name="echo-poet")
+    wrappers = {"binding": poet.bind(temperature=0.1), "fallbacks": poet.with_fallbacks([EchoChatModel()])}
+    for how, child in wrappers.items():
+        model = UniRouteChatModel(models=children(poet=child), state=toy_router, lam=10.0)
+        chain = ChatPromptTemplate.from_messages([("human", "{q}")]) | model
+        for call in ("invoke", "stream", "ainvoke", "astream"):
+            recorder = Recorder()
+            config: Any = {"callbacks": [recorder]}
+            if call == "invoke":
+                chain.invoke({"q": POEM}, config)
+            elif call == "stream":
+                list(chain.stream({"q": POEM}, config))
+            elif call == "ainvoke":
+                await chain.ainvoke({"q": POEM}, config)
+            else:
+                [chunk async for chunk in chain.astream({"q": POEM}, config)]
+            assert nested_child_runs(recorder) == [(True, True)], (how, call)
 
 
 def test_a_configurable_child_gets_the_call_configuration(toy_router: Router) -> None:

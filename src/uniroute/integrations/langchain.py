@@ -65,7 +65,7 @@ from langchain_core.runnables import (
     ensure_config,
 )
 from langchain_core.runnables.base import RunnableBindingBase
-from langchain_core.runnables.config import run_in_executor
+from langchain_core.runnables.config import run_in_executor, var_child_runnable_config
 from langchain_core.runnables.configurable import DynamicRunnable
 from langchain_core.runnables.fallbacks import RunnableWithFallbacks
 from langchain_core.runnables.utils import AnyConfigurableField
@@ -1051,7 +1051,8 @@ class UniRouteChatModel(BaseChatModel):
             if isinstance(target, BaseChatModel):
                 return _call(target._generate, messages, stop, run_manager, child_kwargs)
             config = _child_config(run_manager, configurable, route.get("run_id"))
-            return _as_result(name, target.invoke(messages, config, **_with_stop(stop, child_kwargs)))
+            with _parent_config(config):
+                return _as_result(name, target.invoke(messages, config, **_with_stop(stop, child_kwargs)))
 
         name, result, failures = self._with_fallback(route, call_kwargs, attempt)
         for generation in result.generations:
@@ -1072,7 +1073,9 @@ class UniRouteChatModel(BaseChatModel):
             if isinstance(target, BaseChatModel):
                 return await _call(target._agenerate, messages, stop, run_manager, child_kwargs)
             config = _child_config(run_manager, configurable, route.get("run_id"))
-            return _as_result(name, await target.ainvoke(messages, config, **_with_stop(stop, child_kwargs)))
+            with _parent_config(config):
+                message = await target.ainvoke(messages, config, **_with_stop(stop, child_kwargs))
+            return _as_result(name, message)
 
         name, result, failures = await self._awith_fallback(route, call_kwargs, attempt)
         for generation in result.generations:
@@ -1095,6 +1098,8 @@ class UniRouteChatModel(BaseChatModel):
                 config = _child_config(run_manager, configurable, route.get("run_id"))
                 messages_out = target.stream(messages, config, **_with_stop(stop, child_kwargs))
                 chunks: Iterator[Any] = (_as_generation_chunk(name, m) for m in messages_out)
+                with _parent_config(config):  # the child's run starts at its first chunk
+                    return chunks, _first(name, next(chunks, None))
             elif _streams(target, child_kwargs):
                 chunks = iter(_call(target._stream, messages, stop, run_manager, child_kwargs))
             else:
@@ -1124,6 +1129,8 @@ class UniRouteChatModel(BaseChatModel):
                 config = _child_config(run_manager, configurable, route.get("run_id"))
                 messages_out = target.astream(messages, config, **_with_stop(stop, child_kwargs))
                 chunks: AsyncIterator[Any] = (_as_generation_chunk(name, m) async for m in messages_out)
+                with _parent_config(config):  # the child's run starts at its first chunk
+                    return chunks, _first(name, await anext(chunks, None))
             elif _streams(target, child_kwargs):
                 chunks = _call(target._astream, messages, stop, run_manager, child_kwargs)
             else:
@@ -1286,6 +1293,21 @@ def _starting(config: RunnableConfig | None) -> Iterator[None]:
         yield
     finally:
         _STARTING.reset(token)
+
+
+@contextmanager
+def _parent_config(config: RunnableConfig) -> Iterator[None]:
+    """Make ``config`` the context's Runnable config while a Runnable child starts.
+
+    Bindings and retries merge their call's config into the context's, keeping the
+    context's parent run: without this, inside a chain the child's run would nest
+    under the chain instead of under the routed run.
+    """
+    token = var_child_runnable_config.set(config)
+    try:
+        yield
+    finally:
+        var_child_runnable_config.reset(token)
 
 
 def _child_config(run_manager: Any, configurable: dict[str, Any] | None, run_id: Any) -> RunnableConfig:
