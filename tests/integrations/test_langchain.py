@@ -8,6 +8,7 @@ import warnings
 from typing import Any
 
 import pytest
+from langchain_core.caches import InMemoryCache
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage, trim_messages
@@ -196,6 +197,21 @@ def test_one_child_call_per_request_and_child_kwargs(toy_router: Router) -> None
     assert model.invoke("Arithmetic question: compute 1 plus 1", stop=["plus"]).content == (
         "echo-mathbot echoes: Arithmetic question: compute 1 "
     )
+
+
+def test_a_cache_on_the_model_answers_a_repeated_request(toy_router: Router) -> None:
+    """The cache key is the request and the child routed to, not the run's own routing ids."""
+    mathbot, big = EchoChatModel(model_name="echo-mathbot"), EchoChatModel(model_name="echo-big")
+    model = UniRouteChatModel(
+        models=children(mathbot=mathbot, big=big), state=toy_router, lam=10.0, cache=InMemoryCache()
+    )
+    first, again = model.invoke(MATH), model.invoke(MATH)
+    assert len(mathbot.calls) == 1
+    assert again.content == first.content and answered_by(again) == "mathbot"
+    assert answered_by(model.invoke(MATH, lam=0.0)) == "big", "another child, another key"
+    assert len(big.calls) == 1
+    model.invoke(MATH, temperature=0.5)
+    assert len(mathbot.calls) == 2
 
 
 # ---- tools and structured output ---------------------------------------------------

@@ -399,7 +399,8 @@ class UniRouteChatModel(BaseChatModel):
         ``_stream`` / ``_astream`` level with this model's run manager, so one call
         is one run (``child.invoke`` would start a second chat-model run). This
         bypasses the child's own cache, callbacks, tags, metadata and
-        ``output_version`` (this model's apply instead). The child's
+        ``output_version`` (this model's apply instead; a ``cache`` here is keyed
+        on the request and the child it is routed to). The child's
         ``rate_limiter`` and ``disable_streaming`` are honoured. A child that is
         a Runnable but not a chat model (retry, binding, fallbacks, configurable
         model) is called through its own ``invoke`` / ``stream`` (and async
@@ -630,6 +631,18 @@ class UniRouteChatModel(BaseChatModel):
             "candidates": self.candidates,
             "max_fallbacks": self.max_fallbacks,
         }
+
+    def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
+        """The cache key of a call: its parameters and the child routed to, not this run's decision.
+
+        The routing plan in the call kwargs is new for every run (its ids), so keyed on
+        it, ``cache=`` on this model would never hit.
+        """
+        route = kwargs.pop(ROUTE_KWARG, None)
+        kwargs.pop(CONFIGURABLE_KWARG, None)
+        if isinstance(route, Mapping):
+            kwargs["uniroute_profile"] = route.get("profile")
+        return super()._get_llm_string(stop=stop, **kwargs)
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         """Tracing params: the chosen child's provider and model once a route is known."""
