@@ -234,6 +234,8 @@ def test_children_without_tool_calling_are_not_candidates_for_tool_calls(toy_rou
     message = model.bind_tools([add]).invoke(MATH)
     assert answered_by(message) == "big"
     assert "mathbot" not in message.response_metadata["uniroute"]["order"]
+    with pytest.raises(InputError, match=r"pinned child model='mathbot' does not support tool calling"):
+        model.bind_tools([add]).invoke(MATH, model="mathbot")
 
 
 def test_tool_loop_goes_back_to_the_model_that_called_the_tool(model: UniRouteChatModel) -> None:

@@ -741,11 +741,18 @@ class UniRouteChatModel(BaseChatModel):
         max_fallbacks = options.get("max_fallbacks", self.max_fallbacks)
         if isinstance(max_fallbacks, bool) or not isinstance(max_fallbacks, int) or max_fallbacks < 0:
             raise InputError(f"max_fallbacks must be an int >= 0, got {max_fallbacks!r}")
+        tools = bool(kwargs.get("tools"))
         pinned = options.get("model")
         if pinned is not None:
             if pinned not in self.models:
                 raise UnknownModelError(
                     f"model={pinned!r} is not a child profile; children: {sorted(self.models)}"
+                )
+            if tools and not _supports_tools(self.models[pinned]):
+                capable = sorted(n for n in self.models if _supports_tools(self.models[n]))
+                raise InputError(
+                    f"tools are bound but the pinned child model={pinned!r} does not support tool "
+                    f"calling; pin one that does ({capable}) or leave model= out to route"
                 )
             return {
                 "profile": pinned,
@@ -755,7 +762,6 @@ class UniRouteChatModel(BaseChatModel):
                 "decision_id": None,
                 "decision": None,
             }
-        tools = bool(kwargs.get("tools"))
         names = self._check_candidates(options.get("candidates", self.candidates or list(self.models)))
         if tools:
             capable = [n for n in names if _supports_tools(self.models[n])]
