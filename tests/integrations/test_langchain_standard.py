@@ -44,6 +44,12 @@ class _UniRouteParams:
         return {"models": self.children(), "state": self.router}
 
     @property
+    def supports_anthropic_inputs(self) -> bool:
+        """Histories with Anthropic content blocks (tool_use, thinking) are routed on their text
+        and reach the child unchanged; the fakes and ChatOpenAI accept them."""
+        return True
+
+    @property
     def model_override_value(self) -> str:
         """``model=<profile>`` pins a child; its response model_name contains the profile."""
         return "poet"
