@@ -784,3 +784,18 @@ def test_batch_under_threads_with_the_default_static_embedder(toy_data: dict, tm
     expected = [d.model for d in Router.load(tmp_path / "state").route_batch(prompts, lam=10.0)]
     assert [answered_by(m) for m in results] == expected
     assert {"mathbot", "poet"} <= set(expected)
+
+
+@pytest.mark.integration
+async def test_abatch_of_50_with_the_default_static_embedder(toy_data: dict) -> None:
+    """abatch routes 50 requests at once on the real default embedder: one decision each, as route_batch."""
+    router = Router("static", KMeansClusterMap(n_clusters=2, random_state=0)).fit(toy_data["prompts"])
+    router.add_models(toy_data["prompts"], toy_data["scores"], toy_data["costs"])
+    model = UniRouteChatModel(models=children(), state=router, lam=10.0)
+    prompts = unseen_prompts(50)
+    results = await model.abatch(prompts, config={"max_concurrency": 50})
+    expected = [d.model for d in router.route_batch(prompts, lam=10.0)]
+    assert [answered_by(m) for m in results] == expected
+    assert [m.content for m in results] == [f"echo-{e} echoes: {p}" for e, p in zip(expected, prompts)]
+    routes = [m.response_metadata["uniroute"] for m in results]
+    assert len({r["decision_id"] for r in routes}) == len({r["run_id"] for r in routes}) == 50
