@@ -168,6 +168,18 @@ def test_the_message_id_of_an_invoke_or_a_stream_works(router):
         model.record_feedback(f"lc_run--{uuid.uuid4()}-0", 1.0)
 
 
+def test_the_message_id_names_the_routed_run_with_a_runnable_child(router):
+    # a Runnable child runs nested under ours; its answer was named after the child's run, so
+    # record_feedback(message.id) said "unknown or expired"
+    model = chat_model(router, poet=EchoChatModel(model_name="echo-poet").bind(temperature=0.1))
+    message = model.invoke(POEM)
+    assert message.id == f"lc_run--{message.response_metadata['uniroute']['run_id']}-0"
+    assert model.record_feedback(message.id, 1.0) == "poet"
+    chunks = list(model.stream(POEM))
+    assert {chunk.id for chunk in chunks} == {f"lc_run--{chunks[0].response_metadata['uniroute']['run_id']}"}
+    assert model.record_feedback(chunks[0].id, 1.0) == "poet"
+
+
 async def test_async_and_streamed_runs_are_remembered(router):
     model = chat_model(router, mathbot=EchoChatModel(fail=True))
     runs = RunIds()

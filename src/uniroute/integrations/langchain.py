@@ -1367,13 +1367,21 @@ def _as_result(name: str, message: Any) -> ChatResult:
             f"child {name!r} returned a {type(message).__name__}, not a chat message; children must be "
             "chat models or Runnables that return one (not a chain ending in an output parser)"
         )
-    return ChatResult(generations=[ChatGeneration(message=message)])
+    return ChatResult(generations=[ChatGeneration(message=_without_run_id(message))])
 
 
 def _as_generation_chunk(name: str, message: Any) -> ChatGenerationChunk:
     if isinstance(message, BaseMessageChunk):
-        return ChatGenerationChunk(message=message)
+        return ChatGenerationChunk(message=_without_run_id(message))
     return _as_chunk(_as_result(name, message))
+
+
+def _without_run_id(message: T) -> T:
+    """A Runnable child's message without the id langchain-core named after the child's nested run,
+    so it is named after this run (``"lc_run--<run id>"``, accepted by ``record_feedback``)."""
+    if isinstance(message, BaseMessage) and isinstance(message.id, str) and message.id.startswith("lc_run-"):
+        return cast(T, message.model_copy(update={"id": None}))
+    return message
 
 
 def _openai_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
