@@ -1,6 +1,7 @@
 import argparse
 import io
 import json
+import signal
 import subprocess
 import sys
 
@@ -321,6 +322,41 @@ def test_a_closed_pipe_ends_the_command_quietly(state):
     err = child.stderr.read().decode()
     assert child.wait(timeout=120) == 1
     assert "Traceback" not in err and "Exception ignored" not in err
+
+
+CTRL_C_DURING_FIT = """
+import sys, time
+from uniroute.cli import main
+from uniroute.engine.router import Router
+
+def slow_fit(self, *args, **kwargs):
+    print("fitting", flush=True)
+    time.sleep(60)
+
+Router.fit = slow_fit
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_exits_130_with_one_line_not_a_traceback(tmp_path, records, sigint_raises):
+    """SIGINT during a command with no interrupt handler of its own (`fit`, `eval`, ...): status 130, as
+    shells report Ctrl-C, and one line on stderr; it was a traceback of wherever the work stood."""
+    argv = ["fit", str(records), "--out", str(tmp_path / "s"), "--embedder", "hashing"]
+    child = subprocess.Popen(
+        [sys.executable, "-c", CTRL_C_DURING_FIT, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "fitting\n"
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert child.returncode == 130 and err.splitlines()[-1] == "uniroute: interrupted"
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert not (tmp_path / "s").exists()
 
 
 @pytest.mark.parametrize(

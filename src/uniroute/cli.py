@@ -373,6 +373,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UniRouteError as exc:
         print(f"uniroute: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: the shell's status for SIGINT, one line instead of a traceback
+        print("\nuniroute: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # the reader left (`| head`, `| less`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error again at exit
         return 1
