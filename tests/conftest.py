@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -48,6 +49,23 @@ def sigint_raises() -> Iterator[None]:
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
+def in_ascii_locale() -> Callable[..., str]:
+    """``run(code, *args)``: the standard output of ``python -c code args`` in a child whose locale
+    encoding is ASCII (the C locale with UTF-8 mode and locale coercion off), where ``open()``
+    without an encoding reads and writes ASCII; fails the test if the child fails."""
+
+    def run(code: str, *args: str) -> str:
+        env = os.environ | {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+        out = subprocess.run(
+            [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    return run
 
 
 @pytest.fixture(scope="session")

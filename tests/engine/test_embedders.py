@@ -1,4 +1,5 @@
 import copy
+import json
 import pickle
 import subprocess
 import sys
@@ -35,13 +36,13 @@ from uniroute.exceptions import InputError
 WORDS = ["[UNK]", "math", "poem", "add", "two", "numbers", "write", "a", "short", "about", "the", "moon"]
 
 
-def tiny_static(dim: int = 8) -> StaticEmbedder:
+def tiny_static(dim: int = 8, words: list[str] = WORDS) -> StaticEmbedder:
     """A StaticEmbedder over a 12-word WordPiece vocabulary (no model files needed)."""
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    tokenizer = Tokenizer(models.WordPiece({w: i for i, w in enumerate(WORDS)}, unk_token="[UNK]"))
+    tokenizer = Tokenizer(models.WordPiece({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    vectors = np.random.default_rng(0).normal(size=(len(WORDS), dim)).astype(np.float32)
+    vectors = np.random.default_rng(0).normal(size=(len(words), dim)).astype(np.float32)
     return StaticEmbedder(vectors, tokenizer.to_str(), name="tiny")
 
 
@@ -264,6 +265,19 @@ def on_threads(work, n: int, threads: int = 8) -> list:
 
     with ThreadPoolExecutor(threads) as pool:
         return list(pool.map(one, range(n)))
+
+
+def test_the_distilled_tokenizer_is_read_as_utf8_whatever_the_locale(tmp_path, in_ascii_locale):
+    """tokenizer.json is written as UTF-8 (its vocabulary is not ASCII) and was read back in the locale's
+    encoding: a UnicodeDecodeError under an ASCII locale, silently other tokens under latin-1."""
+    emb = tiny_static(words=[*WORDS, "café"])
+    (tmp_path / "tokenizer.json").write_bytes(emb.tokenizer_json.encode())
+    np.save(tmp_path / "vectors.npy", emb.vectors)
+    code = "import json, sys; from pathlib import Path; from uniroute import StaticEmbedder as S; "
+    code += "emb = S.from_local_minilm(directory=Path(sys.argv[1])); "
+    code += "print(json.dumps(emb.encode(['caf\\xe9 moon']).tolist()))"
+    encoded = json.loads(in_ascii_locale(code, str(tmp_path)))
+    np.testing.assert_allclose(encoded, emb.encode(["café moon"]), rtol=1e-6)
 
 
 def test_static_embedder_encodes_from_many_threads():

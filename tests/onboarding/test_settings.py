@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +74,18 @@ def test_the_routers_own_keys_are_neither_sent_nor_part_of_the_cache_key(tmp_pat
     assert slow.params == {"temperature": 0.2, "input_cost_per_token": 1e-07, "output_cost_per_token": 2e-07}
     messages = [{"role": "user", "content": "Arithmetic: 1 + 1?"}]
     assert slow.cache_key(messages) == fast.cache_key(messages)
+
+
+def test_a_config_is_read_as_utf8_whatever_the_locale(
+    tmp_path: Path, in_ascii_locale: Callable[..., str]
+) -> None:
+    """YAML is UTF-8: a config with a non-ASCII name or comment (examples/own_workload's has λ) was read
+    in the locale's encoding, a UnicodeDecodeError under an ASCII locale and mojibake under latin-1."""
+    config = tmp_path / "config.yaml"
+    config.write_bytes(
+        "# λ of the operating points\nmodel_list:\n  - model_name: café\n"
+        "    litellm_params: {model: openai/café, api_key: k}\n".encode()
+    )
+    code = "import sys; from uniroute.onboarding import settings_from_config as s; "
+    code += "print(ascii(s(sys.argv[1], 'caf\\xe9').model))"
+    assert in_ascii_locale(code, str(config)).strip() == ascii("openai/café")

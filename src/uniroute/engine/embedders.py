@@ -319,7 +319,7 @@ class StaticEmbedder(Embedder):
             atomic_write_bytes(tokenizer_path, model.tokenizer.to_str().encode())
             atomic_write_npy(vectors_path, np.asarray(model.embedding, dtype=np.float32))
         vectors = np.load(vectors_path, allow_pickle=False)
-        return cls(vectors, tokenizer_path.read_text(), name=f"minilm-distilled-pca{pca_dims}")
+        return cls(vectors, tokenizer_path.read_text("utf-8"), name=f"minilm-distilled-pca{pca_dims}")
 
 
 class SentenceTransformerEmbedder(Embedder):

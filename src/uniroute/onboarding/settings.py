@@ -124,7 +124,7 @@ def read_model_list(path: str | Path) -> list[dict[str, Any]]:
     yaml = require("yaml", "litellm")
     path = Path(path)
     try:
-        config = yaml.safe_load(path.read_text())
+        config = yaml.safe_load(path.read_text("utf-8"))  # YAML is UTF-8, whatever the locale
     except (OSError, yaml.YAMLError) as exc:
         raise InputError(f"cannot read LiteLLM config {path}: {exc}") from exc
     deployments = (config or {}).get("model_list") if isinstance(config, dict) else None
