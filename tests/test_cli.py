@@ -324,6 +324,22 @@ def test_a_closed_pipe_ends_the_command_quietly(state):
     assert "Traceback" not in err and "Exception ignored" not in err
 
 
+@pytest.mark.parametrize("encoding", ["latin-1", "ascii"])
+def test_output_in_an_encoding_without_lambda_shows_it_escaped(state, monkeypatch, encoding):
+    """`uniroute route` printed λ into a latin-1 or ASCII stdout (a latin-1 locale, a Windows console
+    redirected to a file): a UnicodeEncodeError traceback once the routing was done."""
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding=encoding)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert main(["route", str(state), "Poetry request: a haiku about snow"]) == 0
+    with pytest.raises(SystemExit) as help_exit:  # the help of inspect has "models × clusters"
+        main(["--help"])
+    assert help_exit.value.code == 0
+    stdout.flush()
+    printed = stdout.buffer.getvalue().decode(encoding)
+    times = "×" if encoding == "latin-1" else "\\xd7"
+    assert "(\\u03bb=0, cluster" in printed and f"models {times} clusters" in printed
+
+
 CTRL_C_DURING_FIT = """
 import sys, time
 from uniroute.cli import main

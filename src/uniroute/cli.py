@@ -13,7 +13,9 @@ old ``--router PATH`` still works (with a warning): :func:`main` rewrites it.
 from __future__ import annotations
 
 import argparse
+import codecs
 import importlib
+import io
 import json
 import os
 import sys
@@ -365,7 +367,17 @@ def _rewrite_router_option(parser: argparse.ArgumentParser, argv: list[str]) -> 
     return [rest[0], path, *rest[1:]] if positional else [*rest, "--state", path]
 
 
+def _escape_what_output_cannot_encode() -> None:
+    """Print λ, Ψ, Φ, × or a model's non-ASCII name escaped (``\\u03bb``) on a standard output or error
+    whose encoding lacks them (a latin-1 locale, a Windows console redirected to a file), rather than
+    fail with UnicodeEncodeError after the work is done."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and codecs.lookup(stream.encoding).name != "utf-8":
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _escape_what_output_cannot_encode()
     parser = build_parser()
     args = parser.parse_args(_rewrite_router_option(parser, list(sys.argv[1:] if argv is None else argv)))
     try:
