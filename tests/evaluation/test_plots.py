@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -48,6 +49,25 @@ def test_log_cost_axis_and_legend_outside_the_axes(figures, tmp_path) -> None:
 def test_files_are_written(tmp_path) -> None:
     path = plots.deferral_plot(RESULT, tmp_path / "d.png")
     assert path.stat().st_size > 1000
+
+
+def test_a_plot_that_fails_midway_leaves_the_old_file(tmp_path, monkeypatch) -> None:
+    """A crash while the PNG was written (full disk, Ctrl-C) left half a file over the last run's plot."""
+    import matplotlib.image
+
+    def half_then_fail(target, *args, **kwargs):
+        if isinstance(target, (str, os.PathLike)):
+            target = open(target, "wb")  # left open, as a dying process leaves it
+        target.write(b"half a png")
+        target.flush()
+        raise OSError("No space left on device")
+
+    path = tmp_path / "d.png"
+    path.write_bytes(b"last run's plot")
+    monkeypatch.setattr(matplotlib.image, "imsave", half_then_fail)
+    with pytest.raises(OSError, match="No space"):
+        plots.deferral_plot(RESULT, path)
+    assert path.read_bytes() == b"last run's plot" and [p.name for p in tmp_path.iterdir()] == ["d.png"]
 
 
 def test_eval_cli_names_the_trial_its_unseen_plot_shows(figures, tmp_path, make_data) -> None:

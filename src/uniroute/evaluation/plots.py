@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from ..engine.files import atomic_write_bytes
 
 _STYLE = {"oracle": ":", "random": "--", "best-single": "--", "zerorouter": "-."}
 
@@ -71,9 +74,13 @@ def scaling_plot(result: Mapping[str, Any], path: str | Path, title: str = "Mode
 
 
 def _save(fig: Any, plt: Any, path: str | Path) -> Path:
+    """Write the figure to ``path`` atomically: a run that dies meanwhile leaves the last run's plot."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")  # keeps the legend placed outside the axes
+    image = io.BytesIO()
+    fmt = path.suffix.lstrip(".") or "png"
+    fig.savefig(image, format=fmt, dpi=110, bbox_inches="tight")  # keeps the legend placed outside the axes
     plt.close(fig)
+    atomic_write_bytes(path, image.getvalue())
     return path
