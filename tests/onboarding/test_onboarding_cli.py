@@ -378,3 +378,21 @@ def test_onboard_prices_a_config_deployment_as_a_build_does(
     assert main([*args, "--name", "newbie", "--no-progress"]) == 0
     per_call = 10 * 0.001 + 1 * 0.002  # the fake's usage: 10 prompt and 1 completion tokens
     assert Router.load(toy_state).profile("newbie").cost == pytest.approx(per_call)
+
+
+@pytest.mark.integration  # it binds a socket on 127.0.0.1
+def test_replay_server_on_a_port_it_cannot_have_is_a_usage_error(tmp_path: Path, capsys: Any) -> None:
+    """A port in use (a second CI job) or out of range was an OSError or OverflowError traceback, status 1."""
+    import socket
+
+    data = write_routerbench_csv(tmp_path / "tiny_test.csv")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["replay-server", "--data", str(data), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot serve on 127.0.0.1:{port}" in err and "another --port" in err
+    with pytest.raises(SystemExit) as usage:
+        main(["replay-server", "--data", str(data), "--port", "65536"])
+    assert usage.value.code == 2 and "--port: expected a port number 0-65535" in capsys.readouterr().err

@@ -167,6 +167,17 @@ def _cmd_onboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    """The argparse type of ``--port``: a TCP port number (0: any free port)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
+    return port
+
+
 def _cmd_make_validation(args: argparse.Namespace) -> int:
     from ..datasets import concat, load_dataset
     from ..engine.router import Router
@@ -203,7 +214,13 @@ def _cmd_replay_server(args: argparse.Namespace) -> int:
     from .replay_server import ReplayData, ReplayHTTPServer, _address
 
     data = ReplayData.from_paths(args.data)
-    server = ReplayHTTPServer(data, args.host, args.port, verbose=args.verbose)
+    try:
+        server = ReplayHTTPServer(data, args.host, args.port, verbose=args.verbose)
+    except OSError as exc:  # the port is taken, or the host is not this machine's
+        raise InputError(
+            f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}; choose another --port "
+            "(0: any free port) or --host"
+        ) from exc
     print(
         f"replaying {data.n_prompts} recorded prompts of {len(data.models)} models on "
         f"http://{_address(server)}/v1 (Ctrl-C stops)\nmodels: {', '.join(data.models)}",
@@ -291,6 +308,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     r.add_argument("--data", type=Path, nargs="+", required=True, help="RouterBench CSV files or directories")
     r.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    r.add_argument("--port", type=int, default=8000)
+    r.add_argument(
+        "--port", type=_port, default=8000, help="port to listen on (default 8000; 0: any free port)"
+    )
     r.add_argument("--verbose", action="store_true", help="log every request")
     r.set_defaults(func=_cmd_replay_server)
