@@ -396,3 +396,14 @@ def test_replay_server_on_a_port_it_cannot_have_is_a_usage_error(tmp_path: Path,
     with pytest.raises(SystemExit) as usage:
         main(["replay-server", "--data", str(data), "--port", "65536"])
     assert usage.value.code == 2 and "--port: expected a port number 0-65535" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tokens", ["-5", "0"])
+def test_output_tokens_below_one_are_refused(prepared: dict[str, Path], capsys: Any, tokens: str) -> None:
+    """`onboard --dry-run --output-tokens -5` printed "≤ -490 completion tokens" and a $ from them."""
+    argv = ["onboard", str(prepared["state"]), "openai/joker", "--validation", str(prepared["validation"])]
+    with pytest.raises(SystemExit) as usage:
+        main([*argv, "--cost", "0.1", "--dry-run", "--output-tokens", tokens])
+    assert (
+        usage.value.code == 2 and "--output-tokens: expected a whole number >= 1" in capsys.readouterr().err
+    )

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._cli import add_registry_option
+from .._cli import add_registry_option, positive_int
 from .._optional import require
 from ..exceptions import InputError
 
@@ -279,7 +279,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--cache", type=Path, help="answer cache directory (default: ~/.cache/uniroute/onboarding)"
     )
     p.add_argument("--dry-run", action="store_true", help="estimate tokens and $ only; call nothing")
-    p.add_argument("--output-tokens", type=int, default=256, help="completion tokens a call, for --dry-run")
+    p.add_argument(
+        "--output-tokens", type=positive_int, default=256, help="completion tokens a call, for --dry-run"
+    )
     p.add_argument("--replace", action="store_true", help="re-onboard a model already in the router")
     p.add_argument("--skip-invalid", action="store_true", help="skip malformed validation lines")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
