@@ -405,6 +405,7 @@ def test_feedback_by_decision_id_works_at_another_replica(server, toy_router):
         router.close()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "stored",
     [
