@@ -15,6 +15,7 @@ from uniroute import (
     PrecomputedEmbedder,
     Router,
 )
+from uniroute.engine import router as router_module
 from uniroute.engine.profiles import profile_from_scores
 from uniroute.engine.router import NO_TEXT_NOTE
 from uniroute.exceptions import InputError, NotFittedError, UnknownModelError
@@ -515,6 +516,18 @@ def test_warned_names_are_bounded(toy_router):
         for i in range(3000):
             toy_router.route(MATH, candidates=[f"client-typo-{i}", "big"])
     assert len(toy_router._warned) <= 1024
+
+
+def test_conservative_quantiles_kept_are_bounded(toy_router, monkeypatch):
+    """Each request may name its own quantile (LangChain's per-call ``conservative``): the
+    conservative Ψ kept per quantile must not grow with them."""
+    monkeypatch.setattr(router_module, "_MAX_QUANTILES", 4, raising=False)
+    first = toy_router.route(MATH, conservative=0.9)
+    for i in range(20):
+        toy_router.route(MATH, conservative=0.5 + i / 100)
+    assert len(toy_router._routing_pool()._upper) <= 4
+    again = toy_router.route(MATH, conservative=0.9)
+    np.testing.assert_allclose(again.scores, first.scores)
 
 
 def test_fit_leaves_the_given_map_alone(toy_data):

@@ -47,6 +47,7 @@ Candidates = Sequence[str] | Mapping[str, str]
 NO_TEXT_NOTE = "no routing text in the request; routed on the cluster prior"
 _BATCH = 256
 _MAX_SUBSETS = 256
+_MAX_QUANTILES = 64
 _MAX_WARNED = 1024
 _RUNTIME = frozenset(
     {
@@ -158,6 +159,8 @@ class _Pool:
         upper = self._upper.get(q)
         if upper is None:
             upper = np.stack([p.upper(q) for p in self.profiles.values()]) if self.profiles else self.psi
+            if len(self._upper) >= _MAX_QUANTILES:  # bounded, whatever quantiles requests name
+                self._upper = {}
             self._upper[q] = upper
         return upper[candidates.index].T
 
