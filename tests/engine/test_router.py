@@ -518,6 +518,21 @@ def test_warned_names_are_bounded(toy_router):
     assert len(toy_router._warned) <= 1024
 
 
+def test_skip_warnings_leave_a_bounded_warning_registry(toy_router, monkeypatch):
+    """Python remembers each distinct warning text it showed in the caller's __warningregistry__
+    for the life of the process: candidate names clients send must not grow it."""
+    monkeypatch.setattr(router_module, "_MAX_WARNED", 8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for i in range(50):
+            decision = toy_router.route(MATH, candidates=[f"client-typo-{i}", "big"])
+        registry = globals().get("__warningregistry__", {})
+        kept = [key for key in registry if "no profile" in str(key)]
+    assert decision.skipped == ("client-typo-49",)
+    assert len(kept) <= 9 and len(toy_router._warned) <= 8
+    assert "client-typo-0" in str(caught[0].message) and "Decision.skipped" in str(caught[-1].message)
+
+
 def test_conservative_quantiles_kept_are_bounded(toy_router, monkeypatch):
     """Each request may name its own quantile (LangChain's per-call ``conservative``): the
     conservative Ψ kept per quantile must not grow with them."""

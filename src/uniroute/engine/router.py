@@ -944,16 +944,26 @@ class Router:
         return chosen
 
     def _warn_once(self, skipped: Sequence[str]) -> None:
-        """Warn about candidates with no profile, once per name (the lock is taken only for new names)."""
+        """Warn about candidates with no profile, once per name (the lock is taken only for new names).
+
+        Python keeps the text of every warning it showed for the life of the process (the
+        caller's ``__warningregistry__``), so only the first :data:`_MAX_WARNED` names are
+        named; past them one fixed text says so (``Decision.skipped`` still names them).
+        """
         if all(name in self._warned for name in skipped):
             return
         with self._lock:
             new = [name for name in skipped if name not in self._warned]
-            if len(self._warned) + len(new) > _MAX_WARNED:  # bounded, whatever names clients send
-                self._warned = set()
-            self._warned.update(new)
-        if new:  # stacklevel 6: the caller of route()
-            warnings.warn(f"uniroute: skipping candidate(s) with no profile: {new}", stacklevel=6)
+            named = new[: max(_MAX_WARNED - len(self._warned), 0)]
+            self._warned.update(named)
+        if named:  # stacklevel 6: the caller of route()
+            warnings.warn(f"uniroute: skipping candidate(s) with no profile: {named}", stacklevel=6)
+        elif new:
+            warnings.warn(
+                f"uniroute: skipping candidate(s) with no profile; past {_MAX_WARNED} such names they are "
+                "not named here (Decision.skipped lists them)",
+                stacklevel=6,
+            )
 
     def _score(
         self,
