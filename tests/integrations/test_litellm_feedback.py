@@ -13,6 +13,7 @@ from litellm_fakes import MATH_PROMPT, POETRY_PROMPT, demo_engine, deployment
 
 from uniroute import InputError, Router
 from uniroute.integrations import litellm as ul
+from uniroute.integrations.litellm import _compat
 
 LAM = 30.0
 IDS = {"mathbot": "mathbot", "poet": "poet", "big": "big-eu"}  # profile -> deployment id
@@ -203,11 +204,37 @@ async def test_feedback_on_failure_records_a_weighted_zero(engine: Router) -> No
     before = list(litellm.callbacks)
     try:
         router = make_router(engine, fail=("mathbot",), feedback_on_failure=True, failure_weight=0.5)
-        (logger,) = [c for c in litellm.callbacks if c not in before]
+        logger = _compat.installed_strategy(router).failure_feedback
         await router.acompletion(model="demo", messages=user(MATH_PROMPT))
         assert logger.recorded == 1
         errors, counts = engine.feedback.counts("mathbot")
         assert float(counts.sum()) == pytest.approx(0.5) and float(errors.sum()) == pytest.approx(0.5)
+    finally:
+        litellm.callbacks[:] = before
+
+
+async def test_failure_feedback_of_many_installs_is_one_logger_and_reaches_each_engine() -> None:
+    """Before, each install(feedback_on_failure=True) added its own logger to litellm.callbacks,
+    which LiteLLM never drops: a server re-installing a state kept every old engine alive, and
+    LiteLLM kept only the first such logger in its failure lists, so later installs recorded nothing."""
+    before = list(litellm.callbacks)
+    try:
+        old, new, other = demo_engine(), demo_engine(), demo_engine()
+        router = make_router(old, fail=("mathbot",), feedback_on_failure=True)
+        make_router(new, fail=("mathbot",), feedback_on_failure=True)  # another router, same process
+        second = litellm.Router(  # its own deployment ids: LiteLLM's cooldowns go by id
+            model_list=[deployment(f"{p}-2", p, fail=p == "mathbot") for p in ("mathbot", "poet", "big")],
+            num_retries=2,
+            retry_after=0,
+        )
+        ul.install(second, other, lam=LAM, feedback_on_failure=True)
+        ul.install(router, new, lam=LAM, feedback_on_failure=True)  # a new state on the same router
+        assert len([c for c in litellm.callbacks if c not in before]) == 1
+        await router.acompletion(model="demo", messages=user(MATH_PROMPT))
+        await second.acompletion(model="demo", messages=user(MATH_PROMPT))
+        assert counted(new, "mathbot") == pytest.approx(ul.FAILURE_WEIGHT)
+        assert counted(other, "mathbot") == pytest.approx(ul.FAILURE_WEIGHT)
+        assert old._feedback is None  # the replaced engine heard nothing
     finally:
         litellm.callbacks[:] = before
 
@@ -251,7 +278,7 @@ async def test_a_closed_feedback_store_fails_no_request(engine: Router) -> None:
     before = list(litellm.callbacks)
     try:
         router = make_router(engine, fail=("mathbot",), feedback_on_failure=True)
-        (logger,) = [c for c in litellm.callbacks if c not in before]
+        logger = _compat.installed_strategy(router).failure_feedback
         response = await router.acompletion(model="demo", messages=user(MATH_PROMPT))
         assert response._hidden_params["uniroute"]["profile"] != "mathbot" and logger.recorded == 0
     finally:

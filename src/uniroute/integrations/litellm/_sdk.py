@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -52,11 +53,14 @@ class UniRouteStrategy(CustomRoutingStrategyBase):
     ----------
     router : uniroute.Router
         The engine (``ranker.router``).
+    failure_feedback : FailureFeedback or None
+        What records failures when installed with ``feedback_on_failure=True``.
     """
 
     def __init__(self, litellm_router: litellm.Router, ranker: DeploymentRanker):
         self.litellm_router = litellm_router
         self.ranker = ranker
+        self.failure_feedback: FailureFeedback | None = None
         self._own_sync, self._own_async = _compat.own_selectors(litellm_router)
 
     @property
@@ -143,7 +147,7 @@ class UniRouteStrategy(CustomRoutingStrategyBase):
 class FailureFeedback(CustomLogger):
     """A LiteLLM callback: each deployment failure in a request uniroute ranked records a 0.
 
-    Registered by ``install(..., feedback_on_failure=True)``; the proxy callback does the
+    Made by ``install(..., feedback_on_failure=True)``; the proxy callback does the
     same with ``feedback_on_failure: true``. The 0 counts ``weight`` results
     (default :data:`FAILURE_WEIGHT`): an error is weak evidence about answer quality.
     """
@@ -163,6 +167,40 @@ class FailureFeedback(CustomLogger):
         self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
         self.log_failure_event(kwargs, response_obj, start_time, end_time)
+
+
+class _FailureRelay(CustomLogger):
+    """The one logger :func:`install` puts in ``litellm.callbacks``: hands each failure to the
+    :class:`FailureFeedback` of the ranker that ranked the request.
+
+    One for the process, holding the FailureFeedbacks weakly (each is kept by its strategy):
+    LiteLLM never drops a logger from its global lists, so one per install kept every replaced or
+    dropped router (its engine and embedder) alive; and it keeps one logger per class in its
+    failure lists, so the failures of a router installed after the first were never recorded.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._handlers: weakref.WeakValueDictionary[int, FailureFeedback] = weakref.WeakValueDictionary()
+
+    def add(self, handler: FailureFeedback) -> None:
+        """Send the failures of requests ``handler.ranker`` ranked to ``handler`` (while it lives)."""
+        self._handlers[id(handler.ranker)] = handler  # the handler keeps its ranker, so the id stays its
+
+    def log_failure_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        record = find_decision({"metadata": _compat.failure_metadata(kwargs)})
+        ranker = None if record is None else record.ranker
+        handler = None if ranker is None else self._handlers.get(id(ranker))
+        if handler is not None and handler.ranker is ranker:
+            handler.log_failure_event(kwargs, response_obj, start_time, end_time)
+
+    async def async_log_failure_event(
+        self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        self.log_failure_event(kwargs, response_obj, start_time, end_time)
+
+
+_FAILURES = _FailureRelay()
 
 
 def _attach_decision(response: Any, metadata: Mapping[str, Any]) -> Any:
@@ -275,9 +313,10 @@ def install(
     ``text_completion``, ``embedding``, ``responses`` and their async forms also copy
     each decision into ``response._hidden_params["uniroute"]``, with the deployment
     that answered and its ``decision_id`` (for :func:`record_feedback`; the engine's
-    ``remember_decisions`` is turned on). With ``feedback_on_failure=True`` a
-    :class:`FailureFeedback` joins ``litellm.callbacks``: each deployment failure
-    records a 0 of weight ``failure_weight``. Off by default: an error is not a
+    ``remember_decisions`` is turned on). With ``feedback_on_failure=True`` each
+    deployment failure records a 0 of weight ``failure_weight`` (the returned strategy's
+    ``failure_feedback``, a :class:`FailureFeedback`, reached through one relay in
+    ``litellm.callbacks`` that serves every install). Off by default: an error is not a
     quality signal. Warns when the router already routes with another custom strategy
     (``routing_strategy="lar1"`` registers one), which uniroute replaces on every group.
     Raises ImportError when the installed LiteLLM is a release the front door does not
@@ -314,7 +353,10 @@ def install(
     _warn_if_replacing(litellm_router)
     strategy = UniRouteStrategy(litellm_router, ranker)
     if failures is not None:
-        litellm.callbacks.append(failures)
+        strategy.failure_feedback = failures
+        _FAILURES.add(failures)
+        if _FAILURES not in litellm.callbacks:
+            litellm.callbacks.append(_FAILURES)
     _compat.set_strategy(litellm_router, strategy)
     _compat.wrap_methods(litellm_router, _recording_sync, _recording_async)
     _compat.logger.info(ranker.describe(_compat.group_deployments(litellm_router)))
