@@ -262,12 +262,9 @@ async def test_each_failed_attempt_records_one_zero(engine: Router, door: str) -
         litellm.callbacks[:] = before
 
 
-async def test_a_closed_feedback_store_fails_no_request(engine: Router) -> None:
-    # a closed store refuses feedback (the proxy closes its store at exit): a failure callback's
-    # error stays in LiteLLM's callback logging, the request is answered by another deployment,
-    # and /feedback answers 503 (send it again, to a running replica)
+def closed_store(engine: Router) -> None:
+    """Give the engine a Redis store, closed (as the proxy closes its store at exit)."""
     redis = pytest.importorskip("redis", reason="the [redis] extra (redis-py) is not installed")
-    from uniroute.integrations.litellm._endpoints import _record
     from uniroute.stores.redis import RedisFeedbackStore
 
     store = RedisFeedbackStore(
@@ -275,6 +272,12 @@ async def test_a_closed_feedback_store_fails_no_request(engine: Router) -> None:
     )
     engine.use_feedback_store(store)
     store.close(timeout=0.1)
+
+
+async def test_a_closed_feedback_store_fails_no_request(engine: Router) -> None:
+    # a closed store refuses feedback: a failure callback's error stays in LiteLLM's callback
+    # logging and the request is answered by another deployment
+    closed_store(engine)
     before = list(litellm.callbacks)
     try:
         router = make_router(engine, fail=("mathbot",), feedback_on_failure=True)
@@ -283,6 +286,14 @@ async def test_a_closed_feedback_store_fails_no_request(engine: Router) -> None:
         assert response._hidden_params["uniroute"]["profile"] != "mathbot" and logger.recorded == 0
     finally:
         litellm.callbacks[:] = before
+
+
+def test_feedback_to_a_closed_store_answers_503(engine: Router) -> None:
+    # /feedback on a replica whose store is closed: 503, send it again to a running replica
+    pytest.importorskip("fastapi", reason="the proxy's /feedback endpoint needs the [proxy] extra")
+    from uniroute.integrations.litellm._endpoints import _record
+
+    closed_store(engine)
     callback = ul.UniRouteProxyRouter(ul.DeploymentRanker(engine, lam=LAM))
     decision = engine.route(MATH_PROMPT)
     status, body = _record(callback, {"decision_id": decision.decision_id, "score": 1})
