@@ -94,3 +94,24 @@ def test_embedding_cache_shards_are_written_atomically_with_the_umask(tmp_path, 
     np.testing.assert_allclose(cached.encode(["a b"]), HashingEmbedder(dim=16).encode(["a b"]))
     shards = list(tmp_path.rglob("*.npz"))
     assert len(shards) == 1 and stat.S_IMODE(os.stat(shards[0]).st_mode) == 0o644
+
+
+def test_files_are_opened_in_binary_mode_where_the_os_has_a_text_mode(tmp_path, monkeypatch):
+    """Windows opens an ``os.open`` descriptor in text mode unless given O_BINARY: writes turn LF into
+    CRLF and reads stop at a Ctrl-Z byte, corrupting every .npz state. Simulated here: a stand-in
+    O_BINARY flag must reach ``os.open`` for both the write and the read."""
+    sentinel = 1 << 29
+    real_open = os.open
+    flags_seen = []
+
+    def recording_open(path, flags, *args):
+        flags_seen.append(flags)
+        return real_open(path, flags & ~sentinel, *args)
+
+    monkeypatch.setattr(os, "O_BINARY", sentinel, raising=False)
+    monkeypatch.setattr(os, "open", recording_open)
+    data = b"a\nb\r\n\x1ac"
+    atomic_write_bytes(tmp_path / "state.npz", data)
+    assert read_regular_file(tmp_path / "state.npz", 100) == data
+    assert len(flags_seen) == 2
+    assert all(flags & sentinel for flags in flags_seen), [hex(f) for f in flags_seen]

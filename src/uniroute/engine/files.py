@@ -75,7 +75,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = _existing_mode(path)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the kernel applies the umask
+    # O_BINARY: Windows opens a descriptor in text mode (LF written as CRLF) without it; POSIX has none
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    fd = os.open(tmp, flags, 0o666)  # the kernel applies the umask
     try:
         with os.fdopen(fd, "wb") as handle:
             if mode is not None and hasattr(os, "fchmod"):  # POSIX; Windows has no modes to keep
@@ -119,7 +121,10 @@ def read_regular_file(path: Path, max_bytes: int, inside: Path | None = None) ->
     st = os.stat(path)
     if not stat.S_ISREG(st.st_mode):
         raise InputError(f"{path} is {file_kind(st.st_mode)}, not a regular file")
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    # O_BINARY: in Windows' default text mode a read turns CRLF into LF and stops at a Ctrl-Z byte
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+    flags |= getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    fd = os.open(path, flags)
     with os.fdopen(fd, "rb") as handle:
         st = os.fstat(handle.fileno())  # the file opened may differ from the one checked
         if not stat.S_ISREG(st.st_mode):
