@@ -519,3 +519,24 @@ def test_load_router_lives_with_the_router_and_the_old_name_warns(toy_router, tm
     assert load_router(path).models == toy_router.models
     with pytest.warns(DeprecationWarning, match="uniroute.load_router"):
         assert state_module.load_router is load_router
+
+
+def test_a_save_succeeds_when_the_old_arrays_file_cannot_be_deleted_yet(toy_router, tmp_path, monkeypatch):
+    """On Windows a reader holding the previous arrays file open makes its deletion fail with
+    PermissionError; the new state is complete by then, so the save must not report a failure."""
+    toy_router.save(tmp_path / "s")
+    first = next((tmp_path / "s").glob("arrays-*.npz"))
+    real_unlink = type(first).unlink
+
+    def held_open(self, missing_ok=False):
+        if self.name == first.name:
+            raise PermissionError(13, "The process cannot access the file", str(self))
+        real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(type(first), "unlink", held_open)
+    toy_router.remove_model("big")
+    toy_router.save(tmp_path / "s")
+    assert Router.load(tmp_path / "s").models == ("mathbot", "poet")
+    monkeypatch.undo()
+    toy_router.save(tmp_path / "s")  # the reader has let go: the next save removes the leftover
+    assert not first.exists() and len(list((tmp_path / "s").glob("arrays-*.npz"))) == 1

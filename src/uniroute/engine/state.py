@@ -32,6 +32,7 @@ states hold one map).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -235,7 +236,9 @@ def _write(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> P
     atomic_write_bytes(path / STATE_JSON, text.encode())
     for old in path.glob("arrays-*.npz"):
         if old.name != arrays_name:
-            old.unlink(missing_ok=True)
+            # Windows refuses to delete a file a reader has open; the state is saved, a later save removes it
+            with contextlib.suppress(PermissionError):
+                old.unlink(missing_ok=True)
     return path
 
 
