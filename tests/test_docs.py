@@ -1,8 +1,9 @@
 """docs/architecture.md names only things that exist: every `uniroute.…` in backticks imports, every
-`tests/…` path (and ::test) is there."""
+`tests/…` path (and ::test) is there; and the Examples blocks in the docstrings still run."""
 
 from __future__ import annotations
 
+import doctest
 import importlib
 import re
 import warnings
@@ -48,3 +49,24 @@ def test_every_cited_test_exists(cited):
     assert (ROOT / path).is_file()
     if name:
         assert f"def {name}(" in (ROOT / path).read_text(encoding="utf-8")
+
+
+SRC = ROOT / "src"
+WITH_EXAMPLES = sorted(
+    ".".join(path.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__")
+    for path in (SRC / "uniroute").rglob("*.py")
+    if ">>> " in path.read_text(encoding="utf-8")
+)
+
+
+def test_modules_with_examples_are_found():
+    assert "uniroute.engine.router" in WITH_EXAMPLES and "uniroute.datasets" in WITH_EXAMPLES
+
+
+@pytest.mark.parametrize("module", WITH_EXAMPLES)
+def test_docstring_examples_run(module):
+    """The Examples blocks users read still run (those marked ``+SKIP`` need a network or a server)."""
+    if module.startswith("uniroute.integrations.litellm"):
+        pytest.importorskip("litellm")
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0, f"{result.failed} example(s) in {module} failed (see the output above)"

@@ -34,7 +34,7 @@ Examples
 --------
 >>> from uniroute.datasets import FORMATS, load_split
 >>> sorted(FORMATS)
-['embedllm', 'jsonl', 'npz', 'routereval', 'routerbench']
+['embedllm', 'jsonl', 'npz', 'routerbench', 'routereval']
 >>> train, test = load_split("../shared/data/routellm")  # doctest: +SKIP
 """
 
