@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import importlib.util
+import inspect
 import re
 import warnings
 from pathlib import Path
@@ -70,3 +72,52 @@ def test_docstring_examples_run(module):
         pytest.importorskip("litellm")
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0, f"{result.failed} example(s) in {module} failed (see the output above)"
+
+
+def _public_callables() -> list[tuple[str, object]]:
+    """The front door's public functions, classes and their public methods."""
+    found: list[tuple[str, object]] = []
+    modules = ["uniroute", "uniroute.onboarding", "uniroute.stores"]
+    modules += [m for m in ("uniroute.integrations.litellm",) if importlib.util.find_spec("litellm")]
+    for module_name in modules:
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if (isinstance(obj, type) and issubclass(obj, BaseException)) or not callable(obj):
+                continue
+            found.append((f"{module_name}.{name}", obj))
+            if isinstance(obj, type):
+                for attr, value in vars(obj).items():
+                    function = getattr(value, "__func__", value)
+                    if not attr.startswith("_") and inspect.isfunction(function):
+                        found.append((f"{module_name}.{name}.{attr}", function))
+    return found
+
+
+def _documented_parameters(doc: str) -> list[str] | None:
+    """Names listed in a numpydoc ``Parameters`` section (None without one)."""
+    lines = inspect.cleandoc(doc).splitlines()
+    if "Parameters" not in lines:
+        return None
+    start = lines.index("Parameters") + 2
+    names: list[str] = []
+    for line, below in zip(lines[start:], [*lines[start + 1 :], ""]):
+        if line and not line[0].isspace():
+            entry = re.fullmatch(r"(\*{0,2}\w+(?:, \*{0,2}\w+)*)(?: : .*)?", line)
+            if entry is None or below.startswith("---"):  # prose or the next section's header
+                break
+            names += [name.lstrip("*") for name in entry.group(1).split(", ")]
+    return names
+
+
+@pytest.mark.parametrize(
+    ("dotted", "obj"), _public_callables(), ids=lambda value: value if isinstance(value, str) else ""
+)
+def test_parameters_sections_match_the_signature(dotted, obj):
+    """A ``Parameters`` section names every parameter of the signature, and only those."""
+    documented = _documented_parameters(obj.__doc__ or "")
+    if documented is None:
+        return
+    signature = inspect.signature(obj)
+    expected = [name for name in signature.parameters if name not in ("self", "cls")]
+    assert sorted(documented) == sorted(expected), f"{dotted}: documented {documented}, signature {expected}"

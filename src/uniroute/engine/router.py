@@ -553,10 +553,15 @@ class Router:
             also price requests by their length: the profile keeps the mean $ over
             observed prompts and how it moves per character
             (:func:`~uniroute.engine.profiles.fit_price`).
+        replace : bool, default=False
+            Overwrite the profile of a model already in the router (else an
+            :class:`~uniroute.InputError`).
         embeddings : array, optional
             Precomputed embeddings of ``prompts`` (skips embedding; used as they are,
             as :meth:`route_embeddings` does). Without them a prompt with no routing
             text counts on the cluster prior, as :meth:`route` takes such a request.
+        progress : bool, optional
+            Show a progress bar while embedding; by default only for many prompts on a terminal.
         """
         _prompt_list(prompts, "add_models")
         for what, value in (("scores", scores), ("costs", costs)):

@@ -258,6 +258,9 @@ def build_validation(
         random from each of its clusters (hard assignment, argmax Φ; for a map that
         averages several, each map's clusters in turn, counting the prompts already
         drawn for another map's cluster).
+    per_cluster : int, optional
+        Prompts to draw per cluster of ``router``; give both or neither (neither keeps
+        every usable prompt).
     tasks : sequence of str, optional
         Keep only prompts of these task tags (e.g. ``["arc-challenge", "winogrande"]``).
     exclude_models : sequence of str
