@@ -91,6 +91,8 @@ def _public_callables() -> list[tuple[str, object]]:
                     function = getattr(value, "__func__", value)
                     if not attr.startswith("_") and inspect.isfunction(function):
                         found.append((f"{module_name}.{name}.{attr}", function))
+                    elif not attr.startswith("_") and isinstance(value, property):
+                        found.append((f"{module_name}.{name}.{attr}", value))
     return found
 
 
@@ -116,8 +118,23 @@ def _documented_parameters(doc: str) -> list[str] | None:
 def test_parameters_sections_match_the_signature(dotted, obj):
     """A ``Parameters`` section names every parameter of the signature, and only those."""
     documented = _documented_parameters(obj.__doc__ or "")
-    if documented is None:
+    if documented is None or isinstance(obj, property):
         return
     signature = inspect.signature(obj)
     expected = [name for name in signature.parameters if name not in ("self", "cls")]
     assert sorted(documented) == sorted(expected), f"{dotted}: documented {documented}, signature {expected}"
+
+
+@pytest.mark.parametrize(
+    ("dotted", "obj"), _public_callables(), ids=lambda value: value if isinstance(value, str) else ""
+)
+def test_public_names_have_a_summary(dotted, obj):
+    """Every public function, class, method and property says what it is (inherited docstrings count)."""
+    owner, attr = dotted.rsplit(".", 1)
+    cls = resolve(owner)
+    if isinstance(obj, property):
+        inherited = (vars(base)[attr].__doc__ for base in cls.__mro__ if attr in vars(base))
+        doc = next((d for d in inherited if d), None)
+    else:
+        doc = inspect.getdoc(getattr(cls, attr) if isinstance(cls, type) else obj)
+    assert doc and doc.strip(), f"{dotted} has no docstring"

@@ -59,10 +59,12 @@ class CachedEmbedder:
 
     @property
     def id(self) -> str:
+        """The wrapped embedder's ``id``."""
         return self.embedder.id
 
     @property
     def dim(self) -> int:
+        """The wrapped embedder's ``dim``."""
         return self.embedder.dim
 
     def _folder(self) -> Path:
@@ -75,6 +77,7 @@ class CachedEmbedder:
                 self._disk.update(zip(data["keys"].tolist(), data["vectors"]))
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors of ``texts``, float32 (n, dim): cached ones looked up, the rest embedded in one call."""
         keys = [text_key(t) for t in texts]
         found: dict[str, np.ndarray] = {}
         with self._lock:

@@ -43,14 +43,18 @@ class ClusterMap(Protocol):
     cluster_weights_: np.ndarray
     """Share of training prompts per cluster, shape (K,): Φ for a prompt with no text."""
 
-    def fit(self, X: Any, y: Any = None) -> ClusterMap: ...
+    def fit(self, X: Any, y: Any = None) -> ClusterMap:
+        """Learn the clusters from embeddings ``X`` (and scores ``y`` if used); returns ``self``."""
 
-    def predict_proba(self, X: Any) -> np.ndarray: ...
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Φ: one row per embedding, K cluster probabilities summing to 1."""
 
-    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]: ...
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """``({"kind": name, "params": ...}, arrays)`` to save the fitted map (JSON and numpy only)."""
 
     @classmethod
-    def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> ClusterMap: ...
+    def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> ClusterMap:
+        """The fitted map that :meth:`to_state` saved, from its ``params`` and ``arrays``."""
 
 
 CLUSTER_MAPS: dict[str, type[ClusterMap]] = {}
@@ -103,6 +107,7 @@ class _Params:
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params: Any) -> Any:
+        """Set constructor arguments by name; returns ``self`` (an unknown name is an InputError)."""
         valid = self._param_names()
         for name, value in params.items():
             if name not in valid:
@@ -529,6 +534,7 @@ class KMeansClusterMap(_Params):
 
     @classmethod
     def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> KMeansClusterMap:
+        """The fitted map that :meth:`to_state` saved, from its ``params`` and ``arrays``."""
         cmap = cls(**params)
         centres = arrays["cluster_centers"]
         if "map_sizes" in arrays:
@@ -708,6 +714,7 @@ class LearnedClusterMap(_Params):
 
     @classmethod
     def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> LearnedClusterMap:
+        """The fitted map that :meth:`to_state` saved, from its ``params`` and ``arrays``."""
         cmap = cls(**params)
         coef, intercept = arrays["coef"], arrays["intercept"]
         if coef.ndim != 2 or intercept.shape != (len(coef),):

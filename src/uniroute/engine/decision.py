@@ -167,6 +167,7 @@ class Decision:
 
     @property
     def ranking(self) -> tuple[str, ...]:
+        """Candidates by score, best first (stable: ties keep the candidates' order)."""
         return tuple(self.candidates[i] for i in self._order)
 
     def near_best(self, tolerance: float) -> tuple[str, ...]:
@@ -180,14 +181,17 @@ class Decision:
 
     @property
     def expected_error(self) -> dict[str, float]:
+        """``errors`` by candidate name."""
         return dict(zip(self.candidates, self.errors.tolist()))
 
     @property
     def cost(self) -> dict[str, float]:
+        """``costs`` ($ per request) by candidate name."""
         return dict(zip(self.candidates, self.costs.tolist()))
 
     @property
     def score(self) -> dict[str, float]:
+        """``scores`` (``errors + lam * costs``, lower is better) by candidate name."""
         return dict(zip(self.candidates, self.scores.tolist()))
 
     @property

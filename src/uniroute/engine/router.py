@@ -388,6 +388,7 @@ class Router:
 
     @property
     def is_fitted(self) -> bool:
+        """Whether the cluster map is fitted (by :meth:`fit`, or given fitted), so models can join."""
         return self._fitted_map() is not None
 
     def _check_fitted(self) -> ClusterMap:
@@ -486,9 +487,11 @@ class Router:
 
     @property
     def profiles(self) -> dict[str, ModelProfile]:
+        """A copy of the validation profiles by model name (without production feedback)."""
         return dict(self._pool.profiles)
 
     def profile(self, name: str) -> ModelProfile:
+        """The validation profile of ``name``; :class:`~uniroute.UnknownModelError` if it has none."""
         try:
             return self._pool.profiles[name]
         except KeyError:
@@ -501,6 +504,7 @@ class Router:
         self.add_profiles([profile], replace=replace)
 
     def add_profiles(self, profiles: Iterable[ModelProfile], replace: bool = False) -> None:
+        """Add ready profiles, all or none (each checked as :meth:`add_profile` does)."""
         n_clusters = self._n_clusters()
         profiles = list(profiles)
         with self._lock:

@@ -121,6 +121,7 @@ class ExtractingGrader(Grader):
         """The answer stated in ``response`` in canonical form, or None if there is none."""
 
     def matches(self, answer: Hashable, reference: Any) -> bool:
+        """Whether ``answer`` equals the (or, for a list, any) reference in canonical form."""
         references = reference if isinstance(reference, list) else [reference]
         return any(answer == self.canonical(r) for r in references)
 

@@ -89,6 +89,7 @@ class Estimate:
     price_source: str
 
     def summary(self) -> str:
+        """One line: prompts to call, tokens and $ (as ``--dry-run`` prints it)."""
         to_call = self.n_items - self.n_cached
         money = "$ unknown" if self.dollars is None else f"≈ ${self.dollars:.4f}"
         return (

@@ -107,6 +107,7 @@ class ReplayData:
 
     @property
     def models(self) -> list[str]:
+        """The model names with recorded answers, sorted."""
         return sorted(self.responses)
 
     def answer(self, model: Any, messages: Any) -> str:
@@ -295,10 +296,12 @@ class ReplayServer:
         return f"http://{_address(self.httpd)}/v1"
 
     def start(self) -> ReplayServer:
+        """Serve in a background thread; returns ``self`` (see :attr:`url`)."""
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Shut the server down and close its socket."""
         self.httpd.shutdown()
         self.httpd.server_close()
         self._thread.join(timeout=5)

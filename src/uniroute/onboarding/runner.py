@@ -340,7 +340,12 @@ async def collect_answers(
 class OnboardResult:
     """What an onboarding run did (returned by :func:`onboard`; rendered by :mod:`.report`).
 
-    ``profiles`` are every model's profiles in the state as written, the new one included.
+    ``scores`` holds one score per validation item (NaN: failed or not graded);
+    ``n_failed`` items got no answer (their errors counted in ``failures``), ``n_empty``
+    answers were empty or not text, ``n_ungraded`` answers could not be graded.
+    ``spent`` is the $ the calls of this run cost, ``cost`` the new profile's $ per
+    request. ``profiles`` are every model's profiles in the state as written, the new one
+    included.
     """
 
     name: str
@@ -360,10 +365,12 @@ class OnboardResult:
 
     @property
     def n_graded(self) -> int:
+        """Items with a score (not NaN)."""
         return int(np.isfinite(self.scores).sum())
 
     @property
     def accuracy(self) -> float:
+        """Mean score over the graded items (NaN when none was graded)."""
         return float(np.nanmean(self.scores)) if self.n_graded else math.nan
 
     @property

@@ -60,6 +60,7 @@ class ValidationItem:
         return [{"role": "user", "content": m} if isinstance(m, str) else dict(m) for m in self.prompt]
 
     def to_json(self) -> dict[str, Any]:
+        """The item as one validation-file record (what :func:`save_validation` writes)."""
         record: dict[str, Any] = {"id": self.id}
         if isinstance(self.prompt, str):
             record["prompt"] = self.prompt

@@ -243,6 +243,8 @@ class UniRouteProxyRouter(CustomLogger):
         request_kwargs: dict | None = None,
         parent_otel_span: Any = None,
     ) -> list[dict]:
+        """LiteLLM's pre-routing hook: the best of the deployments its tag and ``order`` filters keep
+        (ties for first place, among which LiteLLM chooses); all of them for a group without profiles."""
         if not healthy_deployments:
             return healthy_deployments
         request_kwargs = {} if request_kwargs is None else request_kwargs

@@ -65,6 +65,7 @@ class UniRouteStrategy(CustomRoutingStrategyBase):
 
     @property
     def router(self) -> Router:
+        """The uniroute router that ranks the deployments (the ranker's)."""
         return self.ranker.router
 
     def _group(self, model: str) -> list[dict[str, Any]]:
@@ -159,6 +160,7 @@ class FailureFeedback(CustomLogger):
         self.recorded = 0
 
     def log_failure_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        """LiteLLM's failure hook: record a 0 for the deployment that failed, if uniroute ranked it."""
         metadata, dep_id = _compat.failure_metadata(kwargs), _compat.failed_deployment(kwargs)
         if self.ranker.record_failure(metadata, dep_id, self.weight) is not None:
             self.recorded += 1
@@ -166,6 +168,7 @@ class FailureFeedback(CustomLogger):
     async def async_log_failure_event(
         self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
+        """As :meth:`log_failure_event`, for LiteLLM's async calls."""
         self.log_failure_event(kwargs, response_obj, start_time, end_time)
 
 
