@@ -138,3 +138,14 @@ def test_public_names_have_a_summary(dotted, obj):
     else:
         doc = inspect.getdoc(getattr(cls, attr) if isinstance(cls, type) else obj)
     assert doc and doc.strip(), f"{dotted} has no docstring"
+
+
+def test_litellm_record_feedback_states_the_redis_decision_ttl():
+    """Another replica knows a decision for the store's ``decision_ttl``, not the router's 1 h."""
+    pytest.importorskip("litellm")
+    from uniroute.integrations.litellm import record_feedback
+    from uniroute.stores.redis import RedisFeedbackStore
+
+    default = inspect.signature(RedisFeedbackStore).parameters["decision_ttl"].default
+    doc = " ".join((record_feedback.__doc__ or "").split())
+    assert f"``decision_ttl`` ({default:.0f} s by default)" in doc

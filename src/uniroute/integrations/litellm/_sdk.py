@@ -253,9 +253,10 @@ def record_feedback(where: Any, target: Any, score: Any, *, weight: float = 1.0)
 
     The deployment that answered is credited (after a retry or fallback, not the first
     choice), Φ-weighted, through :meth:`uniroute.Router.record_feedback`. A decision id is
-    known for 1 h in the process that routed it (and, with a Redis feedback store, at every
-    replica). Raises :class:`~uniroute.InputError` for a bad score or weight, an unknown or
-    expired id, or an answer from a deployment uniroute did not rank;
+    known for 1 h in the process that routed it and, with a Redis feedback store, at every
+    replica for the store's ``decision_ttl`` (900 s by default). Raises
+    :class:`~uniroute.InputError` for a bad score or weight, an unknown or expired id, or
+    an answer from a deployment uniroute did not rank;
     :class:`~uniroute.FeedbackUnavailableError` when an id routed elsewhere could not be
     looked up because Redis is unreachable (send it again later).
 
