@@ -125,6 +125,19 @@ def test_eval_values_on_a_hand_computed_test_set(tmp_path, make_data, capsys) ->
     assert (out / "deferral.png").stat().st_size > 0 and (out / "scaling.png").stat().st_size > 0
 
 
+def test_eval_names_the_vectors_its_figures_come_from(tmp_path, make_data) -> None:
+    """Two machines' static embedders differ in their vectors; results.json says which one ran."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    _write(data_dir / "train.jsonl", make_data(30, 0, 5))
+    _write(data_dir / "test.jsonl", make_data(12, 1, 5))
+    out = tmp_path / "out"
+    assert _eval(data_dir, out, tmp_path, "--bootstrap", "0", "--map", "kmeans") == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["embedder"] == "hashing" and results["embedder_id"] == "hashing:256:2-4"
+    assert "embedder `hashing` (`hashing:256:2-4`)" in (out / "summary.md").read_text()
+
+
 def test_eval_unseen_and_bad_input(tmp_path, capsys, make_data) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
@@ -209,7 +222,7 @@ def test_eval_without_prompt_text_compares_against_the_task_router(tmp_path, pro
     args = ["--protocol", protocol, "--trials", "2", "--bootstrap", "50", "--pools", "2"]
     assert _eval(data, tmp_path / "out", tmp_path, *args) == 0
     results = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert results["primary"] == "uniroute-tasks"
+    assert results["primary"] == "uniroute-tasks" and results["embedder_id"] is None  # nothing embedded
     compared = results["bootstrap"]["vs"] if protocol == "static" else results["paired_trials"]
     assert "uniroute-tasks" not in compared and "oracle" in compared
 

@@ -124,7 +124,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Run the chosen protocol (and RouterEval's pool study) and return results.json's content."""
     from ..datasets import has_own_split, load_dataset, load_pair, split_by_task
     from ..datasets._dataset import shared_prompts
-    from ..engine.embedders import cache_dir
+    from ..engine.embedders import Embedder, cache_dir, get_embedder
     from .custom import UserRouter, load_factory
     from .protocols import check_data, check_pair, embed_datasets, run_pool_sizes, run_static, run_unseen
 
@@ -144,7 +144,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         train, test = check_pair(*split_by_task(whole, random_state=args.seed))  # for the pool study
     else:
         train, test = check_pair(*load_pair(args.data, args.format, random_state=args.seed, **options))
-    embeddings = embed_datasets([train, test], args.embedder, cache, progress)
+    # built once here so results.json can name its vectors (the static embedder's differ by machine)
+    has_text = train.prompts is not None and test.prompts is not None
+    embedder: Embedder | str = get_embedder(args.embedder) if has_text else args.embedder
+    embeddings = embed_datasets([train, test], embedder, cache, progress)
     if args.user_router and embeddings is None:
         raise InputError(
             f"--router {args.user_router} routes prompts, and {args.data} has no prompt text; "
@@ -166,7 +169,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         )
     elif whole is not None:
         result = run_unseen(
-            whole, None, args.embedder, trials=args.trials, random_state=args.seed, cache_dir=cache, **common
+            whole, None, embedder, trials=args.trials, random_state=args.seed, cache_dir=cache, **common
         )
         result.update(n_prompts=len(whole))
     else:
@@ -193,6 +196,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         data=str(args.data),
         format=args.format,
         embedder=args.embedder,
+        embedder_id=None if isinstance(embedder, str) else embedder.id,
         has_text=embeddings is not None,
         primary=primary,
         test_prompts_in_train=overlap,

@@ -94,7 +94,9 @@ def summary_markdown(results: Mapping[str, Any]) -> str:
     """The summary.md written next to results.json."""
     out = [f"# uniroute eval: {results.get('data', '')}", ""]
     out.append(
-        f"Protocol **{results['protocol']}**, embedder `{results.get('embedder')}`, "
+        f"Protocol **{results['protocol']}**, embedder `{results.get('embedder')}`"
+        + (f" (`{results['embedder_id']}`)" if results.get("embedder_id") else "")
+        + ", "
         f"{results.get('n_train', '?')} train / {results.get('n_test', '?')} test prompts"
         + (f", {results['trials']} trials (mean ± std)" if results.get("trials") else "")
         + (f"; V_R reference: `{results['reference']}`" if results.get("reference") else "")
