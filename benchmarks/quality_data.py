@@ -3,7 +3,8 @@
 Each data set becomes ``~/.cache/uniroute/quality/<name>-<embedder>.npz`` holding
 ``X_train``/``X_test`` (routing-text embeddings), ``S_*`` (scores, NaN = no result),
 ``C_*`` ($ per call), ``T_*`` (task tag per prompt), ``L_*`` (prompt length in
-characters, what the engine prices requests by) and ``models``. The quality
+characters, what the engine prices requests by), ``models`` and ``embedder_id`` (the id of the
+embedder that made ``X_*``, checked at load). The quality
 scripts (``benchmarks/quality_*.py``) read only these files, so a sweep never
 re-embeds. The Open LLM Leaderboard set has no text: its "embedding" is empty and
 only task-tag routers run on it.
@@ -14,6 +15,7 @@ only task-tag routers run on it.
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,9 +32,34 @@ def cache_path(name: str, embedder: str = "static") -> Path:
 
 
 def load(name: str, embedder: str = "static") -> dict[str, np.ndarray]:
-    """The cached arrays of one data set (build them first with this script)."""
+    """The cached arrays of one data set (build them first with this script).
+
+    A cache of text embeddings records the id of the embedder that made it; the static embedder's
+    vectors differ between machines (its id carries their fingerprint), so a cache made by another
+    one is refused, and one made before ids were recorded is warned about.
+    """
     with np.load(cache_path(name, embedder), allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+        arrays = {k: z[k] for k in z.files}
+    if arrays["X_train"].shape[1]:
+        _check_embedder(name, embedder, str(arrays.pop("embedder_id")) if "embedder_id" in arrays else None)
+    return arrays
+
+
+def _check_embedder(name: str, embedder: str, made_by: str | None) -> None:
+    from uniroute.engine.embedders import get_embedder
+
+    here = get_embedder(embedder).id
+    if made_by is None:
+        warnings.warn(
+            f"{cache_path(name, embedder)} does not say which embedder made it; if not {here}, "
+            "its figures are another machine's: rebuild it with quality_data.py",
+            stacklevel=3,
+        )
+    elif made_by != here:
+        raise SystemExit(
+            f"{cache_path(name, embedder)} was embedded by {made_by}, this machine's embedder is {here}: "
+            "rebuild it with quality_data.py"
+        )
 
 
 def _embed(data, embedder) -> np.ndarray:
@@ -76,7 +103,8 @@ def build(root: Path, embedder_name: str) -> None:
     embedder = get_embedder(embedder_name)
     CACHE.mkdir(parents=True, exist_ok=True)
     for name in ("routerbench", "routellm"):
-        np.savez(cache_path(name, embedder_name), **_arrays(*splits(root, name), embedder))
+        arrays = _arrays(*splits(root, name), embedder)
+        np.savez(cache_path(name, embedder_name), embedder_id=np.array(embedder.id), **arrays)
     # Open LLM Leaderboard v2: no text, no costs; 80/20 split within each subtask (as the harness does).
     with np.load(root / "open-llm-leaderboard-v2" / "correctness.npz", allow_pickle=False) as z:
         scores, models, bench = z["scores"].astype(np.float64), z["models"], z["benchmark"]
