@@ -457,3 +457,25 @@ def test_an_import_error_that_is_not_a_missing_extra_keeps_its_traceback(tmp_pat
     monkeypatch.setattr(stores_cli, "_cmd_namespace", broken)
     with pytest.raises(ImportError, match="cannot import name 'helper'"):
         main(["state", "namespace", str(tmp_path / "state")])
+
+
+def test_a_path_the_system_refuses_is_one_line_naming_it(tmp_path, records, capsys):
+    """`fit --out FILE/sub` ended, after the whole fit, in a NotADirectoryError traceback."""
+    file = tmp_path / "a-file"
+    file.write_text("x")
+    code, _, err = run(
+        capsys, "fit", records, "--out", file / "sub", "--embedder", "hashing", "--clusters", "2"
+    )
+    assert code == 1
+    assert err.strip() == f"uniroute: error: Not a directory: {file / 'sub'}"
+
+
+def test_an_os_error_without_a_path_keeps_its_traceback(tmp_path, monkeypatch):
+    from uniroute.stores import cli as stores_cli
+
+    def broken(args):
+        raise OSError("a socket failed")  # no path to blame: may be a bug, so not hidden
+
+    monkeypatch.setattr(stores_cli, "_cmd_namespace", broken)
+    with pytest.raises(OSError, match="a socket failed"):
+        main(["state", "namespace", str(tmp_path / "state")])

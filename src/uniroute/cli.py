@@ -391,6 +391,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader left (`| head`, `| less`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error again at exit
         return 1
+    except OSError as exc:  # a path the system refused (parent is a file, no permission, disk full)
+        if exc.filename is None:
+            raise  # no path to blame: keep the traceback, it may be a bug
+        print(f"uniroute: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
