@@ -82,7 +82,7 @@ def main() -> None:
         "trees": classifier_router(trees),
         "default + logistic": blend,
     }
-    out = check_variants(variants, args.boot, args.trials, seed=0)
+    out = check_variants(variants, args.boot, args.trials, seed=0, embedder=args.embedder)
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=1))
 

@@ -3,8 +3,9 @@
 Each data set becomes ``~/.cache/uniroute/quality/<name>-<embedder>.npz`` holding
 ``X_train``/``X_test`` (routing-text embeddings), ``S_*`` (scores, NaN = no result),
 ``C_*`` ($ per call), ``T_*`` (task tag per prompt), ``L_*`` (prompt length in
-characters, what the engine prices requests by), ``models`` and ``embedder_id`` (the id of the
-embedder that made ``X_*``, checked at load). The quality
+characters, what the engine prices requests by), ``models``, ``embedder_id`` (the id of the
+embedder that made ``X_*``) and ``data_id`` (a hash of the data files read), both checked at
+load. The quality
 scripts (``benchmarks/quality_*.py``) read only these files, so a sweep never
 re-embeds. The Open LLM Leaderboard set has no text: its "embedding" is empty and
 only task-tag routers run on it.
@@ -15,6 +16,7 @@ only task-tag routers run on it.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +27,14 @@ if TYPE_CHECKING:
     from uniroute.datasets import RoutingDataset
 
 CACHE = Path.home() / ".cache" / "uniroute" / "quality"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data of the checkout
+SOURCES = {
+    "routerbench": [
+        f"routerbench/{t}_{s}.csv" for t in ("arc_challenge", "mbpp", "winograde") for s in ("train", "test")
+    ],
+    "routellm": ["routellm/train.jsonl", "routellm/test.jsonl"],
+    "open-llm-lb-v2": ["open-llm-leaderboard-v2/correctness.npz"],
+}
 
 
 def cache_path(name: str, embedder: str = "static") -> Path:
@@ -42,7 +52,34 @@ def load(name: str, embedder: str = "static") -> dict[str, np.ndarray]:
         arrays = {k: z[k] for k in z.files}
     if arrays["X_train"].shape[1]:
         _check_embedder(name, embedder, str(arrays.pop("embedder_id")) if "embedder_id" in arrays else None)
+    _check_data(name, embedder, str(arrays.pop("data_id")) if "data_id" in arrays else None)
     return arrays
+
+
+def data_id(root: Path, name: str) -> str:
+    """A hash of the files data set ``name`` is read from, to tell a cache made from other data."""
+    digest = hashlib.sha256()
+    for relative in SOURCES[name]:
+        digest.update(relative.encode() + b"\0" + (root / relative).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _check_data(name: str, embedder: str, made_from: str | None) -> None:
+    """Refuse a cache made from data files that have changed since (when they are at hand to compare)."""
+    if not all((DATA / relative).is_file() for relative in SOURCES[name]):
+        return
+    here = data_id(DATA, name)
+    if made_from is None:
+        warnings.warn(
+            f"{cache_path(name, embedder)} does not say which data it was made from; if not {DATA} as it is "
+            "now, rebuild it with quality_data.py",
+            stacklevel=3,
+        )
+    elif made_from != here:
+        raise SystemExit(
+            f"{cache_path(name, embedder)} was made from other data than {DATA} holds now "
+            f"({made_from} vs {here}): rebuild it with quality_data.py"
+        )
 
 
 def _check_embedder(name: str, embedder: str, made_by: str | None) -> None:
@@ -104,7 +141,8 @@ def build(root: Path, embedder_name: str) -> None:
     CACHE.mkdir(parents=True, exist_ok=True)
     for name in ("routerbench", "routellm"):
         arrays = _arrays(*splits(root, name), embedder)
-        np.savez(cache_path(name, embedder_name), embedder_id=np.array(embedder.id), **arrays)
+        ids = {"embedder_id": np.array(embedder.id), "data_id": np.array(data_id(root, name))}
+        np.savez(cache_path(name, embedder_name), **ids, **arrays)
     # Open LLM Leaderboard v2: no text, no costs; 80/20 split within each subtask (as the harness does).
     with np.load(root / "open-llm-leaderboard-v2" / "correctness.npz", allow_pickle=False) as z:
         scores, models, bench = z["scores"].astype(np.float64), z["models"], z["benchmark"]
@@ -120,7 +158,9 @@ def build(root: Path, embedder_name: str) -> None:
         out[f"T_{tag}"] = bench[mask]
         out[f"L_{tag}"] = np.zeros(int(mask.sum()))
         out[f"X_{tag}"] = np.zeros((int(mask.sum()), 0), np.float32)
-    np.savez(cache_path("open-llm-lb-v2", embedder_name), **out)
+    np.savez(
+        cache_path("open-llm-lb-v2", embedder_name), data_id=np.array(data_id(root, "open-llm-lb-v2")), **out
+    )
 
 
 def main() -> None:

@@ -138,17 +138,20 @@ def check_arguments(doc: str) -> argparse.Namespace:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--boot", type=int, default=1000)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--embedder", default="static", help="the cache of quality_data.py to read")
     return parser.parse_args()
 
 
-def check_variants(variants: dict, boot: int = 1000, trials: int = 20, seed: int = 0) -> dict:
+def check_variants(
+    variants: dict, boot: int = 1000, trials: int = 20, seed: int = 0, embedder: str = "static"
+) -> dict:
     """The targets of ``variants`` (label → router) on the test splits, next to the default's and
     K-NN's, every request priced by its length: static areas on both text sets, each with the
     paired-bootstrap 95% CI of its difference to K-NN and to the default, and the unseen-LLM wins
-    over K-NN in ``trials`` RouterBench draws (``seed``)."""
-    out: dict = {}
+    over K-NN in ``trials`` RouterBench draws (``seed``); prompts embedded by ``embedder``."""
+    out: dict = {"embedder": embedder}
     for name in ("routerbench", "routellm"):
-        d = load(name)
+        d = load(name, embedder)
         k, _ = choose_k(d, "static", True)
         task = static_task(d, True)
         err = {"default": default_uniroute()(task), "knn": knn(k)(task)}
@@ -159,7 +162,7 @@ def check_variants(variants: dict, boot: int = 1000, trials: int = 20, seed: int
             out[name][f"{a} - {b}"] = out[name][a]["area"] - out[name][b]["area"]
             out[name][f"{a} - {b} ci95"] = bootstrap_area_diff(task, err[a], err[b], boot)
         print(name, json.dumps(out[name]), flush=True)
-    d = load("routerbench")
+    d = load("routerbench", embedder)
     k, _ = choose_k(d, "unseen", True)
     rows = unseen_trials(d, k, True, trials=trials, seed=seed, extra=variants)
     for label in ("uniroute", *variants):
