@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from uniroute.onboarding.cache import ResponseCache
 
@@ -62,3 +65,15 @@ def test_a_run_opening_the_cache_does_not_cut_the_record_another_run_is_writing(
     assert other[0].wait(timeout=60) == 0
     records, damaged = ResponseCache.read(path)
     assert sorted(records) == ["first", "second"] and damaged == 0
+
+
+def test_a_line_nested_too_deeply_is_skipped_like_any_damaged_line(tmp_path: Path) -> None:
+    """Before, a line such as ``[[[...]]]`` nested 100 000 deep made opening the cache (and pricing from
+    it) raise a bare RecursionError; now it is a damaged line: skipped with a warning, prompt called again."""
+    path = tmp_path / "answers.jsonl"
+    nested = "[" * 100_000 + "]" * 100_000
+    path.write_text(json.dumps(record("good")) + "\n" + nested + "\n", encoding="utf-8")
+    records, damaged = ResponseCache.read(path)
+    assert sorted(records) == ["good"] and damaged == 1
+    with pytest.warns(UserWarning, match="dropped 1 damaged line"), ResponseCache(path) as cache:
+        assert cache.get("good") == record("good") and cache.recovered == 1

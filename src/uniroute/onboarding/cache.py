@@ -3,8 +3,9 @@
 One ``{"key": ..., "response": ..., "cost": ...}`` record a line; the key is
 :meth:`~uniroute.onboarding.CallSettings.cache_key`. Opening the cache reads every
 complete line; a last line cut short (a crash while writing) is cut off the file
-so appends start on a clean line; an unreadable line elsewhere (not JSON, or a
-field of the wrong type) is skipped with a warning and its prompt called again.
+so appends start on a clean line; an unreadable line elsewhere (not JSON, JSON nested
+too deeply for Python, or a field of the wrong type) is skipped with a warning and its
+prompt called again.
 
 Runs in other processes may share the file (two ``uniroute onboard`` on one cache
 directory): opening (the recovery) and each append hold a lock file beside it,
@@ -84,7 +85,7 @@ class ResponseCache:
                     continue
                 try:
                     record = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):  # not JSON, or nested too deeply for Python
                     record = None
                 if _readable(record):
                     records[record["key"]] = record
