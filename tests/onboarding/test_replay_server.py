@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import queue
 import signal
@@ -12,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,7 +22,7 @@ from onboarding_fakes import write_routerbench_csv
 from uniroute import InputError
 from uniroute.datasets import load_routerbench
 from uniroute.onboarding import ReplayData, ReplayServer
-from uniroute.onboarding.replay_server import usage
+from uniroute.onboarding.replay_server import UsageLedger, _Handler, usage
 
 
 @pytest.fixture()
@@ -153,6 +155,48 @@ def test_usage_endpoint_counts_the_answered_requests_and_their_tokens(
         "joker": {"requests": 1, **usage(data.prompts[2], data.responses["joker"][2])},
         "sage": {"requests": 2, **{key: sage[0][key] + sage[1][key] for key in sage[0]}},
     }
+
+
+class FakeConnection:
+    """A socket stand-in for the request handler: the request bytes to read, the response bytes sent."""
+
+    def __init__(self, request: bytes):
+        self.request = io.BytesIO(request)
+        self.sent = bytearray()
+
+    def makefile(self, mode: str, *args: Any) -> io.BytesIO:
+        return self.request
+
+    def sendall(self, data: bytes) -> None:
+        self.sent += data
+
+
+def handle(csv_path: Path, body: bytes) -> tuple[int, dict[str, Any]]:
+    """Status and JSON body of the server's answer to ``POST /v1/chat/completions`` of ``body``, no socket."""
+    head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: replay\r\nContent-Length: {len(body)}\r\n\r\n"
+    connection = FakeConnection(head.encode() + body)
+    server = SimpleNamespace(data=ReplayData.from_paths([csv_path]), verbose=False, ledger=UsageLedger())
+    _Handler(connection, ("127.0.0.1", 0), server)  # type: ignore[arg-type]
+    status_line, _, rest = bytes(connection.sent).partition(b"\r\n")
+    return int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2])
+
+
+@pytest.mark.parametrize("where", ["body", "messages", "content"])
+def test_a_request_nested_too_deeply_gets_a_400(csv_path: Path, where: str) -> None:
+    """Before, a body nested deeper than Python's JSON reader can go raised RecursionError in the handler:
+    the server printed a traceback and closed the connection with no answer."""
+    nested = "[" * 100_000 + "]" * 100_000
+    body = {
+        "body": nested,
+        "messages": '{"model": "sage", "messages": ' + nested + "}",
+        "content": '{"model": "sage", "messages": [{"role": "user", "content": ' + nested + "}]}",
+    }[where]
+    status, answer = handle(csv_path, body.encode())
+    assert status == 400 and answer["error"]["code"] == "invalid_json"
+    assert "nested too deeply" in answer["error"]["message"]
+    prompt = load_routerbench(csv_path).prompts[0]
+    request = json.dumps({"model": "sage", "messages": [{"role": "user", "content": prompt}]})
+    assert handle(csv_path, request.encode())[0] == 200  # the fake connection answers like the real one
 
 
 def test_data_errors(tmp_path: Path) -> None:

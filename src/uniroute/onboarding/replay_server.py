@@ -237,6 +237,10 @@ class _Handler(BaseHTTPRequestHandler):
                 body = json.loads(raw)
             except ValueError as exc:
                 raise _ReplayError(400, "invalid_json", f"request body is not JSON: {exc}") from exc
+            except RecursionError as exc:
+                raise _ReplayError(
+                    400, "invalid_json", "request body is JSON nested too deeply to read; send a flatter body"
+                ) from exc
             if not isinstance(body, dict):
                 raise _ReplayError(400, "invalid_request", "request body must be a JSON object")
             answer = self.server.data.answer(body.get("model"), body.get("messages"))
