@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from uniroute.datasets import concat, load_dataset, load_jsonl, load_routerbench, load_split
+from uniroute.datasets._registry import data_format
 from uniroute.exceptions import InputError
 
 
@@ -113,6 +114,16 @@ def test_split_directory_and_unknown_formats(tmp_path):
         load_dataset(_touch(tmp_path / "f.txt"))
     with pytest.raises(InputError, match="no such file"):
         load_dataset(tmp_path / "missing.csv")
+
+
+def test_data_format_is_the_given_or_the_guessed_one(tmp_path):
+    """What `uniroute eval` records as results.json's `format` (it recorded null when guessed)."""
+    (tmp_path / "a_train.jsonl").write_text("")
+    (tmp_path / "a_test.jsonl").write_text("")
+    assert data_format(tmp_path) == "jsonl" and data_format(tmp_path / "a_test.jsonl") == "jsonl"
+    assert data_format(tmp_path, "routerbench") == "routerbench"
+    (tmp_path / "b_test.csv").write_text("prompt,m\n")
+    assert data_format(tmp_path) == "jsonl+routerbench"  # each file read as its own format
 
 
 @pytest.mark.parametrize("format", [None, "routerbench", "jsonl"])

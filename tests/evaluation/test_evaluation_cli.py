@@ -138,6 +138,20 @@ def test_eval_names_the_vectors_its_figures_come_from(tmp_path, make_data) -> No
     assert "embedder `hashing` (`hashing:256:2-4`)" in (out / "summary.md").read_text()
 
 
+def test_eval_records_the_format_it_read_the_data_as(tmp_path, make_data) -> None:
+    """results.json's `format` was null whenever --format was not given; now it is the guessed format."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    _write(data_dir / "train.jsonl", make_data(30, 0, 5))
+    _write(data_dir / "test.jsonl", make_data(12, 1, 5))
+    one_file = tmp_path / "all.jsonl"
+    _write(one_file, make_data(30, 0, 5))
+    out = tmp_path / "out"
+    for data in (data_dir, one_file):
+        assert _eval(data, out, tmp_path, "--bootstrap", "0", "--map", "kmeans") == 0
+        assert json.loads((out / "results.json").read_text())["format"] == "jsonl"
+
+
 def test_eval_unseen_and_bad_input(tmp_path, capsys, make_data) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()

@@ -95,6 +95,15 @@ def load_split(
     """Load a directory of ``*train*`` and ``*test*`` files as one (train, test) pair."""
     from ._dataset import concat
 
+    train, test = _split_files(directory)
+    return (
+        concat([load_dataset(p, format, **options) for p in train]),
+        concat([load_dataset(p, format, **options) for p in test]),
+    )
+
+
+def _split_files(directory: str | Path) -> tuple[list[Path], list[Path]]:
+    """The ``*train*`` and ``*test*`` files of a directory (:func:`load_split`)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise InputError(f"{directory} is not a directory of *train* and *test* files")
@@ -103,10 +112,22 @@ def load_split(
     test = [p for p in files if "test" in p.name]
     if not train or not test:
         raise InputError(f"{directory} needs files named *train* and *test*; found {[p.name for p in files]}")
-    return (
-        concat([load_dataset(p, format, **options) for p in train]),
-        concat([load_dataset(p, format, **options) for p in test]),
-    )
+    return train, test
+
+
+def data_format(path: str | Path, format: str | None = None) -> str:
+    """The format :func:`load_pair` reads ``path`` as: ``format`` if given, else the guessed one.
+
+    For a directory, the guessed format of its ``*train*`` and ``*test*`` files; when they
+    differ, their names sorted and joined by ``+`` (each file was read as its own).
+    """
+    if format is not None:
+        return format
+    path = Path(path)
+    if not path.is_dir():
+        return guess_format(path)
+    train, test = _split_files(path)
+    return "+".join(sorted({guess_format(p) for p in {*train, *test}}))
 
 
 def has_own_split(data: RoutingDataset) -> bool:

@@ -124,6 +124,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Run the chosen protocol (and RouterEval's pool study) and return results.json's content."""
     from ..datasets import has_own_split, load_dataset, load_pair, split_by_task
     from ..datasets._dataset import shared_prompts
+    from ..datasets._registry import data_format
     from ..engine.embedders import Embedder, cache_dir, get_embedder
     from .custom import UserRouter, load_factory
     from .protocols import check_data, check_pair, embed_datasets, run_pool_sizes, run_static, run_unseen
@@ -194,7 +195,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         )
     result.update(
         data=str(args.data),
-        format=args.format,
+        format=data_format(args.data, args.format),  # the guessed one when no --format was given
         embedder=args.embedder,
         embedder_id=None if isinstance(embedder, str) else embedder.id,
         has_text=embeddings is not None,
