@@ -160,7 +160,7 @@ def test_bad_settings_are_rejected_up_front(engine: Router) -> None:
         ul.install(router, engine, lam="fast", operating_points={"slow": 0.0})
     with pytest.raises(InputError, match="prices must be one of"):
         ul.install(router, engine, prices="cheapest")  # type: ignore[arg-type]
-    with pytest.raises(InputError, match="not both"):
+    with pytest.raises(InputError, match="not both"), pytest.warns(DeprecationWarning, match="'cost'"):
         ul.install(router, engine, prices="auto", cost="profile")
     with pytest.raises(StateError, match="no router state at"):
         ul.install(router, "/nonexistent/uniroute-state")
