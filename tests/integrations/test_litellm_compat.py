@@ -149,12 +149,18 @@ async def test_failed_deployment_ids_from_a_real_retry() -> None:
     seen: list[list[str]] = []
     router = group(deployment("bad", fail="litellm.InternalServerError"), deployment("good"), num_retries=1)
 
-    async def spy(model, request_kwargs, **kwargs):
-        seen.append(_compat.failed_deployment_ids(request_kwargs))
-        wanted = "good" if seen[-1] else "bad"
-        return next(d for d in _compat.group_deployments(router, model) if d["model_info"]["id"] == wanted)
+    class Spy:  # a strategy sees the retry (patching Router.async_get_available_deployment warns on 1.110)
+        def get_available_deployment(self, model, request_kwargs=None, **kwargs):
+            seen.append(_compat.failed_deployment_ids(request_kwargs or {}))
+            wanted = "good" if seen[-1] else "bad"
+            return next(
+                d for d in _compat.group_deployments(router, model) if d["model_info"]["id"] == wanted
+            )
 
-    router.async_get_available_deployment = spy
+        async def async_get_available_deployment(self, model, request_kwargs=None, **kwargs):
+            return self.get_available_deployment(model, request_kwargs)
+
+    _compat.set_strategy(router, Spy())
     response = await router.acompletion(model="demo", messages=MESSAGES)
     assert seen == [[], ["bad"]] and response._hidden_params["model_id"] == "good"
 
