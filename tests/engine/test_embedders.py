@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 import threading
+import types
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -252,6 +254,39 @@ def test_embedders_pickle_and_deepcopy():
     clone = pickle.loads(pickle.dumps(static))
     np.testing.assert_array_equal(clone.encode(["write a short poem"]), static.encode(["write a short poem"]))
     assert clone._tokenizer is not static._tokenizer
+
+
+class _SentenceTransformer5:
+    """Stands for a sentence-transformers 5 model: the dimension under its old name only."""
+
+    def __init__(self, path: str, device: str) -> None:
+        self.tokenizer = types.SimpleNamespace(truncation_side="right")
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return 6
+
+
+class _SentenceTransformer6(_SentenceTransformer5):
+    """sentence-transformers 6 renamed the method; the old name warns (FutureWarning)."""
+
+    def get_embedding_dimension(self) -> int:
+        return 6
+
+    def get_sentence_embedding_dimension(self) -> int:
+        warnings.warn("renamed to get_embedding_dimension", FutureWarning, stacklevel=2)
+        return 6
+
+
+@pytest.mark.parametrize("model_class", [_SentenceTransformer5, _SentenceTransformer6])
+def test_sentence_transformer_dim_uses_the_installed_releases_name(monkeypatch, model_class):
+    """Before, ``dim`` (and so encoding no text) called the name sentence-transformers 6 deprecates."""
+    fake = types.SimpleNamespace(SentenceTransformer=model_class)
+    monkeypatch.setitem(sys.modules, "sentence_transformers", fake)
+    emb = SentenceTransformerEmbedder("some-model")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert emb.dim == 6
+        assert emb.encode([]).shape == (0, 6)
 
 
 def on_threads(work, n: int, threads: int = 8) -> list:
