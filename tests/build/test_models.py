@@ -112,7 +112,7 @@ def test_a_model_read_from_the_environment_is_named_as_litellm_resolves_it(
     """LiteLLM's Router resolves ``model: os.environ/NAME``; the profile must be named after the value."""
     import litellm
 
-    from uniroute.integrations.litellm import DeploymentRanker
+    from uniroute.integrations.litellm import DeploymentRanker, _compat
 
     monkeypatch.setenv("K_TEST_MODEL", "openai/gpt-4o-mini")
     deployment = {
@@ -125,7 +125,7 @@ def test_a_model_read_from_the_environment_is_named_as_litellm_resolves_it(
     assert built.name == profile_name(deployment) == "gpt-4o-mini"  # before: "K_TEST_MODEL"
     router = Router(HashingEmbedder(), KMeansClusterMap(n_clusters=2)).fit(["a b c", "d e f", "g h i"])
     router.add_model(built.name, ["a b c", "d e f"], [1.0, 0.0], 0.001)
-    served = litellm.Router(model_list=[deployment]).get_model_list()[0]  # as the proxy holds it
+    served = _compat.group_deployments(litellm.Router(model_list=[deployment]))[0]  # as the proxy holds it
     assert DeploymentRanker(router).profile_of(served) == built.name
 
 
