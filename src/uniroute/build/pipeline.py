@@ -346,7 +346,8 @@ def _sample(
     rows, available, sampled = sample_per_cluster(clusters, n_clusters, targets, keep, seed)
     items = [by_prompt.get(keys[i]) or _item(usable[i], int(clusters[i]), grader, options) for i in rows]
     item_clusters = [int(clusters[i]) for i in rows]
-    gone = [item for key, item in by_prompt.items() if key not in set(keys)]  # no longer logged: kept
+    logged = set(keys)
+    gone = [item for key, item in by_prompt.items() if key not in logged]  # no longer logged: kept
     if gone:
         items += gone
         item_clusters += [
