@@ -128,6 +128,38 @@ def test_text_two_clusters_share_is_distinctive_of_neither_or_one(report_router,
     assert sum("lowercase" in c.terms for c in data.clusters) <= 1
 
 
+def test_terms_take_work_linear_in_clusters_times_vocabulary(monkeypatch):
+    """Each cluster's nearest other cluster per term, from every term's two largest cluster means: taking
+    the max over the other clusters for each cluster in turn is K² x vocabulary (30 s at K = 256)."""
+    from uniroute.report import _content
+
+    class CountingNumpy:
+        """numpy, counting the cells handed to its ``max`` and ``stack`` as lists of rows or arrays."""
+
+        cells = 0
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(np, name)
+
+        def max(self, a: Any, *args: Any, **kwargs: Any) -> Any:
+            CountingNumpy.cells += sum(np.size(row) for row in a)
+            return np.max(a, *args, **kwargs)
+
+        def stack(self, arrays: Any, *args: Any, **kwargs: Any) -> Any:
+            CountingNumpy.cells += sum(np.size(row) for row in arrays)
+            return np.stack(arrays, *args, **kwargs)
+
+    n_clusters = 30
+    texts = [f"please answer topic{k}word about subject{k}name" for k in range(n_clusters) for _ in range(3)]
+    texts.append("please answer about topic0word and topic1word")  # in cluster 2: lifts them less
+    hard = np.array([k for k in range(n_clusters) for _ in range(3)] + [2])
+    monkeypatch.setattr(_content, "np", CountingNumpy())
+    terms = _content._terms(texts, hard, n_clusters, 8)
+    assert terms == [[f"subject{k}name", f"topic{k}word"] for k in range(n_clusters)]
+    vocabulary = 2 * n_clusters + 1  # subjectKname, topicKword and "answer" (the rest are stop words)
+    assert CountingNumpy.cells <= 2 * n_clusters * vocabulary
+
+
 def test_one_cluster_shows_its_top_terms(topics_data):
     prompts = topics_data["prompts"]
     router = Router(HashingEmbedder(), KMeansClusterMap(n_clusters=1, random_state=0)).fit(prompts)

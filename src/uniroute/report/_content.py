@@ -223,14 +223,24 @@ def _terms(texts: Sequence[str], hard: np.ndarray, n_clusters: int, n_terms: int
         return [[] for _ in range(n_clusters)]
     vocabulary = tfidf.get_feature_names_out()
     present = [k for k in range(n_clusters) if (hard == k).any()]
-    means = {k: np.asarray(matrix[np.flatnonzero(hard == k)].mean(axis=0)).ravel() for k in present}
+    means = np.stack([np.asarray(matrix[np.flatnonzero(hard == k)].mean(axis=0)).ravel() for k in present])
+    # The nearest other cluster's mean of each term, from each term's largest and second largest mean:
+    # one pass over the clusters, not one per cluster (K² x vocabulary).
+    columns = np.arange(means.shape[1])
+    top = means.argmax(axis=0)
+    first = means[top, columns]
+    means[top, columns] = -np.inf
+    second = means.max(axis=0)
+    means[top, columns] = first
+    row = {k: i for i, k in enumerate(present)}
     out: list[list[str]] = []
     for k in range(n_clusters):
-        if k not in means:
+        if k not in row:
             out.append([])
             continue
-        others = [means[j] for j in present if j != k]
-        lift = means[k] - np.max(others, axis=0) if others else means[k]  # one cluster: its top terms
+        mean = means[row[k]]
+        others = np.where(top == row[k], second, first)
+        lift = mean - others if len(present) > 1 else mean  # one cluster: its top terms
         order = np.argsort(-lift, kind="stable")[:n_terms]
         out.append([str(vocabulary[i]) for i in order if lift[i] > 0])
     return out
