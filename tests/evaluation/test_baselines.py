@@ -95,3 +95,26 @@ def test_every_learned_router_prices_test_prompts_by_length_as_the_engine_does()
     without_text = RoutingDataset(test.models, test.scores, test.costs, None, test.tasks, test.ids)
     flat = Split(priced, valid, without_text, X, X[::2], X[1::2])
     assert not flat.priced_by_length() and flat.test_prices().shape == (2,)  # one mean $ per model
+
+
+def test_knn_holds_a_bounded_block_of_similarities_however_many_references(monkeypatch) -> None:
+    """K-NN compared 512 prompts at a time with every reference prompt: 1.3 GB at once against 160,000
+    references. The block now shrinks with the references, and the errors do not change."""
+    from uniroute.evaluation import baselines
+
+    X, data = _clusters(n_per=30, n_clusters=8)
+    errors = 1.0 - data.scores
+    whole = baselines._knn_errors(X, errors, X[:100], (10, 25))
+    blocks: list[int] = []
+    real_argpartition = np.argpartition
+
+    def counting_argpartition(a, *args, **kwargs):
+        blocks.append(a.size)
+        return real_argpartition(a, *args, **kwargs)
+
+    monkeypatch.setattr(baselines, "_KNN_CELLS", 2_000, raising=False)
+    monkeypatch.setattr(baselines.np, "argpartition", counting_argpartition)
+    chunked = baselines._knn_errors(X, errors, X[:100], (10, 25))
+    assert max(blocks) <= 2_000 and sum(blocks) == 100 * len(X)
+    for a, b in zip(whole, chunked, strict=True):
+        np.testing.assert_array_equal(a, b)

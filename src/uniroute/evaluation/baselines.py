@@ -221,6 +221,9 @@ def _first_user_text(prompt: Any) -> str:
 K_GRID: tuple[int, ...] = (10, 25, 50, 100, 200)
 """K-NN's k is chosen from these by cross-validation on the router's own training prompts."""
 
+_KNN_CELLS = 1 << 22
+"""Similarities K-NN holds at a time (32 MB of float64): 512 prompts a block, fewer with many references."""
+
 
 def _knn_errors(
     X_ref: np.ndarray, errors_ref: np.ndarray, X: np.ndarray, ks: Sequence[int]
@@ -235,13 +238,14 @@ def _knn_errors(
         warnings.simplefilter("ignore", RuntimeWarning)
         fallback = np.nanmean(errors_ref, axis=0)
         out = [np.empty((len(X), errors_ref.shape[1])) for _ in ks]
-        for start in range(0, len(X), 512):
-            sims = X[start : start + 512] @ X_ref.T
+        rows = min(512, max(1, _KNN_CELLS // max(1, len(X_ref))))
+        for start in range(0, len(X), rows):
+            sims = X[start : start + rows] @ X_ref.T
             top = np.argpartition(-sims, k_max - 1, axis=1)[:, :k_max]
             order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1, kind="stable")
             nearest = errors_ref[np.take_along_axis(top, order, axis=1)]
             for target, k in zip(out, ks, strict=True):
-                target[start : start + 512] = np.nanmean(nearest[:, : min(k, k_max)], axis=1)
+                target[start : start + rows] = np.nanmean(nearest[:, : min(k, k_max)], axis=1)
     return [np.where(np.isnan(e), fallback[None, :], e) for e in out]
 
 
