@@ -34,6 +34,16 @@ def _write(path, data) -> None:
             handle.write(json.dumps(record) + "\n")
 
 
+@pytest.fixture()
+def data_dir(tmp_path, make_data):
+    """A directory of train.jsonl (60 prompts) and test.jsonl (24), five models."""
+    directory = tmp_path / "data"
+    directory.mkdir()
+    _write(directory / "train.jsonl", make_data(30, 0, 5))
+    _write(directory / "test.jsonl", make_data(12, 1, 5))
+    return directory
+
+
 def _hand_test_set(path) -> None:
     """Four noiseless test prompts: m0/m2 right on math, m1/m3 on poetry, m4 on both (see the test)."""
     prompts = [
@@ -125,12 +135,8 @@ def test_eval_values_on_a_hand_computed_test_set(tmp_path, make_data, capsys) ->
     assert (out / "deferral.png").stat().st_size > 0 and (out / "scaling.png").stat().st_size > 0
 
 
-def test_eval_names_the_vectors_its_figures_come_from(tmp_path, make_data) -> None:
+def test_eval_names_the_vectors_its_figures_come_from(tmp_path, data_dir) -> None:
     """Two machines' static embedders differ in their vectors; results.json says which one ran."""
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    _write(data_dir / "train.jsonl", make_data(30, 0, 5))
-    _write(data_dir / "test.jsonl", make_data(12, 1, 5))
     out = tmp_path / "out"
     assert _eval(data_dir, out, tmp_path, "--bootstrap", "0", "--map", "kmeans") == 0
     results = json.loads((out / "results.json").read_text())
@@ -138,12 +144,8 @@ def test_eval_names_the_vectors_its_figures_come_from(tmp_path, make_data) -> No
     assert "embedder `hashing` (`hashing:256:2-4`)" in (out / "summary.md").read_text()
 
 
-def test_eval_records_the_format_it_read_the_data_as(tmp_path, make_data) -> None:
+def test_eval_records_the_format_it_read_the_data_as(tmp_path, data_dir, make_data) -> None:
     """results.json's `format` was null whenever --format was not given; now it is the guessed format."""
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    _write(data_dir / "train.jsonl", make_data(30, 0, 5))
-    _write(data_dir / "test.jsonl", make_data(12, 1, 5))
     one_file = tmp_path / "all.jsonl"
     _write(one_file, make_data(30, 0, 5))
     out = tmp_path / "out"
@@ -152,11 +154,7 @@ def test_eval_records_the_format_it_read_the_data_as(tmp_path, make_data) -> Non
         assert json.loads((out / "results.json").read_text())["format"] == "jsonl"
 
 
-def test_eval_unseen_and_bad_input(tmp_path, capsys, make_data) -> None:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    _write(data_dir / "train.jsonl", make_data(30, 0, 5))
-    _write(data_dir / "test.jsonl", make_data(12, 1, 5))
+def test_eval_unseen_and_bad_input(tmp_path, capsys, data_dir, make_data) -> None:
     out = tmp_path / "out"
     assert (
         main(
@@ -204,11 +202,7 @@ def test_eval_unseen_and_bad_input(tmp_path, capsys, make_data) -> None:
     assert "only one model" in capsys.readouterr().err
 
 
-def test_eval_skip_invalid_drops_bad_lines_and_says_so(tmp_path, make_data, capsys) -> None:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    _write(data_dir / "train.jsonl", make_data(30, 0, 5))
-    _write(data_dir / "test.jsonl", make_data(12, 1, 5))
+def test_eval_skip_invalid_drops_bad_lines_and_says_so(tmp_path, data_dir, capsys) -> None:
     with (data_dir / "train.jsonl").open("ab") as handle:
         handle.write(b'{"prompt": "caf\xe9", "scores": {"m0": 1}, "costs": {"m0": 0.001}}\n')  # Latin-1 byte
     out = tmp_path / "out"
@@ -242,17 +236,13 @@ def test_eval_without_prompt_text_compares_against_the_task_router(tmp_path, pro
 
 
 def test_eval_without_matplotlib_names_the_extra_before_evaluating(
-    tmp_path, make_data, monkeypatch, capsys
+    tmp_path, data_dir, monkeypatch, capsys
 ) -> None:
     from uniroute.evaluation import cli as eval_cli
 
     def evaluated(args):
         raise AssertionError("the evaluation ran; its plots then fail and nothing is written")
 
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    _write(data_dir / "train.jsonl", make_data(30, 0, 5))
-    _write(data_dir / "test.jsonl", make_data(12, 1, 5))
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # an install without the [eval] extra
     monkeypatch.setattr(eval_cli, "evaluate", evaluated)
     assert _eval(data_dir, tmp_path / "out", tmp_path) == 2
